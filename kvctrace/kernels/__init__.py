@@ -1,0 +1,1 @@
+"""Numba kernels: numpy arrays and scalars in, numpy arrays and scalars out."""

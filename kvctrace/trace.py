@@ -1,0 +1,80 @@
+"""The ``Trace`` object: one ingested trace, as the analyses, the replayer and notebooks see it.
+
+Contract (shared by every part of kvctrace):
+* ``offsets`` (int64, n_requests + 1) and ``blocks`` (int64 dense ids, first-appearance order
+  0, 1, 2, ...) are the CSR form of the ``accesses`` table: request ``r`` accesses
+  ``blocks[offsets[r]:offsets[r+1]]`` in position order. Requests are in arrival order.
+* ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
+* ``con`` is the DuckDB connection holding the tables of DESIGN.md (requests, accesses, blocks,
+  meta, rejects); SQL-shaped statistics run there.
+* ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import polars as pl
+
+
+@dataclass(eq=False)
+class Trace:
+    path: str
+    format: str
+    block_size: int
+    con: duckdb.DuckDBPyConnection = field(repr=False)
+    offsets: np.ndarray = field(repr=False)
+    blocks: np.ndarray = field(repr=False)
+    ts: np.ndarray = field(repr=False)
+    input_len: np.ndarray = field(repr=False)
+    output_len: np.ndarray = field(repr=False)
+    n_unique_blocks: int = 0
+    has_block_ids: bool = True
+    sorted_input: bool = True
+    rejected_lines: int = 0
+    meta: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_requests(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def n_accesses(self) -> int:
+        return int(self.blocks.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.ts[-1] - self.ts[0]) if self.ts.shape[0] else 0.0
+
+    @property
+    def n_blocks_per_request(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def sql(self, query: str, **params) -> pl.DataFrame:
+        """Run SQL against the trace's DuckDB tables and return a polars frame."""
+        return self.con.execute(query, params or None).pl()
+
+    def requests(self) -> pl.DataFrame:
+        return self.sql("SELECT * FROM requests ORDER BY req_id")
+
+    def accesses(self) -> pl.DataFrame:
+        return self.sql("SELECT * FROM accesses ORDER BY req_id, pos")
+
+    def blocks_table(self) -> pl.DataFrame:
+        return self.sql("SELECT * FROM blocks ORDER BY block")
+
+    def rejects(self) -> pl.DataFrame:
+        return self.sql("SELECT * FROM rejects ORDER BY line_no")
+
+    @classmethod
+    def from_arrays(cls, offsets, blocks, *, ts=None, input_len=None, output_len=None,
+                    block_size: int = 16, path: str = "<arrays>", format: str = "arrays",
+                    session_id=None, type=None) -> "Trace":
+        """Build a trace from CSR arrays (tests, notebooks, synthetic experiments).
+
+        ``blocks`` may be any integer ids; they are mapped to dense first-appearance ids."""
+        from .store import trace_from_arrays
+        return trace_from_arrays(offsets, blocks, ts=ts, input_len=input_len,
+                                 output_len=output_len, block_size=block_size, path=path,
+                                 format=format, session_id=session_id, type=type)
