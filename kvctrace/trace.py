@@ -53,7 +53,7 @@ class Trace:
 
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
-        return pl.from_arrow(self.con.execute(query, params or {}).to_arrow_table())
+        return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
     def requests(self) -> pl.DataFrame:
         return self.sql("SELECT * FROM requests ORDER BY req_id")
