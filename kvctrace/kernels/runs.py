@@ -1,0 +1,201 @@
+"""Runs of consecutive block ids inside requests, and the Wald–Wolfowitz runs test (Numba).
+
+Definitions (DESIGN.md, "Sequential vs random"):
+
+* A *run* is a maximal stretch of a request's blocks where each id is the previous id + 1
+  (``blocks[i+1] == blocks[i] + 1``, dense first-appearance ids). Every block belongs to exactly
+  one run; a run has length >= 1.
+* A block is *sequential* when its run has length >= 2, otherwise it is *non-sequential*.
+* Lookup plan (input to the replayer's index cost models): a run of length >= 2 is one range
+  scan, a run of length 1 (a lone block) is one point lookup. So per request
+  ``n_runs = n_point + n_range`` and ``n_point`` equals the number of non-sequential blocks.
+* Runs test on a request's non-sequential ids, in position order: values above the request's
+  median are "+", below are "-", values equal to the median are dropped (they are neither).
+  ``R`` = number of runs of equal signs, ``n1``/``n2`` = counts of "+"/"-", ``N = n1 + n2``;
+  ``mu = 2 n1 n2 / N + 1``, ``var = 2 n1 n2 (2 n1 n2 - N) / (N^2 (N - 1))``,
+  ``z = (R - mu) / sqrt(var)``, two-sided ``p = erfc(|z| / sqrt 2)`` (normal approximation, no
+  continuity correction). A request is *excluded* (status ``TOO_FEW``) when it has fewer than
+  ``min_ids`` non-sequential ids, and (status ``DEGENERATE``) when after dropping median ties
+  one side is empty or the variance is zero (e.g. n1 = n2 = 1).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+RUNS_TEST_TESTED = 0
+RUNS_TEST_TOO_FEW = 1
+RUNS_TEST_DEGENERATE = 2
+
+
+@nb.njit(cache=True)
+def _runs(offsets, blocks):
+    n_req = offsets.shape[0] - 1
+    n = blocks.shape[0]
+    sequential = np.zeros(n, np.bool_)
+    n_seq = np.zeros(n_req, np.int64)
+    n_point = np.zeros(n_req, np.int64)
+    n_range = np.zeros(n_req, np.int64)
+    longest = np.zeros(n_req, np.int64)
+    run_offsets = np.zeros(n_req + 1, np.int64)
+    run_start = np.empty(n, np.int64)   # at most one run per block
+    run_len = np.empty(n, np.int64)
+    k = 0
+    for r in range(n_req):
+        s = offsets[r]
+        e = offsets[r + 1]
+        i = s
+        while i < e:
+            j = i + 1
+            while j < e and blocks[j] == blocks[j - 1] + 1:
+                j += 1
+            length = j - i
+            run_start[k] = i - s
+            run_len[k] = length
+            k += 1
+            if length >= 2:
+                n_range[r] += 1
+                n_seq[r] += length
+                for t in range(i, j):
+                    sequential[t] = True
+            else:
+                n_point[r] += 1
+            if length > longest[r]:
+                longest[r] = length
+            i = j
+        run_offsets[r + 1] = k
+    return sequential, n_seq, n_point, n_range, longest, run_offsets, run_start[:k].copy(), run_len[:k].copy()
+
+
+@nb.njit(cache=True)
+def _runs_test(offsets, blocks, sequential, min_ids):
+    n_req = offsets.shape[0] - 1
+    n_ids = np.zeros(n_req, np.int64)
+    n_above = np.zeros(n_req, np.int64)
+    n_below = np.zeros(n_req, np.int64)
+    n_sign_runs = np.zeros(n_req, np.int64)
+    z = np.full(n_req, np.nan)
+    p = np.full(n_req, np.nan)
+    status = np.zeros(n_req, np.int8)
+    max_len = 0
+    for r in range(n_req):
+        if offsets[r + 1] - offsets[r] > max_len:
+            max_len = offsets[r + 1] - offsets[r]
+    buf = np.empty(max_len, np.float64)
+    for r in range(n_req):
+        m = 0
+        for t in range(offsets[r], offsets[r + 1]):
+            if not sequential[t]:
+                buf[m] = blocks[t]
+                m += 1
+        n_ids[r] = m
+        if m < min_ids or m == 0:
+            status[r] = RUNS_TEST_TOO_FEW
+            continue
+        med = np.median(buf[:m])
+        n1 = 0
+        n2 = 0
+        runs = 0
+        prev = -1
+        for i in range(m):
+            v = buf[i]
+            if v > med:
+                c = 1
+                n1 += 1
+            elif v < med:
+                c = 0
+                n2 += 1
+            else:
+                continue
+            if c != prev:
+                runs += 1
+                prev = c
+        n_above[r] = n1
+        n_below[r] = n2
+        n_sign_runs[r] = runs
+        if n1 == 0 or n2 == 0:
+            status[r] = RUNS_TEST_DEGENERATE
+            continue
+        nn = float(n1 + n2)
+        prod = 2.0 * n1 * n2
+        mu = prod / nn + 1.0
+        var = prod * (prod - nn) / (nn * nn * (nn - 1.0))
+        if var <= 0.0:
+            status[r] = RUNS_TEST_DEGENERATE
+            continue
+        zr = (runs - mu) / math.sqrt(var)
+        z[r] = zr
+        p[r] = math.erfc(abs(zr) / math.sqrt(2.0))
+    return n_ids, n_above, n_below, n_sign_runs, z, p, status
+
+
+def _check_csr(offsets, blocks) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.shape[0] < 1:
+        raise ValueError("offsets must be a 1-d array of n_requests + 1 entries")
+    if offsets[0] != 0 or offsets[-1] != blocks.shape[0] or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets must start at 0, be non-decreasing and end at len(blocks)")
+    return offsets, blocks
+
+
+class Runs(NamedTuple):
+    """Per-access and per-request run structure (see module docstring)."""
+    sequential: np.ndarray   # bool per access: in a run of length >= 2
+    n_sequential: np.ndarray  # int64 per request: sequential blocks
+    n_point: np.ndarray      # int64 per request: runs of length 1 (point lookups)
+    n_range: np.ndarray      # int64 per request: runs of length >= 2 (range scans)
+    longest_run: np.ndarray  # int64 per request (0 for an empty request)
+    run_offsets: np.ndarray  # int64 CSR over runs: request r owns runs run_offsets[r]:run_offsets[r+1]
+    run_start: np.ndarray    # int64 per run: position of its first block in the request
+    run_len: np.ndarray      # int64 per run
+
+    @property
+    def n_runs(self) -> np.ndarray:
+        return self.n_point + self.n_range
+
+
+def find_runs(offsets, blocks) -> Runs:
+    """Split every request into maximal runs of consecutive ids."""
+    offsets, blocks = _check_csr(offsets, blocks)
+    return Runs(*_runs(offsets, blocks))
+
+
+class LookupPlan(NamedTuple):
+    """Index operations a request needs to look its blocks up, per request (int64 arrays)."""
+    n_runs: np.ndarray        # n_point + n_range
+    n_point: np.ndarray       # lone blocks: one point get() each
+    n_range: np.ndarray       # runs of >= 2 consecutive ids: one range scan each
+    n_range_blocks: np.ndarray  # blocks covered by the range scans (= sequential blocks)
+
+
+def request_lookup_plan(offsets, blocks) -> LookupPlan:
+    """Point lookups vs range scans per request: a run of >= 2 consecutive ids is one range
+    scan, a lone block is one point lookup. For per-run lengths use ``find_runs``."""
+    runs = find_runs(offsets, blocks)
+    return LookupPlan(runs.n_runs, runs.n_point, runs.n_range, runs.n_sequential)
+
+
+class RunsTest(NamedTuple):
+    """Wald–Wolfowitz runs test per request on its non-sequential ids (module docstring)."""
+    n_ids: np.ndarray        # non-sequential ids in the request
+    n_above: np.ndarray      # n1: ids above the median
+    n_below: np.ndarray      # n2: ids below the median
+    n_sign_runs: np.ndarray  # R
+    z: np.ndarray            # NaN unless status == RUNS_TEST_TESTED
+    p: np.ndarray            # two-sided p-value, NaN unless tested
+    status: np.ndarray       # int8: RUNS_TEST_TESTED / _TOO_FEW / _DEGENERATE
+
+
+def runs_test(offsets, blocks, sequential=None, *, min_ids: int = 10) -> RunsTest:
+    """Runs test for every request; ``sequential`` (from ``find_runs``) is computed if absent."""
+    offsets, blocks = _check_csr(offsets, blocks)
+    if min_ids < 2:
+        raise ValueError("min_ids must be >= 2: a runs test needs at least two values")
+    if sequential is None:
+        sequential = _runs(offsets, blocks)[0]
+    sequential = np.ascontiguousarray(sequential, dtype=np.bool_)
+    return RunsTest(*_runs_test(offsets, blocks, sequential, int(min_ids)))

@@ -1,0 +1,245 @@
+"""Slow, obviously-correct reference implementations of every kernel (stumpy's tests/naive.py
+pattern). Each part of kvctrace adds its own section; property tests compare kernels to these
+on random traces."""
+from __future__ import annotations
+
+
+# ---------------------------------------------------------------------------------------------
+# Reuse: stack distances, LRU hit ratio, per-request hits, SHARDS (kvctrace/kernels/reuse.py,
+# kvctrace/kernels/sampling.py)
+# ---------------------------------------------------------------------------------------------
+from collections import OrderedDict  # noqa: E402
+
+_M64 = (1 << 64) - 1
+
+
+def naive_stack_distances(blocks):
+    """Distinct other blocks between an access and the previous access of the same block,
+    read off an explicit LRU stack (most recent first); -1 for a first access."""
+    stack: list = []
+    out = []
+    for b in blocks:
+        b = int(b)
+        if b in stack:
+            d = stack.index(b)
+            stack.pop(d)
+            out.append(d)
+        else:
+            out.append(-1)
+        stack.insert(0, b)
+    return out
+
+
+def naive_lru_hit_ratio(blocks, capacity):
+    """Block LRU cache of ``capacity`` blocks, updated on every access."""
+    if len(blocks) == 0:
+        return 0.0
+    cache: OrderedDict = OrderedDict()
+    hits = 0
+    for b in blocks:
+        b = int(b)
+        if b in cache:
+            hits += 1
+            cache.move_to_end(b)
+        else:
+            if capacity == 0:
+                continue
+            cache[b] = True
+            if len(cache) > capacity:
+                cache.popitem(last=False)
+    return hits / len(blocks)
+
+
+def naive_request_hits(offsets, blocks):
+    """Per request: blocks seen before (anywhere earlier in the access stream) and the leading
+    run of such blocks from position 0."""
+    seen = set()
+    hits, prefix = [], []
+    for r in range(len(offsets) - 1):
+        h, run, ph = 0, True, 0
+        for i in range(offsets[r], offsets[r + 1]):
+            b = int(blocks[i])
+            if b in seen:
+                h += 1
+                ph += 1 if run else 0
+            else:
+                run = False
+            seen.add(b)
+        hits.append(h)
+        prefix.append(ph)
+    return hits, prefix
+
+
+def naive_fmix64(z):
+    z &= _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def naive_shards_hash(block, bits=24, seed=0x5348415244533135):
+    return naive_fmix64(int(block) + seed) & ((1 << bits) - 1)
+
+
+def naive_shards_fixed_rate_curve(blocks, rate, capacities, adjust=True, bits=24):
+    """Fixed-rate SHARDS by definition: keep blocks with hash < T, take naive stack distances
+    of the kept stream, estimate a hit at C when d / R < C."""
+    threshold = max(1, round(rate * (1 << bits)))
+    real_rate = threshold / (1 << bits)
+    kept = [b for b in blocks if naive_shards_hash(b, bits) < threshold]
+    if not kept:
+        return [0.0 for _ in capacities]
+    dist = naive_stack_distances(kept)
+    total = len(kept)
+    adj = 0.0
+    if adjust:
+        adj = len(blocks) * real_rate - len(kept)
+        total = len(blocks) * real_rate
+    out = []
+    for c in capacities:
+        w = sum(1 for d in dist if d >= 0 and int(d / real_rate) < c)
+        w = w + (adj if c >= 1 else 0.0)
+        out.append(min(1.0, max(0.0, w / total)) if total > 0 else 0.0)
+    return out
+
+
+def naive_shards_fixed_size_curve(blocks, s_max, capacities, bits=24):
+    """Fixed-size SHARDS by definition: track at most ``s_max`` blocks (lowest hashes seen so
+    far); when over, drop the largest-hash ones and lower T to that hash, rescaling all
+    weights gathered so far by T_new / T_old. Distances: distinct tracked blocks between two
+    accesses, read off an explicit LRU stack of tracked blocks."""
+    p = 1 << bits
+    threshold = p
+    stack: list = []            # tracked blocks, most recent first
+    weights: list = []          # (scaled distance or None for cold, weight)
+    for b in blocks:
+        b = int(b)
+        h = naive_shards_hash(b, bits)
+        if h >= threshold:
+            continue
+        rate = threshold / p
+        if b in stack:
+            d = stack.index(b)
+            stack.pop(d)
+            weights.append((int(d / rate), 1.0))
+        else:
+            weights.append((None, 1.0))
+        stack.insert(0, b)
+        while len(stack) > s_max:
+            top = max(naive_shards_hash(x, bits) for x in stack)
+            stack = [x for x in stack if naive_shards_hash(x, bits) != top]
+            scale = top / threshold
+            weights = [(k, w * scale) for k, w in weights]
+            threshold = top
+    total = sum(w for _, w in weights)
+    out = []
+    for c in capacities:
+        hit = sum(w for k, w in weights if k is not None and k < c)
+        out.append(min(1.0, max(0.0, hit / total)) if total > 0 else 0.0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Access pattern, hotness, prefix structure (kvctrace/kernels/runs.py, kernels/hotness.py,
+# analysis/access.py, hotness.py, prefix.py)
+# ---------------------------------------------------------------------------------------------
+import math  # noqa: E402
+
+
+def naive_sequential_flags(offsets, blocks):
+    """Per access: True when the block's left or right neighbour in the same request is its
+    id - 1 or id + 1 respectively (i.e. it lies in a run of >= 2 consecutive ids)."""
+    flags = []
+    for r in range(len(offsets) - 1):
+        ids = [int(b) for b in blocks[offsets[r]:offsets[r + 1]]]
+        for i, b in enumerate(ids):
+            left = i > 0 and ids[i - 1] + 1 == b
+            right = i + 1 < len(ids) and ids[i + 1] == b + 1
+            flags.append(left or right)
+    return flags
+
+
+def naive_runs(offsets, blocks):
+    """Per request, the list of maximal run lengths of consecutive ids, by splitting the id
+    list wherever the next id is not previous + 1."""
+    out = []
+    for r in range(len(offsets) - 1):
+        ids = [int(b) for b in blocks[offsets[r]:offsets[r + 1]]]
+        lengths = []
+        for i, b in enumerate(ids):
+            if i > 0 and ids[i - 1] + 1 == b:
+                lengths[-1] += 1
+            else:
+                lengths.append(1)
+        out.append(lengths)
+    return out
+
+
+def naive_lookup_plan(offsets, blocks):
+    """(n_runs, n_point, n_range) per request from naive_runs."""
+    plans = []
+    for lengths in naive_runs(offsets, blocks):
+        n_point = sum(1 for x in lengths if x == 1)
+        n_range = sum(1 for x in lengths if x >= 2)
+        plans.append((len(lengths), n_point, n_range))
+    return plans
+
+
+def naive_runs_test(values, min_ids):
+    """Wald–Wolfowitz runs test above/below the median with median ties dropped.
+    Returns (status, runs, n1, n2, z, p); status 'too_few' / 'degenerate' / 'tested'."""
+    values = [float(v) for v in values]
+    if len(values) < min_ids or not values:
+        return ("too_few", 0, 0, 0, None, None)
+    s = sorted(values)
+    m = len(s)
+    median = s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2
+    signs = ["+" if v > median else "-" for v in values if v != median]
+    n1, n2 = signs.count("+"), signs.count("-")
+    runs = sum(1 for i, c in enumerate(signs) if i == 0 or signs[i - 1] != c)
+    if n1 == 0 or n2 == 0:
+        return ("degenerate", runs, n1, n2, None, None)
+    n = n1 + n2
+    mu = 2 * n1 * n2 / n + 1
+    var = 2 * n1 * n2 * (2 * n1 * n2 - n) / (n * n * (n - 1))
+    if var <= 0:
+        return ("degenerate", runs, n1, n2, None, None)
+    z = (runs - mu) / math.sqrt(var)
+    # two-sided p from the standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2
+    p = 2 * (1 - (1 + math.erf(abs(z) / math.sqrt(2))) / 2)
+    return ("tested", runs, n1, n2, z, p)
+
+
+def naive_access_counts(blocks):
+    counts: dict = {}
+    for b in blocks:
+        counts[int(b)] = counts.get(int(b), 0) + 1
+    return counts
+
+
+def naive_gini(values):
+    """Gini by its definition: mean absolute difference over all ordered pairs / (2 * mean)."""
+    n = len(values)
+    if n == 0 or sum(values) == 0:
+        return 0.0
+    mean = sum(values) / n
+    return sum(abs(a - b) for a in values for b in values) / (2 * n * n * mean)
+
+
+def naive_top_share(values, pct):
+    """Share of the total held by the ceil(pct/100 * n) largest values (at least one)."""
+    s = sorted(values, reverse=True)
+    k = max(1, math.ceil(pct / 100 * len(s) - 1e-9))
+    return sum(s[:k]) / sum(s)
+
+
+def naive_hot_set_size(values, q):
+    """Fewest values (largest first) whose sum reaches q * total."""
+    s = sorted(values, reverse=True)
+    total = sum(s)
+    acc = 0
+    for i, v in enumerate(s):
+        acc += v
+        if acc >= q * total - 1e-9 * total:
+            return i + 1
+    return len(s)

@@ -1,0 +1,151 @@
+"""Sequential vs random access: kernels against tests/naive.py, and golden numbers on the
+Mooncake conversation trace."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvctrace.analysis.access import analyze_access
+from kvctrace.errors import ConfigError, NoBlockIdsError
+from kvctrace.kernels.runs import find_runs, request_lookup_plan, runs_test
+from kvctrace.trace import Trace
+
+from . import naive
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+CONVERSATION = DATASETS / "mooncake" / "conversation_trace.jsonl"
+
+
+def mooncake_trace(path: Path) -> Trace:
+    """Mooncake JSONL as a Trace: its hash_ids are already dense first-appearance ids."""
+    rows = [json.loads(line) for line in path.open()]
+    lens = np.array([len(r["hash_ids"]) for r in rows], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    blocks = np.concatenate([np.asarray(r["hash_ids"], np.int64) for r in rows])
+    return Trace.from_arrays(
+        offsets, blocks, ts=np.array([r["timestamp"] / 1000.0 for r in rows]),
+        input_len=np.array([r["input_length"] for r in rows], np.int64),
+        output_len=np.array([r["output_length"] for r in rows], np.int64),
+        block_size=512, path=str(path), format="mooncake")
+
+
+# Small id alphabets make consecutive runs and repeats likely.
+requests_st = st.lists(st.lists(st.integers(0, 12), max_size=12), min_size=1, max_size=12)
+
+
+def csr(reqs):
+    offsets = np.zeros(len(reqs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(r) for r in reqs])
+    blocks = np.array([b for r in reqs for b in r], np.int64)
+    return offsets, blocks
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests_st)
+def test_runs_match_naive(reqs):
+    offsets, blocks = csr(reqs)
+    runs = find_runs(offsets, blocks)
+    assert runs.sequential.tolist() == naive.naive_sequential_flags(offsets, blocks)
+    expected = naive.naive_runs(offsets, blocks)
+    for r, lengths in enumerate(expected):
+        got = runs.run_len[runs.run_offsets[r]:runs.run_offsets[r + 1]].tolist()
+        assert got == lengths
+        starts = runs.run_start[runs.run_offsets[r]:runs.run_offsets[r + 1]].tolist()
+        assert starts == np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()[:len(lengths)]
+        assert runs.longest_run[r] == max(lengths, default=0)
+        assert runs.n_sequential[r] == sum(x for x in lengths if x >= 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests_st)
+def test_lookup_plan_matches_naive(reqs):
+    offsets, blocks = csr(reqs)
+    plan = request_lookup_plan(offsets, blocks)
+    got = list(zip(plan.n_runs.tolist(), plan.n_point.tolist(), plan.n_range.tolist()))
+    assert got == naive.naive_lookup_plan(offsets, blocks)
+    # every block is covered exactly once: by a point lookup or inside a range scan
+    assert (plan.n_point + plan.n_range_blocks == np.diff(offsets)).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=25), min_size=1, max_size=6),
+       st.integers(2, 8))
+def test_runs_test_matches_naive(reqs, min_ids):
+    offsets, blocks = csr(reqs)
+    runs = find_runs(offsets, blocks)
+    test = runs_test(offsets, blocks, runs.sequential, min_ids=min_ids)
+    names = {0: "tested", 1: "too_few", 2: "degenerate"}
+    for r in range(len(reqs)):
+        seg = slice(offsets[r], offsets[r + 1])
+        values = blocks[seg][~runs.sequential[seg]]
+        status, n_runs, n1, n2, z, p = naive.naive_runs_test(values, min_ids)
+        assert names[int(test.status[r])] == status
+        assert test.n_ids[r] == len(values)
+        if status != "too_few":
+            assert (test.n_sign_runs[r], test.n_above[r], test.n_below[r]) == (n_runs, n1, n2)
+        if status == "tested":
+            assert test.z[r] == pytest.approx(z, abs=1e-9)
+            assert test.p[r] == pytest.approx(p, abs=1e-9)
+        else:
+            assert np.isnan(test.p[r])
+
+
+def test_runs_test_known_values():
+    # alternating around the median: 8 values, 8 runs, n1 = n2 = 4:
+    # mu = 5, var = 32 * 24 / (64 * 7) = 12/7, z = 3 / sqrt(12/7)
+    values = [1, 10, 3, 12, 5, 14, 7, 16]
+    offsets, blocks = csr([values])
+    test = runs_test(offsets, blocks, np.zeros(8, bool), min_ids=4)
+    z = 3 / np.sqrt(12 / 7)
+    assert test.z[0] == pytest.approx(z)
+    assert test.p[0] == pytest.approx(0.02195, abs=1e-5)   # 2 * (1 - Phi(2.2913)), normal tables
+    # sorted values: 2 runs, strongly non-random, z = -3 / sqrt(12/7)
+    offsets, blocks = csr([sorted(values)])
+    test = runs_test(offsets, blocks, np.zeros(8, bool), min_ids=4)
+    assert test.n_sign_runs[0] == 2 and test.z[0] == pytest.approx(-z)
+
+
+def test_analyze_access_small_trace():
+    # ids are already first-appearance dense: [0 1 2 3] | [0 1] 4 2 | (empty) | 3 0
+    trace = Trace.from_arrays([0, 4, 8, 8, 10], [0, 1, 2, 3, 0, 1, 4, 2, 3, 0])
+    res = analyze_access(trace)
+    pr = res.per_request
+    assert pr["n_sequential"].to_list() == [4, 2, 0, 0]
+    assert res.requests_without_blocks == 1
+    assert pr["sequential_share"].to_list() == [1.0, 0.5, None, 0.0]
+    assert res.sequential_share_mean_per_request == pytest.approx(0.5)
+    assert res.sequential_share_blocks == pytest.approx(6 / 10)
+    assert pr["n_point"].to_list() == [0, 2, 0, 2]
+    assert pr["n_range"].to_list() == [1, 1, 0, 0]
+    assert res.point_lookups == 4 and res.range_scans == 2 and res.range_scan_blocks == 6
+    assert res.run_lengths.to_dicts() == [
+        {"run_length": 1, "runs": 4, "blocks": 4, "share_of_runs": 4 / 6, "share_of_blocks": 0.4},
+        {"run_length": 2, "runs": 1, "blocks": 2, "share_of_runs": 1 / 6, "share_of_blocks": 0.2},
+        {"run_length": 4, "runs": 1, "blocks": 4, "share_of_runs": 1 / 6, "share_of_blocks": 0.4}]
+    json.dumps(res.summary())
+
+
+def test_analyze_access_rejects_bad_input():
+    trace = Trace.from_arrays([0, 2], [0, 1])
+    with pytest.raises(ConfigError):
+        analyze_access(trace, min_ids=1)
+    trace.has_block_ids = False
+    with pytest.raises(NoBlockIdsError):
+        analyze_access(trace)
+
+
+@pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets not present")
+def test_golden_conversation_sequential_share():
+    res = analyze_access(mooncake_trace(CONVERSATION))
+    assert res.sequential_share_mean_per_request == pytest.approx(0.761, abs=5e-4)
+    assert res.sequential_share_blocks == pytest.approx(0.935, abs=5e-4)
+    # pinned from this implementation (min_ids = 4): 554 requests tested, 477 with p > 0.05
+    assert res.runs_test_requests_tested == 554
+    assert res.runs_test_share_p_gt_0_05 == pytest.approx(477 / 554)
+    s = res.summary()
+    assert s["point_lookups"] + s["range_scan_blocks"] == int(res.per_request["n_blocks"].sum())
