@@ -1,0 +1,342 @@
+"""Block reusability (paper Fig. 1), reuse distance, reuse time and miss-ratio curves.
+
+Definitions (DESIGN.md "Definitions"), with the readings named where there are two:
+
+* A block access is **seen before** when the same block id was accessed earlier in the trace's
+  access stream (an earlier request, or an earlier position of the same request). This is
+  exactly "hit in an unlimited block cache" and "finite stack distance".
+* Per request, two readings of the hit rate:
+  - ``block`` (DESIGN's "hit rate = blocks seen before / blocks in request"): any block seen
+    before counts;
+  - ``prefix``: only the longest run of seen-before blocks starting at block 0 counts (the KV
+    of a block depends on every earlier token). On chained traces (Mooncake, rechained
+    Bailian, hashed token traces) a seen-before block's whole prefix was seen with it, so the
+    two readings agree for an unlimited cache; ``prefix_and_block_hits_agree`` checks it.
+* Share of requests with hit rate ``≥ x`` (named ``_ge_``) and ``> x`` (``_gt_``), over the
+  requests that have at least one block.
+* Ideal (unlimited-cache) hit ratio: ``blocks`` = hit accesses / accesses; ``tokens`` = hit
+  tokens / tokens covered by blocks, where block ``j < n-1`` holds ``block_size`` tokens and
+  the last one ``input_len - (n-1)·block_size`` (clipped to ``[0, block_size]``).
+* Stack distance ``d``: distinct other blocks accessed between two accesses of a block (a
+  re-access of the most recently used block has ``d = 0``; a first access is cold, infinite).
+  An LRU cache of ``C`` blocks, updated on every block access in trace order, hits exactly
+  when ``d < C``: ``hit_ratio(C) = #{d < C} / #accesses``, exact for every ``C``.
+* Reuse time of a non-cold access: seconds and requests since the previous access of the same
+  block (``0`` requests = reused within the same request).
+* One-hit blocks: blocks accessed exactly once, as a share of distinct blocks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from ..errors import NoBlockIdsError
+from ..kernels.reuse import distance_counts, hit_ratio_at, hit_tokens, per_request_hits, stack_distances
+from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
+from ..trace import Trace
+
+MAX_PLOT_POINTS = 5000
+
+
+@dataclass(frozen=True)
+class ReuseResult:
+    """Everything ``analyze_reuse`` measured. Frames are for tables and charts; the scalars
+    and ``summary()`` are for reports and JSON."""
+    block_size: int
+    n_requests: int
+    n_accesses: int
+    n_unique_blocks: int
+    ideal_hit_ratio_blocks: float
+    ideal_hit_ratio_tokens: float
+    ideal_prefix_hit_ratio_blocks: float
+    ideal_prefix_hit_ratio_tokens: float
+    request_hit_rate_mean: float
+    request_prefix_hit_rate_mean: float
+    request_hit_rate_shares: dict            # {"ge_0_5": .., "gt_0_5": .., ...} block reading
+    request_prefix_hit_rate_shares: dict     # same keys, prefix reading
+    prefix_and_block_hits_agree: bool
+    requests_prefix_differs: int
+    requests_without_blocks: int
+    one_hit_block_share: float
+    cold_accesses: int
+    window_s: float
+    requests: pl.DataFrame = field(repr=False)        # per request
+    hit_rate_cdf: pl.DataFrame = field(repr=False)    # reading, hit_rate, cdf (Fig. 1a)
+    windows: pl.DataFrame = field(repr=False)         # reuse per time window
+    block_time: pl.DataFrame = field(repr=False)      # Fig. 1b, downsampled
+    distance_counts: pl.DataFrame = field(repr=False)  # distance, count (finite, nonzero)
+    mrc: pl.DataFrame = field(repr=False)             # capacity_blocks, hit_ratio, miss_ratio, unlimited
+    reuse_time: pl.DataFrame = field(repr=False)      # quantiles of reuse time
+    reuse_time_hist: pl.DataFrame = field(repr=False)  # unit, lo, hi, count (log bins)
+    shards: pl.DataFrame | None = field(repr=False, default=None)  # capacity, exact, fixed_rate, fixed_size
+    shards_info: dict = field(default_factory=dict)
+    _cum_hits: np.ndarray = field(repr=False, default=None)  # cum[C] = accesses with d < C
+
+    def hit_ratio_at(self, capacities) -> np.ndarray:
+        """Exact block-LRU hit ratio at each capacity (blocks): share of accesses with d < C."""
+        caps = np.clip(np.asarray(capacities, dtype=np.int64), 0, self._cum_hits.shape[0] - 1)
+        if self.n_accesses == 0:
+            return np.zeros(caps.shape, np.float64)
+        return self._cum_hits[caps] / float(self.n_accesses)
+
+    def summary(self) -> dict:
+        s = self.request_hit_rate_shares
+        p = self.request_prefix_hit_rate_shares
+        out = {
+            "ideal_hit_ratio_blocks": self.ideal_hit_ratio_blocks,
+            "ideal_hit_ratio_tokens": self.ideal_hit_ratio_tokens,
+            "ideal_prefix_hit_ratio_blocks": self.ideal_prefix_hit_ratio_blocks,
+            "ideal_prefix_hit_ratio_tokens": self.ideal_prefix_hit_ratio_tokens,
+            "request_hit_rate_mean": self.request_hit_rate_mean,
+            "request_prefix_hit_rate_mean": self.request_prefix_hit_rate_mean,
+            "request_hit_rate_share_ge_0_5": s["ge_0_5"],
+            "request_hit_rate_share_ge_0_8": s["ge_0_8"],
+            "request_hit_rate_share_gt_0_5": s["gt_0_5"],
+            "request_hit_rate_share_gt_0_8": s["gt_0_8"],
+            "request_prefix_hit_rate_share_ge_0_5": p["ge_0_5"],
+            "request_prefix_hit_rate_share_ge_0_8": p["ge_0_8"],
+            "request_prefix_hit_rate_share_gt_0_5": p["gt_0_5"],
+            "request_prefix_hit_rate_share_gt_0_8": p["gt_0_8"],
+            "prefix_and_block_hits_agree": self.prefix_and_block_hits_agree,
+            "requests_prefix_differs": self.requests_prefix_differs,
+            "requests_without_blocks": self.requests_without_blocks,
+            "one_hit_block_share": self.one_hit_block_share,
+            "cold_accesses": self.cold_accesses,
+            "window_s": self.window_s,
+            "hit_rate_definition": "block: blocks seen before / blocks in request; "
+                                   "prefix: leading run of seen-before blocks / blocks in request",
+            "stack_distance_convention": "distinct other blocks between two accesses; "
+                                         "LRU of C blocks hits iff d < C; first access cold",
+        }
+        q = {row["quantile"]: row for row in self.reuse_time.iter_rows(named=True)}
+        for key in (0.5, 0.9, 0.99):
+            if key in q:
+                tag = f"p{int(round(key * 100))}"
+                out[f"reuse_time_s_{tag}"] = q[key]["seconds"]
+                out[f"reuse_time_requests_{tag}"] = q[key]["requests"]
+        if self.shards_info:
+            out["shards"] = dict(self.shards_info)
+        return out
+
+    def mrc_points(self) -> list[dict]:
+        """The summary's ``mrc`` list: log-spaced capacities and the unlimited point."""
+        return [{"capacity_blocks": int(c), "hit_ratio": float(h)}
+                for c, h in zip(self.mrc["capacity_blocks"], self.mrc["hit_ratio"])]
+
+
+def _shares(rates: np.ndarray) -> dict:
+    n = rates.shape[0]
+    if n == 0:
+        return {k: 0.0 for k in ("ge_0_5", "ge_0_8", "gt_0_5", "gt_0_8")}
+    return {"ge_0_5": float(np.count_nonzero(rates >= 0.5) / n),
+            "ge_0_8": float(np.count_nonzero(rates >= 0.8) / n),
+            "gt_0_5": float(np.count_nonzero(rates > 0.5) / n),
+            "gt_0_8": float(np.count_nonzero(rates > 0.8) / n)}
+
+
+def _cdf(values: np.ndarray, reading: str) -> pl.DataFrame:
+    if values.shape[0] == 0:
+        return pl.DataFrame(schema={"reading": pl.String, "hit_rate": pl.Float64, "cdf": pl.Float64})
+    uniq, counts = np.unique(values, return_counts=True)
+    return pl.DataFrame({"reading": [reading] * uniq.shape[0], "hit_rate": uniq,
+                         "cdf": np.cumsum(counts) / values.shape[0]})
+
+
+def _nice_window(duration: float, target: int = 60) -> float:
+    """A round window length (1, 2 or 5 × 10^k s) giving about ``target`` windows."""
+    if duration <= 0:
+        return 1.0
+    raw = duration / target
+    base = 10.0 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if base * m >= raw:
+            return base * m
+    return base * 10
+
+
+def log_capacities(n_unique: int, n_points: int = 64) -> np.ndarray:
+    """Log-spaced integer capacities from 1 to ``n_unique`` (deduplicated, at least 50 when
+    ``n_unique`` allows)."""
+    if n_unique <= 0:
+        return np.zeros(0, np.int64)
+    caps = np.unique(np.round(np.logspace(0, math.log10(max(n_unique, 1)), n_points)).astype(np.int64))
+    if caps.shape[0] < 50 and n_unique > caps.shape[0]:
+        # small traces: fill with a linear grid so there are still >= 50 points
+        caps = np.unique(np.concatenate([caps, np.linspace(1, n_unique, 50).round().astype(np.int64)]))
+    return caps
+
+
+def _log_hist(values: np.ndarray, unit: str) -> pl.DataFrame:
+    """Counts in log2 bins [0,1), [1,2), [2,4), ... (values >= 0)."""
+    if values.shape[0] == 0:
+        return pl.DataFrame(schema={"unit": pl.String, "lo": pl.Float64, "hi": pl.Float64, "count": pl.Int64})
+    top = max(float(values.max()), 1.0)
+    edges = np.concatenate(([0.0], 2.0 ** np.arange(0, math.ceil(math.log2(top)) + 2)))
+    counts, _ = np.histogram(values, bins=edges)
+    return pl.DataFrame({"unit": [unit] * counts.shape[0], "lo": edges[:-1], "hi": edges[1:],
+                         "count": counts.astype(np.int64)})
+
+
+def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: int = 64,
+                  shards: bool = True, shards_rate: float = 0.01, shards_s_max: int = 8192,
+                  plot_points: int = MAX_PLOT_POINTS) -> ReuseResult:
+    """Reusability, reuse distance/time and the exact LRU miss-ratio curve of ``trace``.
+
+    ``window_s``: window length for reuse over time (default: a round value giving ~60
+    windows). ``shards``: also build SHARDS curves (fixed-rate at ``shards_rate``, fixed-size
+    with ``shards_s_max`` tracked blocks) and report their error against the exact curve.
+    Raises ``NoBlockIdsError`` for a trace without block ids (lengths-only).
+    """
+    if not trace.has_block_ids:
+        raise NoBlockIdsError("the trace has no block ids, so block reuse cannot be measured",
+                              path=trace.path, hint="only workload statistics apply to a lengths-only trace")
+    offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
+    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
+    n_req = int(offsets.shape[0] - 1)
+    n_acc = int(blocks.shape[0])
+    n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if n_acc else 0)
+    ts = np.asarray(trace.ts, dtype=np.float64)
+    n_blocks = np.diff(offsets)
+
+    dist, prev = stack_distances(blocks, n_unique)
+    counts, cold = distance_counts(dist)
+    hits, prefix_hits = per_request_hits(offsets, dist)
+    hit_tok, all_tok = hit_tokens(offsets, dist, trace.input_len, trace.block_size)
+    phit_tok, _ = hit_tokens(offsets, dist, trace.input_len, trace.block_size, prefix_only=True)
+
+    has = n_blocks > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(has, hits / np.maximum(n_blocks, 1), np.nan)
+        prate = np.where(has, prefix_hits / np.maximum(n_blocks, 1), np.nan)
+    rate_v, prate_v = rate[has], prate[has]
+    tok_total = int(all_tok.sum())
+    n_hits = n_acc - cold
+    requests = pl.DataFrame({
+        "req_id": np.arange(n_req, dtype=np.int64), "ts": ts, "n_blocks": n_blocks,
+        "hit_blocks": hits, "prefix_hit_blocks": prefix_hits, "hit_rate": rate,
+        "prefix_hit_rate": prate, "tokens": all_tok, "hit_tokens": hit_tok,
+        "prefix_hit_tokens": phit_tok}).with_columns(
+        pl.col("hit_rate").fill_nan(None), pl.col("prefix_hit_rate").fill_nan(None))
+
+    # Reuse over time windows.
+    win = float(window_s) if window_s else _nice_window(trace.duration_s)
+    wid = np.floor(ts / win).astype(np.int64) if n_req else np.zeros(0, np.int64)
+    windows = (requests.with_columns(pl.Series("window", wid))
+               .group_by("window").agg(
+                   pl.len().alias("requests"), pl.col("n_blocks").sum().alias("accesses"),
+                   pl.col("hit_blocks").sum().alias("hit_blocks"),
+                   pl.col("prefix_hit_blocks").sum().alias("prefix_hit_blocks"),
+                   pl.col("hit_rate").mean().alias("mean_request_hit_rate"))
+               .sort("window")
+               .with_columns((pl.col("window") * win).alias("t_start"),
+                             ((pl.col("window") + 1) * win).alias("t_end"),
+                             (pl.col("accesses") - pl.col("hit_blocks")).alias("new_blocks"),
+                             pl.when(pl.col("accesses") > 0)
+                             .then(pl.col("hit_blocks") / pl.col("accesses")).alias("hit_ratio"),
+                             pl.when(pl.col("accesses") > 0)
+                             .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
+
+    # Reuse time (non-cold accesses) in seconds and requests.
+    req_of = np.repeat(np.arange(n_req, dtype=np.int64), n_blocks)
+    warm = prev >= 0
+    prev_w = prev[warm]
+    req_w = req_of[warm]
+    reuse_req = req_w - req_of[prev_w]
+    reuse_s = ts[req_w] - ts[req_of[prev_w]]
+    del prev_w, req_w
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    reuse_time = pl.DataFrame({
+        "quantile": qs,
+        "seconds": np.quantile(reuse_s, qs) if reuse_s.shape[0] else [None] * len(qs),
+        "requests": np.quantile(reuse_req, qs) if reuse_req.shape[0] else [None] * len(qs)},
+        schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
+    reuse_time_hist = pl.concat([_log_hist(reuse_s, "seconds"), _log_hist(reuse_req.astype(np.float64), "requests")])
+
+    # Fig. 1b: block id vs time, evenly strided over accesses.
+    if n_acc:
+        idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
+    else:
+        idx = np.zeros(0, np.int64)
+    block_time = pl.DataFrame({"ts": ts[req_of[idx]], "req_id": req_of[idx], "block": blocks[idx],
+                               "reused": dist[idx] >= 0})
+    del req_of, reuse_s, reuse_req
+
+    # Exact MRC.
+    cum = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    caps = log_capacities(n_unique, mrc_points)
+    unlimited_cap = max(int(counts.shape[0]), 1)   # any C > max distance hits every warm access
+    caps_all = np.unique(np.concatenate([caps, [unlimited_cap]])) if n_unique else caps
+    hr = hit_ratio_at(counts, n_acc, caps_all)
+    mrc = pl.DataFrame({"capacity_blocks": caps_all, "hit_ratio": hr, "miss_ratio": 1.0 - hr,
+                        "unlimited": caps_all >= unlimited_cap})
+    nz = np.flatnonzero(counts)
+    dcounts = pl.DataFrame({"distance": nz.astype(np.int64), "count": counts[nz]})
+
+    per_block = np.bincount(blocks, minlength=n_unique) if n_acc else np.zeros(0, np.int64)
+    one_hit = float(np.count_nonzero(per_block == 1) / n_unique) if n_unique else 0.0
+
+    shards_frame, shards_info = None, {}
+    if shards and n_acc:
+        shards_frame, shards_info = _shards(blocks, n_unique, counts, n_acc, shards_rate, shards_s_max, caps)
+
+    differs = int(np.count_nonzero(hits != prefix_hits))
+    return ReuseResult(
+        block_size=int(trace.block_size), n_requests=n_req, n_accesses=n_acc, n_unique_blocks=n_unique,
+        ideal_hit_ratio_blocks=float(n_hits / n_acc) if n_acc else 0.0,
+        ideal_hit_ratio_tokens=float(hit_tok.sum() / tok_total) if tok_total else 0.0,
+        ideal_prefix_hit_ratio_blocks=float(prefix_hits.sum() / n_acc) if n_acc else 0.0,
+        ideal_prefix_hit_ratio_tokens=float(phit_tok.sum() / tok_total) if tok_total else 0.0,
+        request_hit_rate_mean=float(rate_v.mean()) if rate_v.shape[0] else 0.0,
+        request_prefix_hit_rate_mean=float(prate_v.mean()) if prate_v.shape[0] else 0.0,
+        request_hit_rate_shares=_shares(rate_v), request_prefix_hit_rate_shares=_shares(prate_v),
+        prefix_and_block_hits_agree=differs == 0, requests_prefix_differs=differs,
+        requests_without_blocks=int(n_req - np.count_nonzero(has)),
+        one_hit_block_share=one_hit, cold_accesses=int(cold), window_s=win,
+        requests=requests, hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]),
+        windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
+        reuse_time=reuse_time, reuse_time_hist=reuse_time_hist,
+        shards=shards_frame, shards_info=shards_info, _cum_hits=cum)
+
+
+def _shards(blocks, n_unique, counts, n_acc, rate, s_max, log_caps):
+    """SHARDS fixed-rate and fixed-size curves beside the exact one, with their errors.
+
+    Errors are mean absolute differences of the hit ratio, named by grid: ``mae_linear`` over
+    200 evenly spaced capacities from 1 to the largest finite distance + 1 (the FAST'15
+    evaluation), ``mae_log`` over the log-spaced capacities of the ``mrc`` frame."""
+    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate)
+    fs_counts, fs_total, fs_rate, fs_n = shards_fixed_size(blocks, n_unique, s_max)
+    top = max(int(counts.shape[0]), 1)
+    lin = np.unique(np.linspace(1, top, 200).round().astype(np.int64))
+    grid = np.unique(np.concatenate([log_caps, lin]))
+    exact = hit_ratio_at(counts, n_acc, grid)
+    fr = curve_at(fr_counts, fr_total, grid)
+    fs = curve_at(fs_counts, fs_total, grid)
+    on_lin = np.isin(grid, lin)
+    on_log = np.isin(grid, log_caps)
+
+    def mae(a, mask):
+        return float(np.abs(a[mask] - exact[mask]).mean()) if mask.any() else 0.0
+
+    frame = pl.DataFrame({"capacity_blocks": grid, "exact": exact, "fixed_rate": fr, "fixed_size": fs,
+                          "linear_grid": on_lin, "log_grid": on_log})
+    info = {"fixed_rate": {"rate": float(rate), "sampled_accesses": int(fr_n),
+                           "mae_linear": mae(fr, on_lin), "mae_log": mae(fr, on_log)},
+            "fixed_size": {"s_max": int(s_max), "final_rate": float(fs_rate), "sampled_accesses": int(fs_n),
+                           "mae_linear": mae(fs, on_lin), "mae_log": mae(fs, on_log)}}
+    return frame, info
+
+
+def exact_mrc(trace: Trace, capacities) -> pl.DataFrame:
+    """Exact block-LRU hit ratio of ``trace`` at the given capacities (one stack-distance pass);
+    the cross-check for a replayed single-tier LRU."""
+    if not trace.has_block_ids:
+        raise NoBlockIdsError("the trace has no block ids, so an LRU curve cannot be computed",
+                              path=trace.path, hint="use a trace with hash_ids or token_ids")
+    dist, _ = stack_distances(trace.blocks, int(trace.n_unique_blocks) or None)
+    counts, _ = distance_counts(dist)
+    caps = np.asarray(capacities, dtype=np.int64)
+    return pl.DataFrame({"capacity_blocks": caps, "hit_ratio": hit_ratio_at(counts, trace.n_accesses, caps)})
