@@ -1,0 +1,99 @@
+"""Per-block heat and per-window top-k sets (Numba).
+
+* ``first_access_flags``: True at the first access of each block in the access stream.
+* ``block_first_position``: each block's position in the request where it first appeared
+  (its depth in the prefix tree; on chained traces a block always sits at that position).
+* ``window_top_k``: for each window of the access stream, the ``k`` most-accessed blocks of
+  that window. Ties in count are broken by lower block id first (older block), so the result
+  is deterministic.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _first_access(blocks, n_unique):
+    seen = np.zeros(n_unique, np.bool_)
+    first = np.zeros(blocks.shape[0], np.bool_)
+    for t in range(blocks.shape[0]):
+        b = blocks[t]
+        if not seen[b]:
+            seen[b] = True
+            first[t] = True
+    return first
+
+
+@nb.njit(cache=True)
+def _first_position(offsets, blocks, n_unique):
+    pos = np.full(n_unique, -1, np.int64)
+    first_req = np.full(n_unique, -1, np.int64)
+    for r in range(offsets.shape[0] - 1):
+        s = offsets[r]
+        for t in range(s, offsets[r + 1]):
+            b = blocks[t]
+            if pos[b] < 0:
+                pos[b] = t - s
+                first_req[b] = r
+    return pos, first_req
+
+
+@nb.njit(cache=True)
+def _window_top_k(blocks, bounds, n_unique, k):
+    n_win = bounds.shape[0] - 1
+    top = np.full((n_win, k), -1, np.int64)
+    top_counts = np.zeros((n_win, k), np.int64)
+    n_distinct = np.zeros(n_win, np.int64)
+    counts = np.zeros(n_unique, np.int64)
+    touched = np.empty(blocks.shape[0], np.int64)
+    for w in range(n_win):
+        m = 0
+        for t in range(bounds[w], bounds[w + 1]):
+            b = blocks[t]
+            if counts[b] == 0:
+                touched[m] = b
+                m += 1
+            counts[b] += 1
+        n_distinct[w] = m
+        if m > 0:
+            # key orders by count descending, then id ascending; keys are unique (ids are)
+            max_c = 0
+            for i in range(m):
+                if counts[touched[i]] > max_c:
+                    max_c = counts[touched[i]]
+            keys = np.empty(m, np.int64)
+            for i in range(m):
+                b = touched[i]
+                keys[i] = (max_c - counts[b]) * n_unique + b
+            order = np.argsort(keys)
+            for j in range(min(k, m)):
+                b = touched[order[j]]
+                top[w, j] = b
+                top_counts[w, j] = counts[b]
+        for i in range(m):
+            counts[touched[i]] = 0
+    return top, top_counts, n_distinct
+
+
+def first_access_flags(blocks, n_unique: int) -> np.ndarray:
+    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    return _first_access(blocks, int(n_unique))
+
+
+def block_first_position(offsets, blocks, n_unique: int) -> tuple[np.ndarray, np.ndarray]:
+    """(position at first appearance, request of first appearance) per block id."""
+    return _first_position(np.ascontiguousarray(offsets, dtype=np.int64),
+                           np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique))
+
+
+def window_top_k(blocks, bounds, n_unique: int, k: int):
+    """Top-``k`` blocks per window; window ``w`` covers accesses ``bounds[w]:bounds[w+1]``.
+    Returns (top ids padded with -1, their counts, distinct blocks per window)."""
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if bounds.shape[0] < 1 or np.any(np.diff(bounds) < 0):
+        raise ValueError("bounds must be non-decreasing")
+    return _window_top_k(np.ascontiguousarray(blocks, dtype=np.int64), bounds,
+                         int(n_unique), int(k))
