@@ -243,3 +243,22 @@ def naive_hot_set_size(values, q):
         if acc >= q * total - 1e-9 * total:
             return i + 1
     return len(s)
+
+
+def naive_first_positions(offsets, blocks):
+    """{block: (position in request at first appearance, request index)}."""
+    out: dict = {}
+    for r in range(len(offsets) - 1):
+        for pos, b in enumerate(blocks[offsets[r]:offsets[r + 1]]):
+            out.setdefault(int(b), (pos, r))
+    return out
+
+
+def naive_window_top_k(blocks, bounds, k):
+    """Per window: the k blocks with most accesses in it, ties by lower id, as (id, count)."""
+    out = []
+    for w in range(len(bounds) - 1):
+        counts = naive_access_counts(blocks[bounds[w]:bounds[w + 1]])
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append(ranked[:k])
+    return out
