@@ -49,3 +49,108 @@ def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -
 # def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
 #          partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
 #          skip_bad_lines: SkipBadOpt = False, db: DbOpt = None, json: bool = False): ...
+
+
+# ---- analyze (issue 3: reuse / analysis summary) ---------------------------------------------
+
+@app.command()
+@handle_errors
+def analyze(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
+            partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
+            skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
+            out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None,
+            json: Annotated[bool, typer.Option("--json", help="Print the summary JSON to stdout instead of the readable summary")] = False):
+    """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
+    print a summary and write summary.json (and the HTML report)."""
+    from . import open_trace
+    from .analysis import analyze as run_analyses, trace_name, write_summary
+
+    result = run_analyses(open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db)))
+    out_dir = out if out is not None else Path("reports") / trace_name(trace)
+    summary_path = write_summary(result, out_dir)
+    # The report part adds the HTML report here: kvctrace.report.build.write_report(result, out_dir).
+    if json:
+        print(result.to_json())
+        print(f"wrote {summary_path}", file=sys.stderr)
+        return
+    _print_analysis(result.summary(), [summary_path])
+
+
+# Rows shown on the console per section (everything is in summary.json); sections not listed
+# show all their scalar values.
+_HEADLINE = {
+    "reuse": {"ideal_hit_ratio_blocks", "ideal_hit_ratio_tokens", "ideal_prefix_hit_ratio_blocks",
+              "request_hit_rate_mean", "request_hit_rate_share_ge_0_5", "request_hit_rate_share_ge_0_8",
+              "request_hit_rate_share_gt_0_8", "prefix_and_block_hits_agree", "one_hit_block_share",
+              "reuse_time_s_p50", "reuse_time_requests_p50", "shards.fixed_rate.mae_linear",
+              "shards.fixed_size.mae_linear"},
+    "access": {"sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05",
+               "runs_test_requests_tested", "point_lookups", "range_scans", "mean_runs_per_request"},
+    "hotness": {"gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
+                "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
+                "drift_jaccard_mean"},
+}
+
+
+def _flatten(section: dict, prefix: str = "") -> list:
+    """(dotted key, scalar) pairs of a summary section; lists are left to summary.json."""
+    rows = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        elif not isinstance(value, list):
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def _print_analysis(summary: dict, written: list) -> None:
+    """Readable rich rendering of an analysis summary: one table per section, scalars only."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = summary["trace"]
+    console.print(f"[bold]{t['path']}[/bold]  format {t['format']}, block size {t['block_size']}, "
+                  f"{t['requests']:,} requests, {t['accesses']:,} block accesses, "
+                  f"{t['unique_blocks']:,} distinct blocks, {t['duration_s']:.1f} s"
+                  + (f", {t['rejected_lines']:,} rejected lines" if t["rejected_lines"] else ""))
+    if not t.get("sorted_input", True):
+        console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
+
+    def fmt_value(v):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 1e6 else f"{v:,.0f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    for name in ("reuse", "access", "hotness", "prefix", "workload"):
+        section = summary.get(name) or {}
+        if not section.get("available", False):
+            console.print(f"[bold]{name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
+            continue
+        rows = _flatten(section)
+        wanted = _HEADLINE.get(name)
+        if wanted:
+            rows = [r for r in rows if r[0] in wanted]
+        table = Table(title=name, title_justify="left", show_header=False, box=None, pad_edge=False)
+        table.add_column("metric", style="cyan")
+        table.add_column("value", justify="right")
+        for key, value in rows:
+            if key == "available" or value is None or (isinstance(value, str) and len(value) > 60):
+                continue  # definitions and the rest live in summary.json
+            table.add_row(key, fmt_value(value))
+        console.print(table)
+    mrc = summary.get("mrc")
+    if mrc:
+        table = Table(title="exact block-LRU hit ratio by capacity", title_justify="left", box=None)
+        table.add_column("capacity (blocks)", justify="right")
+        table.add_column("hit ratio", justify="right")
+        step = max(1, len(mrc) // 10)
+        for point in mrc[::step] + ([mrc[-1]] if (len(mrc) - 1) % step else []):
+            table.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}")
+        console.print(table)
+    for path in written:
+        console.print(f"wrote {path}")
