@@ -1,0 +1,151 @@
+"""Prefix structure: shared-prefix groups (system prompts, conversation histories), the shape
+of the prefix tree, and sharing within vs across sessions.
+
+Definitions (tree and groups: ``kvctrace.kernels.prefix``):
+* shared-prefix group = a maximal shared prefix: the prefix ending at node v, shared by the
+  ``n_requests`` >= 2 requests that pass through v, and not extendable without losing one.
+  ``prefix_tokens`` = tokens from the root to v (a partial last block counts its real tokens
+  when the trace has input lengths). Two readings of reusable tokens, both reported:
+  ``reusable_tokens`` = (n_requests - 1) * prefix_tokens: what the group's later requests can
+  take from an unlimited cache, the group alone; ``exclusive_reusable_tokens`` =
+  (n_requests - 1) * segment_tokens, counting only the part beyond the nearest enclosing group,
+  so that the column sums, over all groups, to the trace's total reusable prefix tokens.
+  ``top_level`` groups have no enclosing group: the longest prefix common to every request
+  that starts with the same first block (e.g. a system prompt).
+* tree: nodes = distinct blocks; fan-out of a node = its children; roots = distinct first
+  blocks; leaves = nodes without children; depth = position (0 = first block).
+* sessions (when requests have session ids): every re-access (an access that is not the
+  block's first in the trace) is *within* its session when the block's first access was in
+  the same session (reading ``by_first``), or when the block's previous access was
+  (``by_previous``); otherwise *across* sessions; *unknown* if either request has no session.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ..kernels.prefix import prefix_tree, session_reuse
+from .access import require_block_ids
+
+
+@dataclass(frozen=True)
+class PrefixResult:
+    groups: pl.DataFrame          # one row per maximal shared prefix, largest first
+    depth_distribution: pl.DataFrame   # depth, nodes
+    fanout_distribution: pl.DataFrame  # fanout, nodes
+    session_sharing: pl.DataFrame | None  # reading, within, across, unknown, within_share
+    tree: dict                    # scalar tree statistics
+    groups_summary: dict
+    sessions: dict | None
+
+    def summary(self) -> dict:
+        out = {"tree": dict(self.tree), "groups": dict(self.groups_summary)}
+        out["sessions"] = dict(self.sessions) if self.sessions is not None else None
+        return out
+
+
+def _session_codes(trace) -> np.ndarray | None:
+    s = trace.sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
+    if s.null_count() == s.len():
+        return None
+    codes = s.cast(pl.String).rank("dense") - 1
+    return codes.fill_null(-1).cast(pl.Int64).to_numpy()
+
+
+def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
+    """Prefix structure of ``trace``; ``top_groups`` keeps only the largest groups in the
+    frame (the summary always covers all of them)."""
+    require_block_ids(trace, "the prefix-structure analysis")
+    offsets, blocks, u = trace.offsets, trace.blocks, int(trace.n_unique_blocks)
+    input_len = trace.input_len if trace.input_len is not None and \
+        trace.input_len.shape[0] == trace.n_requests else None
+    t = prefix_tree(offsets, blocks, u, input_len=input_len, block_size=trace.block_size)
+
+    idx = np.flatnonzero(t.shared)
+    seg_blocks = t.segment_blocks[idx]
+    seg_tokens = t.segment_tokens[idx]
+    n_req = t.n_requests[idx]
+    groups = pl.DataFrame({
+        "node": idx.astype(np.int64), "root": t.root[idx],
+        "prefix_blocks": t.depth[idx] + 1, "prefix_tokens": t.cum_tokens[idx],
+        "n_requests": n_req, "n_ending": t.n_ending[idx], "n_children": t.n_children[idx],
+        "segment_blocks": seg_blocks, "segment_tokens": seg_tokens,
+        "reusable_tokens": (n_req - 1) * t.cum_tokens[idx],
+        "exclusive_reusable_tokens": (n_req - 1) * seg_tokens,
+        "exclusive_reusable_blocks": (n_req - 1) * seg_blocks,
+        "first_req": t.first_req[idx], "top_level": t.shared_anc[idx] < 0,
+    }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
+
+    total_input_tokens = int(trace.input_len.sum()) if input_len is not None else None
+    top = groups.filter(pl.col("top_level"))
+    first_blocks = blocks[offsets[:-1][np.diff(offsets) > 0]]
+    n_nonempty = int(first_blocks.shape[0])
+    exclusive_total = int(groups["exclusive_reusable_tokens"].sum()) if groups.height else 0
+    groups_summary = {
+        "shared_prefix_groups": groups.height,
+        "top_level_groups": top.height,
+        "largest_group_requests": int(groups["n_requests"].max()) if groups.height else 0,
+        "largest_group_prefix_tokens": int(groups["prefix_tokens"][0]) if groups.height else None,
+        "largest_top_level_group_requests": int(top["n_requests"][0]) if top.height else 0,
+        "largest_top_level_group_prefix_tokens": int(top["prefix_tokens"][0]) if top.height else None,
+        "requests_starting_with_shared_prefix_share":
+            float((t.n_requests[first_blocks] >= 2).mean()) if n_nonempty else None,
+        "reusable_prefix_tokens_total": exclusive_total,
+        "reusable_prefix_tokens_share_of_input":
+            exclusive_total / total_input_tokens if total_input_tokens else None,
+    }
+
+    leaves = t.n_children == 0
+    internal = ~leaves
+    depths, dcount = np.unique(t.depth, return_counts=True)
+    fanouts, fcount = np.unique(t.n_children, return_counts=True)
+    roots = int((t.parent < 0).sum())
+    tree = {
+        "nodes": u, "roots": roots, "leaves": int(leaves.sum()), "internal_nodes": int(internal.sum()),
+        "max_depth": int(t.depth.max()) if u else None,
+        "mean_depth": float(t.depth.mean()) if u else None,
+        "mean_fanout_internal": float(t.n_children[internal].mean()) if internal.any() else None,
+        "max_fanout": int(t.n_children.max()) if u else None,
+        "branching_nodes": int((t.n_children >= 2).sum()),
+    }
+    if top_groups is not None:
+        groups = groups.head(int(top_groups))
+
+    codes = _session_codes(trace)
+    session_frame = sessions = None
+    if codes is not None:
+        by_first, by_prev = session_reuse(offsets, blocks, u, codes)
+        rows = []
+        for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
+            known = int(c[0] + c[1])
+            rows.append({"reading": reading, "within": int(c[0]), "across": int(c[1]),
+                         "unknown": int(c[2]),
+                         "within_share": c[0] / known if known else None})
+        session_frame = pl.DataFrame(rows)
+        per_access_session = np.repeat(codes, np.diff(offsets))
+        pairs = (pl.DataFrame({"block": blocks, "session": per_access_session})
+                 .filter(pl.col("session") >= 0).unique())
+        per_block = pairs.group_by("block").agg(sessions=pl.len())
+        multi = per_block.filter(pl.col("sessions") >= 2)
+        counts = np.bincount(blocks, minlength=u)
+        multi_ids = multi["block"].to_numpy()
+        sessions = {
+            "sessions": int(codes.max()) + 1,
+            "requests_without_session": int((codes < 0).sum()),
+            "reuse_within_session_share_by_first": rows[0]["within_share"],
+            "reuse_within_session_share_by_previous": rows[1]["within_share"],
+            "blocks_in_multiple_sessions": multi.height,
+            "blocks_in_multiple_sessions_share": multi.height / u if u else None,
+            "accesses_to_multi_session_blocks_share":
+                float(counts[multi_ids].sum() / blocks.shape[0]) if blocks.shape[0] else None,
+        }
+    return PrefixResult(
+        groups=groups,
+        depth_distribution=pl.DataFrame({"depth": depths.astype(np.int64),
+                                         "nodes": dcount.astype(np.int64)}),
+        fanout_distribution=pl.DataFrame({"fanout": fanouts.astype(np.int64),
+                                          "nodes": fcount.astype(np.int64)}),
+        session_sharing=session_frame, tree=tree, groups_summary=groups_summary,
+        sessions=sessions)

@@ -1,0 +1,140 @@
+"""Prefix tree of a chained trace, its maximal shared prefixes, and session sharing (Numba).
+
+With chained ids (every format kvctrace ingests yields them: an id names a block together
+with its whole prefix) the prefix tree (trie) of the requests' block sequences has one node
+per block id: a block's parent is the block before it in the request where it first appeared
+(-1 at position 0: a root), its depth is that position. Dense first-appearance ids make a
+parent's id smaller than its children's, so one pass in id order sees parents first.
+
+* ``n_requests[b]``: requests that contain block b (on a chained trace: requests whose prefix
+  passes through node b).
+* A *maximal shared prefix* is a node v with ``n_requests[v] >= 2`` where no child keeps all
+  of those requests (every child c has ``n_requests[c] < n_requests[v]``): the prefix cannot be
+  extended without losing a request. These are the branching nodes of the radix tree.
+* ``segment_blocks[v]`` = depth of v - depth of its nearest maximal-shared ancestor (depth + 1
+  when it has none): the blocks the group adds beyond the enclosing group.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
+    n_req = offsets.shape[0] - 1
+    parent = np.full(n_unique, -1, np.int64)
+    depth = np.full(n_unique, -1, np.int64)
+    first_req = np.full(n_unique, -1, np.int64)
+    tokens = np.full(n_unique, block_size, np.int64)
+    n_requests = np.zeros(n_unique, np.int64)
+    n_ending = np.zeros(n_unique, np.int64)
+    last_req = np.full(n_unique, -1, np.int64)
+    for r in range(n_req):
+        s = offsets[r]
+        e = offsets[r + 1]
+        for t in range(s, e):
+            b = blocks[t]
+            if depth[b] < 0:
+                depth[b] = t - s
+                first_req[b] = r
+                if t > s:
+                    parent[b] = blocks[t - 1]
+                if t == e - 1 and input_len.shape[0] == n_req:
+                    # the last block of a request may be partial (Mooncake includes it)
+                    rest = input_len[r] - (e - s - 1) * block_size
+                    if 0 < rest < block_size:
+                        tokens[b] = rest
+            if last_req[b] != r:
+                last_req[b] = r
+                n_requests[b] += 1
+        if e > s:
+            n_ending[blocks[e - 1]] += 1
+    n_children = np.zeros(n_unique, np.int64)
+    max_child = np.zeros(n_unique, np.int64)
+    for b in range(n_unique):
+        p = parent[b]
+        if p >= 0:
+            n_children[p] += 1
+            if n_requests[b] > max_child[p]:
+                max_child[p] = n_requests[b]
+    shared = np.zeros(n_unique, np.bool_)
+    for b in range(n_unique):
+        shared[b] = n_requests[b] >= 2 and max_child[b] < n_requests[b]
+    cum_tokens = np.zeros(n_unique, np.int64)
+    shared_anc = np.full(n_unique, -1, np.int64)   # nearest maximal-shared proper ancestor
+    root = np.empty(n_unique, np.int64)
+    for b in range(n_unique):           # parents have smaller ids: already filled
+        p = parent[b]
+        if p < 0:
+            cum_tokens[b] = tokens[b]
+            root[b] = b
+        else:
+            cum_tokens[b] = cum_tokens[p] + tokens[b]
+            root[b] = root[p]
+            shared_anc[b] = p if shared[p] else shared_anc[p]
+    return (parent, depth, first_req, tokens, cum_tokens, n_requests, n_ending, n_children,
+            shared, shared_anc, root)
+
+
+@nb.njit(cache=True)
+def _session_reuse(offsets, blocks, n_unique, session):
+    """Classify every re-access (not the block's first access) by whether the block's first
+    access / its previous access came from the same session. Index 0 = same session,
+    1 = other session, 2 = unknown (either request has no session)."""
+    first_sess = np.full(n_unique, -2, np.int64)   # -2: not seen yet; -1: no session
+    prev_sess = np.full(n_unique, -2, np.int64)
+    by_first = np.zeros(3, np.int64)
+    by_prev = np.zeros(3, np.int64)
+    for r in range(offsets.shape[0] - 1):
+        s_cur = session[r]
+        for t in range(offsets[r], offsets[r + 1]):
+            b = blocks[t]
+            if first_sess[b] == -2:
+                first_sess[b] = s_cur
+            else:
+                f = first_sess[b]
+                by_first[2 if (f < 0 or s_cur < 0) else (0 if f == s_cur else 1)] += 1
+                p = prev_sess[b]
+                by_prev[2 if (p < 0 or s_cur < 0) else (0 if p == s_cur else 1)] += 1
+            prev_sess[b] = s_cur
+    return by_first, by_prev
+
+
+class PrefixTree:
+    """Arrays over block ids (see module docstring); built by ``prefix_tree``."""
+    __slots__ = ("parent", "depth", "first_req", "tokens", "cum_tokens", "n_requests",
+                 "n_ending", "n_children", "shared", "shared_anc", "root")
+
+    def __init__(self, *arrays):
+        for name, value in zip(self.__slots__, arrays):
+            setattr(self, name, value)
+
+    @property
+    def segment_blocks(self) -> np.ndarray:
+        anc_depth = np.where(self.shared_anc >= 0, self.depth[np.maximum(self.shared_anc, 0)], -1)
+        return self.depth - anc_depth
+
+    @property
+    def segment_tokens(self) -> np.ndarray:
+        anc_tokens = np.where(self.shared_anc >= 0,
+                              self.cum_tokens[np.maximum(self.shared_anc, 0)], 0)
+        return self.cum_tokens - anc_tokens
+
+
+def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int = 1) -> PrefixTree:
+    """The prefix tree of a chained trace. ``input_len`` (tokens per request), when given,
+    sizes a request's partial last block; otherwise every block has ``block_size`` tokens."""
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    il = (np.zeros(0, np.int64) if input_len is None
+          else np.ascontiguousarray(input_len, dtype=np.int64))
+    return PrefixTree(*_prefix_tree(offsets, blocks, int(n_unique), il, int(block_size)))
+
+
+def session_reuse(offsets, blocks, n_unique: int, session_codes) -> tuple[np.ndarray, np.ndarray]:
+    """(by_first, by_previous) counts of re-accesses [same session, other session, unknown];
+    ``session_codes`` is one int64 per request, -1 where the request has no session."""
+    return _session_reuse(np.ascontiguousarray(offsets, dtype=np.int64),
+                          np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique),
+                          np.ascontiguousarray(session_codes, dtype=np.int64))

@@ -1,0 +1,116 @@
+"""Prefix structure: prefix tree and maximal shared prefixes against brute force over
+prefixes (tests/naive.py) on random chained traces, session sharing, and the Mooncake traces."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvctrace.analysis.prefix import analyze_prefix
+from kvctrace.errors import NoBlockIdsError
+from kvctrace.kernels.prefix import prefix_tree, session_reuse
+from kvctrace.trace import Trace
+
+from . import naive
+from .test_access import CONVERSATION, csr, mooncake_trace
+
+# Few contents and short requests make shared prefixes (and branching) likely.
+contents_st = st.lists(st.lists(st.integers(0, 2), max_size=6), min_size=1, max_size=10)
+sessions_st = st.lists(st.sampled_from(["a", "b", "c", None]), min_size=10, max_size=10)
+
+
+def chained_trace(contents, sessions=None, **kw):
+    requests = naive.naive_chain(contents)
+    offsets, blocks = csr(requests)
+    if sessions is not None:
+        sessions = sessions[:len(requests)]
+    return requests, Trace.from_arrays(offsets, blocks, session_id=sessions, **kw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(contents_st)
+def test_tree_and_groups_match_naive(contents):
+    requests, trace = chained_trace(contents)
+    u = trace.n_unique_blocks
+    t = prefix_tree(trace.offsets, trace.blocks, u, block_size=1)
+    parent = {}
+    for req in requests:
+        for i, b in enumerate(req):
+            parent.setdefault(b, req[i - 1] if i else -1)
+    assert t.parent.tolist() == [parent[b] for b in range(u)]
+    assert t.n_children.tolist() == [sum(1 for c in parent.values() if c == b) for b in range(u)]
+    expected = naive.naive_shared_prefixes(requests)
+    got_nodes = np.flatnonzero(t.shared).tolist()
+    assert sorted(got_nodes) == sorted(expected)
+    seg = t.segment_blocks
+    for b in got_nodes:
+        length, n, enclosing = expected[b]
+        assert (t.depth[b] + 1, t.n_requests[b], seg[b]) == (length, n, length - enclosing)
+
+    res = analyze_prefix(trace)
+    # exclusive reusable blocks over all groups = every access that is not a first access
+    assert int(res.groups["exclusive_reusable_blocks"].sum()) == trace.n_accesses - u
+    json.dumps(res.summary())
+
+
+@settings(max_examples=100, deadline=None)
+@given(contents_st, sessions_st)
+def test_session_reuse_matches_naive(contents, sessions):
+    requests, trace = chained_trace(contents, sessions)
+    codes = np.array([-1 if s is None else "abc".index(s) for s in sessions[:len(requests)]])
+    by_first, by_prev = session_reuse(trace.offsets, trace.blocks, trace.n_unique_blocks, codes)
+    want_first, want_prev = naive.naive_session_reuse(requests, sessions[:len(requests)])
+    assert by_first.tolist() == want_first and by_prev.tolist() == want_prev
+
+
+def test_system_prompt_groups_by_hand():
+    # contents: two conversations behind one 2-block system prompt S = (9, 9):
+    #   r0: S a        r1: S a b      r2: S c      r3: S c d     r4: x (alone)
+    contents = [[9, 9, 1], [9, 9, 1, 2], [9, 9, 3], [9, 9, 3, 4], [7]]
+    requests, trace = chained_trace(
+        contents, ["u1", "u1", "u2", "u2", None], block_size=10,
+        input_len=np.array([25, 40, 30, 33, 5]))
+    res = analyze_prefix(trace)
+    # groups: S (4 requests, top level), S a (2), S c (2)
+    assert res.groups["n_requests"].to_list() == [4, 2, 2]
+    assert res.groups["prefix_blocks"].to_list() == [2, 3, 3]
+    top = res.groups.filter("top_level").to_dicts()
+    assert len(top) == 1 and top[0]["n_requests"] == 4 and top[0]["prefix_tokens"] == 20
+    assert top[0]["reusable_tokens"] == 3 * 20 and top[0]["n_children"] == 2
+    # S a: the 'a' block is r0's partial last block (25 - 2*10 = 5 tokens)
+    sa = res.groups.filter(pl.col("node") == requests[0][2]).to_dicts()[0]
+    assert sa["prefix_tokens"] == 25 and sa["segment_tokens"] == 5
+    assert sa["exclusive_reusable_tokens"] == 5 and sa["reusable_tokens"] == 25
+    s = res.summary()
+    assert s["tree"]["roots"] == 2 and s["tree"]["max_fanout"] == 2
+    assert s["groups"]["requests_starting_with_shared_prefix_share"] == pytest.approx(0.8)
+    # re-accesses: r1 S,S,a ; r2 S,S ; r3 S,S,c -> 8; by first: r1 3 same, r2 2 other,
+    # r3 S,S other + c same; by previous: r1 3 same, r2 2 other, r3 S,S same (r2) + c same
+    sess = {row["reading"]: row for row in res.session_sharing.to_dicts()}
+    assert (sess["by_first"]["within"], sess["by_first"]["across"]) == (4, 4)
+    assert (sess["by_previous"]["within"], sess["by_previous"]["across"]) == (6, 2)
+    assert s["sessions"]["blocks_in_multiple_sessions"] == 2   # the two system-prompt blocks
+
+
+def test_no_block_ids():
+    trace = Trace.from_arrays([0, 1], [0])
+    trace.has_block_ids = False
+    with pytest.raises(NoBlockIdsError):
+        analyze_prefix(trace)
+
+
+@pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets not present")
+def test_golden_conversation_prefix():
+    trace = mooncake_trace(CONVERSATION)
+    res = analyze_prefix(trace)
+    s = res.summary()
+    # every conversation request starts with the same 512-token block
+    assert s["tree"]["roots"] == 1 and s["tree"]["max_fanout"] == 7373
+    assert s["groups"]["top_level_groups"] == 1
+    assert s["groups"]["largest_top_level_group_requests"] == 12031
+    assert s["groups"]["shared_prefix_groups"] == 3970
+    assert int(res.groups["exclusive_reusable_blocks"].sum()) == 288500 - 182790
