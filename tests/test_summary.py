@@ -1,0 +1,144 @@
+"""analyze(): every analysis in one result, and the summary dict behind summary.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kvctrace import Trace
+from kvctrace.analysis import AnalysisResult, analyze, analyze_workload, trace_name, write_summary
+
+from . import naive
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+REQUIRED = {
+    "trace": ["path", "format", "block_size", "requests", "accesses", "unique_blocks", "duration_s",
+              "rejected_lines"],
+    "reuse": ["ideal_hit_ratio_blocks", "ideal_hit_ratio_tokens", "request_hit_rate_share_ge_0_5",
+              "request_hit_rate_share_ge_0_8", "one_hit_block_share"],
+    "access": ["sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05"],
+    "hotness": ["zipf_alpha", "gini", "top_1pct_access_share", "top_10pct_access_share"],
+}
+
+
+def open_mooncake(name):
+    path = DATASETS / "mooncake" / f"{name}.jsonl"
+    if not path.exists():
+        pytest.skip("shared datasets not available")
+    try:
+        from kvctrace import open_trace
+        return open_trace(path)
+    except (ImportError, AttributeError):  # foundation ingest not landed yet
+        rows = [json.loads(line) for line in path.open()]
+        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
+        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
+                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
+                                 input_len=[r["input_length"] for r in rows],
+                                 output_len=[r["output_length"] for r in rows], block_size=512,
+                                 path=str(path), format="mooncake")
+
+
+def random_trace(seed=0, n_req=300):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 12, n_req)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    blocks = rng.zipf(1.4, offsets[-1]) % 400
+    return Trace.from_arrays(offsets, blocks, ts=np.sort(rng.uniform(0, 600, n_req)), block_size=16)
+
+
+@pytest.fixture(scope="module")
+def conversation():
+    return analyze(open_mooncake("conversation_trace"))
+
+
+def test_summary_has_required_keys_and_is_strict_json(conversation):
+    s = conversation.summary()
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            assert key in s[section], f"{section}.{key} missing"
+    assert all(s[name]["available"] for name in ("reuse", "access", "hotness"))
+    text = json.dumps(s, allow_nan=False)
+    assert json.loads(text) == s
+    assert json.loads(conversation.to_json()) == s
+
+
+def test_summary_golden_conversation(conversation):
+    s = conversation.summary()
+    assert s["trace"]["requests"] == 12031
+    assert s["trace"]["block_size"] == 512
+    assert s["reuse"]["ideal_hit_ratio_blocks"] == pytest.approx(0.3664, abs=5e-5)
+    assert s["reuse"]["request_hit_rate_share_ge_0_5"] == pytest.approx(0.42, abs=0.01)
+    assert s["access"]["sequential_share_mean_per_request"] == pytest.approx(0.761, abs=5e-4)
+    assert s["access"]["sequential_share_blocks"] == pytest.approx(0.935, abs=5e-4)
+    # one-hit share is measured by reuse and hotness independently: they must agree
+    assert s["reuse"]["one_hit_block_share"] == pytest.approx(s["hotness"]["one_hit_block_share"])
+
+
+def test_summary_mrc_points(conversation):
+    s = conversation.summary()
+    mrc = s["mrc"]
+    assert len(mrc) >= 51
+    caps = [p["capacity_blocks"] for p in mrc]
+    hr = [p["hit_ratio"] for p in mrc]
+    assert caps == sorted(set(caps)) and caps[0] == 1
+    assert all(a <= b for a, b in zip(hr, hr[1:]))
+    assert hr[-1] == pytest.approx(s["reuse"]["ideal_hit_ratio_blocks"])  # the unlimited point
+    # log-spaced: the grid reaches small and large capacities alike
+    assert sum(c <= 100 for c in caps) >= 10 and caps[-1] >= s["trace"]["unique_blocks"]
+
+
+def test_summary_mrc_equals_naive_lru():
+    tr = random_trace(3)
+    s = analyze(tr).summary()
+    for point in s["mrc"][::7]:
+        assert point["hit_ratio"] == pytest.approx(
+            naive.naive_lru_hit_ratio(tr.blocks.tolist(), point["capacity_blocks"]))
+
+
+def test_result_holds_every_result_object():
+    res = analyze(random_trace(1))
+    assert isinstance(res, AnalysisResult)
+    assert res.reuse is not None and res.access is not None and res.hotness is not None
+    assert res.reuse.mrc.height >= 51 and res.reuse.block_time.height <= 5000
+    assert set(res.timings_s) >= {"reuse", "access", "hotness"}
+
+
+def test_lengths_only_trace_reports_reason_not_error():
+    n = 5
+    tr = Trace.from_arrays(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), ts=np.arange(n, dtype=float),
+                           input_len=np.full(n, 100), output_len=np.full(n, 10))
+    tr.has_block_ids = False
+    tr.format = "lengths"
+    res = analyze(tr)
+    s = res.summary()
+    assert res.reuse is None and s["mrc"] is None
+    for name in ("reuse", "access", "hotness", "prefix"):
+        assert s[name]["available"] is False
+        assert "no block ids" in s[name]["reason"]
+    assert s["trace"]["requests"] == n and s["trace"]["has_block_ids"] is False
+    if analyze_workload is not None:
+        assert s["workload"]["available"] is True
+
+
+def test_options_are_passed_through():
+    res = analyze(random_trace(2), reuse_opts={"shards": False, "window_s": 30.0})
+    assert res.reuse.shards is None and res.reuse.window_s == 30.0
+    assert "shards" not in res.summary()["reuse"]
+
+
+def test_write_summary(tmp_path):
+    res = analyze(random_trace(4))
+    path = write_summary(res, tmp_path / "out" / "x")
+    assert path == tmp_path / "out" / "x" / "summary.json"
+    assert json.loads(path.read_text()) == res.summary()
+
+
+@pytest.mark.parametrize("path,name", [
+    ("data/conversation_trace.jsonl", "conversation_trace"),
+    ("t.jsonl.zst", "t"), ("a/b/trace.duckdb", "trace"), ("weird name!.csv", "weird_name"),
+    ("x.parquet", "x"), (".jsonl", "trace")])
+def test_trace_name(path, name):
+    assert trace_name(path) == name
