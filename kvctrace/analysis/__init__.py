@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from .access import AccessResult, analyze_access
 from .hotness import HotnessResult, analyze_hotness
+from .prefix import PrefixResult, analyze_prefix
 from .reuse import ReuseResult, analyze_reuse, exact_mrc
 from .summary import AnalysisResult, analyze, trace_name, write_summary
 from . import summary as _summary
 
-analyze_prefix = _summary.analyze_prefix
 analyze_workload = _summary.analyze_workload
 
 __all__ = ["analyze", "AnalysisResult", "write_summary", "trace_name",
            "analyze_reuse", "ReuseResult", "exact_mrc",
            "analyze_access", "AccessResult", "analyze_hotness", "HotnessResult",
-           "analyze_prefix", "analyze_workload"]
+           "analyze_prefix", "PrefixResult", "analyze_workload"]

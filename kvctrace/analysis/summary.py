@@ -23,13 +23,9 @@ from .access import AccessResult, analyze_access
 from .hotness import HotnessResult, analyze_hotness
 from .reuse import ReuseResult, analyze_reuse
 
+from .prefix import PrefixResult, analyze_prefix
+
 try:  # landing in parallel (issue 3, second analysis engineer)
-    from .prefix import analyze_prefix
-except ModuleNotFoundError as _err:  # pragma: no cover - only while the module is missing
-    if _err.name != f"{__package__}.prefix":
-        raise
-    analyze_prefix = None
-try:
     from .workload import analyze_workload
 except ModuleNotFoundError as _err:  # pragma: no cover
     if _err.name != f"{__package__}.workload":
@@ -46,8 +42,8 @@ class AnalysisResult:
     trace: Trace = field(repr=False)
     reuse: ReuseResult | None = field(repr=False, default=None)
     access: AccessResult | None = field(repr=False, default=None)
-    hotness: object | None = field(repr=False, default=None)
-    prefix: object | None = field(repr=False, default=None)
+    hotness: HotnessResult | None = field(repr=False, default=None)
+    prefix: PrefixResult | None = field(repr=False, default=None)
     workload: object | None = field(repr=False, default=None)
     unavailable: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # wall time per analysis (not in summary)
