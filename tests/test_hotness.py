@@ -61,6 +61,40 @@ def test_kernels_match_naive(reqs, k, data):
         assert n_distinct[w] == len(set(blocks[bounds[w]:bounds[w + 1]].tolist()))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 15), max_size=8),
+                          st.sampled_from(["x", "y", "z", None])), min_size=1, max_size=10))
+def test_heat_by_type_matches_naive_in_both_paths(rows):
+    raw_offsets, raw_blocks = csr([r for r, _ in rows])
+    types = [t for _, t in rows]
+    if all(t is None for t in types):
+        types[0] = "x"
+    trace = Trace.from_arrays(raw_offsets, raw_blocks, type=types)
+    seen, want = set(), {}
+    for r, t in enumerate(types):
+        w = want.setdefault(t, {"requests": 0, "accesses": 0, "blocks": set(), "reaccesses": 0})
+        w["requests"] += 1
+        for b in trace.blocks[trace.offsets[r]:trace.offsets[r + 1]].tolist():
+            w["accesses"] += 1
+            w["blocks"].add(b)
+            w["reaccesses"] += b in seen
+            seen.add(b)
+    expected = {t: (w["requests"], w["accesses"], len(w["blocks"]), w["reaccesses"])
+                for t, w in want.items()}
+    kernel = analyze_hotness(trace).heat_by_type
+    import kvctrace.analysis.hotness as hot
+    saved, hot.MAX_GROUPS = hot.MAX_GROUPS, 0          # force the polars group-by path
+    try:
+        fallback = analyze_hotness(trace).heat_by_type
+    finally:
+        hot.MAX_GROUPS = saved
+    for frame in (kernel, fallback):
+        got = {row["type"]: (row["requests"], row["accesses"], row["distinct_blocks"],
+                             row["reaccesses"]) for row in frame.to_dicts()}
+        assert got == expected
+    assert kernel.equals(fallback)
+
+
 def test_zipf_fit_exact_power_law():
     counts = np.array([840 // r for r in range(1, 9)])   # exactly 840 / r
     alpha, r2 = zipf_fit(counts, 8)

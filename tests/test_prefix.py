@@ -62,9 +62,17 @@ def test_tree_and_groups_match_naive(contents):
 def test_session_reuse_matches_naive(contents, sessions):
     requests, trace = chained_trace(contents, sessions)
     codes = np.array([-1 if s is None else "abc".index(s) for s in sessions[:len(requests)]])
-    by_first, by_prev = session_reuse(trace.offsets, trace.blocks, trace.n_unique_blocks, codes)
+    by_first, by_prev, multi = session_reuse(trace.offsets, trace.blocks,
+                                             trace.n_unique_blocks, codes)
     want_first, want_prev = naive.naive_session_reuse(requests, sessions[:len(requests)])
     assert by_first.tolist() == want_first and by_prev.tolist() == want_prev
+    seen: dict = {}
+    for req, s in zip(requests, sessions):
+        for b in req:
+            seen.setdefault(b, set())
+            if s is not None:
+                seen[b].add(s)
+    assert multi.tolist() == [len(seen[b]) >= 2 for b in range(trace.n_unique_blocks)]
 
 
 def test_system_prompt_groups_by_hand():

@@ -116,7 +116,7 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
     codes = _session_codes(trace)
     session_frame = sessions = None
     if codes is not None:
-        by_first, by_prev = session_reuse(offsets, blocks, u, codes)
+        by_first, by_prev, multi = session_reuse(offsets, blocks, u, codes)
         rows = []
         for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
             known = int(c[0] + c[1])
@@ -124,22 +124,17 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
                          "unknown": int(c[2]),
                          "within_share": c[0] / known if known else None})
         session_frame = pl.DataFrame(rows)
-        per_access_session = np.repeat(codes, np.diff(offsets))
-        pairs = (pl.DataFrame({"block": blocks, "session": per_access_session})
-                 .filter(pl.col("session") >= 0).unique())
-        per_block = pairs.group_by("block").agg(sessions=pl.len())
-        multi = per_block.filter(pl.col("sessions") >= 2)
         counts = np.bincount(blocks, minlength=u)
-        multi_ids = multi["block"].to_numpy()
+        n_multi = int(multi.sum())
         sessions = {
             "sessions": int(codes.max()) + 1,
             "requests_without_session": int((codes < 0).sum()),
             "reuse_within_session_share_by_first": rows[0]["within_share"],
             "reuse_within_session_share_by_previous": rows[1]["within_share"],
-            "blocks_in_multiple_sessions": multi.height,
-            "blocks_in_multiple_sessions_share": multi.height / u if u else None,
+            "blocks_in_multiple_sessions": n_multi,
+            "blocks_in_multiple_sessions_share": n_multi / u if u else None,
             "accesses_to_multi_session_blocks_share":
-                float(counts[multi_ids].sum() / blocks.shape[0]) if blocks.shape[0] else None,
+                float(counts[multi].sum() / blocks.shape[0]) if blocks.shape[0] else None,
         }
     return PrefixResult(
         groups=groups,

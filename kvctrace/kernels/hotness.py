@@ -76,6 +76,49 @@ def _window_top_k(blocks, bounds, n_unique, k):
     return top, top_counts, n_distinct
 
 
+@nb.njit(cache=True)
+def _heat_by_group(offsets, blocks, n_unique, group, n_groups):
+    requests = np.zeros(n_groups, np.int64)
+    accesses = np.zeros(n_groups, np.int64)
+    distinct = np.zeros(n_groups, np.int64)
+    reaccesses = np.zeros(n_groups, np.int64)
+    seen = np.zeros(n_unique, np.bool_)
+    mask = np.zeros(n_unique, np.uint64)    # bit g: block accessed by group g (n_groups <= 64)
+    one = np.uint64(1)
+    for r in range(offsets.shape[0] - 1):
+        g = group[r]
+        bit = one << np.uint64(g)
+        requests[g] += 1
+        for t in range(offsets[r], offsets[r + 1]):
+            b = blocks[t]
+            accesses[g] += 1
+            if seen[b]:
+                reaccesses[g] += 1
+            else:
+                seen[b] = True
+            if mask[b] & bit == 0:
+                mask[b] |= bit
+                distinct[g] += 1
+    return requests, accesses, distinct, reaccesses
+
+
+MAX_GROUPS = 64
+
+
+def heat_by_group(offsets, blocks, n_unique: int, group, n_groups: int):
+    """Per request group (e.g. request type; ``group`` = one code in [0, n_groups) per
+    request, n_groups <= 64): (requests, accesses, distinct blocks, re-accesses), where a
+    re-access is an access that is not the block's first access in the whole trace."""
+    if not 0 < n_groups <= MAX_GROUPS:
+        raise ValueError(f"n_groups must be in 1..{MAX_GROUPS}")
+    group = np.ascontiguousarray(group, dtype=np.int64)
+    if group.shape[0] and (group.min() < 0 or group.max() >= n_groups):
+        raise ValueError("group codes must lie in [0, n_groups)")
+    return _heat_by_group(np.ascontiguousarray(offsets, dtype=np.int64),
+                          np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique),
+                          group, int(n_groups))
+
+
 def first_access_flags(blocks, n_unique: int) -> np.ndarray:
     blocks = np.ascontiguousarray(blocks, dtype=np.int64)
     return _first_access(blocks, int(n_unique))

@@ -81,9 +81,12 @@ def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
 def _session_reuse(offsets, blocks, n_unique, session):
     """Classify every re-access (not the block's first access) by whether the block's first
     access / its previous access came from the same session. Index 0 = same session,
-    1 = other session, 2 = unknown (either request has no session)."""
+    1 = other session, 2 = unknown (either request has no session). Also flags the blocks
+    accessed from at least two distinct sessions (requests without a session ignored)."""
     first_sess = np.full(n_unique, -2, np.int64)   # -2: not seen yet; -1: no session
     prev_sess = np.full(n_unique, -2, np.int64)
+    known_sess = np.full(n_unique, -1, np.int64)   # first session seen for the block
+    multi = np.zeros(n_unique, np.bool_)
     by_first = np.zeros(3, np.int64)
     by_prev = np.zeros(3, np.int64)
     for r in range(offsets.shape[0] - 1):
@@ -98,7 +101,12 @@ def _session_reuse(offsets, blocks, n_unique, session):
                 p = prev_sess[b]
                 by_prev[2 if (p < 0 or s_cur < 0) else (0 if p == s_cur else 1)] += 1
             prev_sess[b] = s_cur
-    return by_first, by_prev
+            if s_cur >= 0:
+                if known_sess[b] < 0:
+                    known_sess[b] = s_cur
+                elif known_sess[b] != s_cur:
+                    multi[b] = True
+    return by_first, by_prev, multi
 
 
 class PrefixTree:
@@ -132,8 +140,9 @@ def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int 
     return PrefixTree(*_prefix_tree(offsets, blocks, int(n_unique), il, int(block_size)))
 
 
-def session_reuse(offsets, blocks, n_unique: int, session_codes) -> tuple[np.ndarray, np.ndarray]:
-    """(by_first, by_previous) counts of re-accesses [same session, other session, unknown];
+def session_reuse(offsets, blocks, n_unique: int, session_codes):
+    """(by_first, by_previous, multi_session): counts of re-accesses [same session, other
+    session, unknown], and per block whether >= 2 distinct sessions accessed it;
     ``session_codes`` is one int64 per request, -1 where the request has no session."""
     return _session_reuse(np.ascontiguousarray(offsets, dtype=np.int64),
                           np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique),
