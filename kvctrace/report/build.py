@@ -1,0 +1,420 @@
+"""The HTML workload report: compute → structure → render.
+
+* compute: ``charts.py`` turns the analysis frames into Altair charts (pure functions);
+* structure: ``build_sections`` arranges charts, facts and tables into ``Section`` objects
+  (plain data: Vega-Lite specs as dicts, table cells as strings);
+* render: ``render_html`` fills the Jinja2 template (autoescape on: trace fields are untrusted
+  text) with the sections and the Vega JavaScript, inlined once for the whole page.
+
+``write_report(result, out_dir)`` does all three and writes ``report.html``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from . import charts
+
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class Figure:
+    id: str
+    title: str
+    caption: str
+    spec: dict = field(repr=False)
+
+    @property
+    def spec_json(self):
+        """The spec for a ``<script type="application/json">`` element (already escaped)."""
+        from markupsafe import Markup
+        return Markup(_spec_json(self.spec))
+
+
+@dataclass
+class Table:
+    title: str
+    caption: str
+    columns: list
+    rows: list           # list of lists of display strings
+    numeric: list = field(default_factory=list)   # per column: right-align?
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    facts: list = field(default_factory=list)      # (label, value, hint)
+    figures: list = field(default_factory=list)
+    tables: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    lists: list = field(default_factory=list)      # {"title": str, "items": [str]}
+    unavailable: str | None = None
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt_int(x) -> str:
+    return "n/a" if x is None else f"{int(x):,}"
+
+
+def fmt_ratio(x, digits: int = 4) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def fmt_pct(x, digits: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.{digits}f}%"
+
+
+def fmt_seconds(x) -> str:
+    if x is None:
+        return "n/a"
+    x = float(x)
+    if x >= 3600:
+        return f"{x / 3600:.2f} h ({x:,.0f} s)"
+    if x >= 60:
+        return f"{x / 60:.1f} min ({x:,.0f} s)"
+    return f"{x:.3g} s"
+
+
+def fmt_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            return ""
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.4g}"
+    return str(value)
+
+
+def frame_table(frame: pl.DataFrame, title: str, caption: str, columns: dict | None = None,
+                max_rows: int = 50) -> Table:
+    """A ``Table`` of at most ``max_rows`` rows; ``columns`` maps frame column -> header."""
+    columns = columns or {c: c for c in frame.columns}
+    cols = [c for c in columns if c in frame.columns]
+    sub = frame.select(cols).head(max_rows)
+    numeric = [sub.schema[c].is_numeric() for c in cols]
+    rows = [[fmt_cell(v) for v in row] for row in sub.iter_rows()]
+    if frame.height > max_rows:
+        caption += f" Top {max_rows:,} of {frame.height:,} rows."
+    return Table(title=title, caption=caption, columns=[columns[c] for c in cols], rows=rows, numeric=numeric)
+
+
+def _figure(section_id: str, n: int, chart) -> Figure:
+    spec = chart.to_dict(validate=False)   # charts are validated in the tests; skip it here (speed)
+    title = spec.get("title")
+    if isinstance(title, dict):
+        title = title.get("text", "")
+    return Figure(id=f"{section_id}-{n}", title=str(title or ""), caption=spec.get("description", ""), spec=spec)
+
+
+def _figures(section_id: str, chart_list) -> list:
+    return [_figure(section_id, i, c) for i, c in enumerate(chart_list) if c is not None]
+
+
+def _finite(value):
+    """NaN/inf floats become null (JSON.parse refuses NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _spec_json(spec: dict) -> str:
+    """Compact JSON for a ``<script type="application/json">`` element: ``<``, ``>`` and ``&``
+    are written as \\u escapes, so no trace text can close the element or open a tag."""
+    try:
+        text = json.dumps(spec, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except ValueError:
+        text = json.dumps(_finite(spec), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+# ---------------------------------------------------------------- sections
+
+def overview_section(result) -> Section:
+    tr = result.trace
+    reuse = result.reuse
+    facts = [
+        ("trace", Path(str(tr.path)).name, str(tr.path)),
+        ("format", str(tr.format), None),
+        ("block size", f"{int(tr.block_size):,} tokens", None),
+        ("requests", fmt_int(tr.n_requests), None),
+        ("block accesses", fmt_int(tr.n_accesses) if tr.has_block_ids else "n/a (no block ids)", None),
+        ("unique blocks", fmt_int(tr.n_unique_blocks) if tr.has_block_ids else "n/a (no block ids)", None),
+        ("duration", fmt_seconds(tr.duration_s), None),
+        ("ideal hit ratio (blocks)", fmt_ratio(reuse.ideal_hit_ratio_blocks) if reuse else "n/a",
+         "share of block accesses that an unlimited cache serves"),
+        ("ideal hit ratio (tokens)", fmt_ratio(reuse.ideal_hit_ratio_tokens) if reuse else "n/a",
+         "token-weighted: a partial last block counts its real tokens"),
+        ("rejected lines", fmt_int(tr.rejected_lines), "lines not ingested (kept in the rejects table)"),
+    ]
+    notes = []
+    if not getattr(tr, "sorted_input", True):
+        notes.append("The trace was not in timestamp order; requests were sorted by (timestamp, line).")
+    if not tr.has_block_ids:
+        notes.append("This trace has no block ids (lengths only): reuse, access pattern, hotness and "
+                     "prefix structure cannot be measured; only workload statistics apply.")
+    for name, reason in sorted(result.unavailable.items()):
+        if tr.has_block_ids or name == "workload":
+            notes.append(f"{name}: {reason}")
+    return Section("overview", "Overview", facts=facts, notes=notes)
+
+
+def workload_section(result) -> Section:
+    w = result.workload
+    if w is None:
+        return _unavailable(result, "workload", "workload", "Workload")
+    s = w.summary()
+    facts = [("mean arrival rate", f"{fmt_ratio(s.get('mean_rate_rps'), 3)} req/s", None),
+             ("peak window", fmt_int(s.get("peak_window_requests")), f"requests in {w.arrival_window_s:g} s"),
+             ("inter-arrival CV", fmt_ratio(s.get("interarrival_cv"), 2), "1 = Poisson, > 1 bursty"),
+             ("simultaneous arrivals", fmt_pct(s.get("interarrival_zero_gap_share")), "gaps of zero seconds"),
+             ("input length p50 / p99", f"{fmt_cell(s.get('input_len_p50'))} / {fmt_cell(s.get('input_len_p99'))}", "tokens"),
+             ("output length p50 / p99", f"{fmt_cell(s.get('output_len_p50'))} / {fmt_cell(s.get('output_len_p99'))}", "tokens")]
+    if s.get("sessions") is not None:
+        facts.append(("sessions", fmt_int(s.get("sessions")),
+                      f"{fmt_pct(s.get('multi_request_session_share'))} with ≥ 2 requests"))
+    if w.types is not None:
+        facts.append(("request types", fmt_int(w.types.height), None))
+    chart_list = [charts.arrival_rate(w.arrivals, w.arrival_window_s)]
+    if w.length_quantiles.height:
+        chart_list.append(charts.length_distribution(w.length_quantiles))
+    if w.types is not None and w.types.height:
+        chart_list.append(charts.request_types(w.types))
+    if w.sessions is not None and w.sessions.height:
+        chart_list.append(charts.session_sizes(w.sessions))
+    tables = [frame_table(w.lengths, "Length statistics", "Input (prompt) and output lengths in tokens.",
+                          {"field": "length", "requests": "requests", "mean": "mean", "std": "std", "min": "min",
+                           "p50": "p50", "p90": "p90", "p99": "p99", "max": "max"})]
+    if w.dispersion.height:
+        tables.append(frame_table(w.dispersion, "Burstiness by window size",
+                                  "Index of dispersion = variance / mean of requests per window (1 for a "
+                                  "Poisson process, larger when arrivals bunch up).",
+                                  {"window_s": "window (s)", "windows": "windows", "mean_requests": "mean requests",
+                                   "index_of_dispersion": "index of dispersion", "peak_to_mean": "peak / mean"}))
+    if w.types is not None and w.types.height:
+        tables.append(frame_table(w.types, "Request types", "Requests and lengths (tokens) per request type.",
+                                  {"type": "type", "requests": "requests", "share": "share",
+                                   "mean_input_len": "mean input", "mean_output_len": "mean output"}, max_rows=20))
+    if w.sessions is not None and w.sessions.height:
+        tables.append(frame_table(w.sessions, "Longest sessions", "Sessions with the most requests.",
+                                  {"session_id": "session", "requests": "requests", "span_s": "span (s)",
+                                   "input_tokens": "input tokens", "output_tokens": "output tokens"}, max_rows=10))
+    return Section("workload", "Workload", facts=facts, figures=_figures("workload", chart_list), tables=tables,
+                   intro="When requests arrive and how long they are.")
+
+
+def _unavailable(result, name: str, sid: str, title: str) -> Section:
+    return Section(sid, title, unavailable=result.unavailable.get(name, f"the {name} analysis was not run"))
+
+
+def reusability_section(result) -> Section:
+    r = result.reuse
+    if r is None:
+        return _unavailable(result, "reuse", "reusability", "Reusability")
+    s = r.request_hit_rate_shares
+    facts = [
+        ("ideal hit ratio, blocks", fmt_ratio(r.ideal_hit_ratio_blocks), "unlimited cache, block-weighted"),
+        ("ideal hit ratio, tokens", fmt_ratio(r.ideal_hit_ratio_tokens), "unlimited cache, token-weighted"),
+        ("ideal prefix hit ratio, blocks", fmt_ratio(r.ideal_prefix_hit_ratio_blocks),
+         "only the leading run of cached blocks counts"),
+        ("mean per-request hit rate", fmt_ratio(r.request_hit_rate_mean), None),
+        ("requests with hit rate ≥ 0.5", fmt_pct(s["ge_0_5"]), None),
+        ("requests with hit rate ≥ 0.8", fmt_pct(s["ge_0_8"]), None),
+        ("requests with hit rate > 0.8", fmt_pct(s["gt_0_8"]), None),
+        ("one-hit blocks", fmt_pct(r.one_hit_block_share), "blocks accessed exactly once"),
+    ]
+    notes = []
+    if not r.prefix_and_block_hits_agree:
+        notes.append(f"Prefix and block hits differ on {r.requests_prefix_differs:,} requests: "
+                     "the trace's block ids are not chained prefix ids.")
+    figs = _figures("reusability", [charts.hit_rate_cdf(r.hit_rate_cdf, s), charts.block_id_vs_time(r.block_time),
+                                    charts.reuse_over_time(r.windows)])
+    return Section("reusability", "Reusability", facts=facts, figures=figs, notes=notes,
+                   intro="How much of each request an unlimited cache could serve (paper Fig. 1).")
+
+
+def reuse_distance_section(result) -> Section:
+    r = result.reuse
+    if r is None:
+        return _unavailable(result, "reuse", "reuse-distance", "Reuse distance and miss-ratio curve")
+    summary = r.summary()
+    facts = [("reuse time p50", fmt_seconds(summary.get("reuse_time_s_p50")), None),
+             ("reuse time p90", fmt_seconds(summary.get("reuse_time_s_p90")), None),
+             ("reuse time p50 (requests)", fmt_cell(summary.get("reuse_time_requests_p50")), None),
+             ("first (cold) accesses", fmt_int(r.cold_accesses), None)]
+    for cap in (1_000, 10_000, 100_000):
+        if cap < r.n_unique_blocks:
+            facts.append((f"LRU hit ratio at {cap:,} blocks", fmt_ratio(float(r.hit_ratio_at([cap])[0])), None))
+    for kind in ("fixed_rate", "fixed_size"):
+        info = (r.shards_info or {}).get(kind)
+        if info:
+            facts.append((f"SHARDS {kind.replace('_', '-')} error", fmt_ratio(info.get("mae_linear")),
+                          "mean absolute error of the hit ratio against the exact curve"))
+    figs = _figures("reuse-distance", [
+        charts.miss_ratio_curve(r.mrc, r.shards),
+        charts.reuse_distance_distribution(r.distance_counts, r.cold_accesses),
+        charts.reuse_time_distribution(r.reuse_time_hist, "seconds"),
+        charts.reuse_time_distribution(r.reuse_time_hist, "requests")])
+    return Section("reuse-distance", "Reuse distance and miss-ratio curve", facts=facts, figures=figs,
+                   intro="How far apart reuses are, and what an LRU cache of each size would hit.")
+
+
+def access_section(result) -> Section:
+    a = result.access
+    if a is None:
+        return _unavailable(result, "access", "access", "Access pattern")
+    facts = [("sequential share, mean per request", fmt_ratio(a.sequential_share_mean_per_request), None),
+             ("sequential share, block-weighted", fmt_ratio(a.sequential_share_blocks), None),
+             ("runs test: share with p > 0.05", fmt_pct(a.runs_test_share_p_gt_0_05),
+              f"over {a.runs_test_requests_tested:,} requests tested"),
+             ("point lookups", fmt_int(a.point_lookups), "isolated blocks"),
+             ("range scans", fmt_int(a.range_scans), f"covering {a.range_scan_blocks:,} blocks")]
+    figs = _figures("access", [charts.sequential_share_distribution(a.per_request),
+                               charts.run_length_distribution(a.run_lengths),
+                               charts.runs_test_pvalues(a.per_request)])
+    return Section("access", "Access pattern: sequential vs random", facts=facts, figures=figs,
+                   intro="Whether a request's blocks form contiguous id ranges a range index can scan (paper Fig. 2).")
+
+
+def zipf_line(hotness) -> dict | None:
+    """The fitted Zipf line of ``HotnessResult``: the analysis reports the slope; the intercept
+    of the same least-squares fit is recomputed here from the per-block counts."""
+    if hotness.zipf_alpha is None:
+        return None
+    lo, hi = hotness.zipf_fit_ranks
+    counts = np.sort(hotness.per_block["accesses"].to_numpy())[::-1][:hi]
+    if counts.shape[0] < 2:
+        return None
+    x = np.log(np.arange(1, counts.shape[0] + 1, dtype=np.float64))
+    y = np.log(counts.astype(np.float64))
+    slope, intercept = np.polyfit(x, y, 1)
+    return {"alpha": float(-slope), "intercept": float(intercept), "rank_min": int(lo), "rank_max": int(hi)}
+
+
+def hotness_section(result) -> Section:
+    h = result.hotness
+    if h is None:
+        return _unavailable(result, "hotness", "hotness", "Hotness")
+    s = h.summary()
+    facts = [("Gini coefficient", fmt_ratio(h.gini, 3), "0 = every block equally hot, 1 = one block takes all"),
+             ("Zipf exponent", fmt_ratio(h.zipf_alpha, 3), f"fit over ranks {h.zipf_fit_ranks[0]:,}–{h.zipf_fit_ranks[1]:,}"),
+             ("top 1% of blocks take", fmt_pct(s.get("top_1pct_access_share")), "of accesses"),
+             ("top 10% of blocks take", fmt_pct(s.get("top_10pct_access_share")), "of accesses"),
+             ("one-hit blocks", fmt_pct(s.get("one_hit_block_share")), None),
+             ("hot set for 80% of accesses", fmt_int(s.get("hot_set_blocks_80pct")), "blocks"),
+             ("mean hot-set overlap", fmt_ratio(s.get("drift_jaccard_mean"), 3),
+              f"Jaccard of top-{h.drift_top_k} between {h.drift_window_s:g} s windows")]
+    figs = _figures("hotness", [charts.lorenz_curve(h.lorenz), charts.rank_frequency(h.rank_frequency, zipf_line(h)),
+                                charts.hot_set_drift(h.drift, h.drift_top_k), charts.heat_by_depth(h.heat_by_depth)])
+    tables = [frame_table(h.hot_sets.with_columns(pl.col("access_share_target") * 100), "Hot-set sizes",
+                          "The fewest hottest blocks that together take the given share of accesses.",
+                          {"access_share_target": "accesses covered (%)", "blocks": "blocks",
+                           "block_share": "share of blocks"})]
+    if h.heat_by_type is not None:
+        tables.append(frame_table(h.heat_by_type, "Heat by request type",
+                                  "Per request type: accesses, distinct blocks and the share of accesses "
+                                  "that re-use a block seen earlier in the trace.",
+                                  {"type": "type", "requests": "requests", "accesses": "accesses",
+                                   "distinct_blocks": "distinct blocks", "reaccesses": "re-accesses",
+                                   "reaccess_share": "re-access share"}))
+    return Section("hotness", "Hotness", facts=facts, figures=figs, tables=tables,
+                   intro="How unevenly accesses fall on blocks, and how the hot set moves.")
+
+
+def prefix_section(result) -> Section:
+    p = result.prefix
+    if p is None:
+        return _unavailable(result, "prefix", "prefix", "Prefix structure")
+    g, t = p.groups_summary, p.tree
+    facts = [("shared-prefix groups", fmt_int(g.get("shared_prefix_groups")), None),
+             ("top-level groups", fmt_int(g.get("top_level_groups")), "distinct shared starting prefixes"),
+             ("requests starting with a shared prefix", fmt_pct(g.get("requests_starting_with_shared_prefix_share")), None),
+             ("reusable prefix tokens", fmt_int(g.get("reusable_prefix_tokens_total")),
+              f"{fmt_pct(g.get('reusable_prefix_tokens_share_of_input'))} of input tokens"),
+             ("prefix-tree nodes", fmt_int(t.get("nodes")), f"{fmt_int(t.get('roots'))} roots, {fmt_int(t.get('leaves'))} leaves"),
+             ("max depth", fmt_int(t.get("max_depth")), "blocks"),
+             ("mean fan-out of internal nodes", fmt_ratio(t.get("mean_fanout_internal"), 2), None)]
+    if p.sessions:
+        facts.append(("sessions", fmt_int(p.sessions.get("sessions")), None))
+        facts.append(("reuse within the same session", fmt_pct(p.sessions.get("reuse_within_session_share_by_first")),
+                      "re-accesses whose block first appeared in the same session"))
+    tables = [frame_table(p.groups, "Top shared-prefix groups",
+                          "Maximal prefixes shared by at least two requests, most shared first; reusable "
+                          "tokens = (requests − 1) × prefix tokens.",
+                          {"prefix_blocks": "prefix blocks", "prefix_tokens": "prefix tokens",
+                           "n_requests": "requests", "n_children": "branches", "reusable_tokens": "reusable tokens",
+                           "exclusive_reusable_tokens": "reusable beyond enclosing group",
+                           "first_req": "first request", "top_level": "top level"}, max_rows=20)]
+    if p.session_sharing is not None:
+        tables.append(frame_table(p.session_sharing, "Reuse within vs across sessions",
+                                  "Re-accesses attributed to the session of the block's first (by_first) or "
+                                  "previous (by_previous) access."))
+    return Section("prefix", "Prefix structure", facts=facts, tables=tables,
+                   intro="Which prefixes many requests share (system prompts, conversation histories).")
+
+
+SECTION_BUILDERS = [overview_section, workload_section, reusability_section, reuse_distance_section, access_section,
+                    hotness_section, prefix_section]
+
+
+def build_sections(result, replay=None, recommendation=None) -> list:
+    """The report's sections, in page order, as plain data (structure stage)."""
+    return [build(result) for build in SECTION_BUILDERS]
+
+
+# ---------------------------------------------------------------- render
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    return Environment(loader=PackageLoader("kvctrace.report", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(sections: list, title: str, summary: dict | None = None) -> str:
+    """The complete self-contained page (render stage)."""
+    from markupsafe import Markup
+
+    from .. import __version__
+    from .assets import script_safe, vega_bundle
+    template = _environment().get_template("report.html.j2")
+    summary_json = _spec_json(summary) if summary is not None else None
+    return template.render(
+        title=title, sections=sections, version=__version__,
+        vega_js=Markup(script_safe(vega_bundle())),
+        summary_json=Markup(summary_json) if summary_json else None)
+
+
+def write_report(result, out_dir, replay=None, recommendation=None) -> Path:
+    """Write ``report.html`` for an ``AnalysisResult`` (plus replay results and a
+    recommendation when given) into ``out_dir`` and return its path."""
+    sections = build_sections(result, replay=replay, recommendation=recommendation)
+    name = Path(str(result.trace.path)).name
+    html = render_html(sections, title=f"kvctrace report: {name}", summary=result.summary())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / REPORT_FILE
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path

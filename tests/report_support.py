@@ -1,0 +1,139 @@
+"""Shared helpers of the report tests: small generated traces, the conversation trace, and a
+headless Chromium that opens a report with the network blocked."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kvctrace import Trace
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def generated_trace(n_requests: int = 300, seed: int = 7, types=None, sessions=None, path="<generated>") -> Trace:
+    """Requests that share one of a few system prompts, continue their session's history and
+    add fresh blocks: enough structure for every section to have something to draw."""
+    rng = np.random.default_rng(seed)
+    prompts = [list(range(1_000_000 * (p + 1), 1_000_000 * (p + 1) + rng.integers(2, 6))) for p in range(4)]
+    history: dict = {}
+    next_id = 1
+    rows, offsets, ts = [], [0], []
+    n_sessions = max(1, n_requests // 5)
+    sess = rng.integers(0, n_sessions, n_requests)
+    t = 0.0
+    for r in range(n_requests):
+        s = int(sess[r])
+        if s not in history:
+            history[s] = list(prompts[s % len(prompts)])
+        fresh = list(range(next_id, next_id + int(rng.integers(1, 5))))
+        next_id += len(fresh)
+        blocks = history[s] + fresh
+        history[s] = blocks
+        if rng.random() < 0.2:            # an occasional shuffled request: random access
+            blocks = list(rng.permutation(blocks))
+        rows.extend(blocks)
+        offsets.append(len(rows))
+        t += float(rng.exponential(0.5))
+        ts.append(t)
+    offsets = np.asarray(offsets)
+    n_blocks = np.diff(offsets)
+    kwargs = {}
+    if types is not None:
+        kwargs["type"] = [types[i % len(types)] for i in range(n_requests)]
+    if sessions is not None:
+        kwargs["session_id"] = [sessions[int(s) % len(sessions)] for s in sess]
+    return Trace.from_arrays(offsets, np.asarray(rows, dtype=np.int64), ts=np.asarray(ts),
+                             input_len=n_blocks * 16 - rng.integers(0, 8, n_requests),
+                             output_len=rng.integers(1, 400, n_requests), block_size=16, path=path,
+                             format="generated", **kwargs)
+
+
+def conversation_trace_path() -> Path:
+    path = DATASETS / "mooncake" / "conversation_trace.jsonl"
+    if not path.exists():
+        pytest.skip("shared datasets not available")
+    return path
+
+
+def open_conversation(db=None) -> Trace:
+    """The Mooncake conversation trace through open_trace (parsed here while ingest is missing)."""
+    path = conversation_trace_path()
+    try:
+        from kvctrace import open_trace
+        return open_trace(path, db=db) if db is not None else open_trace(path)
+    except (ImportError, AttributeError):
+        rows = [json.loads(line) for line in path.open()]
+        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
+        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
+                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
+                                 input_len=[r["input_length"] for r in rows],
+                                 output_len=[r["output_length"] for r in rows], block_size=512,
+                                 path=str(path), format="mooncake")
+
+
+def chromium_or_skip() -> str:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+@dataclass
+class BrowserVisit:
+    console: list = field(default_factory=list)     # (type, text)
+    page_errors: list = field(default_factory=list)
+    blocked: list = field(default_factory=list)     # URLs that tried to leave the file
+    dialogs: list = field(default_factory=list)
+    charts: list = field(default_factory=list)      # per container: {id, rendered, svg, canvas}
+    globals: dict = field(default_factory=dict)
+
+
+def visit_report(html: Path, screenshot: Path | None = None, probe_globals=()) -> BrowserVisit:
+    """Open ``html`` in headless Chromium with every non-file request aborted; wait until the
+    report says every chart is drawn; collect console messages, errors and chart contents."""
+    from playwright.sync_api import sync_playwright
+    exe = chromium_or_skip()
+    visit = BrowserVisit()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.on("console", lambda m: visit.console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: visit.page_errors.append(str(e)))
+
+            def on_dialog(dialog):
+                visit.dialogs.append(dialog.message)
+                dialog.dismiss()
+            page.on("dialog", on_dialog)
+
+            def route(r):
+                if r.request.url.startswith("file:"):
+                    r.continue_()
+                else:
+                    visit.blocked.append(r.request.url)
+                    r.abort()
+            context.route("**/*", route)
+            page.goto(html.resolve().as_uri())
+            page.wait_for_function("window.kvctraceRendered !== undefined", timeout=30_000)
+            page.evaluate("window.kvctraceRendered")
+            visit.charts = page.evaluate("""() => Array.from(document.querySelectorAll('div.vega-chart')).map(el => ({
+                id: el.id, rendered: el.getAttribute('data-rendered'),
+                svg: el.querySelectorAll('svg.marks').length,
+                canvas: el.querySelectorAll('canvas.marks').length,
+                marks: el.querySelectorAll('svg.marks .mark-symbol path, svg.marks .mark-rect path, svg.marks .mark-line path, svg.marks .mark-area path').length}))""")
+            for name in probe_globals:
+                visit.globals[name] = page.evaluate(f"typeof window[{json.dumps(name)}] === 'undefined' ? null : String(window[{json.dumps(name)}])")
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return visit

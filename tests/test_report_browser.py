@@ -1,0 +1,50 @@
+"""The generated report in a real headless Chromium, with the network blocked: every chart is
+drawn (an SVG per container), nothing is logged as an error, and no request leaves the file."""
+from __future__ import annotations
+
+from kvctrace.analysis import analyze
+from kvctrace.report.build import write_report
+
+from .report_support import chromium_or_skip, generated_trace, open_conversation, visit_report
+
+
+def _assert_clean_render(visit, n_expected):
+    assert len(visit.charts) == n_expected
+    for chart in visit.charts:
+        assert chart["rendered"] == "ok", chart
+        assert chart["svg"] + chart["canvas"] >= 1, chart
+        assert chart["marks"] >= 1, f"{chart['id']} drew no marks"
+    errors = [text for kind, text in visit.console if kind in ("error", "warning")]
+    assert errors == []
+    assert visit.page_errors == []
+    assert visit.blocked == []
+
+
+def test_network_blocker_records_requests(tmp_path):
+    """The harness itself: a page that tries to fetch from the network is caught."""
+    chromium_or_skip()
+    page = tmp_path / "leaky.html"
+    page.write_text('<!DOCTYPE html><html><body><img src="http://example.invalid/x.png">'
+                    '<script>window.kvctraceRendered = Promise.resolve(0);</script></body></html>')
+    visit = visit_report(page)
+    assert any("example.invalid" in url for url in visit.blocked)
+
+
+def test_generated_trace_report_renders_offline(tmp_path):
+    chromium_or_skip()
+    trace = generated_trace(400, types=["chat", "code", "agent"], sessions=[f"s{i}" for i in range(50)])
+    path = write_report(analyze(trace), tmp_path / "out")
+    html = path.read_text(encoding="utf-8")
+    n_charts = html.count('class="vega-chart"')
+    assert n_charts >= 15
+    visit = visit_report(path, screenshot=tmp_path / "report.png")
+    _assert_clean_render(visit, n_charts)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_conversation_trace_report_renders_offline(tmp_path):
+    chromium_or_skip()
+    path = write_report(analyze(open_conversation()), tmp_path / "out")
+    n_charts = path.read_text(encoding="utf-8").count('class="vega-chart"')
+    visit = visit_report(path, screenshot=tmp_path / "conversation.png")
+    _assert_clean_render(visit, n_charts)
