@@ -68,12 +68,13 @@ def analyze(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = N
     result = run_analyses(open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db)))
     out_dir = out if out is not None else Path("reports") / trace_name(trace)
     summary_path = write_summary(result, out_dir)
-    # The report part adds the HTML report here: kvctrace.report.build.write_report(result, out_dir).
+    from .report import write_report
+    report_path = write_report(result, out_dir)
     if json:
         print(result.to_json())
-        print(f"wrote {summary_path}", file=sys.stderr)
+        print(f"wrote {summary_path}\nwrote {report_path}", file=sys.stderr)
         return
-    _print_analysis(result.summary(), [summary_path])
+    _print_analysis(result.summary(), [summary_path, report_path])
 
 
 # Rows shown on the console per section (everything is in summary.json); sections not listed
@@ -154,3 +155,22 @@ def _print_analysis(summary: dict, written: list) -> None:
         console.print(table)
     for path in written:
         console.print(f"wrote {path}")
+
+
+# ---- report (issue 5: HTML report) -----------------------------------------------------------
+
+@app.command()
+@handle_errors
+def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
+           partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
+           skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None):
+    """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
+    it re-renders from the stored tables without re-ingesting."""
+    from . import open_trace
+    from .analysis import analyze as run_analyses, trace_name
+    from .report import write_report
+
+    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    out_dir = out if out is not None else Path("reports") / trace_name(opened.path)
+    print(f"wrote {write_report(run_analyses(opened), out_dir)}")
