@@ -22,7 +22,16 @@ CONVERSATION = DATASETS / "mooncake" / "conversation_trace.jsonl"
 
 
 def mooncake_trace(path: Path) -> Trace:
-    """Mooncake JSONL as a Trace: its hash_ids are already dense first-appearance ids."""
+    """The Mooncake JSONL through ``kvctrace.open_trace`` once the store implements it;
+    until then parsed here (its hash_ids are already dense first-appearance ids)."""
+    from kvctrace import open_trace, store
+    if hasattr(store, "open_trace"):
+        return open_trace(path)
+    return parse_mooncake(path)
+
+
+def parse_mooncake(path: Path) -> Trace:
+    """Mooncake JSONL as a Trace built with Trace.from_arrays."""
     rows = [json.loads(line) for line in path.open()]
     lens = np.array([len(r["hash_ids"]) for r in rows], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
