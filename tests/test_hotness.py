@@ -163,3 +163,10 @@ def test_golden_conversation_hotness():
     assert s["gini"] == pytest.approx(0.32013, abs=1e-5)
     assert s["zipf_alpha"] == pytest.approx(0.44454, abs=1e-5)
     assert s["hot_set_blocks_50pct"] == 41342
+    # plotting frames are downsampled, ordered and end where they must
+    lorenz = res.lorenz
+    assert lorenz.height <= 1001 and lorenz.row(0) == (0.0, 0.0) and lorenz.row(-1) == (1.0, 1.0)
+    assert lorenz["block_share"].is_sorted() and lorenz["access_share"].is_sorted()
+    rf = res.rank_frequency
+    assert rf.height <= 1000 and rf["rank"][0] == 1 and rf["rank"][-1] == s["unique_blocks"]
+    assert rf["accesses"].is_sorted(descending=True)

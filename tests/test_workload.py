@@ -124,3 +124,29 @@ def test_lengths_only_azure_trace():
     assert s["output_len_p50"] == pytest.approx(float(df["GeneratedTokens"].median()))
     assert s["interarrival_cv"] > 1        # bursty arrivals
     json.dumps(s)
+
+
+@pytest.mark.parametrize("offsets,blocks", [([0], []), ([0, 0, 0], []), ([0, 1], [5])])
+def test_tiny_traces_give_json_summaries_in_every_analysis(offsets, blocks):
+    from kvctrace.analysis.access import analyze_access
+    from kvctrace.analysis.hotness import analyze_hotness
+    from kvctrace.analysis.prefix import analyze_prefix
+    trace = Trace.from_arrays(np.array(offsets), np.array(blocks, np.int64))
+    for analysis in (analyze_access, analyze_hotness, analyze_prefix, analyze_workload):
+        summary = analysis(trace).summary()
+        json.dumps(summary, allow_nan=False)
+    assert analyze_workload(trace).summary()["requests"] == len(offsets) - 1
+
+
+@pytest.mark.skipif(not AZURE_CONV.exists(), reason="shared datasets not present")
+def test_lengths_only_azure_through_open_trace():
+    from kvctrace import open_trace, store
+    if not hasattr(store, "open_trace"):
+        pytest.skip("kvctrace.open_trace not implemented yet")
+    trace = open_trace(AZURE_CONV)
+    assert not trace.has_block_ids
+    s = analyze_workload(trace).summary()
+    df = pl.read_csv(AZURE_CONV)
+    assert s["requests"] == df.height
+    assert s["input_tokens"] == int(df["ContextTokens"].sum())
+    assert s["output_len_p99"] == pytest.approx(float(df["GeneratedTokens"].quantile(0.99, "linear")))
