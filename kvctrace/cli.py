@@ -174,3 +174,51 @@ def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
     opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
     out_dir = out if out is not None else Path("reports") / trace_name(opened.path)
     print(f"wrote {write_report(run_analyses(opened), out_dir)}")
+
+
+# ---- synth (issue 2: synthetic traces) -------------------------------------------------------
+# The structure options are generated from kvctrace.synth.SynthConfig, so the CLI, the Python
+# API and their help texts cannot drift apart.
+
+def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
+    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
+    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
+    from .synth import write
+
+    s = write(out, fmt, requests, seed, block_size, **structure)
+    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
+    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
+          f"{s.duration_s:,.1f} s")
+
+
+def _register_synth() -> None:
+    import dataclasses
+    import inspect
+
+    from .synth import FORMATS, SynthConfig
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("out", kw, annotation=Annotated[Path, typer.Argument(help="Output file (.jsonl, .jsonl.gz, .jsonl.zst)")]),
+        inspect.Parameter("fmt", kw, default="mooncake", annotation=Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))]),
+        inspect.Parameter("requests", kw, default=1000, annotation=Annotated[int, typer.Option("--requests", help="Number of requests")]),
+        inspect.Parameter("seed", kw, default=0, annotation=Annotated[int, typer.Option("--seed", help="Random seed (same seed, same trace)")]),
+        inspect.Parameter("block_size", kw, default=None, annotation=Annotated[Optional[int], typer.Option("--block-size", help="Tokens per hashed block (default: mooncake 512, bailian 16)")]),
+    ]
+    types = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(SynthConfig):
+        py_type = types[f.type] if isinstance(f.type, str) else f.type
+        params.append(inspect.Parameter(f.name, kw, default=f.default, annotation=Annotated[
+            py_type, typer.Option("--" + f.name.replace("_", "-"), help=f.metadata["help"])]))
+
+    @functools.wraps(_synth)
+    def synth(**kwargs):
+        return _synth(**kwargs)
+
+    synth.__signature__ = inspect.Signature(params)
+    synth.__annotations__ = {p.name: p.annotation for p in params}
+    del synth.__wrapped__  # typer must read the generated signature, not _synth's
+    app.command(name="synth")(handle_errors(synth))
+
+
+_register_synth()

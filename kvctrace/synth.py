@@ -451,13 +451,38 @@ def generate(format: str = "mooncake", n_requests: int = 1000, seed: int = 0,
     return records(synthesize(n_requests, seed, **structure), format, block_size)
 
 
+@dataclass(frozen=True)
+class SynthSummary:
+    """What ``write`` wrote: the file and the workload's size."""
+    path: Path
+    format: str
+    block_size: int | None  # None for the tokens format (hashed at ingest)
+    requests: int
+    sessions: int
+    blocks: int             # block ids written (mooncake/bailian) or 0
+    tokens: int             # total input tokens
+    duration_s: float
+
+
+def write(path, format: str = "mooncake", n_requests: int = 1000, seed: int = 0,
+          block_size: int | None = None, **structure) -> SynthSummary:
+    """Generate and write a synthetic trace as JSONL (``.gz`` / ``.zst`` suffix compresses)."""
+    path = Path(path)
+    work = synthesize(n_requests, seed, **structure)
+    frame = records(work, format, block_size)
+    write_jsonl(frame, path)
+    blocks = 0 if format == "tokens" else int(frame["hash_ids"].list.len().sum())
+    return SynthSummary(path=path, format=format,
+                        block_size=None if format == "tokens" else (block_size or DEFAULT_BLOCK_SIZE[format]),
+                        requests=work.n_requests, sessions=int(work.session.max()) + 1, blocks=blocks,
+                        tokens=int(work.input_len.sum()), duration_s=float(work.ts[-1]))
+
+
 def write_trace(path, format: str = "mooncake", n_requests: int = 1000, seed: int = 0,
                 block_size: int | None = None, **structure) -> Path:
-    """Write a synthetic trace as JSONL (``.jsonl``; ``.gz`` / ``.zst`` suffix compresses)."""
-    path = Path(path)
-    frame = generate(format, n_requests, seed, block_size, **structure)
-    write_jsonl(frame, path)
-    return path
+    """Write a synthetic trace as JSONL (``.jsonl``; ``.gz`` / ``.zst`` suffix compresses);
+    ``structure`` takes the fields of ``SynthConfig``. Returns the path."""
+    return write(path, format, n_requests, seed, block_size, **structure).path
 
 
 def write_jsonl(frame: pl.DataFrame, path: Path) -> None:
