@@ -14,6 +14,6 @@ def __getattr__(name):
         from . import build
         return getattr(build, name)
     if name == "charts":
-        from . import charts
-        return charts
+        import importlib
+        return importlib.import_module(f"{__name__}.charts")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

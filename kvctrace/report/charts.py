@@ -160,7 +160,7 @@ def reuse_distance_distribution(distance_counts: pl.DataFrame, cold: int | None 
         x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
                 axis=pow10_axis(bins["hi"].max() if bins.height else 1, "stack distance (blocks, symlog scale)")),
         x2="hi:Q",
-        y=alt.Y("count:Q", title="re-accesses"),
+        y=alt.Y("count:Q", title="re-accesses (count)"),
         tooltip=[alt.Tooltip("lo:Q", title="distance ≥"), alt.Tooltip("hi:Q", title="distance <"),
                  alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
                  alt.Tooltip("share:Q", format=".1%", title="share")])
@@ -182,7 +182,7 @@ def reuse_time_distribution(reuse_time_hist: pl.DataFrame, unit: str = "seconds"
         x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
                 axis=pow10_axis(data["hi"].max() if data.height else 1, f"reuse time ({label}, symlog scale)")),
         x2="hi:Q",
-        y=alt.Y("count:Q", title="re-accesses"),
+        y=alt.Y("count:Q", title="re-accesses (count)"),
         tooltip=[alt.Tooltip("lo:Q", title="from"), alt.Tooltip("hi:Q", title="to"),
                  alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
                  alt.Tooltip("share:Q", format=".1%", title="share")])
@@ -256,7 +256,7 @@ def run_length_distribution(run_lengths: pl.DataFrame) -> alt.Chart:
     return _chart(data, "Run-length distribution", caption).mark_rect(
         color=PALETTE[2], stroke="white", strokeWidth=0.5).encode(
         x=alt.X("lo:Q", title="run length (blocks, log scale)", scale=alt.Scale(type="log", base=2)),
-        x2="hi:Q", y=alt.Y("blocks:Q", title="blocks in runs of this length"),
+        x2="hi:Q", y=alt.Y("blocks:Q", title="blocks in runs of this length (count)"),
         tooltip=[alt.Tooltip("lo:Q", title="length ≥"), alt.Tooltip("hi:Q", title="length <"),
                  alt.Tooltip("runs:Q", format=",.0f"), alt.Tooltip("blocks:Q", format=",.0f"),
                  alt.Tooltip("share_of_blocks:Q", format=".1%", title="share of blocks")])
@@ -274,7 +274,7 @@ def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
                "with random placement.")
     return _chart(data, "Runs test on non-sequential ids (Fig. 2)", caption).mark_rect(
         stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", title="runs-test p-value", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
+        x=alt.X("lo:Q", title="runs-test p-value (probability)", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
         y=alt.Y("requests:Q", title="requests"),
         color=alt.Color("verdict:N", title="verdict", scale=alt.Scale(range=[PALETTE[3], PALETTE[0]])),
         tooltip=[alt.Tooltip("lo:Q", title="p ≥"), alt.Tooltip("hi:Q", title="p <"), alt.Tooltip("requests:Q")])
@@ -415,6 +415,6 @@ def session_sizes(sessions: pl.DataFrame) -> alt.Chart:
     return _chart(bins, "Requests per session", caption).mark_rect(
         color=PALETTE[4], stroke="white", strokeWidth=0.5).encode(
         x=alt.X("lo:Q", title="requests in the session (log scale)", scale=alt.Scale(type="log", base=2)),
-        x2="hi:Q", y=alt.Y("sessions:Q", title="sessions"),
+        x2="hi:Q", y=alt.Y("sessions:Q", title="sessions (count)"),
         tooltip=[alt.Tooltip("lo:Q", title="requests ≥"), alt.Tooltip("hi:Q", title="requests <"),
                  alt.Tooltip("sessions:Q", format=",.0f")])

@@ -1,0 +1,206 @@
+"""The HTML report: structure, self-containment, chart conventions (title, labelled axes,
+caption, at most 5,000 rows), size on the conversation trace, lengths-only traces, and
+re-rendering from a .duckdb."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import altair as alt
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from kvctrace.analysis import analyze
+from kvctrace.report import charts
+from kvctrace.report.assets import script_safe, vega_bundle
+from kvctrace.report.build import build_sections, write_report, zipf_line
+
+from .report_support import conversation_trace_path, generated_trace, open_conversation
+
+SPEC_RE = re.compile(r'<script type="application/json" id="(spec-[^"]+)">(.*?)</script>', re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def generated_result():
+    return analyze(generated_trace(300, types=["chat", "code"], sessions=[f"s{i}" for i in range(40)]))
+
+
+def _all_charts(result):
+    r, a, h, w = result.reuse, result.access, result.hotness, result.workload
+    return {
+        "hit_rate_cdf": charts.hit_rate_cdf(r.hit_rate_cdf, r.request_hit_rate_shares),
+        "block_id_vs_time": charts.block_id_vs_time(r.block_time),
+        "reuse_over_time": charts.reuse_over_time(r.windows),
+        "reuse_distance": charts.reuse_distance_distribution(r.distance_counts, r.cold_accesses),
+        "reuse_time_s": charts.reuse_time_distribution(r.reuse_time_hist, "seconds"),
+        "reuse_time_req": charts.reuse_time_distribution(r.reuse_time_hist, "requests"),
+        "mrc": charts.miss_ratio_curve(r.mrc, r.shards),
+        "sequential": charts.sequential_share_distribution(a.per_request),
+        "run_lengths": charts.run_length_distribution(a.run_lengths),
+        "runs_test": charts.runs_test_pvalues(a.per_request),
+        "lorenz": charts.lorenz_curve(h.lorenz),
+        "rank_frequency": charts.rank_frequency(h.rank_frequency, zipf_line(h)),
+        "drift": charts.hot_set_drift(h.drift, h.drift_top_k),
+        "depth": charts.heat_by_depth(h.heat_by_depth),
+        "arrivals": charts.arrival_rate(w.arrivals, w.arrival_window_s),
+        "lengths": charts.length_distribution(w.length_quantiles),
+        "types": charts.request_types(w.types),
+        "sessions": charts.session_sizes(w.sessions),
+    }
+
+
+def _encodings(spec):
+    """Every encoding block of a (possibly layered) spec."""
+    out = []
+    if "encoding" in spec:
+        out.append(spec["encoding"])
+    for layer in spec.get("layer", []):
+        out += _encodings(layer)
+    return out
+
+
+def test_every_chart_is_titled_labelled_captioned_and_valid(generated_result):
+    for name, chart in _all_charts(generated_result).items():
+        spec = chart.to_dict()             # validates against the Vega-Lite schema
+        assert spec.get("title"), name
+        caption = spec.get("description", "")
+        assert len(caption) > 40 and caption.rstrip().endswith("."), (name, caption)
+        titled = False
+        for enc in _encodings(spec):
+            for channel in ("x", "y"):
+                ch = enc.get(channel)
+                if isinstance(ch, dict) and "field" in ch and (ch.get("title") or (ch.get("axis") or {}).get("title")):
+                    titled = True
+        assert titled, f"{name}: x/y axes need titles with units"
+        for rows in spec.get("datasets", {}).values():
+            assert len(rows) <= charts.MAX_MARKS, name
+
+
+def test_axis_titles_carry_units_on_the_main_layer(generated_result):
+    for name, chart in _all_charts(generated_result).items():
+        enc = _encodings(chart.to_dict())
+        def title_of(ch):
+            return ch.get("title") or (ch.get("axis") or {}).get("title") if isinstance(ch, dict) else None
+        main = next(e for e in enc if title_of(e.get("x")))
+        for channel in ("x", "y"):
+            title = title_of(main[channel])
+            assert re.search(r"\(|share|ratio|rank|requests|type|Jaccard", title), (name, channel, title)
+
+
+def test_downsampling_keeps_ends_and_says_so():
+    frame = pl.DataFrame({"block_share": np.linspace(0, 1, 20_001), "access_share": np.linspace(0, 1, 20_001) ** 3})
+    spec = charts.lorenz_curve(frame).to_dict()
+    rows = [r for rows in spec["datasets"].values() for r in rows if "block_share" in r and len(rows) > 2]
+    assert len(rows) <= charts.MAX_MARKS
+    assert rows[0]["block_share"] == 0.0 and rows[-1]["block_share"] == 1.0
+    assert "Downsampled to" in spec["description"] and "20,001" in spec["description"]
+    assert charts.evenly(frame, 10).height == 10
+
+
+def test_log2_bins_count_every_value():
+    values = np.array([0, 0, 1, 2, 3, 4, 7, 8, 1000])
+    bins = charts.log2_bins(values)
+    assert bins["count"].sum() == values.shape[0]
+    assert bins["lo"].to_list()[:5] == [0, 1, 2, 4, 8]
+    assert bins.filter(pl.col("lo") == 2)["count"][0] == 2      # 2 and 3
+    assert bins.filter(pl.col("lo") == 512)["count"][0] == 1
+
+
+def test_zipf_line_matches_the_analysis_slope(generated_result):
+    h = generated_result.hotness
+    line = zipf_line(h)
+    assert line["alpha"] == pytest.approx(h.zipf_alpha, rel=1e-9)
+    assert line["rank_max"] == h.zipf_fit_ranks[1]
+
+
+def test_report_is_one_self_contained_file(generated_result, tmp_path):
+    path = write_report(generated_result, tmp_path / "out")
+    assert path.name == "report.html" and path.parent == tmp_path / "out"
+    html = path.read_text(encoding="utf-8")
+    assert html.count("window.vegaEmbed=") == 1          # the libraries, inlined once
+    assert html.count(vega_bundle()[:200]) == 1
+    page = html.replace(script_safe(vega_bundle()), "")   # the page around the library code
+    assert len(page) < len(html)
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", page, flags=re.IGNORECASE)
+    assert not re.search(r"<script[^>]*\bsrc=", page, flags=re.IGNORECASE)
+    assert not re.search(r"@import|@font-face|url\(|https?://(?!vega\.github\.io/schema/)", page, flags=re.IGNORECASE)
+    containers = re.findall(r'class="vega-chart" id="chart-([^"]+)" data-spec="spec-([^"]+)"', html)
+    specs = dict(SPEC_RE.findall(html))
+    assert len(containers) >= 15 and all(a == b for a, b in containers)
+    assert set(specs) == {f"spec-{b}" for _, b in containers}
+    for text in specs.values():
+        spec = json.loads(text)
+        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    summary = json.loads(re.search(r'id="kvctrace-summary">(.*?)</script>', html, re.DOTALL).group(1))
+    assert summary == json.loads(json.dumps(generated_result.summary()))
+    for section in ("overview", "workload", "reusability", "reuse-distance", "access", "hotness", "prefix"):
+        assert f'<section id="{section}">' in html
+
+
+def test_sections_hold_the_analysis_figures(generated_result):
+    sections = {s.id: s for s in build_sections(generated_result)}
+    facts = dict((label, value) for label, value, _ in sections["overview"].facts)
+    tr = generated_result.trace
+    assert facts["requests"] == f"{tr.n_requests:,}"
+    assert facts["unique blocks"] == f"{tr.n_unique_blocks:,}"
+    assert facts["ideal hit ratio (blocks)"] == f"{generated_result.reuse.ideal_hit_ratio_blocks:.4f}"
+    groups = next(t for t in sections["prefix"].tables if t.title == "Top shared-prefix groups")
+    top = generated_result.prefix.groups.row(0, named=True)
+    assert groups.rows[0][2] == f"{top['n_requests']:,}"
+
+
+def test_lengths_only_trace_says_reuse_cannot_be_measured(tmp_path):
+    trace = generated_trace(50)
+    trace = dataclasses.replace(trace, has_block_ids=False, blocks=np.zeros(0, np.int64),
+                                offsets=np.zeros(trace.n_requests + 1, np.int64), n_unique_blocks=0)
+    result = analyze(trace)
+    html = write_report(result, tmp_path).read_text(encoding="utf-8")
+    assert html.count("Not measured:") == 5       # reusability, reuse distance, access, hotness, prefix
+    assert "no block ids" in html
+    assert 'id="chart-workload-0"' in html
+
+
+def test_script_safe_neutralises_closing_tags():
+    assert "</script" not in script_safe('x = "</script><script>alert(1)</SCRIPT>"').lower()
+
+
+def test_conversation_report_size_and_marks(tmp_path):
+    result = analyze(open_conversation())
+    path = write_report(result, tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert path.stat().st_size < 3_000_000
+    for _, text in SPEC_RE.findall(html):
+        for rows in json.loads(text).get("datasets", {}).values():
+            assert len(rows) <= charts.MAX_MARKS
+    assert f"{result.reuse.ideal_hit_ratio_blocks:.4f}" == "0.3664" and ">0.3664<" in html
+
+
+def _specs_and_summary(html: str):
+    summary = json.loads(re.search(r'id="kvctrace-summary">(.*?)</script>', html, re.DOTALL).group(1))
+    return dict(SPEC_RE.findall(html)), summary
+
+
+def test_report_from_duckdb_matches_analyze(tmp_path):
+    """`kvctrace analyze --db` then `kvctrace report DB`: the same figures, without re-ingesting."""
+    from kvctrace.cli import app
+    try:
+        from kvctrace.store import open_trace  # noqa: F401
+    except ImportError:
+        pytest.skip("ingest into a .duckdb is not available yet")
+    src = conversation_trace_path()
+    db = tmp_path / "conversation.duckdb"
+    runner = CliRunner()
+    first = runner.invoke(app, ["analyze", str(src), "--db", str(db), "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "a" / "report.html").exists() and (tmp_path / "a" / "summary.json").exists()
+    second = runner.invoke(app, ["report", str(db), "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
+    assert str(tmp_path / "b" / "report.html") in second.output
+    specs_a, summary_a = _specs_and_summary((tmp_path / "a" / "report.html").read_text(encoding="utf-8"))
+    specs_b, summary_b = _specs_and_summary((tmp_path / "b" / "report.html").read_text(encoding="utf-8"))
+    assert specs_a == specs_b
+    summary_a["trace"].pop("path"), summary_b["trace"].pop("path")
+    assert summary_a == summary_b
