@@ -137,7 +137,7 @@ def part1(name, blocks, n_unique):
     print(f"\n== exact stack distances: {name}: {n:,} accesses, {n_unique:,} distinct blocks")
     stack_distances(blocks[:1000], n_unique)          # load the Numba cache (warm)
     textbook_fenwick(blocks[:1000], n_unique)
-    (dist, _), t_kv = timed(stack_distances, blocks, n_unique)
+    dist, t_kv = timed(stack_distances, blocks, n_unique)
     ref, t_tb = timed(textbook_fenwick, blocks, n_unique)
     assert np.array_equal(dist, ref), "kvctrace and the textbook Fenwick disagree"
     del ref
@@ -172,7 +172,7 @@ def part2(name, blocks, n_unique):
     print(f"\n== SHARDS: {name}: {n:,} accesses, {n_unique:,} distinct blocks")
     shards_fixed_rate(blocks[:1000], n_unique, 0.01)
     shards_fixed_size(blocks[:1000], n_unique, 8192)
-    (dist, _), t_exact = timed(stack_distances, blocks, n_unique)
+    dist, t_exact = timed(stack_distances, blocks, n_unique)
     counts, _ = distance_counts(dist)
     del dist
     lin = np.unique(np.linspace(1, counts.shape[0], 200).round().astype(np.int64))

@@ -70,6 +70,23 @@ def naive_request_hits(offsets, blocks):
     return hits, prefix
 
 
+def naive_reuse_times(offsets, blocks, ts):
+    """Per access: requests since the previous access of the same block (-1 when first), and
+    for the warm accesses, in order, the seconds since it."""
+    last_req = {}
+    reqs, secs = [], []
+    for r in range(len(offsets) - 1):
+        for i in range(offsets[r], offsets[r + 1]):
+            b = int(blocks[i])
+            if b in last_req:
+                reqs.append(r - last_req[b])
+                secs.append(ts[r] - ts[last_req[b]])
+            else:
+                reqs.append(-1)
+            last_req[b] = r
+    return reqs, secs
+
+
 def naive_fmix64(z):
     z &= _M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64

@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 from kvctrace import Trace
 from kvctrace.analysis.reuse import analyze_reuse, exact_mrc, log_capacities
 from kvctrace.errors import NoBlockIdsError
-from kvctrace.kernels.reuse import distance_counts, hit_ratio_at, per_request_hits, stack_distances
+from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, per_request_hits, reuse_seconds,
+                                    stack_distances, stack_distances_by_request)
 from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 
 from . import naive
@@ -46,14 +47,8 @@ def _dense(raw):
 @given(block_lists)
 def test_stack_distances_equal_naive(raw):
     blocks, n_unique = _dense(np.asarray(raw, dtype=np.int64))
-    dist, prev = stack_distances(blocks, n_unique)
+    dist = stack_distances(blocks, n_unique)
     assert dist.tolist() == naive.naive_stack_distances(blocks.tolist())
-    # prev points at the previous access of the same block
-    for t, p in enumerate(prev):
-        if p >= 0:
-            assert blocks[p] == blocks[t] and blocks[p + 1:t].tolist().count(blocks[t]) == 0
-        else:
-            assert blocks[t] not in blocks[:t].tolist()
 
 
 def test_stack_distances_cross_word_boundaries():
@@ -61,7 +56,7 @@ def test_stack_distances_cross_word_boundaries():
     rng = np.random.default_rng(7)
     raw = rng.integers(0, 300, 5000)
     blocks, n_unique = _dense(raw)
-    dist, _ = stack_distances(blocks, n_unique)
+    dist = stack_distances(blocks, n_unique)
     assert dist.tolist() == naive.naive_stack_distances(blocks.tolist())
 
 
@@ -69,7 +64,7 @@ def test_stack_distances_cross_word_boundaries():
 @given(block_lists, st.integers(0, 14))
 def test_mrc_equals_naive_lru(raw, capacity):
     blocks, n_unique = _dense(np.asarray(raw, dtype=np.int64))
-    dist, _ = stack_distances(blocks, n_unique)
+    dist = stack_distances(blocks, n_unique)
     counts, _ = distance_counts(dist)
     got = hit_ratio_at(counts, blocks.shape[0], [capacity])[0]
     assert got == pytest.approx(naive.naive_lru_hit_ratio(blocks.tolist(), capacity))
@@ -77,10 +72,23 @@ def test_mrc_equals_naive_lru(raw, capacity):
 
 @settings(max_examples=60, deadline=None)
 @given(csr_traces())
+def test_reuse_times_equal_naive(trace):
+    offsets, raw = trace
+    blocks, n_unique = _dense(raw)
+    ts = np.cumsum(np.arange(offsets.shape[0] - 1)) * 0.5  # distinct, increasing arrival times
+    dist, reuse_req = stack_distances_by_request(offsets, blocks, n_unique)
+    assert dist.tolist() == naive.naive_stack_distances(blocks.tolist())
+    want_req, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
+    assert reuse_req.tolist() == want_req
+    assert reuse_seconds(offsets, reuse_req, ts).tolist() == pytest.approx(want_s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(csr_traces())
 def test_per_request_hits_equal_naive(trace):
     offsets, raw = trace
     blocks, n_unique = _dense(raw)
-    dist, _ = stack_distances(blocks, n_unique)
+    dist = stack_distances(blocks, n_unique)
     hits, prefix = per_request_hits(offsets, dist)
     want_hits, want_prefix = naive.naive_request_hits(offsets.tolist(), blocks.tolist())
     assert hits.tolist() == want_hits
@@ -134,7 +142,7 @@ def test_shards_accuracy_on_generated_trace():
     sampling: within 0.02 MAE (measured ~0.008 and ~0.006; the benchmark checks the
     10M-access, 1% case against 0.01)."""
     blocks, n_unique = _zipf_trace(1_000_000, 200_000, seed=11)
-    dist, _ = stack_distances(blocks, n_unique)
+    dist = stack_distances(blocks, n_unique)
     counts, _ = distance_counts(dist)
     caps = np.unique(np.linspace(1, counts.shape[0], 200).round().astype(np.int64))
     exact = hit_ratio_at(counts, blocks.shape[0], caps)

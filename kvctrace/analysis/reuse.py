@@ -34,7 +34,8 @@ import numpy as np
 import polars as pl
 
 from ..errors import NoBlockIdsError
-from ..kernels.reuse import distance_counts, hit_ratio_at, hit_tokens, per_request_hits, stack_distances
+from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits, reuse_seconds,
+                             stack_distances, stack_distances_by_request)
 from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 from ..trace import Trace
 
@@ -173,9 +174,11 @@ def _log_hist(values: np.ndarray, unit: str) -> pl.DataFrame:
     """Counts in log2 bins [0,1), [1,2), [2,4), ... (values >= 0)."""
     if values.shape[0] == 0:
         return pl.DataFrame(schema={"unit": pl.String, "lo": pl.Float64, "hi": pl.Float64, "count": pl.Int64})
-    top = max(float(values.max()), 1.0)
-    edges = np.concatenate(([0.0], 2.0 ** np.arange(0, math.ceil(math.log2(top)) + 2)))
-    counts, _ = np.histogram(values, bins=edges)
+    # frexp: v in [2**(e-1), 2**e) has exponent e, which is the bin of v >= 1
+    exponent = np.frexp(np.asarray(values, dtype=np.float64))[1]
+    bins = np.where(values >= 1, exponent, 0)
+    counts = np.bincount(bins)
+    edges = np.concatenate(([0.0], 2.0 ** np.arange(0, counts.shape[0])))
     return pl.DataFrame({"unit": [unit] * counts.shape[0], "lo": edges[:-1], "hi": edges[1:],
                          "count": counts.astype(np.int64)})
 
@@ -201,7 +204,7 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     ts = np.asarray(trace.ts, dtype=np.float64)
     n_blocks = np.diff(offsets)
 
-    dist, prev = stack_distances(blocks, n_unique)
+    dist, reuse_req = stack_distances_by_request(offsets, blocks, n_unique)
     counts, cold = distance_counts(dist)
     hits, prefix_hits = per_request_hits(offsets, dist)
     hit_tok, all_tok = hit_tokens(offsets, dist, trace.input_len, trace.block_size)
@@ -240,29 +243,25 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
                              .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
 
     # Reuse time (non-cold accesses) in seconds and requests.
-    req_of = np.repeat(np.arange(n_req, dtype=np.int64), n_blocks)
-    warm = prev >= 0
-    prev_w = prev[warm]
-    req_w = req_of[warm]
-    reuse_req = req_w - req_of[prev_w]
-    reuse_s = ts[req_w] - ts[req_of[prev_w]]
-    del prev_w, req_w
+    reuse_s = reuse_seconds(offsets, reuse_req, ts)
+    reuse_req = reuse_req[reuse_req >= 0]
     qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
     reuse_time = pl.DataFrame({
         "quantile": qs,
         "seconds": np.quantile(reuse_s, qs) if reuse_s.shape[0] else [None] * len(qs),
         "requests": np.quantile(reuse_req, qs) if reuse_req.shape[0] else [None] * len(qs)},
         schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    reuse_time_hist = pl.concat([_log_hist(reuse_s, "seconds"), _log_hist(reuse_req.astype(np.float64), "requests")])
+    reuse_time_hist = pl.concat([_log_hist(reuse_s, "seconds"), _log_hist(reuse_req, "requests")])
+    del reuse_s, reuse_req
 
     # Fig. 1b: block id vs time, evenly strided over accesses.
     if n_acc:
         idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
     else:
         idx = np.zeros(0, np.int64)
-    block_time = pl.DataFrame({"ts": ts[req_of[idx]], "req_id": req_of[idx], "block": blocks[idx],
+    req_idx = np.searchsorted(offsets, idx, side="right") - 1
+    block_time = pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
                                "reused": dist[idx] >= 0})
-    del req_of, reuse_s, reuse_req
 
     # Exact MRC.
     cum = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
@@ -336,7 +335,7 @@ def exact_mrc(trace: Trace, capacities) -> pl.DataFrame:
     if not trace.has_block_ids:
         raise NoBlockIdsError("the trace has no block ids, so an LRU curve cannot be computed",
                               path=trace.path, hint="use a trace with hash_ids or token_ids")
-    dist, _ = stack_distances(trace.blocks, int(trace.n_unique_blocks) or None)
+    dist = stack_distances(trace.blocks, int(trace.n_unique_blocks) or None)
     counts, _ = distance_counts(dist)
     caps = np.asarray(capacities, dtype=np.int64)
     return pl.DataFrame({"capacity_blocks": caps, "hit_ratio": hit_ratio_at(counts, trace.n_accesses, caps)})

@@ -70,31 +70,69 @@ def _remove_marker(bits, tree, p, w_now):
 
 
 @nb.njit(cache=True)
-def _stack_distances(blocks, n_unique):
+def _stack_distances(offsets, blocks, n_unique):
+    """Stack distance (int32, -1 cold) and reuse distance in requests (int32, -1 cold; 0 =
+    re-accessed within the same request) of every access; requests given as CSR offsets."""
     n = blocks.shape[0]
     n_words = (n >> 6) + 1
     bits = np.zeros(n_words, np.uint64)
     tree = np.zeros(n_words + 1, np.int32)  # counts never exceed n_unique < 2**31
     last = np.full(n_unique, -1, np.int64)
-    dist = np.empty(n, np.int64)
-    prev = np.empty(n, np.int64)
+    last_req = np.empty(n_unique, np.int32)
+    dist = np.empty(n, np.int32)
+    reuse_req = np.empty(n, np.int32)
     seen = 0
-    for t in range(n):
-        w_now = t >> 6
-        if (t & 63) == 0 and w_now > 0:
-            _publish_word(bits, tree, w_now - 1)
-        b = blocks[t]
-        p = last[b]
-        prev[t] = p
-        if p < 0:
-            dist[t] = -1
-            seen += 1
+    for r in range(offsets.shape[0] - 1):
+        for t in range(offsets[r], offsets[r + 1]):
+            w_now = t >> 6
+            if (t & 63) == 0 and w_now > 0:
+                _publish_word(bits, tree, w_now - 1)
+            b = blocks[t]
+            p = last[b]
+            if p < 0:
+                dist[t] = -1
+                reuse_req[t] = -1
+                seen += 1
+            else:
+                dist[t] = seen - _markers_upto(bits, tree, p)
+                reuse_req[t] = r - last_req[b]
+                _remove_marker(bits, tree, p, w_now)
+            bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
+            last[b] = t
+            last_req[b] = r
+    return dist, reuse_req
+
+
+@nb.njit(cache=True)
+def _reuse_seconds(offsets, reuse_req, ts, n_warm):
+    """Seconds since the previous access of the same block, for warm accesses only (in
+    access order)."""
+    out = np.empty(n_warm, np.float64)
+    k = 0
+    for r in range(offsets.shape[0] - 1):
+        for t in range(offsets[r], offsets[r + 1]):
+            d = reuse_req[t]
+            if d >= 0:
+                out[k] = ts[r] - ts[r - d]
+                k += 1
+    return out
+
+
+@nb.njit(cache=True)
+def _distance_counts(dist):
+    top = -1
+    for i in range(dist.shape[0]):
+        if dist[i] > top:
+            top = dist[i]
+    counts = np.zeros(top + 1, np.int64)
+    cold = 0
+    for i in range(dist.shape[0]):
+        d = dist[i]
+        if d >= 0:
+            counts[d] += 1
         else:
-            dist[t] = seen - _markers_upto(bits, tree, p)
-            _remove_marker(bits, tree, p, w_now)
-        bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
-        last[b] = t
-    return dist, prev
+            cold += 1
+    return counts, cold
 
 
 @nb.njit(cache=True)
@@ -153,14 +191,14 @@ def _hit_tokens(offsets, dist, input_len, block_size, prefix_only):
     return hit_tok, all_tok
 
 
-def stack_distances(blocks: np.ndarray, n_unique: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact LRU stack distance of every access (``-1`` = cold) and the index of the previous
-    access to the same block (``-1`` = none). ``blocks`` are dense ids ``0 .. n_unique-1``."""
+def _check_blocks(blocks, n_unique):
     blocks = np.ascontiguousarray(blocks, dtype=np.int64)
     if blocks.ndim != 1:
         raise ValueError("blocks must be one-dimensional")
+    if blocks.shape[0] >= 2**31:
+        raise ValueError("more than 2**31 accesses: split the trace")
     if blocks.shape[0] == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+        return blocks, int(n_unique or 0)
     lo, hi = int(blocks.min()), int(blocks.max())
     if lo < 0:
         raise ValueError("block ids must be dense non-negative ids")
@@ -168,14 +206,41 @@ def stack_distances(blocks: np.ndarray, n_unique: int | None = None) -> tuple[np
         n_unique = hi + 1
     elif hi >= n_unique:
         raise ValueError(f"block id {hi} >= n_unique {n_unique}")
-    return _stack_distances(blocks, np.int64(n_unique))
+    return blocks, int(n_unique)
+
+
+def stack_distances(blocks: np.ndarray, n_unique: int | None = None) -> np.ndarray:
+    """Exact LRU stack distance (int32) of every access, ``-1`` for a first access.
+    ``blocks`` are dense ids ``0 .. n_unique-1``."""
+    blocks, n_unique = _check_blocks(blocks, n_unique)
+    offsets = np.array([0, blocks.shape[0]], np.int64)
+    return _stack_distances(offsets, blocks, np.int64(max(n_unique, 1)))[0]
+
+
+def stack_distances_by_request(offsets: np.ndarray, blocks: np.ndarray,
+                               n_unique: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stack distances and reuse distances in requests (both int32, ``-1`` = first access;
+    a reuse of ``0`` requests is a re-access inside the same request)."""
+    blocks, n_unique = _check_blocks(blocks, n_unique)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.shape[0] < 1 or offsets[0] != 0 or offsets[-1] != blocks.shape[0]:
+        raise ValueError("offsets must start at 0 and end at len(blocks)")
+    return _stack_distances(offsets, blocks, np.int64(max(n_unique, 1)))
+
+
+def reuse_seconds(offsets: np.ndarray, reuse_req: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Reuse time in seconds of every warm access (float64, access order)."""
+    n_warm = int(np.count_nonzero(reuse_req >= 0))
+    return _reuse_seconds(np.ascontiguousarray(offsets, dtype=np.int64), reuse_req,
+                          np.ascontiguousarray(ts, dtype=np.float64), n_warm)
 
 
 def distance_counts(dist: np.ndarray) -> tuple[np.ndarray, int]:
     """``counts[d]`` = accesses with stack distance ``d`` (finite ones), and the cold count."""
-    finite = dist[dist >= 0]
-    counts = np.bincount(finite) if finite.shape[0] else np.zeros(0, np.int64)
-    return counts.astype(np.int64), int(dist.shape[0] - finite.shape[0])
+    if dist.shape[0] == 0:
+        return np.zeros(0, np.int64), 0
+    counts, cold = _distance_counts(dist)
+    return counts, int(cold)
 
 
 def hit_ratio_at(counts: np.ndarray, n_accesses: int, capacities) -> np.ndarray:
@@ -192,13 +257,12 @@ def hit_ratio_at(counts: np.ndarray, n_accesses: int, capacities) -> np.ndarray:
 
 def per_request_hits(offsets: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(blocks seen before, leading run of blocks seen before) per request."""
-    return _per_request_hits(np.ascontiguousarray(offsets, dtype=np.int64),
-                             np.ascontiguousarray(dist, dtype=np.int64))
+    return _per_request_hits(np.ascontiguousarray(offsets, dtype=np.int64), np.ascontiguousarray(dist))
 
 
 def hit_tokens(offsets, dist, input_len, block_size: int, prefix_only: bool = False):
     """(hit tokens, block-covered tokens) per request; see ``_hit_tokens``."""
     return _hit_tokens(np.ascontiguousarray(offsets, dtype=np.int64),
-                       np.ascontiguousarray(dist, dtype=np.int64),
+                       np.ascontiguousarray(dist),
                        np.ascontiguousarray(input_len, dtype=np.int64),
                        np.int64(block_size), bool(prefix_only))

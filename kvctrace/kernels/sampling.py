@@ -184,7 +184,7 @@ def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bo
     n_sampled = int(sampled.shape[0])
     if n_sampled == 0:
         return np.zeros(1, np.float64), 0.0, 0
-    dist, _ = _stack_distances(sampled, np.int64(n_unique))
+    dist, _ = _stack_distances(np.array([0, n_sampled], np.int64), sampled, np.int64(n_unique))
     finite = dist[dist >= 0]
     scaled = np.floor(finite / real_rate).astype(np.int64)
     counts = np.bincount(scaled, minlength=1).astype(np.float64)
