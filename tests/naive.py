@@ -207,8 +207,9 @@ def naive_lookup_plan(offsets, blocks):
     return plans
 
 
-def naive_runs_test(values, min_ids):
-    """Wald–Wolfowitz runs test above/below the median with median ties dropped.
+def naive_runs_test(values, min_ids, ties="drop"):
+    """Wald–Wolfowitz runs test above/below the median; values equal to the median are
+    dropped (ties="drop") or counted as above (ties="upper": the >= median split).
     Returns (status, runs, n1, n2, z, p); status 'too_few' / 'degenerate' / 'tested'."""
     values = [float(v) for v in values]
     if len(values) < min_ids or not values:
@@ -216,7 +217,10 @@ def naive_runs_test(values, min_ids):
     s = sorted(values)
     m = len(s)
     median = s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2
-    signs = ["+" if v > median else "-" for v in values if v != median]
+    if ties == "upper":
+        signs = ["+" if v >= median else "-" for v in values]
+    else:
+        signs = ["+" if v > median else "-" for v in values if v != median]
     n1, n2 = signs.count("+"), signs.count("-")
     runs = sum(1 for i, c in enumerate(signs) if i == 0 or signs[i - 1] != c)
     if n1 == 0 or n2 == 0:

@@ -102,6 +102,12 @@ def test_runs_test_matches_naive(reqs, min_ids):
             assert test.p[r] == pytest.approx(p, abs=1e-9)
         else:
             assert np.isnan(test.p[r])
+        status, _, _, _, _, p = naive.naive_runs_test(values, min_ids, ties="upper")
+        assert names[int(test.status_ge_median[r])] == status
+        if status == "tested":
+            assert test.p_ge_median[r] == pytest.approx(p, abs=1e-9)
+        else:
+            assert np.isnan(test.p_ge_median[r])
 
 
 def test_runs_test_known_values():
@@ -117,6 +123,17 @@ def test_runs_test_known_values():
     offsets, blocks = csr([sorted(values)])
     test = runs_test(offsets, blocks, np.zeros(8, bool), min_ids=4)
     assert test.n_sign_runs[0] == 2 and test.z[0] == pytest.approx(-z)
+
+
+def test_runs_test_ge_median_matches_statsmodels():
+    # statsmodels' own test: runstest_1samp([1]*5 + [2]*6 + [3]*8, cutoff="median",
+    # correction=False) == (-3.944254410803499, 8.004864125547193e-05)
+    values = [1] * 5 + [2] * 6 + [3] * 8
+    offsets, blocks = csr([values])
+    test = runs_test(offsets, blocks, np.zeros(len(values), bool), min_ids=4)
+    assert test.p_ge_median[0] == pytest.approx(8.004864125547193e-05, rel=1e-9)
+    # the tie-dropping reading drops the six 2s: 5 below, 8 above, 2 runs
+    assert (test.n_below[0], test.n_above[0], test.n_sign_runs[0]) == (5, 8, 2)
 
 
 def test_analyze_access_small_trace():

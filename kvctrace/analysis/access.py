@@ -11,6 +11,9 @@ Two readings of "sequential share", both reported:
 Runs test: ``runs_test_share_p_gt_0_05`` = tested requests with p > 0.05 / tested requests.
 Its denominator excludes requests with fewer than ``min_ids`` non-sequential ids and degenerate
 ones (all ids on one side of the median, or zero variance); both counts are in the summary.
+Median ties are dropped; the second reading ``..._ge_median`` splits at >= median instead
+(statsmodels' ``runstest_1samp(cutoff="median", correction=False)``), with its own count of
+tested requests.
 """
 from __future__ import annotations
 
@@ -52,6 +55,8 @@ class AccessResult:
     runs_test_requests_too_few_ids: int
     runs_test_requests_degenerate: int
     runs_test_min_ids: int
+    runs_test_share_p_gt_0_05_ge_median: float | None   # second reading: split at >= median
+    runs_test_requests_tested_ge_median: int
     requests_without_blocks: int
     point_lookups: int
     range_scans: int
@@ -68,6 +73,8 @@ class AccessResult:
             "runs_test_requests_too_few_ids": self.runs_test_requests_too_few_ids,
             "runs_test_requests_degenerate": self.runs_test_requests_degenerate,
             "runs_test_min_ids": self.runs_test_min_ids,
+            "runs_test_share_p_gt_0_05_ge_median": self.runs_test_share_p_gt_0_05_ge_median,
+            "runs_test_requests_tested_ge_median": self.runs_test_requests_tested_ge_median,
             "requests_without_blocks": self.requests_without_blocks,
             "point_lookups": self.point_lookups,
             "range_scans": self.range_scans,
@@ -115,7 +122,9 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         "runs_test_z": test.z,
         "runs_test_p": test.p,
         "runs_test_status": status_names[test.status],
-    }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p").fill_nan(None))
+        "runs_test_p_ge_median": test.p_ge_median,
+    }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p",
+                           "runs_test_p_ge_median").fill_nan(None))
 
     lengths, counts = np.unique(runs.run_len, return_counts=True)
     total_runs = max(int(counts.sum()), 1)
@@ -128,6 +137,8 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
 
     tested = test.status == RUNS_TEST_TESTED
     n_tested = int(tested.sum())
+    tested_ge = test.status_ge_median == RUNS_TEST_TESTED
+    n_tested_ge = int(tested_ge.sum())
     n_acc = int(n_blocks.sum())
     return AccessResult(
         per_request=per_request,
@@ -139,6 +150,9 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         runs_test_requests_too_few_ids=int((test.status == RUNS_TEST_TOO_FEW).sum()),
         runs_test_requests_degenerate=int((test.status == RUNS_TEST_DEGENERATE).sum()),
         runs_test_min_ids=int(min_ids),
+        runs_test_share_p_gt_0_05_ge_median=(
+            float((test.p_ge_median[tested_ge] > 0.05).mean()) if n_tested_ge else None),
+        runs_test_requests_tested_ge_median=n_tested_ge,
         requests_without_blocks=int((~nonempty).sum()),
         point_lookups=int(runs.n_point.sum()),
         range_scans=int(runs.n_range.sum()),

@@ -14,7 +14,11 @@ Definitions (DESIGN.md, "Sequential vs random"):
   ``R`` = number of runs of equal signs, ``n1``/``n2`` = counts of "+"/"-", ``N = n1 + n2``;
   ``mu = 2 n1 n2 / N + 1``, ``var = 2 n1 n2 (2 n1 n2 - N) / (N^2 (N - 1))``,
   ``z = (R - mu) / sqrt(var)``, two-sided ``p = erfc(|z| / sqrt 2)`` (normal approximation, no
-  continuity correction). A request is *excluded* (status ``TOO_FEW``) when it has fewer than
+  continuity correction). A second reading, ``ge_median``, splits at ``>= median`` vs
+  ``< median`` instead of dropping ties (statsmodels ``runstest_1samp`` with
+  ``cutoff="median", correction=False``); on chained traces a request's ids are distinct, so
+  the readings differ only when an odd count puts one id exactly on the median.
+  A request is *excluded* (status ``TOO_FEW``) when it has fewer than
   ``min_ids`` non-sequential ids, and (status ``DEGENERATE``) when after dropping median ties
   one side is empty or the variance is zero (e.g. n1 = n2 = 1).
 """
@@ -70,6 +74,45 @@ def _runs(offsets, blocks):
     return sequential, n_seq, n_point, n_range, longest, run_offsets, run_start[:k].copy(), run_len[:k].copy()
 
 
+@nb.njit(cache=True, inline="always")
+def _sign_runs(buf, m, med, ties_upper):
+    """(n1, n2, runs) of the signs of buf[:m] around med; a value equal to med is dropped, or
+    counted as above when ties_upper."""
+    n1 = 0
+    n2 = 0
+    runs = 0
+    prev = -1
+    for i in range(m):
+        v = buf[i]
+        if v > med or (ties_upper and v == med):
+            c = 1
+            n1 += 1
+        elif v < med:
+            c = 0
+            n2 += 1
+        else:
+            continue
+        if c != prev:
+            runs += 1
+            prev = c
+    return n1, n2, runs
+
+
+@nb.njit(cache=True, inline="always")
+def _wald_wolfowitz(n1, n2, runs):
+    """(status, z, p) of the normal approximation."""
+    if n1 == 0 or n2 == 0:
+        return RUNS_TEST_DEGENERATE, np.nan, np.nan
+    nn = float(n1 + n2)
+    prod = 2.0 * n1 * n2
+    mu = prod / nn + 1.0
+    var = prod * (prod - nn) / (nn * nn * (nn - 1.0))
+    if var <= 0.0:
+        return RUNS_TEST_DEGENERATE, np.nan, np.nan
+    zr = (runs - mu) / math.sqrt(var)
+    return RUNS_TEST_TESTED, zr, math.erfc(abs(zr) / math.sqrt(2.0))
+
+
 @nb.njit(cache=True)
 def _runs_test(offsets, blocks, sequential, min_ids):
     n_req = offsets.shape[0] - 1
@@ -80,6 +123,8 @@ def _runs_test(offsets, blocks, sequential, min_ids):
     z = np.full(n_req, np.nan)
     p = np.full(n_req, np.nan)
     status = np.zeros(n_req, np.int8)
+    p_ge = np.full(n_req, np.nan)
+    status_ge = np.zeros(n_req, np.int8)
     max_len = 0
     for r in range(n_req):
         if offsets[r + 1] - offsets[r] > max_len:
@@ -94,42 +139,22 @@ def _runs_test(offsets, blocks, sequential, min_ids):
         n_ids[r] = m
         if m < min_ids or m == 0:
             status[r] = RUNS_TEST_TOO_FEW
+            status_ge[r] = RUNS_TEST_TOO_FEW
             continue
         med = np.median(buf[:m])
-        n1 = 0
-        n2 = 0
-        runs = 0
-        prev = -1
-        for i in range(m):
-            v = buf[i]
-            if v > med:
-                c = 1
-                n1 += 1
-            elif v < med:
-                c = 0
-                n2 += 1
-            else:
-                continue
-            if c != prev:
-                runs += 1
-                prev = c
+        n1, n2, runs = _sign_runs(buf, m, med, False)
         n_above[r] = n1
         n_below[r] = n2
         n_sign_runs[r] = runs
-        if n1 == 0 or n2 == 0:
-            status[r] = RUNS_TEST_DEGENERATE
-            continue
-        nn = float(n1 + n2)
-        prod = 2.0 * n1 * n2
-        mu = prod / nn + 1.0
-        var = prod * (prod - nn) / (nn * nn * (nn - 1.0))
-        if var <= 0.0:
-            status[r] = RUNS_TEST_DEGENERATE
-            continue
-        zr = (runs - mu) / math.sqrt(var)
+        st, zr, pr = _wald_wolfowitz(n1, n2, runs)
+        status[r] = st
         z[r] = zr
-        p[r] = math.erfc(abs(zr) / math.sqrt(2.0))
-    return n_ids, n_above, n_below, n_sign_runs, z, p, status
+        p[r] = pr
+        n1, n2, runs = _sign_runs(buf, m, med, True)
+        st, zr, pr = _wald_wolfowitz(n1, n2, runs)
+        status_ge[r] = st
+        p_ge[r] = pr
+    return n_ids, n_above, n_below, n_sign_runs, z, p, status, p_ge, status_ge
 
 
 def _check_csr(offsets, blocks) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +213,10 @@ class RunsTest(NamedTuple):
     z: np.ndarray            # NaN unless status == RUNS_TEST_TESTED
     p: np.ndarray            # two-sided p-value, NaN unless tested
     status: np.ndarray       # int8: RUNS_TEST_TESTED / _TOO_FEW / _DEGENERATE
+    # second reading: ids >= median count as above (statsmodels runstest_1samp with
+    # cutoff="median", correction=False); same min_ids rule
+    p_ge_median: np.ndarray
+    status_ge_median: np.ndarray
 
 
 def runs_test(offsets, blocks, sequential=None, *, min_ids: int = 10) -> RunsTest:
