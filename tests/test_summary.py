@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kvctrace import Trace
-from kvctrace.analysis import AnalysisResult, analyze, analyze_workload, trace_name, write_summary
+from kvctrace.analysis import AnalysisResult, analyze, trace_name, write_summary
 
 from . import naive
 
@@ -103,7 +103,8 @@ def test_result_holds_every_result_object():
     assert isinstance(res, AnalysisResult)
     assert res.reuse is not None and res.access is not None and res.hotness is not None
     assert res.reuse.mrc.height >= 51 and res.reuse.block_time.height <= 5000
-    assert set(res.timings_s) >= {"reuse", "access", "hotness"}
+    assert res.prefix is not None and res.workload is not None
+    assert set(res.timings_s) == {"reuse", "access", "hotness", "prefix", "workload"}
 
 
 def test_lengths_only_trace_reports_reason_not_error():
@@ -119,8 +120,8 @@ def test_lengths_only_trace_reports_reason_not_error():
         assert s[name]["available"] is False
         assert "no block ids" in s[name]["reason"]
     assert s["trace"]["requests"] == n and s["trace"]["has_block_ids"] is False
-    if analyze_workload is not None:
-        assert s["workload"]["available"] is True
+    assert s["workload"]["available"] is True
+    assert res.workload is not None
 
 
 def test_options_are_passed_through():

@@ -8,11 +8,9 @@ from .hotness import HotnessResult, analyze_hotness
 from .prefix import PrefixResult, analyze_prefix
 from .reuse import ReuseResult, analyze_reuse, exact_mrc
 from .summary import AnalysisResult, analyze, trace_name, write_summary
-from . import summary as _summary
-
-analyze_workload = _summary.analyze_workload
+from .workload import WorkloadResult, analyze_workload
 
 __all__ = ["analyze", "AnalysisResult", "write_summary", "trace_name",
            "analyze_reuse", "ReuseResult", "exact_mrc",
            "analyze_access", "AccessResult", "analyze_hotness", "HotnessResult",
-           "analyze_prefix", "PrefixResult", "analyze_workload"]
+           "analyze_prefix", "PrefixResult", "analyze_workload", "WorkloadResult"]

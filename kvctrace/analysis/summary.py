@@ -25,12 +25,7 @@ from .reuse import ReuseResult, analyze_reuse
 
 from .prefix import PrefixResult, analyze_prefix
 
-try:  # landing in parallel (issue 3, second analysis engineer)
-    from .workload import analyze_workload
-except ModuleNotFoundError as _err:  # pragma: no cover
-    if _err.name != f"{__package__}.workload":
-        raise
-    analyze_workload = None
+from .workload import WorkloadResult, analyze_workload
 
 BLOCK_LEVEL = ("reuse", "access", "hotness", "prefix")
 
@@ -44,7 +39,7 @@ class AnalysisResult:
     access: AccessResult | None = field(repr=False, default=None)
     hotness: HotnessResult | None = field(repr=False, default=None)
     prefix: PrefixResult | None = field(repr=False, default=None)
-    workload: object | None = field(repr=False, default=None)
+    workload: WorkloadResult | None = field(repr=False, default=None)
     unavailable: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # wall time per analysis (not in summary)
 
@@ -90,9 +85,6 @@ def analyze(trace: Trace, *, reuse_opts: dict | None = None, access_opts: dict |
     unavailable: dict = {}
     timings: dict = {}
     for name, (fn, opts) in runs.items():
-        if fn is None:
-            unavailable[name] = f"the {name} analysis is not available in this build"
-            continue
         if name in BLOCK_LEVEL and not trace.has_block_ids:
             unavailable[name] = (f"the trace has no block ids (format {trace.format}): {name} "
                                  "cannot be measured; only workload statistics apply")
