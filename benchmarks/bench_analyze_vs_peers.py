@@ -1,7 +1,7 @@
 """`kvctrace analyze` vs `llmtrafficlens profile` and `kvcache-simulator run`, one run.
 
-All three read the same generated Mooncake-format trace (200,000 requests, ~5.7M block
-accesses, 512-token blocks). Each tool runs as its own process, once to warm caches (file
+All three read the same Mooncake-format trace made by ``kvctrace.synth.write_trace`` (200,000
+requests, ~5.6M block accesses, 512-token blocks). Each tool runs as its own process, once to warm caches (file
 cache, Numba's on-disk cache), then once timed; wall time and peak RSS (the process's max
 resident set, from getrusage of a wrapper that runs only that command) are printed with the
 ratios. The peer tools are installed from PyPI into benchmarks/_venv (created here), never as
@@ -19,8 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / "_data"
@@ -28,74 +26,11 @@ PEER_VENV = HERE / "_venv"
 PEERS = ("llmtrafficlens", "kvcache-simulator")
 
 
-def mooncake_like_trace(n_requests: int = 200_000, mean_new_blocks: float = 11.0, seed: int = 0):
-    """A Mooncake-shaped trace as CSR arrays: multi-turn sessions that extend their own
-    history behind one of 64 shared system prompts (Zipf popularity), Poisson arrivals over
-    one hour. Ids are chained prefix ids numbered in first-appearance order, as Mooncake's.
-    Returns (offsets, blocks, ts_ms, input_length, output_length)."""
-    rng = np.random.default_rng(seed)
-    n_sys = 64
-    sys_len = rng.integers(1, 7, n_sys)
-    sys_pop = 1.0 / np.arange(1, n_sys + 1) ** 1.1
-    sys_pop /= sys_pop.sum()
-    sys_ids: dict[int, list] = {}
-    next_id = 0
-    sessions: list[list] = []
-    offsets = np.zeros(n_requests + 1, np.int64)
-    out: list = []
-    choices_new = rng.random(n_requests)
-    picks = rng.random(n_requests)
-    n_new = rng.geometric(1.0 / mean_new_blocks, n_requests)
-    sys_pick = rng.choice(n_sys, n_requests, p=sys_pop)
-    for r in range(n_requests):
-        if choices_new[r] < 0.35 or not sessions:
-            s = int(sys_pick[r])
-            if s not in sys_ids:
-                sys_ids[s] = list(range(next_id, next_id + int(sys_len[s])))
-                next_id += int(sys_len[s])
-            sessions.append(list(sys_ids[s]))
-            hist = sessions[-1]
-        else:
-            # recently active sessions are more likely to continue
-            k = len(sessions) - 1 - int(picks[r] ** 3 * min(len(sessions), 2000))
-            hist = sessions[max(k, 0)]
-        new = int(n_new[r])
-        hist.extend(range(next_id, next_id + new))
-        next_id += new
-        out.extend(hist)
-        offsets[r + 1] = len(out)
-        if len(hist) > 160:        # conversation ends; start over next time
-            sessions.remove(hist)
-        if len(sessions) > 4000:
-            sessions.pop(0)
-    blocks = np.asarray(out, dtype=np.int64)
-    n_blocks = np.diff(offsets)
-    input_len = n_blocks * 512 - rng.integers(0, 512, n_requests)
-    ts_ms = np.sort(rng.uniform(0, 3_600_000, n_requests)).astype(np.int64)
-    output_len = rng.integers(10, 800, n_requests)
-    return offsets, blocks, ts_ms, input_len, output_len
-
-
 def write_mooncake_jsonl(path: Path, n_requests: int, seed: int = 0) -> Path:
-    """Write the generated trace in Mooncake's JSONL schema (kvctrace.synth.write_trace is used
-    instead when it exists)."""
-    try:
-        from kvctrace.synth import write_trace  # the product's own generator, when present
-    except ImportError:
-        write_trace = None
-    if write_trace is not None:
-        try:
-            return Path(write_trace(path, requests=n_requests, seed=seed) or path)
-        except TypeError:
-            pass  # different signature: fall back to the local generator below
-    offsets, blocks, ts_ms, input_len, output_len = mooncake_like_trace(n_requests, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        for r in range(n_requests):
-            ids = blocks[offsets[r]:offsets[r + 1]].tolist()
-            f.write(json.dumps({"timestamp": int(ts_ms[r]), "input_length": int(input_len[r]),
-                                "output_length": int(output_len[r]), "hash_ids": ids}) + "\n")
-    return path
+    """The product's own generator (kvctrace.synth, default structure: sessions behind shared
+    system prompts and documents, Poisson arrivals) in Mooncake's JSONL schema."""
+    from kvctrace.synth import write_trace
+    return Path(write_trace(path, "mooncake", n_requests=n_requests, seed=seed))
 
 
 def ensure_peer_venv() -> Path:
@@ -130,7 +65,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    trace = DATA / f"mooncake_like_{args.requests}_s{args.seed}.jsonl"
+    sys.path.insert(0, str(REPO))
+    trace = DATA / f"synth_mooncake_{args.requests}_s{args.seed}.jsonl"
     if not trace.exists():
         print(f"generating {trace} ...", flush=True)
         write_mooncake_jsonl(trace, args.requests, args.seed)
@@ -146,13 +82,8 @@ def main() -> None:
     out_dir = Path(tempfile.mkdtemp(prefix="kvctrace-bench-"))
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     kvctrace_cmd = [sys.executable, "-c", "import sys; from kvctrace.cli import app; sys.argv[0] = 'kvctrace'; app()"]
-    group = True
-    try:
-        sys.path.insert(0, str(REPO))
-        from kvctrace.cli import app
-        group = len(app.registered_commands) > 1 or app.registered_callback is not None
-    except ImportError:
-        pass
+    from kvctrace.cli import app
+    group = len(app.registered_commands) > 1 or app.registered_callback is not None
     tools = {
         "kvctrace analyze": kvctrace_cmd + (["analyze"] if group else []) +
                             [str(trace), "--out", str(out_dir / "kvctrace"), "--json"],

@@ -1,7 +1,7 @@
 """Exact LRU stack distances and SHARDS, against baselines, in one run.
 
-Part 1, exact stack distances on a generated Mooncake-shaped trace (~5.7M accesses) and a
-Zipf(1.1) trace, accesses/s of:
+Part 1, exact stack distances on a kvctrace.synth Mooncake-format trace (200k requests,
+~5.6M accesses) and a Zipf(1.1) trace, accesses/s of:
   * kvctrace (``kernels.reuse.stack_distances``: bitmap + Fenwick tree over its words, Numba);
   * the textbook Fenwick tree over access times, same Numba compiler (isolates the data layout);
   * the same textbook Fenwick tree in pure Python, on a prefix of the trace;
@@ -30,11 +30,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_analyze_vs_peers import mooncake_like_trace  # noqa: E402
 from kvctrace.analysis.reuse import log_capacities  # noqa: E402
-from kvctrace.kernels.hashing import dense_ids  # noqa: E402
+from kvctrace.kernels.hashing import dense_ids, rechain  # noqa: E402
 from kvctrace.kernels.reuse import distance_counts, hit_ratio_at, stack_distances  # noqa: E402
 from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size  # noqa: E402
+from kvctrace.synth import synthesize  # noqa: E402
 
 
 @nb.njit(cache=True)
@@ -103,6 +103,12 @@ def timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
     return out, time.perf_counter() - t
+
+
+def synth_trace(n_requests, seed):
+    """Dense chained block ids of a kvctrace.synth workload at 512-token blocks (Mooncake's)."""
+    content, offsets = synthesize(n_requests, seed).block_hashes(512)
+    return dense_ids(rechain(content, offsets))
 
 
 def zipf_trace(n, n_blocks, seed):
@@ -192,11 +198,9 @@ def part2(name, blocks, n_unique):
 
 
 def main():
-    offsets, blocks, *_ = mooncake_like_trace(200_000)
-    part1("generated Mooncake-shaped trace (200k requests)", *dense_ids(blocks))
+    part1("kvctrace.synth Mooncake-format trace (200k requests)", *synth_trace(200_000, 0))
     part1("Zipf(1.1) over 1M blocks", *zipf_trace(5_700_000, 1_000_000, seed=1))
-    offsets, blocks, *_ = mooncake_like_trace(360_000, seed=2)
-    part2("generated Mooncake-shaped trace (360k requests)", *dense_ids(blocks))
+    part2("kvctrace.synth Mooncake-format trace (370k requests)", *synth_trace(370_000, 2))
     part2("Zipf(1.1) over 2M blocks", *zipf_trace(10_000_000, 2_000_000, seed=3))
 
 
