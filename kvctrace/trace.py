@@ -78,3 +78,8 @@ class Trace:
         return trace_from_arrays(offsets, blocks, ts=ts, input_len=input_len,
                                  output_len=output_len, block_size=block_size, path=path,
                                  format=format, session_id=session_id, type=type)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: a small table of the trace's facts (escaped; see kvctrace.report.html_repr)."""
+        from .report.html_repr import trace_html
+        return trace_html(self)

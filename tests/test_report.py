@@ -114,6 +114,10 @@ def test_zipf_line_matches_the_analysis_slope(generated_result):
     line = zipf_line(h)
     assert line["alpha"] == pytest.approx(h.zipf_alpha, rel=1e-9)
     assert line["rank_max"] == h.zipf_fit_ranks[1]
+    counts = np.sort(h.per_block["accesses"].to_numpy())[::-1][:line["rank_max"]]
+    slope, intercept = np.polyfit(np.log(np.arange(1, counts.shape[0] + 1)), np.log(counts), 1)
+    assert line["alpha"] == pytest.approx(-slope, rel=1e-9)
+    assert line["intercept"] == pytest.approx(intercept, rel=1e-9)
 
 
 def test_report_is_one_self_contained_file(generated_result, tmp_path):
@@ -204,3 +208,18 @@ def test_report_from_duckdb_matches_analyze(tmp_path):
     assert specs_a == specs_b
     summary_a["trace"].pop("path"), summary_b["trace"].pop("path")
     assert summary_a == summary_b
+
+
+def test_jupyter_reprs_show_figures_escaped(generated_result):
+    from .report_support import generated_trace as make
+    trace = make(30, path="<b>evil</b>.jsonl")
+    html = trace._repr_html_()
+    assert "&lt;b&gt;evil&lt;/b&gt;.jsonl" in html and "<b>evil" not in html
+    assert f"<td class='v'>{trace.n_requests:,}</td>" in html
+    full = generated_result._repr_html_()
+    assert "<details" in full and "ideal_hit_ratio_blocks" in full
+    for part in ("reuse", "access", "hotness", "prefix", "workload"):
+        rendered = getattr(generated_result, part)._repr_html_()
+        assert rendered.startswith("<style>") and "<table>" in rendered
+    value = generated_result.reuse.summary()["ideal_hit_ratio_blocks"]
+    assert f"{value:.4f}".rstrip("0") in generated_result.reuse._repr_html_()

@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..kernels.hotness import (MAX_GROUPS, block_first_position, first_access_flags,
                                heat_by_group, window_top_k)
 from .access import require_block_ids
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 TOP_PCTS = (0.1, 1.0, 5.0, 10.0, 20.0, 50.0)
 HOT_SET_QUANTILES = (0.5, 0.8, 0.9, 0.99)
@@ -93,7 +94,7 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HotnessResult:
+class HotnessResult(SummaryHtmlMixin):
     per_block: pl.DataFrame           # block, accesses, depth, first_req
     access_histogram: pl.DataFrame    # accesses, blocks (how many blocks have that count)
     lorenz: pl.DataFrame              # block_share, access_share (ascending heat)

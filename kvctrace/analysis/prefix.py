@@ -28,10 +28,11 @@ import polars as pl
 
 from ..kernels.prefix import prefix_tree, session_reuse
 from .access import require_block_ids
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 
 @dataclass(frozen=True)
-class PrefixResult:
+class PrefixResult(SummaryHtmlMixin):
     groups: pl.DataFrame          # one row per maximal shared prefix, largest first
     depth_distribution: pl.DataFrame   # depth, nodes
     fanout_distribution: pl.DataFrame  # fanout, nodes

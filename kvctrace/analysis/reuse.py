@@ -38,12 +38,13 @@ from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_requ
                              stack_distances, stack_distances_by_request)
 from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 from ..trace import Trace
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 MAX_PLOT_POINTS = 5000
 
 
 @dataclass(frozen=True)
-class ReuseResult:
+class ReuseResult(SummaryHtmlMixin):
     """Everything ``analyze_reuse`` measured. Frames are for tables and charts; the scalars
     and ``summary()`` are for reports and JSON."""
     block_size: int

@@ -26,12 +26,13 @@ from .reuse import ReuseResult, analyze_reuse
 from .prefix import PrefixResult, analyze_prefix
 
 from .workload import WorkloadResult, analyze_workload
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 BLOCK_LEVEL = ("reuse", "access", "hotness", "prefix")
 
 
 @dataclass(frozen=True)
-class AnalysisResult:
+class AnalysisResult(SummaryHtmlMixin):
     """Every analysis of one trace. A section is ``None`` when it could not be measured; the
     reason is in ``unavailable[section]``."""
     trace: Trace = field(repr=False)

@@ -21,6 +21,7 @@ import polars as pl
 
 from ..errors import ConfigError
 from ..sql import load_query
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 NICE_WINDOWS_S = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 DEFAULT_DISPERSION_WINDOWS_S = (1.0, 10.0, 60.0, 600.0)
@@ -43,7 +44,7 @@ def default_window_s(duration_s: float, max_windows: int = 200) -> float:
 
 
 @dataclass(frozen=True)
-class WorkloadResult:
+class WorkloadResult(SummaryHtmlMixin):
     overview: dict                  # requests, duration_s, tokens, session/type/turn counts
     arrivals: pl.DataFrame          # window_idx, start_s, requests, input_tokens, output_tokens, requests_per_s, input_tokens_per_s, complete
     arrival_window_s: float

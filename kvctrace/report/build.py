@@ -297,18 +297,22 @@ def access_section(result) -> Section:
 
 
 def zipf_line(hotness) -> dict | None:
-    """The fitted Zipf line of ``HotnessResult``: the analysis reports the slope; the intercept
-    of the same least-squares fit is recomputed here from the per-block counts."""
+    """The fitted Zipf line of ``HotnessResult``. The analysis reports the least-squares slope
+    over ranks ``zipf_fit_ranks``; a least-squares line passes through the means, so the
+    intercept is mean(ln accesses) + alpha * mean(ln rank) over those ranks (no refit)."""
     if hotness.zipf_alpha is None:
         return None
-    lo, hi = hotness.zipf_fit_ranks
-    counts = np.sort(hotness.per_block["accesses"].to_numpy())[::-1][:hi]
-    if counts.shape[0] < 2:
+    lo, hi = (int(v) for v in hotness.zipf_fit_ranks)
+    counts = hotness.per_block["accesses"].to_numpy()
+    if hi < 2 or hi > counts.shape[0]:
         return None
-    x = np.log(np.arange(1, counts.shape[0] + 1, dtype=np.float64))
-    y = np.log(counts.astype(np.float64))
-    slope, intercept = np.polyfit(x, y, 1)
-    return {"alpha": float(-slope), "intercept": float(intercept), "rank_min": int(lo), "rank_max": int(hi)}
+    top = counts[counts >= 2]
+    if top.shape[0] != hi:                      # fit range is not "blocks accessed twice or more"
+        top = np.sort(counts)[::-1][:hi]
+    mean_y = float(np.log(top.astype(np.float64)).mean())
+    mean_x = math.lgamma(hi + 1) / hi           # mean of ln(1..hi)
+    alpha = float(hotness.zipf_alpha)
+    return {"alpha": alpha, "intercept": mean_y + alpha * mean_x, "rank_min": lo, "rank_max": hi}
 
 
 def hotness_section(result) -> Section:
