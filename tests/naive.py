@@ -87,6 +87,30 @@ def naive_reuse_times(offsets, blocks, ts):
     return reqs, secs
 
 
+def naive_hit_tokens(offsets, blocks, input_len, block_size, prefix_only=False):
+    """Per request: tokens of blocks seen before (all of them, or only the leading run) and
+    tokens covered by the request's blocks; the last block holds input_len - (n-1)*block_size
+    tokens, clipped to [0, block_size]."""
+    seen = set()
+    hit, total = [], []
+    for r in range(len(offsets) - 1):
+        n = offsets[r + 1] - offsets[r]
+        h, run, tot = 0, True, 0
+        for j in range(n):
+            b = int(blocks[offsets[r] + j])
+            tok = block_size if j < n - 1 else min(max(input_len[r] - (n - 1) * block_size, 0), block_size)
+            tot += tok
+            if b in seen:
+                if run or not prefix_only:
+                    h += tok
+            else:
+                run = False
+            seen.add(b)
+        hit.append(h)
+        total.append(tot)
+    return hit, total
+
+
 def naive_fmix64(z):
     z &= _M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
@@ -463,3 +487,195 @@ def naive_prefix_classes(requests):
             ids.append(seen.setdefault(tuple(contents[:i + 1]), len(seen)))
         out.append(ids)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy replayer: multi-tier cache replay (kvctrace/kernels/replay.py, kvctrace/replay/)
+# ---------------------------------------------------------------------------------------------
+from collections import deque  # noqa: E402
+
+
+class _NaivePriorityTier:
+    """A tier as a dict block -> priority; evict the smallest (keys are unique)."""
+
+    def __init__(self, policy, cap):
+        self.policy, self.cap, self.keys = policy, cap, {}
+
+    def holds(self, b):
+        return b in self.keys
+
+    def key(self, b, st):
+        if self.policy == "lru":
+            return st["last_t"][b]
+        if self.policy == "fifo":
+            return st["seq"]
+        if self.policy == "lfu":
+            return (min(st["freq"][b], 4194303), st["last_t"][b])
+        if self.policy == "prefix-lru":
+            r, pos = st["stamp"][b]
+            return (r, -pos)
+        if self.policy == "belady":
+            return -st["next_use"][b]
+        raise ValueError(self.policy)
+
+    def hit(self, b, st):
+        if self.policy != "fifo":
+            self.keys[b] = self.key(b, st)
+
+    def insert(self, b, st):
+        victim = None
+        if len(self.keys) >= self.cap:
+            victim = min(self.keys, key=self.keys.get)
+            del self.keys[victim]
+        self.keys[b] = self.key(b, st)
+        return victim
+
+    def remove(self, b):
+        del self.keys[b]
+
+
+class _NaiveS3FIFOTier:
+    """S3-FIFO as libCacheSim's S3FIFO.c, with deques (left = head, right = tail)."""
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.small_cap = max(int(cap * 0.1), 1 if cap >= 1 else 0)
+        self.main_cap = cap - self.small_cap
+        self.ghost_cap = int(cap * 0.9)
+        self.small, self.main, self.ghost = deque(), deque(), deque()
+        self.freq, self.has_evicted = {}, False
+
+    def holds(self, b):
+        return b in self.small or b in self.main
+
+    def hit(self, b, st):
+        self.freq[b] += 1
+
+    def _evict_one(self):
+        while True:
+            self.has_evicted = True
+            if len(self.main) > self.main_cap or not self.small:
+                while self.main:
+                    v = self.main.pop()
+                    if self.freq[v] >= 1:
+                        self.main.appendleft(v)
+                        self.freq[v] = min(self.freq[v], 3) - 1
+                    else:
+                        return v
+            else:
+                while self.small:
+                    v = self.small.pop()
+                    if self.freq[v] >= 1:
+                        self.main.appendleft(v)
+                        self.freq[v] = 0
+                    else:
+                        if self.ghost_cap > 0 and v not in self.ghost:
+                            if len(self.ghost) >= self.ghost_cap:
+                                self.ghost.pop()
+                            self.ghost.appendleft(v)
+                        return v
+
+    def insert(self, b, st):
+        ghost_hit = b in self.ghost
+        if ghost_hit:
+            self.ghost.remove(b)
+        victim = None
+        if len(self.small) + len(self.main) >= self.cap:
+            victim = self._evict_one()
+        if ghost_hit or (not self.has_evicted and len(self.small) >= self.small_cap):
+            self.main.appendleft(b)
+        else:
+            self.small.appendleft(b)
+        self.freq[b] = 0
+        return victim
+
+    def remove(self, b):
+        (self.small if b in self.small else self.main).remove(b)
+
+
+def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, promote=True, demote=True):
+    """Reference multi-tier replay, semantics of kvctrace/kernels/replay.py spelled out.
+
+    Returns (prefix_hits, block_hits, index_inserts, full_tier) as lists: per request a list
+    of per-tier counts, per request the misses that entered a tier, per request the tier of
+    the last block when the whole request was a prefix hit (else -1)."""
+    offsets = [int(x) for x in offsets]
+    blocks = [int(x) for x in blocks]
+    T = len(caps)
+    admit = admit or [1] * T
+    n = len(blocks)
+    nxt = [n + i for i in range(n)]
+    last_seen = {}
+    for i in range(n - 1, -1, -1):
+        if blocks[i] in last_seen:
+            nxt[i] = last_seen[blocks[i]]
+        last_seen[blocks[i]] = i
+    tiers = [_NaiveS3FIFOTier(caps[k]) if policies[k] == "s3fifo" else _NaivePriorityTier(policies[k], caps[k])
+             for k in range(T)]
+    st = {"last_t": {}, "freq": {}, "stamp": {}, "next_use": {}, "seq": 0}
+    seen = {}
+
+    def admits(m, b):
+        return caps[m] > 0 and seen[b] >= admit[m]
+
+    def place(k, b):
+        v = tiers[k].insert(b, st)
+        st["seq"] += 1
+        j = k
+        while v is not None and demote:
+            target = None
+            for m in range(j + 1, T):
+                if tiers[m].holds(v):
+                    break
+                if admits(m, v):
+                    target = m
+                    break
+            if target is None:
+                break
+            v = tiers[target].insert(v, st)
+            st["seq"] += 1
+            j = target
+
+    prefix, bhits, inserts, full = [], [], [], []
+    for r in range(len(offsets) - 1):
+        ph, bh, ins, ft = [0] * T, [0] * T, 0, -1
+        open_ = True
+        lo, hi = offsets[r], offsets[r + 1]
+        for i in range(lo, hi):
+            b = blocks[i]
+            seen[b] = seen.get(b, 0) + 1
+            st["last_t"][b] = i
+            st["stamp"][b] = (r, i - lo)
+            st["next_use"][b] = nxt[i]
+            k = next((m for m in range(T) if tiers[m].holds(b)), None)
+            if k is not None:
+                st["freq"][b] += 1
+                bh[k] += 1
+                if open_:
+                    ph[k] += 1
+                    if i == hi - 1:
+                        ft = k
+                tiers[k].hit(b, st)
+                if promote and k > 0:
+                    if inclusive:
+                        for m in range(k - 1, -1, -1):
+                            if admits(m, b) and not tiers[m].holds(b):
+                                place(m, b)
+                    else:
+                        up = next((m for m in range(k) if admits(m, b)), None)
+                        if up is not None:
+                            tiers[k].remove(b)
+                            place(up, b)
+            else:
+                open_ = False
+                st["freq"][b] = 1
+                targets = ([m for m in range(T - 1, -1, -1) if admits(m, b) and not tiers[m].holds(b)]
+                           if inclusive else [m for m in range(T) if admits(m, b)][:1])
+                for m in targets:
+                    place(m, b)
+                ins += bool(targets)
+        prefix.append(ph)
+        bhits.append(bh)
+        inserts.append(ins)
+        full.append(ft)
+    return prefix, bhits, inserts, full

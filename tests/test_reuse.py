@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from kvctrace import Trace
 from kvctrace.analysis.reuse import analyze_reuse, exact_mrc, log_capacities
 from kvctrace.errors import NoBlockIdsError
-from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, per_request_hits, reuse_seconds,
+from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits, reuse_seconds,
                                     stack_distances, stack_distances_by_request)
 from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 
@@ -94,6 +94,21 @@ def test_per_request_hits_equal_naive(trace):
     assert hits.tolist() == want_hits
     assert prefix.tolist() == want_prefix
     assert (prefix <= hits).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(csr_traces(), st.integers(1, 8), st.booleans(), st.integers(0, 2**32 - 1))
+def test_hit_tokens_equal_naive(trace, block_size, prefix_only, seed):
+    offsets, raw = trace
+    blocks, n_unique = _dense(raw)
+    n = np.diff(offsets)
+    # input lengths around the block count, including inconsistent ones (clipped)
+    input_len = np.maximum(n * block_size - np.random.default_rng(seed).integers(-3, block_size + 3, n.shape[0]), 0)
+    dist = stack_distances(blocks, n_unique)
+    got_hit, got_all = hit_tokens(offsets, dist, input_len, block_size, prefix_only)
+    want_hit, want_all = naive.naive_hit_tokens(offsets.tolist(), blocks.tolist(), input_len.tolist(),
+                                                block_size, prefix_only)
+    assert got_hit.tolist() == want_hit and got_all.tolist() == want_all
 
 
 @settings(max_examples=40, deadline=None)
