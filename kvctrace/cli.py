@@ -222,3 +222,76 @@ def _register_synth() -> None:
 
 
 _register_synth()
+
+
+# ----------------------------------------------------------------------------- replay / recommend (policy replayer)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML (tiers, policies, index, model, GPU)")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
+
+
+def _replay_config(config, preset, policy=None, capacity_blocks=None, index=None):
+    """Config from --config or --preset, with the one-tier shortcuts applied."""
+    from dataclasses import replace
+
+    from .replay.config import IndexConfig, load_config, load_preset, one_tier, validate
+    cfg = load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b")
+    if policy is not None or capacity_blocks is not None:
+        cfg = one_tier(cfg, policy, capacity_blocks)
+    if index is not None:
+        cfg = validate(replace(cfg, index=IndexConfig(kind=index)))
+    return cfg
+
+
+@app.command()
+@handle_errors
+def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
+           policy: Annotated[Optional[str], typer.Option("--policy", help="One-tier run: eviction policy (lru, fifo, lfu, s3fifo, prefix-lru, belady)")] = None,
+           capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
+           index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
+           fmt: FormatOpt = None, block_size: BlockSizeOpt = None, partial_block: PartialOpt = "include",
+           coarsen: CoarsenOpt = 1, skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
+           json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False):
+    """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
+    metadata, load and prefill time, TTFT percentiles."""
+    import json as _json
+
+    from . import open_trace
+    from .replay import replay as run_replay
+    cfg = _replay_config(config, preset, policy, capacity_blocks, index)
+    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    result = run_replay(opened, cfg)
+    if out is not None:
+        result.to_parquet(out)
+    summary = result.summary()
+    if json:
+        print(_json.dumps(summary, indent=2))
+        return
+    _print_replay(summary, out)
+
+
+def _print_replay(s: dict, out) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .replay.config import format_bytes
+    con = Console()
+    con.print(f"[bold]{s['config']}[/]: {s['n_requests']:,} requests, {s['n_accesses']:,} block accesses "
+              f"({s['block_size']} tokens/block), index {s['index']}, overlap {s['overlap']}")
+    con.print(f"prefix hit ratio {s['prefix_hit_ratio']:.4f}   block hit ratio {s['block_hit_ratio']:.4f}   "
+              f"token hit ratio {s['token_hit_ratio']:.4f}")
+    t = Table("tier", "policy", "capacity", "prefix hits", "block hits", "read", "written", "evictions")
+    for tier in s["tiers"]:
+        t.add_row(tier["name"], tier["policy"], f"{tier['capacity_blocks']:,} blocks ({format_bytes(tier['capacity_bytes'])})",
+                  f"{tier['prefix_hits']:,} ({tier['prefix_hit_ratio']:.3f})", f"{tier['block_hits']:,}",
+                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), f"{tier['evictions']:,}")
+    con.print(t)
+    p = Table("per request", "p50", "p90", "p99", "mean")
+    for key, label in (("ttft_ms", "TTFT (ms)"), ("metadata_us", "metadata (µs)"), ("load_us", "load (µs)"),
+                       ("prefill_ms", "prefill (ms)")):
+        v = s[key]
+        p.add_row(label, *(f"{v[q]:,.3f}" for q in ("p50", "p90", "p99", "mean")))
+    con.print(p)
+    if out is not None:
+        con.print(f"per-request results: {out}")

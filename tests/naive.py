@@ -565,7 +565,7 @@ class _NaiveS3FIFOTier:
             else:
                 while self.small:
                     v = self.small.pop()
-                    if self.freq[v] >= 1:
+                    if self.freq[v] >= 2:
                         self.main.appendleft(v)
                         self.freq[v] = 0
                     else:

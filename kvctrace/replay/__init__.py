@@ -1,0 +1,10 @@
+"""Policy replayer: cache tiers, eviction policies, index/transfer/prefill cost models, and
+the config sweep behind ``kvctrace recommend``."""
+from __future__ import annotations
+
+from .config import (GPUConfig, IndexConfig, ModelConfig, ReplayConfig, TierConfig, load_config,
+                     load_preset, preset_names, save_config)
+from .engine import ReplayResult, replay
+
+__all__ = ["GPUConfig", "IndexConfig", "ModelConfig", "ReplayConfig", "TierConfig", "load_config",
+           "load_preset", "preset_names", "save_config", "ReplayResult", "replay"]

@@ -1,0 +1,207 @@
+"""Replay a trace through a configured cache hierarchy: hit counts per request and tier
+(Numba kernels in kernels/replay.py), then the cost models (cost.py) for TTFT.
+
+``replay(trace, config)`` returns a :class:`ReplayResult` with a per-request polars frame,
+a per-tier frame and ``summary()``. Semantics are documented in kernels/replay.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from ..errors import ConfigError, NoBlockIdsError
+from . import cost, policies
+from .config import ReplayConfig
+
+
+@dataclass(frozen=True)
+class HitCounts:
+    """Raw kernel output of one replay."""
+    prefix_hits: np.ndarray     # (n_req, T) int32
+    block_hits: np.ndarray      # (n_req, T) int32
+    index_inserts: np.ndarray   # (n_req,) int32: misses that entered some tier
+    full_tier: np.ndarray       # (n_req,) int8: tier of the last block of a fully cached request, else -1
+    tier_inserts: np.ndarray    # (T,) int64
+    tier_evictions: np.ndarray  # (T,) int64
+
+
+def _arrays(trace):
+    if not getattr(trace, "has_block_ids", True) or trace.blocks is None:
+        raise NoBlockIdsError("the trace has no block ids, so there is nothing to replay",
+                              path=getattr(trace, "path", None),
+                              hint="replay needs a trace with hash_ids or token ids")
+    offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
+    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
+    n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if blocks.size else 0)
+    if blocks.size and (blocks.min() < 0 or blocks.max() >= n_unique):
+        raise ValueError("trace.blocks must be dense ids 0 .. n_unique_blocks-1")
+    return offsets, blocks, max(n_unique, 1)
+
+
+def policy_codes(cfg: ReplayConfig) -> np.ndarray:
+    return np.array([policies.get(t.policy).code for t in cfg.tiers], np.int64)
+
+
+def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, promote=True,
+             demote=True, next_use=None) -> HitCounts:
+    """Replay hit counts for one tier configuration (arrays in, arrays out)."""
+    from ..kernels import replay as K
+    caps = np.asarray(caps, np.int64)
+    codes = np.asarray(codes, np.int64)
+    admit = np.asarray(admit, np.int64)
+    T = caps.shape[0]
+    n_req = offsets.shape[0] - 1
+    if T == 1 and codes[0] == policies.LRU and admit[0] <= 1:
+        ph = np.zeros(n_req, np.int32)
+        bh = np.zeros(n_req, np.int32)
+        full = np.zeros(n_req, np.bool_)
+        ins, ev = K._lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full)
+        misses = (np.diff(offsets) - bh).astype(np.int32) * np.int32(caps[0] > 0)  # all admitted
+        return HitCounts(ph[:, None], bh[:, None], misses, np.where(full, 0, -1).astype(np.int8),
+                         np.array([ins], np.int64), np.array([ev], np.int64))
+    if next_use is None:
+        next_use = K.next_use(blocks, np.int64(n_unique))
+    out = HitCounts(np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32),
+                    np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8),
+                    np.zeros(T, np.int64), np.zeros(T, np.int64))
+    K._engine(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
+              bool(promote), bool(demote), out.prefix_hits, out.block_hits, out.index_inserts,
+              out.full_tier, out.tier_inserts, out.tier_evictions)
+    return out
+
+
+def _pct(x: np.ndarray) -> dict:
+    if x.size == 0:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0}
+    p = np.percentile(x, [50, 90, 99])
+    return {"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2]), "mean": float(x.mean())}
+
+
+@dataclass(frozen=True)
+class Costs:
+    metadata_us: np.ndarray
+    load_us: np.ndarray          # (n_req, T)
+    prefill_us: np.ndarray
+    ttft_us: np.ndarray
+    hit_tokens: np.ndarray       # (n_req, T)
+
+
+def price(cfg: ReplayConfig, hits: HitCounts, plan: cost.LookupPlan, input_len: np.ndarray,
+          block_size: int, index_model: cost.IndexModel | None = None) -> Costs:
+    """Cost models applied to one replay's hit counts."""
+    model = index_model or cost.resolve_index(cfg.index)
+    meta = cost.metadata_us(model, plan, hits.index_inserts)
+    tokens = cost.hit_tokens_per_tier(hits.prefix_hits, hits.full_tier, plan.n_blocks, input_len, block_size)
+    load = cost.load_us(tokens, cfg.model.kv_bytes_per_token, [t.read_latency_us for t in cfg.tiers],
+                        [t.read_bandwidth_gb_s for t in cfg.tiers])
+    pre = cost.prefill_us(cfg.model, cfg.gpu, input_len, tokens.sum(axis=1))
+    ttft = cost.ttft_us(meta, load.sum(axis=1), pre, cfg.overlap)
+    return Costs(meta, load, pre, ttft, tokens)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One replay: ``requests`` (one row per request), ``tiers`` (one row per tier)."""
+    config: ReplayConfig
+    block_size: int
+    capacities: tuple[int, ...]
+    requests: pl.DataFrame = field(repr=False)
+    tiers: pl.DataFrame = field(repr=False)
+
+    @property
+    def prefix_hit_ratio(self) -> float:
+        n = int(self.requests["n_blocks"].sum())
+        return int(self.tiers["prefix_hits"].sum()) / n if n else 0.0
+
+    @property
+    def block_hit_ratio(self) -> float:
+        n = int(self.requests["n_blocks"].sum())
+        return int(self.tiers["block_hits"].sum()) / n if n else 0.0
+
+    def summary(self) -> dict:
+        req = self.requests
+        tokens = int(req["input_len"].sum())
+        return {
+            "config": self.config.name,
+            "n_requests": req.height,
+            "n_accesses": int(req["n_blocks"].sum()),
+            "block_size": self.block_size,
+            "prefix_hit_ratio": self.prefix_hit_ratio,
+            "block_hit_ratio": self.block_hit_ratio,
+            "token_hit_ratio": int(req["hit_tokens"].sum()) / tokens if tokens else 0.0,
+            "tiers": self.tiers.to_dicts(),
+            "ttft_ms": _pct(req["ttft_ms"].to_numpy()),
+            "metadata_us": _pct(req["metadata_us"].to_numpy()),
+            "load_us": _pct(req["load_us"].to_numpy()),
+            "prefill_ms": _pct(req["prefill_ms"].to_numpy()),
+            "index": self.config.index.kind,
+            "overlap": self.config.overlap,
+        }
+
+    def to_parquet(self, path) -> None:
+        """Write the per-request frame (explicit call)."""
+        self.requests.write_parquet(path)
+
+
+def replay(trace, config: ReplayConfig) -> ReplayResult:
+    """Replay ``trace`` (a kvctrace Trace) through ``config``'s tiers and price every request."""
+    offsets, blocks, n_unique = _arrays(trace)
+    bs = int(trace.block_size)
+    caps = config.capacities(bs)
+    for i, c in enumerate(caps):
+        if c < 0:
+            raise ConfigError("capacity must be >= 0", field=f"tiers[{i}].capacity_blocks")
+    hits = run_hits(offsets, blocks, n_unique, caps, policy_codes(config),
+                    [t.admit_min_accesses for t in config.tiers],
+                    inclusive=config.hierarchy == "inclusive", promote=config.promote_on_hit,
+                    demote=config.demote_on_evict)
+    model = cost.resolve_index(config.index)
+    plan = cost.lookup_plan(offsets, blocks, model)
+    input_len = np.asarray(trace.input_len, np.int64)
+    c = price(config, hits, plan, input_len, bs, model)
+    return build_result(config, bs, caps, trace, hits, c)
+
+
+def build_result(config, bs, caps, trace, hits: HitCounts, c: Costs) -> ReplayResult:
+    names = [t.name for t in config.tiers]
+    n_blocks = np.diff(np.asarray(trace.offsets, np.int64))
+    cols = {
+        "req_id": np.arange(n_blocks.shape[0], dtype=np.int64),
+        "ts": np.asarray(trace.ts, np.float64),
+        "input_len": np.asarray(trace.input_len, np.int64),
+        "n_blocks": n_blocks,
+        "prefix_hit_blocks": hits.prefix_hits.sum(axis=1).astype(np.int64),
+        "block_hits": hits.block_hits.sum(axis=1).astype(np.int64),
+        "hit_tokens": c.hit_tokens.sum(axis=1),
+        "index_inserts": hits.index_inserts.astype(np.int64),
+        "metadata_us": c.metadata_us,
+        "load_us": c.load_us.sum(axis=1),
+        "prefill_ms": c.prefill_us / 1e3,
+        "ttft_ms": c.ttft_us / 1e3,
+    }
+    for k, name in enumerate(names):
+        cols[f"prefix_hits_{name}"] = hits.prefix_hits[:, k].astype(np.int64)
+        cols[f"block_hits_{name}"] = hits.block_hits[:, k].astype(np.int64)
+        cols[f"load_us_{name}"] = c.load_us[:, k]
+    requests = pl.DataFrame(cols)
+    bb = config.block_bytes(bs)
+    kvb = config.model.kv_bytes_per_token
+    total = int(n_blocks.sum())
+    tiers = pl.DataFrame({
+        "name": names,
+        "policy": [t.policy for t in config.tiers],
+        "capacity_blocks": np.asarray(caps, np.int64),
+        "capacity_bytes": np.asarray(caps, np.int64) * bb,
+        "admit_min_accesses": np.array([t.admit_min_accesses for t in config.tiers], np.int64),
+        "prefix_hits": hits.prefix_hits.sum(axis=0).astype(np.int64),
+        "block_hits": hits.block_hits.sum(axis=0).astype(np.int64),
+        "prefix_hit_ratio": hits.prefix_hits.sum(axis=0) / max(total, 1),
+        "block_hit_ratio": hits.block_hits.sum(axis=0) / max(total, 1),
+        "bytes_read": c.hit_tokens.sum(axis=0) * kvb,
+        "bytes_written": hits.tier_inserts * bb,
+        "inserts": hits.tier_inserts,
+        "evictions": hits.tier_evictions,
+    })
+    return ReplayResult(config, bs, tuple(int(x) for x in caps), requests, tiers)
