@@ -49,6 +49,8 @@ def _all_charts(result):
         "lengths": charts.length_distribution(w.length_quantiles),
         "types": charts.request_types(w.types),
         "sessions": charts.session_sizes(w.sessions),
+        "prefix_depth": charts.prefix_tree_depth(result.prefix.depth_distribution),
+        "prefix_fanout": charts.prefix_tree_fanout(result.prefix.fanout_distribution),
     }
 
 

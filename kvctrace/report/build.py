@@ -373,7 +373,9 @@ def prefix_section(result) -> Section:
         tables.append(frame_table(p.session_sharing, "Reuse within vs across sessions",
                                   "Re-accesses attributed to the session of the block's first (by_first) or "
                                   "previous (by_previous) access."))
-    return Section("prefix", "Prefix structure", facts=facts, tables=tables,
+    figs = _figures("prefix", [charts.prefix_tree_depth(p.depth_distribution),
+                               charts.prefix_tree_fanout(p.fanout_distribution)])
+    return Section("prefix", "Prefix structure", facts=facts, figures=figs, tables=tables,
                    intro="Which prefixes many requests share (system prompts, conversation histories).")
 
 

@@ -276,7 +276,8 @@ def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
         stroke="white", strokeWidth=0.5).encode(
         x=alt.X("lo:Q", title="runs-test p-value (probability)", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
         y=alt.Y("requests:Q", title="requests"),
-        color=alt.Color("verdict:N", title="verdict", scale=alt.Scale(range=[PALETTE[3], PALETTE[0]])),
+        color=alt.Color("verdict:N", title="verdict", scale=alt.Scale(range=[PALETTE[3], PALETTE[0]]),
+                        legend=alt.Legend(labelLimit=260)),
         tooltip=[alt.Tooltip("lo:Q", title="p ≥"), alt.Tooltip("hi:Q", title="p <"), alt.Tooltip("requests:Q")])
 
 
@@ -418,3 +419,36 @@ def session_sizes(sessions: pl.DataFrame) -> alt.Chart:
         x2="hi:Q", y=alt.Y("sessions:Q", title="sessions (count)"),
         tooltip=[alt.Tooltip("lo:Q", title="requests ≥"), alt.Tooltip("hi:Q", title="requests <"),
                  alt.Tooltip("sessions:Q", format=",.0f")])
+
+
+# ---------------------------------------------------------------- prefix structure
+
+def prefix_tree_depth(depth_distribution: pl.DataFrame) -> alt.Chart:
+    """Prefix-tree nodes (distinct blocks) per depth. ``depth_distribution``: depth, nodes
+    (``PrefixResult.depth_distribution``)."""
+    data = evenly(depth_distribution, MAX_MARKS)
+    caption = ("Distinct blocks at each depth of the prefix tree (depth 0 = first block of a "
+               "request); a narrow top and a wide middle mean few shared prompts fanning out into "
+               "many private continuations.") + _sampled_note(data.height, depth_distribution.height, "depths")
+    return _chart(data, "Prefix-tree width by depth", caption).mark_area(
+        color=PALETTE[5], line={"color": PALETTE[0]}, opacity=0.6, interpolate="step-after").encode(
+        x=alt.X("depth:Q", title="depth (block position in the prefix)"),
+        y=alt.Y("nodes:Q", title="nodes (distinct blocks, count)"),
+        tooltip=[alt.Tooltip("depth:Q"), alt.Tooltip("nodes:Q", format=",")])
+
+
+def prefix_tree_fanout(fanout_distribution: pl.DataFrame) -> alt.Chart:
+    """Nodes by number of children, power-of-two bins. ``fanout_distribution``: fanout, nodes
+    (``PrefixResult.fanout_distribution``; fan-out 0 = leaves)."""
+    bins = log2_bins(fanout_distribution["fanout"].to_numpy(),
+                     fanout_distribution["nodes"].to_numpy().astype(np.float64)).rename({"count": "nodes"})
+    caption = ("Prefix-tree nodes by how many distinct next blocks follow them (power-of-two bins; "
+               "0 = leaves, 1 = a chain); the few nodes with large fan-out are the shared prefixes "
+               "whose KV every branch reuses.")
+    return _chart(bins, "Prefix-tree fan-out", caption).mark_rect(
+        color=PALETTE[4], stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
+                axis=pow10_axis(bins["hi"].max() if bins.height else 1, "children per node (symlog scale)")),
+        x2="hi:Q", y=alt.Y("nodes:Q", title="nodes (count, log scale)", scale=alt.Scale(type="symlog")),
+        tooltip=[alt.Tooltip("lo:Q", title="children ≥"), alt.Tooltip("hi:Q", title="children <"),
+                 alt.Tooltip("nodes:Q", format=",.0f")])
