@@ -12,8 +12,10 @@ Follows libCacheSim's ``S3FIFO.c`` (the peer the tests compare with), step for s
   ghost. Main's tail is re-inserted at the head with ``freq = min(freq, 3) - 1`` when
   ``freq >= 1``, else evicted.
 * sizes: small = floor(0.1 x C), main = C - small, ghost = floor(0.9 x C). One difference by
-  design: libCacheSim caches nothing when small rounds to 0 (C < 10); here small is at
-  least 1 block so tiny tiers still work. For C >= 10 hit counts match libCacheSim exactly.
+  design: libCacheSim refuses to insert an object as large as the small queue, so with
+  unit-size blocks it caches nothing (except ghost hits) when small < 2 blocks, i.e. C < 20;
+  here small is at least 1 block and always admits, so tiny tiers still work. For C >= 20
+  hit counts match libCacheSim exactly (tests/test_replay_peer.py).
 
 State for the S3-FIFO tiers of one replay: ``st[slot, field, block]`` (links, queue id,
 freq) and ``sc[slot, k]`` (heads, tails, counts, capacities). Small, main and ghost share the

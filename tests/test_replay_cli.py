@@ -1,0 +1,59 @@
+"""`kvctrace replay` and `kvctrace recommend` through typer's runner."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import kvctrace
+from kvctrace.cli import app
+
+from .test_replay_golden import CONVERSATION, load_mooncake
+
+pytestmark = pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets folder absent")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _open_trace(monkeypatch):
+    """Use the real open_trace once it exists; until then serve the trace parsed in the tests."""
+    try:
+        from kvctrace.store import open_trace  # noqa: F401
+    except ImportError:
+        trace = load_mooncake()
+        monkeypatch.setattr(kvctrace, "open_trace", lambda path, **kw: trace)
+
+
+def test_replay_json_one_tier():
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--policy", "lru", "--capacity-blocks", "10000", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert round(s["prefix_hit_ratio"], 4) == 0.2112
+    assert s["block_hit_ratio"] >= s["prefix_hit_ratio"]
+    assert [set(t) >= {"name", "prefix_hits", "block_hits"} for t in s["tiers"]] == [True]
+    for key in ("ttft_ms", "metadata_us"):
+        assert set(s[key]) >= {"p50", "p90", "p99"}
+
+
+def test_replay_config_file_and_parquet(tmp_path):
+    from kvctrace.replay import load_preset, save_config
+    cfg = save_config(load_preset("h100-llama3-70b"), tmp_path / "c.toml")
+    out = tmp_path / "req.parquet"
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--config", str(cfg), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "pool" in r.stdout and "TTFT" in r.stdout
+    df = pl.read_parquet(out)
+    assert df.height == 12031 and "prefix_hits_nvme" in df.columns and "ttft_ms" in df.columns
+
+
+def test_replay_errors_are_one_line(tmp_path):
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--policy", "clock", "--capacity-blocks", "10"])
+    assert r.exit_code == 1 and "valid policies" in r.stderr and "Traceback" not in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[tiers]]\nname = "a"\ncapacity_blocks = 1\nspeed = 2\n')
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--config", str(bad)])
+    assert r.exit_code == 1 and "tiers[0].speed" in r.stderr
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "nope"])
+    assert r.exit_code == 1 and "h100-llama3-8b" in r.stderr

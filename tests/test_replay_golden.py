@@ -1,0 +1,83 @@
+"""Golden numbers on the real Mooncake conversation trace, and the one-tier LRU replay against
+the exact LRU miss-ratio curve from the reuse analysis."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kvctrace import Trace
+from kvctrace.replay import load_preset, replay
+from kvctrace.replay.config import one_tier
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+CONVERSATION = DATASETS / "mooncake" / "conversation_trace.jsonl"
+
+
+def load_mooncake(path: Path = CONVERSATION) -> Trace:
+    """The trace via open_trace when it is available, else parsed here (hash_ids are already
+    dense first-appearance ids)."""
+    try:
+        from kvctrace.store import open_trace
+    except ImportError:
+        open_trace = None
+    if open_trace is not None:
+        return open_trace(path)
+    reqs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    offsets = np.concatenate(([0], np.cumsum([len(r["hash_ids"]) for r in reqs]))).astype(np.int64)
+    return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in reqs]).astype(np.int64),
+                             ts=np.array([r["timestamp"] for r in reqs], np.float64) / 1000.0,
+                             input_len=np.array([r["input_length"] for r in reqs]),
+                             output_len=np.array([r["output_length"] for r in reqs]),
+                             block_size=512, path=str(path), format="mooncake")
+
+
+needs_data = pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets folder absent")
+
+
+@pytest.fixture(scope="module")
+def conversation():
+    return load_mooncake()
+
+
+@needs_data
+@pytest.mark.parametrize("capacity,expected", [(1_000, 0.0445), (10_000, 0.2112), (30_000, 0.3257),
+                                               (50_000, 0.3546), (100_000, 0.3637)])
+def test_golden_one_tier_lru_prefix_hit_ratio(conversation, capacity, expected):
+    res = replay(conversation, one_tier(load_preset("h100-llama3-8b"), "lru", capacity))
+    assert round(res.prefix_hit_ratio, 4) == expected
+    assert res.prefix_hit_ratio <= res.block_hit_ratio
+
+
+@needs_data
+def test_one_tier_lru_equals_exact_mrc(conversation):
+    from kvctrace.analysis.reuse import exact_mrc
+    caps = [1, 10, 700, 5_000, 20_000, 61_749, 150_000, 200_000]
+    mrc = exact_mrc(conversation, caps)["hit_ratio"].to_list()
+    base = load_preset("h100-llama3-8b")
+    for c, expected in zip(caps, mrc):
+        res = replay(conversation, one_tier(base, "lru", c))
+        assert res.block_hit_ratio == pytest.approx(expected, abs=0, rel=1e-12), c
+
+
+@needs_data
+def test_belady_bounds_every_online_policy_on_conversation(conversation):
+    base = load_preset("h100-llama3-8b")
+    opt = replay(conversation, one_tier(base, "belady", 5_000)).block_hit_ratio
+    for pol in ("lru", "fifo", "lfu", "s3fifo", "prefix-lru"):
+        assert replay(conversation, one_tier(base, pol, 5_000)).block_hit_ratio <= opt
+
+
+@needs_data
+def test_preset_replay_summary_shape(conversation):
+    res = replay(conversation, load_preset("h100-llama3-70b"))
+    s = res.summary()
+    assert [t["name"] for t in s["tiers"]] == ["hbm", "dram", "pool", "nvme"]
+    assert sum(t["prefix_hits"] for t in s["tiers"]) <= sum(t["block_hits"] for t in s["tiers"])
+    assert s["ttft_ms"]["p50"] <= s["ttft_ms"]["p90"] <= s["ttft_ms"]["p99"]
+    assert res.requests.height == conversation.n_requests
+    # exclusive LRU hierarchy with promotion = one LRU of the summed capacity
+    one = replay(conversation, one_tier(load_preset("h100-llama3-70b"), "lru", sum(res.capacities)))
+    assert res.prefix_hit_ratio == one.prefix_hit_ratio
