@@ -2,6 +2,7 @@
 headless Chromium that opens a report with the network blocked."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -137,3 +138,23 @@ def visit_report(html: Path, screenshot: Path | None = None, probe_globals=()) -
         finally:
             browser.close()
     return visit
+
+
+def replay_runs(trace, policies=("lru", "s3fifo"), scales=(0.05, 0.2, 0.8),
+                index_kinds=("redis-get", "sherman", "chime")) -> list:
+    """Replays of ``trace`` for the report's replay section: the 8B preset's three tiers sized
+    as fractions of the trace's distinct blocks, per policy and scale, plus one replay per
+    index kind at the middle scale."""
+    from kvctrace.replay import load_preset, replay
+    from kvctrace.replay.config import validate
+    base = load_preset("h100-llama3-8b")
+    u = max(int(trace.n_unique_blocks), 10)
+
+    def config(policy, scale, kind=None):
+        tiers = tuple(dataclasses.replace(t, policy=policy, capacity_blocks=max(1, int(u * scale * f)), capacity_bytes=None)
+                      for t, f in zip(base.tiers, (0.1, 0.3, 1.0)))
+        index = dataclasses.replace(base.index, kind=kind) if kind else base.index
+        return validate(dataclasses.replace(base, tiers=tiers, index=index, name=f"{policy}-{scale:g}-{kind or base.index.kind}"))
+    runs = [replay(trace, config(p, s)) for p in policies for s in scales]
+    runs += [replay(trace, config(policies[0], scales[1], k)) for k in index_kinds]
+    return runs

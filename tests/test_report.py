@@ -225,3 +225,30 @@ def test_jupyter_reprs_show_figures_escaped(generated_result):
         assert rendered.startswith("<style>") and "<table>" in rendered
     value = generated_result.reuse.summary()["ideal_hit_ratio_blocks"]
     assert f"{value:.4f}".rstrip("0") in generated_result.reuse._repr_html_()
+
+
+def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
+    from kvctrace.report.build import comparable_index_runs, replay_latency_cdfs, replay_tier_curves
+    from .report_support import replay_runs
+    trace = generated_trace(200)
+    runs = replay_runs(trace)
+    chosen = comparable_index_runs(runs)
+    assert set(chosen) == {"redis-mget", "redis-get", "sherman", "chime"}
+    setups = {tuple(r.tiers["capacity_blocks"].to_list()) + tuple(r.tiers["policy"].to_list()) for r in chosen.values()}
+    assert len(setups) == 1
+    curves = replay_tier_curves(runs)
+    assert curves.height == sum(r.tiers.height for r in runs)
+    cdf = replay_latency_cdfs(chosen, "ttft_ms")
+    for label, r in chosen.items():
+        part = cdf.filter(pl.col("index") == label)
+        assert part["value"].max() == pytest.approx(r.requests["ttft_ms"].max())
+        assert part["value"].min() == pytest.approx(r.requests["ttft_ms"].min())
+        assert part["cdf"].is_sorted() and part["cdf"][-1] == 1.0
+    result = analyze(trace)
+    sections = {s.id: s for s in build_sections(result, replay=runs)}
+    replay_sec = sections["replay"]
+    assert [f.title for f in replay_sec.figures] == ["Hit ratio per tier vs capacity", "Time to first token by index model",
+                                                     "Metadata lookup time by index model"]
+    for fig in replay_sec.figures:
+        assert len(fig.caption) > 40
+    assert "replay" not in {s.id for s in build_sections(result)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kvctrace.analysis import analyze
 from kvctrace.report.build import write_report
 
-from .report_support import chromium_or_skip, generated_trace, open_conversation, visit_report
+from .report_support import chromium_or_skip, generated_trace, open_conversation, replay_runs, visit_report
 
 
 def _assert_clean_render(visit, n_expected):
@@ -33,10 +33,10 @@ def test_network_blocker_records_requests(tmp_path):
 def test_generated_trace_report_renders_offline(tmp_path):
     chromium_or_skip()
     trace = generated_trace(400, types=["chat", "code", "agent"], sessions=[f"s{i}" for i in range(50)])
-    path = write_report(analyze(trace), tmp_path / "out")
+    path = write_report(analyze(trace), tmp_path / "out", replay=replay_runs(trace))
     html = path.read_text(encoding="utf-8")
     n_charts = html.count('class="vega-chart"')
-    assert n_charts >= 15
+    assert n_charts >= 20 and 'id="chart-replay-0"' in html
     visit = visit_report(path, screenshot=tmp_path / "report.png")
     _assert_clean_render(visit, n_charts)
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -31,6 +31,11 @@ class Figure:
     spec: dict = field(repr=False)
 
     @property
+    def wide(self) -> bool:
+        """Faceted charts (one panel per tier) get the full page width."""
+        return "facet" in self.spec
+
+    @property
     def spec_json(self):
         """The spec for a ``<script type="application/json">`` element (already escaped)."""
         from markupsafe import Markup
@@ -379,13 +384,87 @@ def prefix_section(result) -> Section:
                    intro="Which prefixes many requests share (system prompts, conversation histories).")
 
 
+def quantile_cdf(values: np.ndarray, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """(value, share of values <= value) at ``points`` evenly spaced quantiles, min and max included."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.shape[0] == 0:
+        return np.zeros(0), np.zeros(0)
+    probs = np.linspace(0.0, 1.0, points + 1)
+    return np.quantile(values, probs), np.maximum(probs, 1.0 / values.shape[0])
+
+
+def replay_latency_cdfs(runs: dict, column: str, points: int = 200) -> pl.DataFrame:
+    """Long frame (index, value, cdf) of a per-request column of several replays, keyed by label."""
+    frames = []
+    for label, res in runs.items():
+        value, cdf = quantile_cdf(res.requests[column].to_numpy(), points)
+        frames.append(pl.DataFrame({"index": [str(label)] * value.shape[0], "value": value, "cdf": cdf}))
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"index": pl.String, "value": pl.Float64, "cdf": pl.Float64})
+
+
+def replay_tier_curves(results) -> pl.DataFrame:
+    """Long frame (config, tier, policy, capacity_blocks, prefix_hit_ratio, block_hit_ratio): every
+    tier of every replay."""
+    frames = [r.tiers.select(pl.lit(r.config.name).alias("config"), pl.col("name").alias("tier"), "policy",
+                             "capacity_blocks", "prefix_hit_ratio", "block_hit_ratio") for r in results]
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def comparable_index_runs(results) -> dict:
+    """Index kind -> replay, all with the same tiers (names, policies, capacities, admission), so
+    that their latency curves differ only by the index model: the tier setup replayed with the
+    most distinct index kinds (the first such setup on ties; the first replay of each kind)."""
+    groups: dict = {}
+    for r in results:
+        key = tuple(r.tiers.select("name", "policy", "capacity_blocks", "admit_min_accesses").iter_rows())
+        groups.setdefault(key, {}).setdefault(r.config.index.kind, r)
+    return max(groups.values(), key=len) if groups else {}
+
+
+def replay_section(replay, recommendation=None) -> Section | None:
+    """Replay results (a sequence of ``ReplayResult``): hit ratio per tier vs capacity per policy
+    (from every replay), TTFT and metadata-time CDFs per index model (the first replay of each
+    index kind), and the recommendation with its reasons when given."""
+    results = list(replay or [])
+    if not results and recommendation is None:
+        return None
+    figs, tables, facts, lists = [], [], [], []
+    if results:
+        curves = replay_tier_curves(results)
+        tier_order = [t.name for t in results[0].config.tiers]
+        if curves.select(pl.struct("tier", "policy").n_unique()).item() < curves.height:
+            figs.append(charts.tier_hit_ratio_vs_capacity(curves, tier_order))
+        by_index = comparable_index_runs(results)
+        figs.append(charts.latency_cdf(replay_latency_cdfs(by_index, "ttft_ms"), "ms",
+                                       "Time to first token by index model", "time to first token"))
+        figs.append(charts.latency_cdf(replay_latency_cdfs(by_index, "metadata_us"), "µs",
+                                       "Metadata lookup time by index model", "metadata lookup time"))
+        rows = []
+        for label, r in by_index.items():
+            s = r.summary()
+            rows.append({"index": label, "config": r.config.name, "prefix hit ratio": s["prefix_hit_ratio"],
+                         "TTFT p50 (ms)": s["ttft_ms"]["p50"], "TTFT p99 (ms)": s["ttft_ms"]["p99"],
+                         "metadata p50 (µs)": s["metadata_us"]["p50"], "metadata p99 (µs)": s["metadata_us"]["p99"]})
+        tables.append(frame_table(pl.DataFrame(rows), "Replays by index model",
+                                  "The replays shown in the latency charts: the same tiers, one per metadata index model."))
+        facts.append(("replays", fmt_int(len(results)), None))
+    return Section("replay", "Replay and recommendation", facts=facts, figures=_figures("replay", figs),
+                   tables=tables, lists=lists,
+                   intro="The trace replayed through emulated cache tiers and metadata indexes.")
+
+
 SECTION_BUILDERS = [overview_section, workload_section, reusability_section, reuse_distance_section, access_section,
                     hotness_section, prefix_section]
 
 
 def build_sections(result, replay=None, recommendation=None) -> list:
     """The report's sections, in page order, as plain data (structure stage)."""
-    return [build(result) for build in SECTION_BUILDERS]
+    sections = [build(result) for build in SECTION_BUILDERS]
+    replayed = replay_section(replay, recommendation)
+    if replayed is not None:
+        sections.append(replayed)
+    return sections
 
 
 # ---------------------------------------------------------------- render

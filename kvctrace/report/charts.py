@@ -62,7 +62,10 @@ def pow10_axis(max_value: float, title: str) -> alt.Axis:
     """An axis with ticks at 0, 1, 10, 100, ... (symlog scales otherwise label sparsely)."""
     top = max(float(max_value), 1.0)
     values = [0] + [10 ** k for k in range(0, int(math.floor(math.log10(top))) + 1)]
-    return alt.Axis(title=title, values=values, format="~s", labelOverlap=True)
+    return alt.Axis(title=title, values=values, labelOverlap=True, labelExpr=(
+        "datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'G' : "
+        "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : "
+        "datum.value >= 1e3 ? format(datum.value / 1e3, '~g') + 'k' : format(datum.value, '~g')"))
 
 
 def _pct(x) -> str:
@@ -452,3 +455,41 @@ def prefix_tree_fanout(fanout_distribution: pl.DataFrame) -> alt.Chart:
         x2="hi:Q", y=alt.Y("nodes:Q", title="nodes (count, log scale)", scale=alt.Scale(type="symlog")),
         tooltip=[alt.Tooltip("lo:Q", title="children ≥"), alt.Tooltip("hi:Q", title="children <"),
                  alt.Tooltip("nodes:Q", format=",.0f")])
+
+
+# ---------------------------------------------------------------- replay
+
+def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = None) -> alt.FacetChart:
+    """Prefix hit ratio of each tier against that tier's capacity, one line per policy, one
+    panel per tier. ``curves``: tier, policy, capacity_blocks, prefix_hit_ratio (one row per
+    replayed config and tier, e.g. ``ReplayResult.tiers`` frames of a sweep stacked)."""
+    data = evenly(curves.sort("tier", "policy", "capacity_blocks"), MAX_MARKS)
+    tiers = tier_order or data["tier"].unique(maintain_order=True).to_list()
+    caption = ("Share of all block accesses served as prefix hits by each tier, as the tier's "
+               "capacity grows, for each eviction policy (other tiers as configured); the higher "
+               "line at a given capacity is the better policy for this trace.")
+    base = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("capacity_blocks:Q", title="tier capacity (blocks, log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y("prefix_hit_ratio:Q", title="prefix hit ratio (fraction of accesses)"),
+        color=alt.Color("policy:N", title="policy", scale=alt.Scale(range=PALETTE)),
+        tooltip=[alt.Tooltip("tier:N"), alt.Tooltip("policy:N"),
+                 alt.Tooltip("capacity_blocks:Q", format=",", title="capacity (blocks)"),
+                 alt.Tooltip("prefix_hit_ratio:Q", format=".4f", title="prefix hit ratio")]
+    ).properties(width=220, height=HEIGHT)
+    return base.facet(column=alt.Column("tier:N", title="tier", sort=tiers)).properties(
+        title="Hit ratio per tier vs capacity", description=caption).resolve_scale(x="independent")
+
+
+def latency_cdf(cdf: pl.DataFrame, unit: str, title: str, what: str) -> alt.Chart:
+    """CDF of a per-request latency, one line per index model. ``cdf``: index, value, cdf
+    (e.g. quantiles of ``ReplayResult.requests['ttft_ms']``); ``unit`` labels the x axis."""
+    data = evenly(cdf, MAX_MARKS)
+    caption = (f"Share of requests whose {what} is at most x, one line per metadata index model; "
+               "a curve further left is faster, and its top end is the tail (p99).")
+    return _chart(data, title, caption).mark_line().encode(
+        x=alt.X("value:Q", title=f"{what} ({unit}, symlog scale)", scale=alt.Scale(type="symlog"),
+                axis=pow10_axis(data["value"].max() if data.height else 1, f"{what} ({unit}, symlog scale)")),
+        y=alt.Y("cdf:Q", title="share of requests (CDF)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("index:N", title="index model", scale=alt.Scale(range=PALETTE)),
+        tooltip=[alt.Tooltip("index:N", title="index"), alt.Tooltip("value:Q", format=",.3f", title=unit),
+                 alt.Tooltip("cdf:Q", format=".3f", title="share ≤")])
