@@ -196,7 +196,7 @@ def _sift_down(heap, hpos, hkey, hsize, h, i):
     hpos[h, b] = i
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _heap_remove_at(heap, hpos, hkey, hsize, h, i):
     b = heap[h, i]
     hpos[h, b] = -1
@@ -269,6 +269,7 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
     stamp = np.zeros(n_unique, np.int64)
     nu = np.zeros(n_unique, np.int64)
     seen = np.zeros(n_unique, np.int64)
+    targets = np.empty(T, np.int64)
     seq = 0
 
     for r in range(n_req):
@@ -286,6 +287,9 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                 if member[b, m] != 0:
                     k = m
                     break
+            # Decide which tiers receive a copy of b. Cascades only move blocks down, so the
+            # decisions cannot be invalidated by earlier placements of the same access.
+            n_t = 0
             if k >= 0:
                 freq[b] += 1
                 block_hits[r, k] += 1
@@ -307,100 +311,75 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                     if inclusive:
                         for m in range(k - 1, -1, -1):
                             if caps[m] > 0 and seen[b] >= admit[m] and member[b, m] == 0:
-                                seq = _place(m, b, T, caps, pols, admit, inclusive, demote, slot, heap,
-                                             hpos, hkey, hsize, st, sc, member, seen, last_t, freq,
-                                             stamp, nu, seq, tier_inserts, tier_evictions)
+                                targets[n_t] = m
+                                n_t += 1
                     else:
                         for m in range(k):
                             if caps[m] > 0 and seen[b] >= admit[m]:
-                                _drop(k, b, pols, slot, heap, hpos, hkey, hsize, st, sc, member)
-                                seq = _place(m, b, T, caps, pols, admit, inclusive, demote, slot, heap,
-                                             hpos, hkey, hsize, st, sc, member, seen, last_t, freq,
-                                             stamp, nu, seq, tier_inserts, tier_evictions)
+                                targets[n_t] = m
+                                n_t += 1
+                                # exclusive: take b out of tier k first
+                                if pols[k] == P_S3FIFO:
+                                    s3fifo.remove(st, sc, s, b)
+                                else:
+                                    _heap_remove_at(heap, hpos, hkey, hsize, s, hpos[s, b])
+                                member[b, k] = 0
                                 break
             else:
                 open_ = False
                 freq[b] = 1
-                admitted = False
                 if inclusive:
                     for m in range(T - 1, -1, -1):
-                        if caps[m] > 0 and seen[b] >= admit[m] and member[b, m] == 0:
-                            seq = _place(m, b, T, caps, pols, admit, inclusive, demote, slot, heap,
-                                         hpos, hkey, hsize, st, sc, member, seen, last_t, freq,
-                                         stamp, nu, seq, tier_inserts, tier_evictions)
-                            admitted = True
+                        if caps[m] > 0 and seen[b] >= admit[m]:
+                            targets[n_t] = m
+                            n_t += 1
                 else:
                     for m in range(T):
                         if caps[m] > 0 and seen[b] >= admit[m]:
-                            seq = _place(m, b, T, caps, pols, admit, inclusive, demote, slot, heap,
-                                         hpos, hkey, hsize, st, sc, member, seen, last_t, freq,
-                                         stamp, nu, seq, tier_inserts, tier_evictions)
-                            admitted = True
+                            targets[n_t] = m
+                            n_t += 1
                             break
-                if admitted:
+                if n_t > 0:
                     index_inserts[r] += 1
-
-
-@nb.njit(cache=True)
-def _drop(k, b, pols, slot, heap, hpos, hkey, hsize, st, sc, member):
-    """Take ``b`` out of tier ``k`` (exclusive promotion)."""
-    s = slot[k]
-    if pols[k] == P_S3FIFO:
-        s3fifo.remove(st, sc, s, b)
-    else:
-        _heap_remove_at(heap, hpos, hkey, hsize, s, hpos[s, b])
-    member[b, k] = 0
-
-
-@nb.njit(cache=True)
-def _tier_insert(k, b, caps, pols, slot, heap, hpos, hkey, hsize, st, sc, member, last_t, freq,
-                 stamp, nu, seq, tier_inserts, tier_evictions):
-    """Insert ``b`` into tier ``k``; return the evicted block or -1."""
-    s = slot[k]
-    if pols[k] == P_S3FIFO:
-        v = s3fifo.insert(st, sc, s, b, caps[k])
-    else:
-        v = -1
-        if hsize[s] >= caps[k]:
-            v = _heap_remove_at(heap, hpos, hkey, hsize, s, 0)
-        hkey[s, b] = _key(pols[k], b, seq, last_t, freq, stamp, nu)
-        n = hsize[s]
-        heap[s, n] = b
-        hpos[s, b] = n
-        hsize[s] = n + 1
-        _sift_up(heap, hpos, hkey, s, n)
-    member[b, k] = 1
-    tier_inserts[k] += 1
-    if v >= 0:
-        member[v, k] = 0
-        tier_evictions[k] += 1
-    return v
-
-
-@nb.njit(cache=True)
-def _place(k, b, T, caps, pols, admit, inclusive, demote, slot, heap, hpos, hkey, hsize, st, sc,
-           member, seen, last_t, freq, stamp, nu, seq, tier_inserts, tier_evictions):
-    """Insert ``b`` into tier ``k`` and cascade the evictions down the tiers; returns the
-    updated insertion counter (FIFO keys)."""
-    v = _tier_insert(k, b, caps, pols, slot, heap, hpos, hkey, hsize, st, sc, member, last_t,
-                     freq, stamp, nu, seq, tier_inserts, tier_evictions)
-    seq += 1
-    j = k
-    while v >= 0 and demote:
-        target = -1
-        for m in range(j + 1, T):
-            if member[v, m] != 0:
-                break  # a lower tier already holds a copy: nothing to move
-            if caps[m] > 0 and seen[v] >= admit[m]:
-                target = m
-                break
-        if target < 0:
-            break
-        v = _tier_insert(target, v, caps, pols, slot, heap, hpos, hkey, hsize, st, sc, member,
-                         last_t, freq, stamp, nu, seq, tier_inserts, tier_evictions)
-        seq += 1
-        j = target
-    return seq
+            # Place b into each target tier; each eviction cascades down the tiers.
+            for q in range(n_t):
+                tk = targets[q]
+                x = b
+                while True:
+                    # insert x into tier tk, v = evicted block or -1
+                    s = slot[tk]
+                    if pols[tk] == P_S3FIFO:
+                        v = s3fifo.insert(st, sc, s, x, caps[tk])
+                    else:
+                        v = -1
+                        if hsize[s] >= caps[tk]:
+                            v = _heap_remove_at(heap, hpos, hkey, hsize, s, 0)
+                        hkey[s, x] = _key(pols[tk], x, seq, last_t, freq, stamp, nu)
+                        hn = hsize[s]
+                        heap[s, hn] = x
+                        hpos[s, x] = hn
+                        hsize[s] = hn + 1
+                        _sift_up(heap, hpos, hkey, s, hn)
+                    seq += 1
+                    member[x, tk] = 1
+                    tier_inserts[tk] += 1
+                    if v < 0:
+                        break
+                    member[v, tk] = 0
+                    tier_evictions[tk] += 1
+                    if not demote:
+                        break
+                    nxt_tier = -1
+                    for m in range(tk + 1, T):
+                        if member[v, m] != 0:
+                            break  # a lower tier already holds a copy: nothing to move
+                        if caps[m] > 0 and seen[v] >= admit[m]:
+                            nxt_tier = m
+                            break
+                    if nxt_tier < 0:
+                        break
+                    tk = nxt_tier
+                    x = v
 
 
 # ----------------------------------------------------------------------------- sweep
