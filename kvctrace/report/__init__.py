@@ -6,11 +6,13 @@ pure ``frame -> alt.Chart`` functions. Imported lazily so that ``kvctrace.report
 """
 from __future__ import annotations
 
-__all__ = ["write_report", "build_sections", "render_html", "charts"]
+_BUILD = ("write_report", "build_sections", "render_html", "zipf_line", "comparable_index_runs",
+          "replay_latency_cdfs", "replay_tier_curves", "quantile_cdf")
+__all__ = [*_BUILD, "charts"]
 
 
 def __getattr__(name):
-    if name in ("write_report", "build_sections", "render_html"):
+    if name in _BUILD:
         from . import build
         return getattr(build, name)
     if name == "charts":
