@@ -1,20 +1,127 @@
-"""DuckDB store: schema, ingest, open. (Placeholder until the foundation helper fills it in:
-``trace_from_arrays`` below is the minimal working version the other parts build on.)"""
+"""DuckDB store: schema, ingest, open.
+
+``open_trace(path)`` reads a trace file (``formats``), orders requests by (timestamp, line),
+re-blocks (``--coarsen``, ``--partial-block drop``), maps block ids to dense first-appearance
+ids, fills the prefix tree, and writes the tables of DESIGN.md in ONE transaction (an
+interrupted ingest leaves no half-written tables). In memory by default; ``db=PATH`` writes a
+file, and a file that already holds the same trace (sha256) ingested with the same options is
+opened instead of re-ingested. ``open_trace("x.duckdb")`` opens a kvctrace database directly.
+
+All bulk data moves as Arrow tables registered with DuckDB; no per-access Python loops."""
 from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .kernels.hashing import dense_ids
+from .errors import KvctraceError, TraceFormatError
+from .formats import read_columns
+from .formats.source import is_duckdb_file
+from .kernels.hashing import coarsen as coarsen_ids, dense_ids
+from .kernels.tree import access_rows, gather_csr, prefix_tree, truncate_csr
+from .sql import load_query
+from .trace import Trace
+
+TABLES = ("requests", "accesses", "blocks", "meta", "rejects")
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _nullable_int(values, null_below: int = 0) -> pa.Array:
+    values = np.asarray(values, np.int64)
+    return pa.array(values, type=pa.int64(), mask=values < null_below)
+
+
+def _strings(values, n: int) -> pa.Array:
+    return pa.array(values if values is not None else [None] * n, pa.string()) if values is not None \
+        else pa.nulls(n, pa.string())
+
+
+def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
+    """Create the store and insert every Arrow table, all in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if replace:
+            con.execute(load_query("store_drop_tables"))
+        con.execute(load_query("store_create_tables"))
+        for name in TABLES:
+            view = f"_kvctrace_ingest_{name}"
+            con.register(view, tables[name])
+            try:
+                con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
+            finally:
+                con.unregister(view)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
+                 offsets, ids, session_id=None, parent_id=None, turn=None, type=None,
+                 meta: dict | None = None, rejects=(), sorted_input: bool = True,
+                 replace: bool = False) -> Trace:
+    """Dense ids, prefix tree and tables for requests already in arrival order."""
+    n = ts.shape[0]
+    has_ids = ids is not None
+    if has_ids:
+        dense, n_unique = dense_ids(ids)
+        first_req, parent_block, depth, tokens, first_access = prefix_tree(dense, offsets, n_unique, input_len, block_size)
+        raw = ids[first_access]
+        raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
+        req_col, pos_col = access_rows(offsets)
+    else:
+        offsets = np.zeros(n + 1, np.int64)
+        dense, n_unique = np.empty(0, np.int64), 0
+        first_req = parent_block = depth = tokens = req_col = pos_col = np.empty(0, np.int64)
+        raw = np.empty(0, np.uint64)
+    duration = float(ts[-1] - ts[0]) if n else 0.0
+    rejects = list(rejects)
+    meta = dict(meta or {})
+    meta.update(format=fmt, block_size=str(block_size), kvctrace_version=_version(),
+                sorted_input=json.dumps(bool(sorted_input)), rejected_lines=str(len(rejects)),
+                has_block_ids=json.dumps(has_ids), requests=str(n), accesses=str(dense.shape[0]),
+                unique_blocks=str(n_unique), duration_s=repr(duration))
+    meta.setdefault("source_path", path)
+    tables = {
+        "requests": pa.table({
+            "req_id": np.arange(n, dtype=np.int64), "ts": ts, "input_len": input_len,
+            "output_len": output_len, "n_blocks": np.diff(offsets),
+            "session_id": _strings(session_id, n),
+            "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
+            "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
+            "type": _strings(type, n), "line_no": line_no}),
+        "accesses": pa.table({"req_id": req_col, "pos": pos_col, "block": dense}),
+        "blocks": pa.table({
+            "block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw, "first_req": first_req,
+            "parent_block": _nullable_int(parent_block),
+            "depth": depth.astype(np.int32), "tokens": tokens.astype(np.int32)}),
+        "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
+        "rejects": pa.table({"line_no": pa.array([r[0] for r in rejects], pa.int64()),
+                             "raw": pa.array([r[1] for r in rejects], pa.string()),
+                             "reason": pa.array([r[2] for r in rejects], pa.string())}),
+    }
+    _write_tables(con, tables, replace=replace)
+    return Trace(path=path, format=fmt, block_size=block_size, con=con, offsets=offsets, blocks=dense,
+                 ts=ts, input_len=input_len, output_len=output_len, n_unique_blocks=int(n_unique),
+                 has_block_ids=has_ids, sorted_input=bool(sorted_input), rejected_lines=len(rejects),
+                 meta=meta)
 
 
 def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=None,
                       block_size=16, path="<arrays>", format="arrays", session_id=None, type=None):
-    from .trace import Trace
+    """A Trace from CSR arrays (requests taken in the given order; any integer block ids)."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    raw = np.asarray(blocks)
-    dense, n_unique = dense_ids(raw) if raw.shape[0] else (np.empty(0, np.int64), 0)
+    raw = np.ascontiguousarray(blocks)
+    if raw.dtype.kind not in "iu":
+        raw = raw.astype(np.int64)
     n_req = offsets.shape[0] - 1
     n_blocks = np.diff(offsets)
     ts = np.zeros(n_req) if ts is None else np.asarray(ts, dtype=np.float64)
@@ -22,26 +129,150 @@ def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=No
         ts = ts - ts[0]
     input_len = n_blocks * block_size if input_len is None else np.asarray(input_len, np.int64)
     output_len = np.zeros(n_req, np.int64) if output_len is None else np.asarray(output_len, np.int64)
-    con = duckdb.connect()
-    req = pa.table({
-        "req_id": np.arange(n_req, dtype=np.int64), "ts": ts, "input_len": input_len,
-        "output_len": output_len, "n_blocks": n_blocks,
-        "session_id": pa.array(session_id if session_id is not None else [None] * n_req, pa.string()),
-        "parent_id": pa.nulls(n_req, pa.int64()), "turn": pa.nulls(n_req, pa.int64()),
-        "type": pa.array(type if type is not None else [None] * n_req, pa.string()),
-        "line_no": np.arange(1, n_req + 1, dtype=np.int64)})
-    acc = pa.table({"req_id": np.repeat(np.arange(n_req, dtype=np.int64), n_blocks),
-                    "pos": np.arange(dense.shape[0], dtype=np.int64) - np.repeat(offsets[:-1], n_blocks),
-                    "block": dense})
-    con.register("req_arrow", req)
-    con.register("acc_arrow", acc)
-    con.execute("CREATE TABLE requests AS SELECT * FROM req_arrow")
-    con.execute("CREATE TABLE accesses AS SELECT * FROM acc_arrow")
-    con.execute("CREATE TABLE meta(key VARCHAR, value VARCHAR)")
-    con.execute("CREATE TABLE rejects(line_no BIGINT, raw VARCHAR, reason VARCHAR)")
-    con.execute("CREATE TABLE blocks(block BIGINT, raw_hash UBIGINT, first_req BIGINT, parent_block BIGINT, depth INTEGER, tokens INTEGER)")
-    con.unregister("req_arrow")
-    con.unregister("acc_arrow")
-    return Trace(path=path, format=format, block_size=block_size, con=con, offsets=offsets,
-                 blocks=dense, ts=ts, input_len=input_len, output_len=output_len,
-                 n_unique_blocks=n_unique, has_block_ids=True)
+    return _materialize(duckdb.connect(), path=path, fmt=format, block_size=block_size, ts=ts,
+                        input_len=input_len, output_len=output_len,
+                        line_no=np.arange(1, n_req + 1, dtype=np.int64), offsets=offsets, ids=raw,
+                        session_id=session_id, type=type)
+
+
+# ---- ingest -----------------------------------------------------------------------------------
+
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines) -> str:
+    return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
+                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}, sort_keys=True)
+
+
+def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
+    """Permutation to (timestamp, line) order, or None when the file is already in order."""
+    ts = cols.ts
+    if ts.shape[0] < 2 or bool((ts[1:] >= ts[:-1]).all()):
+        return None, True
+    return np.lexsort((cols.line_no, ts)), False
+
+
+def ingest(path, *, format: str | None = None, block_size: int | None = None,
+           partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
+           con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
+           options_key: str | None = None) -> Trace:
+    """Read a trace file and write the store into ``con`` (a new in-memory database if None)."""
+    if coarsen < 1:
+        raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
+    cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
+                             skip_bad_lines=skip_bad_lines)
+    order, sorted_input = _order_requests(cols)
+    ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
+    offsets, ids = cols.offsets, cols.ids
+    session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
+    if order is not None:
+        ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
+        if ids is not None:
+            ids, offsets = gather_csr(ids, offsets, order)
+        session = [session[i] for i in order.tolist()] if session is not None else None
+        typ = [typ[i] for i in order.tolist()] if typ is not None else None
+        turn = turn[order] if turn is not None else None
+        if parent_row is not None:
+            new_pos = np.empty_like(order)
+            new_pos[order] = np.arange(order.shape[0])
+            parent_row = parent_row[order]
+            parent_row = np.where(parent_row >= 0, new_pos[np.maximum(parent_row, 0)], -1)
+    ts = ts - ts[0]
+    bs = cols.block_size
+    if ids is not None and coarsen > 1:
+        ids, offsets = coarsen_ids(ids, offsets, coarsen, "include")
+    bs_eff = bs * coarsen
+    if ids is not None and partial_block == "drop":
+        keep = input_len // bs_eff
+        if (np.diff(offsets) > keep).any():
+            ids, offsets = truncate_csr(ids, offsets, keep)
+    meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
+            "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
+            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
+            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
+    return _materialize(con if con is not None else duckdb.connect(), path=str(src.path), fmt=cols.format,
+                        block_size=bs_eff, ts=ts, input_len=input_len, output_len=output_len,
+                        line_no=line_no, offsets=offsets, ids=ids, session_id=session,
+                        parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
+                        sorted_input=sorted_input, replace=replace)
+
+
+# ---- open -------------------------------------------------------------------------------------
+
+def _connect(db: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db))
+    except duckdb.Error as err:
+        raise KvctraceError(f"cannot open the DuckDB database ({err})".splitlines()[0], path=str(db),
+                            hint="is another process using it? is it a DuckDB file?") from None
+
+
+def _read_meta(con) -> dict | None:
+    present = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if not set(TABLES) <= present:
+        return None
+    meta = dict(con.sql(load_query("store_meta")).fetchall())
+    return meta if "kvctrace_version" in meta else None
+
+
+def load_store(con, path: str) -> Trace:
+    """A Trace from the tables of an existing store (no re-ingest)."""
+    meta = _read_meta(con)
+    if meta is None:
+        raise KvctraceError("not a kvctrace database (no kvctrace tables/meta)", path=path,
+                            hint="create one with: kvctrace ingest TRACE --db PATH")
+    req = con.sql(load_query("store_load_requests")).to_arrow_table()
+    n_blocks = req.column("n_blocks").to_numpy()
+    offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
+    np.cumsum(n_blocks, out=offsets[1:])
+    has_ids = json.loads(meta.get("has_block_ids", "true"))
+    blocks = (con.sql(load_query("store_load_accesses")).to_arrow_table().column("block").to_numpy()
+              .astype(np.int64, copy=False) if has_ids else np.empty(0, np.int64))
+    return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
+                 con=con, offsets=offsets, blocks=blocks,
+                 ts=req.column("ts").to_numpy().astype(np.float64, copy=False),
+                 input_len=req.column("input_len").to_numpy().astype(np.int64, copy=False),
+                 output_len=req.column("output_len").to_numpy().astype(np.int64, copy=False),
+                 n_unique_blocks=int(meta.get("unique_blocks", 0)), has_block_ids=has_ids,
+                 sorted_input=json.loads(meta.get("sorted_input", "true")),
+                 rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_trace(path, *, format: str | None = None, block_size: int | None = None,
+               partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
+               db=None) -> Trace:
+    """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
+
+    ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
+    options, it is opened as is."""
+    path = Path(path)
+    if path.is_file() and is_duckdb_file(path):
+        if db is not None and Path(db).resolve() != path.resolve():
+            raise KvctraceError("the trace is already a DuckDB database; --db does not apply", path=str(path),
+                                hint="drop --db, or pass the original trace file")
+        return load_store(_connect(path), str(path))
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
+    if db is None:
+        return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
+                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key)
+    db = Path(db)
+    if db.exists() and not is_duckdb_file(db):
+        raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
+                            hint="choose a new file name ending in .duckdb")
+    con = _connect(db)
+    try:
+        meta = _read_meta(con)
+        if (meta is not None and path.is_file() and meta.get("options") == key
+                and meta.get("kvctrace_version") == _version() and meta.get("sha256") == _file_sha256(path)):
+            return load_store(con, str(db))
+        return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
+                      skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key)
+    except BaseException:
+        con.close()
+        raise

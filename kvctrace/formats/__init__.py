@@ -1,0 +1,271 @@
+"""Trace readers: detect the format, open the container, and return canonical ``Columns``.
+
+One module per format (``mooncake``, ``bailian``, ``tokens``, ``lengths``), each with a fast
+columnar path (``schema`` + ``from_frame``) and a per-record path (``parse_record`` +
+``from_rows``). ``read_columns`` tries the fast path and falls back to the per-record one only
+when the fast path fails or finds a bad row, so errors always name the exact line and field."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import TraceFormatError
+from . import bailian, lengths, mooncake, tokens
+from .common import BadLine, Columns
+from .source import Source, nonblank_line_numbers, open_source
+
+READERS = {m.NAME: m for m in (mooncake, bailian, tokens, lengths)}
+FORMATS = tuple(READERS)
+
+
+def detect_format(keys) -> str | None:
+    """The format whose signature the first record's keys carry (None if none fits)."""
+    keys = set(keys)
+    if "hash_ids" in keys and "chat_id" in keys:
+        return "bailian"
+    if "hash_ids" in keys:
+        return "mooncake"
+    if "token_ids" in keys:
+        return "tokens"
+    if lengths.matches(keys):
+        return "lengths"
+    return None
+
+
+def default_block_size(fmt: str) -> int:
+    return READERS[fmt].DEFAULT_BLOCK_SIZE
+
+
+def _reader(fmt: str | None, keys, src: Source, line: int):
+    if fmt is not None:
+        if fmt not in READERS:
+            raise TraceFormatError(f"unknown format {fmt!r}", path=str(src.path),
+                                   hint=f"use one of: {', '.join(FORMATS)}")
+        return READERS[fmt]
+    found = detect_format(keys)
+    if found is None:
+        raise TraceFormatError(
+            f"cannot tell the trace format from the first record's keys ({', '.join(sorted(map(str, keys))) or 'none'})",
+            path=str(src.path), line=line,
+            hint="mooncake needs hash_ids, bailian chat_id+hash_ids, tokens token_ids, lengths a "
+                 "timestamp and token counts; or pass --format")
+    return READERS[found]
+
+
+def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
+    return TraceFormatError(err.reason, path=str(src.path), line=line, field=err.field, hint=err.hint)
+
+
+def _json_object(text: bytes) -> dict:
+    try:
+        rec = json.loads(text)
+    except UnicodeDecodeError:
+        raise BadLine("line is not UTF-8 text", None, "the file may be binary or in another encoding") from None
+    except json.JSONDecodeError as err:
+        raise BadLine(f"malformed JSON ({err.msg} at column {err.colno})", None,
+                      "each line must be one complete JSON object") from None
+    if not isinstance(rec, dict):
+        raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
+                      "each line must be one JSON object such as {\"timestamp\": 0, ...}")
+    return rec
+
+
+def _raw(text: bytes) -> str:
+    return text.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
+    for i, line in enumerate(src.lines(), 1):
+        if not line.strip():
+            continue
+        try:
+            return _json_object(line), i
+        except BadLine as err:
+            if not skip_bad_lines:
+                raise _bad(src, i, err) from None
+    raise TraceFormatError("no line holds a JSON object: nothing to ingest", path=str(src.path),
+                           hint="check that this is a JSON-lines trace")
+
+
+def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, reader, opts, src: Source) -> Columns:
+    if cols is None:
+        cols = reader.from_rows(rows, np.array(line_nos, np.int64), opts)
+    cols.rejects = list(src.pre_rejects) + rejects
+    if cols.n_requests == 0:
+        first = f"; first reason (line {cols.rejects[0][0]}): {cols.rejects[0][2]}" if cols.rejects else ""
+        raise TraceFormatError(f"no valid requests: {len(cols.rejects):,} lines rejected{first}",
+                               path=str(src.path), hint="check the format (--format) and block size (--block-size)")
+    return cols
+
+
+def _slow(items, reader, opts, src: Source, skip_bad_lines: bool, *, parse) -> Columns:
+    """Per-record path: ``items`` yields (line_no, raw text, record-or-bytes)."""
+    rows, line_nos, rejects = [], [], []
+    for line_no, raw, item in items:
+        try:
+            rows.append(reader.parse_record(parse(item), opts))
+            line_nos.append(line_no)
+        except BadLine as err:
+            if not skip_bad_lines:
+                raise _bad(src, line_no, err) from None
+            rejects.append((line_no, raw, err.reason))
+    return _finish(None, rows, line_nos, rejects, reader, opts, src)
+
+
+def _jsonl_lines(src: Source):
+    for i, line in enumerate(src.lines(), 1):
+        if line.strip():
+            yield i, _raw(line), line
+
+
+def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    first, first_line = _first_record(src, skip_bad_lines)
+    reader = _reader(fmt, first.keys(), src, first_line)
+    opts = reader.options(first, block_size, partial)
+    line_no = nonblank_line_numbers(src.data)
+    try:
+        df = pl.read_ndjson(io.BytesIO(src.data), schema=reader.schema(opts))
+        cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        cols = None
+    if cols is not None:
+        return _finish(cols, [], [], [], reader, opts, src)
+    return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
+
+
+def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    """A JSON array or a Parquet table: records are numbered 1, 2, ... in file order."""
+    if not records:
+        raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
+                               hint="the file holds no requests")
+    first = records[0] if isinstance(records[0], dict) else {}
+    reader = _reader(fmt, first.keys(), src, 1)
+    opts = reader.options(first, block_size, partial)
+
+    def parse(rec):
+        if not isinstance(rec, dict):
+            raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
+                          "the array must hold one object per request")
+        return rec
+
+    items = ((i, json.dumps(rec, default=str), rec) for i, rec in enumerate(records, 1))
+    return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+
+
+def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    try:
+        doc = json.loads(src.data)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several objects, one per line: a JSON-lines file named .json
+            return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
+        raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
+                               line=err.lineno, hint="a .json trace is one array of request objects") from None
+    except UnicodeDecodeError:
+        raise TraceFormatError("not UTF-8 text", path=str(src.path), hint="is this a trace file?") from None
+    if isinstance(doc, dict):
+        return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
+    if not isinstance(doc, list):
+        raise TraceFormatError(f"expected an array of request objects, got a JSON {type(doc).__name__}",
+                               path=str(src.path), line=1, hint="a .json trace is one array of request objects")
+    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines)
+
+
+def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """Strict casts to the reader's schema (text cells of a CSV become integers, etc.)."""
+    exprs = []
+    for name, dtype in schema.items():
+        if name not in df.columns:
+            exprs.append(pl.lit(None, dtype).alias(name))
+            continue
+        col = pl.col(name)
+        if df[name].dtype == pl.String and dtype != pl.String:
+            col = col.str.strip_chars()
+        exprs.append(col.cast(dtype, strict=True))
+    return df.select(exprs)
+
+
+def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    try:
+        df = pl.read_parquet(src.path)
+    except Exception as err:  # corrupt footer, truncated file, ...
+        raise TraceFormatError(f"cannot read Parquet ({err})", path=str(src.path),
+                               hint="the file may be truncated or not Parquet") from None
+    if df.height == 0:
+        raise TraceFormatError("empty trace: the Parquet file has no rows", path=str(src.path), line=1,
+                               hint="the file holds no requests")
+    first = df.row(0, named=True)
+    reader = _reader(fmt, df.columns, src, 1)
+    opts = reader.options(first, block_size, partial)
+    try:
+        cols = reader.from_frame(_cast(df, reader.schema(opts)), np.arange(1, df.height + 1, dtype=np.int64), opts)
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        cols = None
+    if cols is not None:
+        return _finish(cols, [], [], [], reader, opts, src)
+    return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
+
+
+def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
+    header_line, header_raw = numbered[0]
+    try:
+        header = next(csv.reader([header_raw.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise TraceFormatError(f"unreadable CSV header ({err})", path=str(src.path), line=header_line,
+                               hint="the first line must name the columns") from None
+    header = [h.strip() for h in header]
+    reader = _reader(fmt, header, src, header_line)
+    if reader is not lengths:
+        raise TraceFormatError(f"CSV traces hold lengths only; a {reader.NAME} trace needs JSON lines",
+                               path=str(src.path), line=header_line,
+                               hint="write the trace as .jsonl (block ids are lists), or use --format lengths")
+    first = {}
+    if len(numbered) > 1:
+        try:
+            first = dict(zip(header, next(csv.reader([numbered[1][1].decode("utf-8")]))))
+        except (UnicodeDecodeError, csv.Error):
+            first = {}
+    opts = {**reader.options(dict.fromkeys(header, None) | first, block_size, partial), "text": True,
+            "ts_text": True}
+    line_no = np.array([i for i, _ in numbered[1:]], np.int64)
+    try:
+        df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)
+        df = df.rename({c: c.strip() for c in df.columns})
+        cols = reader.from_frame(_cast(df, reader.schema(opts)), line_no, opts) if df.height == line_no.shape[0] else None
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        cols = None
+    if cols is not None:
+        return _finish(cols, [], [], [], reader, opts, src)
+
+    def parse(raw_line: bytes) -> dict:
+        try:
+            values = next(csv.reader([raw_line.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise BadLine(f"unreadable CSV line ({err})", None, "check the quoting and encoding") from None
+        if len(values) != len(header):
+            raise BadLine(f"expected {len(header)} columns ({','.join(header)}), got {len(values)}", None,
+                          "every row needs one value per header column")
+        return dict(zip(header, values))
+
+    items = ((i, _raw(line), line) for i, line in numbered[1:])
+    return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+
+
+def read_columns(path, *, format: str | None = None, block_size: int | None = None,
+                 partial_block: str = "include", skip_bad_lines: bool = False) -> tuple[Columns, Source]:
+    """Read any supported trace file into canonical columns (rows in file order)."""
+    if partial_block not in ("include", "drop"):
+        raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
+    if block_size is not None and block_size < 1:
+        raise TraceFormatError(f"--block-size must be >= 1, got {block_size}", hint="e.g. --block-size 16")
+    src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
+    read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
+    return read(src, format, block_size, partial_block, skip_bad_lines), src
+
+
+__all__ = ["Columns", "FORMATS", "READERS", "detect_format", "default_block_size", "read_columns"]

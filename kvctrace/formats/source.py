@@ -1,0 +1,190 @@
+"""Opening a trace file: container detection (by content, not only by name), decompression,
+binary / empty / truncated checks, line bookkeeping, and the file's sha256.
+
+Everything a reader needs arrives as one ``Source``: the decompressed bytes of a text trace
+(or the path of a Parquet file), its kind, and any line that was lost to a truncated stream
+(kept as a reject, never silently dropped)."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import threading
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TraceFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PARQUET_MAGIC = b"PAR1"
+_CHUNK = 1 << 24
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """DuckDB database files carry 'DUCK' at byte 8 of their header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[8:12] == b"DUCK"
+
+
+class Sha256:
+    """sha256 of a file, computed in a thread while the trace is parsed (hashlib releases
+    the GIL on large buffers, so on two cores this costs almost no wall time)."""
+
+    def __init__(self, raw: bytes):
+        self._value: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(raw,), daemon=True)
+        self._thread.start()
+
+    def _run(self, raw: bytes) -> None:
+        self._value = hashlib.sha256(raw).hexdigest()
+
+    def value(self) -> str:
+        self._thread.join()
+        assert self._value is not None
+        return self._value
+
+
+@dataclass
+class Source:
+    path: Path
+    kind: str                      # "jsonl" | "json" | "csv" | "parquet"
+    data: bytes = b""              # decompressed text (empty for parquet)
+    sha256: Sha256 | None = None
+    compression: str = "none"
+    pre_rejects: list = field(default_factory=list)   # (line_no, raw, reason) lost before parsing
+
+    def lines(self) -> list[bytes]:
+        """The text split into lines (line i+1 is element i); a final newline adds no line."""
+        lines = self.data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        return lines
+
+
+def _decompress(raw: bytes, compression: str, path: Path) -> tuple[bytes, Exception | None]:
+    """Decompress as far as the stream allows; return the bytes and the error that stopped it."""
+    chunks: list[bytes] = []
+    try:
+        if compression == "gzip":
+            reader = gzip.GzipFile(fileobj=io.BytesIO(raw))
+        else:
+            import zstandard
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True)
+        while True:
+            chunk = reader.read(_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
+        return b"".join(chunks), err
+    except Exception as err:  # zstandard.ZstdError and friends
+        if type(err).__module__.startswith("zstandard") or "zstd" in type(err).__name__.lower():
+            return b"".join(chunks), err
+        raise
+    data = b"".join(chunks)
+    if compression == "zstd" and not data and len(raw) > 4:
+        # zstandard's stream reader returns b"" (no error) for a frame cut before any block.
+        return data, EOFError("zstd stream ended before its first block")
+    return data, None
+
+
+def _kind_from_name(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".zst", ".zstd")]
+    last = suffixes[-1] if suffixes else ""
+    if last == ".csv" or last == ".tsv":
+        return "csv"
+    if last == ".json":
+        return "json"
+    if last == ".parquet":
+        return "parquet"
+    return "jsonl"
+
+
+def open_source(path, *, skip_bad_lines: bool = False) -> Source:
+    """Read ``path`` and return its decompressed text (or Parquet path) with checks applied."""
+    path = Path(path)
+    if not path.exists():
+        raise TraceFormatError("no such file", path=str(path), hint="check the path")
+    if path.is_dir():
+        raise TraceFormatError("is a directory, not a trace file", path=str(path),
+                               hint="pass one trace file (.jsonl[.gz|.zst], .json, .csv, .parquet)")
+    raw = path.read_bytes()
+    sha = Sha256(raw)
+    if not raw:
+        raise TraceFormatError("empty file: no requests to ingest", path=str(path), line=1,
+                               hint="the trace has no lines; check that it was written completely")
+    if raw[:4] == PARQUET_MAGIC:
+        return Source(path=path, kind="parquet", sha256=sha)
+    compression = "none"
+    data = raw
+    pre_rejects: list = []
+    if raw[:2] == GZIP_MAGIC or raw[:4] == ZSTD_MAGIC:
+        compression = "gzip" if raw[:2] == GZIP_MAGIC else "zstd"
+        data, err = _decompress(raw, compression, path)
+        if err is not None:
+            complete = data.rfind(b"\n") + 1
+            n_complete = data.count(b"\n", 0, complete)
+            tail = data[complete:]
+            if not skip_bad_lines:
+                raise TraceFormatError(
+                    f"{compression} stream is truncated or corrupt ({err}) after {n_complete:,} complete lines",
+                    path=str(path), line=n_complete + 1,
+                    hint="re-download or re-compress the file, or pass --skip-bad-lines to ingest "
+                         "the complete lines before the damage")
+            data = data[:complete]
+            pre_rejects.append((n_complete + 1, tail.decode("utf-8", errors="replace"),
+                                f"{compression} stream truncated or corrupt here ({err})"))
+        if not data.strip() and not pre_rejects:
+            raise TraceFormatError("empty file after decompression: no requests to ingest",
+                                   path=str(path), line=1, hint="the archive holds no lines")
+    head = data[:65536]
+    if b"\x00" in head or _undecodable(head):
+        raise TraceFormatError("binary file, not a text trace", path=str(path), line=1,
+                               hint="expected JSON lines, JSON, CSV or Parquet (optionally .gz/.zst compressed)")
+    if not data.strip() and not pre_rejects:
+        raise TraceFormatError("empty file: only blank lines, no requests to ingest", path=str(path),
+                               line=1, hint="the trace has no records; check that it was written completely")
+    kind = _kind_from_name(path)
+    if kind == "parquet":  # named .parquet but not Parquet: read as text by content
+        kind = "jsonl"
+    return Source(path=path, kind=kind, data=data, sha256=sha, compression=compression,
+                  pre_rejects=pre_rejects)
+
+
+def _undecodable(head: bytes) -> bool:
+    """True when the start of the file is not UTF-8 text (allowing a cut multi-byte char)."""
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as err:
+        return err.start < len(head) - 4
+
+
+def nonblank_line_numbers(data: bytes) -> np.ndarray:
+    """1-based numbers of the lines holding something other than whitespace, vectorised.
+
+    Columnar readers skip blank lines, so row ``i`` of their output is line
+    ``nonblank_line_numbers(data)[i]``; blank lines never shift the numbers."""
+    buf = np.frombuffer(data, np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [buf.shape[0]]))
+    if ends.shape[0] and starts[-1] == buf.shape[0]:   # a trailing newline adds no line
+        starts, ends = starts[:-1], ends[:-1]
+    length = ends - starts
+    # Candidates for blank: empty, or starting with whitespace (rare); check those exactly.
+    first = buf[np.minimum(starts, max(buf.shape[0] - 1, 0))] if buf.shape[0] else np.empty(0, np.uint8)
+    candidate = (length == 0) | (first == 32) | (first == 9) | (first == 13)
+    keep = np.ones(starts.shape[0], bool)
+    for i in np.flatnonzero(candidate):
+        if not data[starts[i]:ends[i]].strip():
+            keep[i] = False
+    return np.flatnonzero(keep).astype(np.int64) + 1
