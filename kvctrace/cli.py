@@ -90,6 +90,11 @@ _HEADLINE = {
     "hotness": {"gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
                 "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
                 "drift_jaccard_mean"},
+    "prefix": {"tree.nodes", "tree.max_depth", "tree.mean_depth", "tree.max_fanout",
+               "groups.shared_prefix_groups", "groups.largest_group_requests",
+               "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"},
+    "workload": {"mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
+                 "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"},
 }
 
 
@@ -122,7 +127,9 @@ def _print_analysis(summary: dict, written: list) -> None:
         if isinstance(v, bool):
             return "yes" if v else "no"
         if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 1e6 else f"{v:,.0f}"
+            if v.is_integer() and abs(v) >= 1:
+                return f"{v:,.0f}"
+            return f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}"
         if isinstance(v, int):
             return f"{v:,}"
         return str(v)
