@@ -171,7 +171,10 @@ def _print_analysis(summary: dict, written: list) -> None:
 def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
            partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
            skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-           out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None):
+           out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None,
+           replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
+           config: Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML for --replay")] = None,
+           preset: Annotated[Optional[str], typer.Option("--preset", help="Shipped replay preset for --replay (default h100-llama3-8b)")] = None):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting."""
     from . import open_trace
@@ -180,7 +183,12 @@ def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
 
     opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
     out_dir = out if out is not None else Path("reports") / trace_name(opened.path)
-    print(f"wrote {write_report(run_analyses(opened), out_dir)}")
+    runs = None
+    if replay or config is not None or preset is not None:
+        from .replay.config import load_config, load_preset
+        from .report.study import replay_study
+        runs = replay_study(opened, load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b"))
+    print(f"wrote {write_report(run_analyses(opened), out_dir, replay=runs)}")
 
 
 # ---- synth (issue 2: synthetic traces) -------------------------------------------------------

@@ -252,3 +252,18 @@ def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
     for fig in replay_sec.figures:
         assert len(fig.caption) > 40
     assert "replay" not in {s.id for s in build_sections(result)}
+
+
+def test_replay_study_scales_every_tier_and_varies_the_index():
+    from kvctrace.replay import load_preset
+    from kvctrace.report.study import replay_study
+    trace = generated_trace(120)
+    base = load_preset("h100-llama3-8b")
+    runs = replay_study(trace, base, policies=("lru", "fifo"), scales=(0.5, 2.0), index_kinds=("sherman", "chime"))
+    assert len(runs) == 2 * 2 + 2
+    caps = base.capacities(trace.block_size)
+    for run, (policy, scale) in zip(runs, [(p, s) for p in ("lru", "fifo") for s in (0.5, 2.0)]):
+        assert run.tiers["policy"].to_list() == [policy] * len(caps)
+        assert run.tiers["capacity_blocks"].to_list() == [max(1, round(c * scale)) for c in caps]
+    assert [r.config.index.kind for r in runs[-2:]] == ["sherman", "chime"]
+    assert [r.tiers["capacity_blocks"].to_list() for r in runs[-2:]] == [caps, caps]

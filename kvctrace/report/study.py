@@ -1,0 +1,41 @@
+"""The replays behind the report's replay section (compute stage, public replay API only).
+
+``replay_study(trace, config)`` replays ``trace`` through
+* ``config`` with every tier's capacity scaled by each factor in ``scales`` and every tier
+  using the same eviction policy, for each policy in ``policies`` (hit ratio per tier vs
+  capacity per policy);
+* ``config``'s tiers as given with each metadata index model in ``index_kinds`` (TTFT and metadata
+  time per index model on identical tiers).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+DEFAULT_POLICIES = ("lru", "fifo", "lfu", "s3fifo", "prefix-lru", "belady")
+DEFAULT_SCALES = (0.0625, 0.25, 1.0, 4.0)
+DEFAULT_INDEX_KINDS = ("redis-get", "redis-mget", "sherman", "chime", "rdma-hash")
+
+
+def scaled_config(config, block_size: int, scale: float, policy: str | None = None):
+    """``config`` with each tier's capacity (in blocks at ``block_size``) times ``scale``."""
+    from ..replay.config import validate
+    caps = config.capacities(block_size)
+    tiers = tuple(dataclasses.replace(t, capacity_blocks=max(1, int(round(c * scale))), capacity_bytes=None,
+                                      policy=policy or t.policy)
+                  for t, c in zip(config.tiers, caps))
+    name = f"{config.name} {policy or 'as configured'} x{scale:g}"
+    return validate(dataclasses.replace(config, tiers=tiers, name=name))
+
+
+def replay_study(trace, config, *, policies=DEFAULT_POLICIES, scales=DEFAULT_SCALES,
+                 index_kinds=DEFAULT_INDEX_KINDS) -> list:
+    """The list of ``ReplayResult`` the report's replay section draws (see module docstring)."""
+    from ..replay import IndexConfig, replay
+    from ..replay.config import validate
+    bs = int(trace.block_size)
+    runs = [replay(trace, scaled_config(config, bs, s, p)) for p in policies for s in scales]
+    for kind in index_kinds:
+        # a fresh IndexConfig: each kind gets its own default round trips (as `--index` does)
+        cfg = dataclasses.replace(config, index=IndexConfig(kind=kind), name=f"{config.name} index {kind}")
+        runs.append(replay(trace, validate(cfg)))
+    return runs
