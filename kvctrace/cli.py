@@ -310,3 +310,95 @@ def _print_replay(s: dict, out) -> None:
     con.print(p)
     if out is not None:
         con.print(f"per-request results: {out}")
+
+
+# ---- ingest / info (issue 2: foundation) -----------------------------------------------------
+
+def _default_db(trace: Path) -> Path:
+    """ingest's default database: <trace name without extensions>.duckdb in the current folder."""
+    name = trace.name
+    for suffix in (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path(f"{name or 'trace'}.duckdb")
+
+
+def _open_with_status(trace: Path, options: dict):
+    from . import open_trace
+    from .progress import status
+
+    with status(f"ingesting {trace.name}") as update:
+        return open_trace(trace, **options, progress=update)
+
+
+def _print_info(info: dict, db) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{info['path']}[/bold]", soft_wrap=True, markup=True, highlight=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column("key", style="cyan")
+    table.add_column("value", justify="right")
+    blocks = info["has_block_ids"]
+    rows = [
+        ("format", info["format"]),
+        ("block size (tokens)", f"{info['block_size']:,}" + (f" ({info['source_block_size']:,} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
+        ("requests", f"{info['requests']:,}"),
+        ("block accesses", f"{info['accesses']:,}" if blocks else "n/a (no block ids)"),
+        ("unique blocks", f"{info['unique_blocks']:,}" if blocks else "n/a (no block ids)"),
+        ("duration", f"{info['duration_s']:,.1f} s"),
+        ("input tokens", f"{info['input_tokens']:,}"),
+        ("output tokens", f"{info['output_tokens']:,}"),
+        ("rejected lines", f"{info['rejected_lines']:,}"),
+        ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
+    ]
+    if db is not None:
+        rows.append(("database", str(db)))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if info["rejected_lines"]:
+        print(f"note: {info['rejected_lines']:,} lines were rejected; see the rejects table", file=sys.stderr)
+
+
+@app.command()
+@handle_errors
+def ingest(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
+           partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
+           skip_bad_lines: SkipBadOpt = False,
+           db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: <trace name>.duckdb here)")] = None,
+           json: Annotated[bool, typer.Option("--json", help="Print the trace facts as one JSON object")] = False):
+    """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
+    import json as json_mod
+
+    db = db if db is not None else _default_db(trace)
+    tr = _open_with_status(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    info = tr.info() | {"db": str(db)}
+    if json:
+        print(json_mod.dumps(info))
+        return
+    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
+          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
+             if info["has_block_ids"] else "no block ids, ")
+          + f"{info['rejected_lines']:,} rejected lines -> {db}")
+    if not info["sorted_input"]:
+        print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
+
+
+@app.command()
+@handle_errors
+def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
+         partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
+         skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
+         json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table")] = False):
+    """Facts about a trace or a kvctrace database: format, block size, requests, accesses,
+    unique blocks, duration, rejected lines, whether the input was sorted."""
+    import json as json_mod
+
+    tr = _open_with_status(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    facts = tr.info() | {"db": str(db) if db is not None else None}
+    if json:
+        print(json_mod.dumps(facts))
+        return
+    _print_info(facts, db)

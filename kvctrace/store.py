@@ -153,12 +153,17 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
            partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None) -> Trace:
-    """Read a trace file and write the store into ``con`` (a new in-memory database if None)."""
+           options_key: str | None = None, progress=None) -> Trace:
+    """Read a trace file and write the store into ``con`` (a new in-memory database if None).
+
+    ``progress``: optional callable told the current stage (for a status line)."""
+    progress = progress or (lambda stage: None)
+    progress("reading")
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
                              skip_bad_lines=skip_bad_lines)
+    progress("ordering and re-blocking")
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
@@ -188,6 +193,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
             "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
+    progress("dense ids, prefix tree, tables")
     return _materialize(con if con is not None else duckdb.connect(), path=str(src.path), fmt=cols.format,
                         block_size=bs_eff, ts=ts, input_len=input_len, output_len=output_len,
                         line_no=line_no, offsets=offsets, ids=ids, session_id=session,
@@ -246,7 +252,7 @@ def _file_sha256(path: Path) -> str:
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
                partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None) -> Trace:
+               db=None, progress=None) -> Trace:
     """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
@@ -260,7 +266,7 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
     key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
     if db is None:
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
-                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key)
+                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress)
     db = Path(db)
     if db.exists() and not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
@@ -272,7 +278,8 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
                 and meta.get("kvctrace_version") == _version() and meta.get("sha256") == _file_sha256(path)):
             return load_store(con, str(db))
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
-                      skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key)
+                      skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key,
+                      progress=progress)
     except BaseException:
         con.close()
         raise

@@ -67,6 +67,21 @@ class Trace:
     def rejects(self) -> pl.DataFrame:
         return self.sql("SELECT * FROM rejects ORDER BY line_no")
 
+    def info(self) -> dict:
+        """The headline facts of the trace as plain JSON-ready values (``kvctrace info``)."""
+        meta = self.meta or {}
+        return {
+            "path": str(self.path), "format": self.format, "block_size": int(self.block_size),
+            "requests": self.n_requests, "accesses": self.n_accesses,
+            "unique_blocks": int(self.n_unique_blocks), "duration_s": self.duration_s,
+            "rejected_lines": int(self.rejected_lines), "sorted_input": bool(self.sorted_input),
+            "has_block_ids": bool(self.has_block_ids),
+            "input_tokens": int(self.input_len.sum()), "output_tokens": int(self.output_len.sum()),
+            "source_block_size": int(meta.get("source_block_size", self.block_size)),
+            "coarsen": int(meta.get("coarsen", 1)), "partial_block": meta.get("partial_block", "include"),
+            "sha256": meta.get("sha256"), "kvctrace_version": meta.get("kvctrace_version"),
+        }
+
     @classmethod
     def from_arrays(cls, offsets, blocks, *, ts=None, input_len=None, output_len=None,
                     block_size: int = 16, path: str = "<arrays>", format: str = "arrays",
