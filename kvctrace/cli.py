@@ -174,7 +174,8 @@ def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
            out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML for --replay")] = None,
-           preset: Annotated[Optional[str], typer.Option("--preset", help="Shipped replay preset for --replay (default h100-llama3-8b)")] = None):
+           preset: Annotated[Optional[str], typer.Option("--preset", help="Shipped replay preset for --replay (default h100-llama3-8b)")] = None,
+           recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting."""
     from . import open_trace
@@ -183,12 +184,17 @@ def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
 
     opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
     out_dir = out if out is not None else Path("reports") / trace_name(opened.path)
-    runs = None
-    if replay or config is not None or preset is not None:
+    runs = rec = None
+    if replay or recommend or config is not None or preset is not None:
         from .replay.config import load_config, load_preset
         from .report.study import replay_study
-        runs = replay_study(opened, load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b"))
-    print(f"wrote {write_report(run_analyses(opened), out_dir, replay=runs)}")
+        base = load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b")
+        if recommend:
+            from .replay.sweep import recommend as run_recommend
+            rec = run_recommend(opened, base)
+            base = rec.config
+        runs = replay_study(opened, base)
+    print(f"wrote {write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)}")
 
 
 # ---- synth (issue 2: synthetic traces) -------------------------------------------------------

@@ -267,3 +267,24 @@ def test_replay_study_scales_every_tier_and_varies_the_index():
         assert run.tiers["capacity_blocks"].to_list() == [max(1, round(c * scale)) for c in caps]
     assert [r.config.index.kind for r in runs[-2:]] == ["sherman", "chime"]
     assert [r.tiers["capacity_blocks"].to_list() for r in runs[-2:]] == [caps, caps]
+
+
+def test_recommendation_section_shows_the_pick_its_reasons_and_the_sweep(tmp_path):
+    sweep_mod = pytest.importorskip("kvctrace.replay.sweep")
+    from kvctrace.replay import load_preset
+    trace = generated_trace(200)
+    base = load_preset("h100-llama3-8b")
+    bb = base.block_bytes(trace.block_size)
+    budgets = {t.name: int(trace.n_unique_blocks * f) * bb for t, f in zip(base.tiers, (0.05, 0.2, 0.5))}
+    grid = sweep_mod.Grid(policies=("lru", "fifo"), admission=(1, 2), fractions=(0.5, 1.0), indexes=("redis-mget", "sherman"))
+    rec = sweep_mod.recommend(trace, base, budgets=budgets, grid=grid)
+    sections = {s.id: s for s in build_sections(analyze(trace), recommendation=rec)}
+    sec = sections["replay"]
+    facts = {label: value for label, value, _ in sec.facts}
+    assert facts["recommended index"] == rec.row["index"] and facts["recommended policy"] == rec.row["policy"]
+    assert sec.lists == [{"title": "Why this configuration", "items": list(rec.reasons)}] and rec.reasons
+    assert sec.figures[0].title == "Sweep: objective vs memory"
+    ranked = next(t for t in sec.tables if t.title == "Best configurations")
+    assert len(ranked.rows) == min(10, rec.sweep.table.height) and ranked.rows[0][0] == "1"
+    html = write_report(analyze(trace), tmp_path, recommendation=rec).read_text(encoding="utf-8")
+    assert "Why this configuration" in html and 'id="chart-replay-0"' in html

@@ -2,6 +2,8 @@
 drawn (an SVG per container), nothing is logged as an error, and no request leaves the file."""
 from __future__ import annotations
 
+import pytest
+
 from kvctrace.analysis import analyze
 from kvctrace.report.build import write_report
 
@@ -40,6 +42,22 @@ def test_generated_trace_report_renders_offline(tmp_path):
     visit = visit_report(path, screenshot=tmp_path / "report.png")
     _assert_clean_render(visit, n_charts)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_with_recommendation_renders_offline(tmp_path):
+    chromium_or_skip()
+    sweep_mod = pytest.importorskip("kvctrace.replay.sweep")
+    from kvctrace.replay import load_preset
+    trace = generated_trace(200, types=["chat"], sessions=["a", "b", "c"])
+    base = load_preset("h100-llama3-8b")
+    bb = base.block_bytes(trace.block_size)
+    budgets = {t.name: int(trace.n_unique_blocks * f) * bb for t, f in zip(base.tiers, (0.05, 0.2, 0.5))}
+    rec = sweep_mod.recommend(trace, base, budgets=budgets, grid=sweep_mod.Grid(
+        policies=("lru", "s3fifo"), admission=(1,), fractions=(0.5, 1.0), indexes=("redis-mget", "chime")))
+    path = write_report(analyze(trace), tmp_path / "out", replay=replay_runs(trace), recommendation=rec)
+    n_charts = path.read_text(encoding="utf-8").count('class="vega-chart"')
+    visit = visit_report(path, screenshot=tmp_path / "recommendation.png")
+    _assert_clean_render(visit, n_charts)
 
 
 def test_conversation_trace_report_renders_offline(tmp_path):

@@ -493,3 +493,35 @@ def latency_cdf(cdf: pl.DataFrame, unit: str, title: str, what: str) -> alt.Char
         color=alt.Color("index:N", title="index model", scale=alt.Scale(range=PALETTE)),
         tooltip=[alt.Tooltip("index:N", title="index"), alt.Tooltip("value:Q", format=",.3f", title=unit),
                  alt.Tooltip("cdf:Q", format=".3f", title="share ≤")])
+
+
+def sweep_tradeoff(table: pl.DataFrame, objective_col: str, objective_label: str,
+                   recommended_rank: int | None = None) -> alt.LayerChart:
+    """Every config of a recommendation sweep: objective against total cache memory, one colour
+    per policy, one shape per index model. ``table``: rank, policy, index, admission,
+    memory_bytes, prefix_hit_ratio, ttft_p99_ms and ``objective_col`` (``SweepResult.table``)."""
+    data = evenly(table.sort("rank"), MAX_MARKS - 1).with_columns(memory_gb=pl.col("memory_bytes") / 1e9)
+    caption = (f"Each point is one configuration of the sweep (policy × index model × admission × tier "
+               f"capacities): its {objective_label} against the cache memory it uses; the best "
+               "configurations sit at the bottom left, and the ringed point is the recommendation."
+               ) + _sampled_note(data.height, table.height, "configurations")
+    higher = objective_col == "prefix_hit_ratio"
+    if higher:
+        caption = caption.replace("bottom left", "top left")
+    tooltip = [alt.Tooltip("rank:Q"), alt.Tooltip("policy:N"), alt.Tooltip("index:N", title="index"),
+               alt.Tooltip("admission:Q", title="admit after ≥ accesses"),
+               alt.Tooltip("memory_gb:Q", format=",.1f", title="memory (GB)"),
+               alt.Tooltip("prefix_hit_ratio:Q", format=".4f", title="prefix hit ratio"),
+               alt.Tooltip("ttft_p99_ms:Q", format=",.1f", title="TTFT p99 (ms)")]
+    points = alt.Chart(data).mark_point(filled=True, size=40, opacity=0.7).encode(
+        x=alt.X("memory_gb:Q", title="cache memory, all tiers (GB)"),
+        y=alt.Y(f"{objective_col}:Q", title=objective_label, scale=alt.Scale(zero=False)),
+        color=alt.Color("policy:N", title="policy", scale=alt.Scale(range=PALETTE)),
+        shape=alt.Shape("index:N", title="index model"), tooltip=tooltip)
+    layers = [points]
+    if recommended_rank is not None:
+        pick = table.filter(pl.col("rank") == recommended_rank).with_columns(memory_gb=pl.col("memory_bytes") / 1e9)
+        layers.append(alt.Chart(pick).mark_point(size=260, shape="circle", color="#000", strokeWidth=2,
+                                                 filled=False).encode(
+            x="memory_gb:Q", y=f"{objective_col}:Q", tooltip=tooltip))
+    return _finish(alt.layer(*layers), "Sweep: objective vs memory", caption, width=WIDTH - 40, height=HEIGHT + 40)
