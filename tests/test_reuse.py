@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 from kvctrace import Trace
 from kvctrace.analysis.reuse import analyze_reuse, exact_mrc, log_capacities
 from kvctrace.errors import NoBlockIdsError
-from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits, reuse_seconds,
+from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits,
+                                    quantiles_from_counts, reuse_request_counts, reuse_seconds,
                                     stack_distances, stack_distances_by_request)
 from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 
@@ -80,7 +81,25 @@ def test_reuse_times_equal_naive(trace):
     assert dist.tolist() == naive.naive_stack_distances(blocks.tolist())
     want_req, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
     assert reuse_req.tolist() == want_req
-    assert reuse_seconds(offsets, reuse_req, ts).tolist() == pytest.approx(want_s)
+    secs, bins = reuse_seconds(offsets, reuse_req, ts)
+    assert secs.tolist() == pytest.approx(want_s)
+    want_bins = np.bincount([0 if v < 1 else int(np.floor(np.log2(v))) + 1 for v in want_s] or [0],
+                            minlength=1)
+    if not want_s:
+        want_bins[0] = 0
+    assert bins.tolist() == want_bins.tolist()
+    counts = reuse_request_counts(reuse_req, offsets.shape[0] - 1)
+    assert counts.tolist()[:max(want_req) + 1 if want_req else 0] == \
+        np.bincount([d for d in want_req if d >= 0], minlength=max(want_req) + 1 if want_req else 0).tolist()[:max(want_req) + 1 if want_req else 0]
+    assert counts.sum() == sum(1 for d in want_req if d >= 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=200))
+def test_quantiles_from_counts_equal_numpy(values):
+    qs = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
+    got = quantiles_from_counts(np.bincount(values), qs)
+    assert got.tolist() == pytest.approx(np.quantile(values, qs).tolist())
 
 
 @settings(max_examples=60, deadline=None)
@@ -195,6 +214,12 @@ def test_analyze_reuse_small_trace_by_hand():
     assert r.mrc["hit_ratio"].to_list()[-1] == pytest.approx(0.4)
     assert r.mrc["unlimited"].to_list()[-1]
     assert r.block_time.height == 10
+    # reuse in requests and seconds: a, b at r1 (1 request, 1 s), a, b at r3 (2 requests, 2 s)
+    for unit in ("requests", "seconds"):
+        h = r.reuse_time_hist.filter(r.reuse_time_hist["unit"] == unit)
+        assert h.select("lo", "hi", "count").rows() == [(0.0, 1.0, 0), (1.0, 2.0, 2), (2.0, 4.0, 2)]
+    q = {row["quantile"]: row for row in r.reuse_time.iter_rows(named=True)}
+    assert q[0.5]["requests"] == 1.5 and q[0.5]["seconds"] == 1.5 and q[0.1]["requests"] == 1.0
 
 
 def test_mrc_grid_has_50_points_and_unlimited():

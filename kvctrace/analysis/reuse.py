@@ -34,8 +34,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import NoBlockIdsError
-from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits, reuse_seconds,
-                             stack_distances, stack_distances_by_request)
+from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits,
+                             quantiles_from_counts, reuse_request_counts, reuse_seconds, stack_distances,
+                             stack_distances_by_request)
 from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 from ..trace import Trace
 from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
@@ -171,17 +172,24 @@ def log_capacities(n_unique: int, n_points: int = 64) -> np.ndarray:
     return caps
 
 
-def _log_hist(values: np.ndarray, unit: str) -> pl.DataFrame:
-    """Counts in log2 bins [0,1), [1,2), [2,4), ... (values >= 0)."""
-    if values.shape[0] == 0:
+def _log2_bins(counts: np.ndarray) -> np.ndarray:
+    """Counts per integer value -> counts per log2 bin (bin 0 = value 0, bin e = [2**(e-1), 2**e))."""
+    nz = np.flatnonzero(counts)
+    if nz.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    top = int(nz[-1])
+    edges = np.concatenate(([0, 1], 2 ** np.arange(1, max(top, 1).bit_length() + 1)))
+    edges = edges[edges <= top]
+    return np.add.reduceat(counts[:top + 1], edges)
+
+
+def _log_hist(bins: np.ndarray, unit: str) -> pl.DataFrame:
+    """Frame of log2-bin counts: [0,1), [1,2), [2,4), ..."""
+    if bins.shape[0] == 0 or bins.sum() == 0:
         return pl.DataFrame(schema={"unit": pl.String, "lo": pl.Float64, "hi": pl.Float64, "count": pl.Int64})
-    # frexp: v in [2**(e-1), 2**e) has exponent e, which is the bin of v >= 1
-    exponent = np.frexp(np.asarray(values, dtype=np.float64))[1]
-    bins = np.where(values >= 1, exponent, 0)
-    counts = np.bincount(bins)
-    edges = np.concatenate(([0.0], 2.0 ** np.arange(0, counts.shape[0])))
-    return pl.DataFrame({"unit": [unit] * counts.shape[0], "lo": edges[:-1], "hi": edges[1:],
-                         "count": counts.astype(np.int64)})
+    edges = np.concatenate(([0.0], 2.0 ** np.arange(0, bins.shape[0])))
+    return pl.DataFrame({"unit": [unit] * bins.shape[0], "lo": edges[:-1], "hi": edges[1:],
+                         "count": bins.astype(np.int64)})
 
 
 def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: int = 64,
@@ -244,16 +252,16 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
                              .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
 
     # Reuse time (non-cold accesses) in seconds and requests.
-    reuse_s = reuse_seconds(offsets, reuse_req, ts)
-    reuse_req = reuse_req[reuse_req >= 0]
+    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
+    req_counts = reuse_request_counts(reuse_req, n_req)
     qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
     reuse_time = pl.DataFrame({
         "quantile": qs,
         "seconds": np.quantile(reuse_s, qs) if reuse_s.shape[0] else [None] * len(qs),
-        "requests": np.quantile(reuse_req, qs) if reuse_req.shape[0] else [None] * len(qs)},
+        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
         schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    reuse_time_hist = pl.concat([_log_hist(reuse_s, "seconds"), _log_hist(reuse_req, "requests")])
-    del reuse_s, reuse_req
+    reuse_time_hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
+    del reuse_s, reuse_req, req_counts
 
     # Fig. 1b: block id vs time, evenly strided over accesses.
     if n_acc:

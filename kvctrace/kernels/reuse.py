@@ -15,6 +15,8 @@ marker moves from ``p`` to ``t``.
 """
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
@@ -106,16 +108,36 @@ def _stack_distances(offsets, blocks, n_unique):
 @nb.njit(cache=True)
 def _reuse_seconds(offsets, reuse_req, ts, n_warm):
     """Seconds since the previous access of the same block, for warm accesses only (in
-    access order)."""
+    access order), and their counts in log2 bins: bin 0 = [0, 1), bin e = [2**(e-1), 2**e)."""
     out = np.empty(n_warm, np.float64)
+    bins = np.zeros(1100, np.int64)  # 2**1100 s is past any float64 time difference
+    top = 0
     k = 0
     for r in range(offsets.shape[0] - 1):
         for t in range(offsets[r], offsets[r + 1]):
             d = reuse_req[t]
             if d >= 0:
-                out[k] = ts[r] - ts[r - d]
+                v = ts[r] - ts[r - d]
+                out[k] = v
                 k += 1
-    return out
+                e = 0
+                if v >= 1.0:
+                    e = math.frexp(v)[1]
+                bins[e] += 1
+                if e > top:
+                    top = e
+    return out, bins[:top + 1]
+
+
+@nb.njit(cache=True)
+def _reuse_request_counts(reuse_req, n_req):
+    """counts[k] = warm accesses whose block was last accessed k requests earlier."""
+    counts = np.zeros(max(n_req, 1), np.int64)
+    for i in range(reuse_req.shape[0]):
+        d = reuse_req[i]
+        if d >= 0:
+            counts[d] += 1
+    return counts
 
 
 @nb.njit(cache=True)
@@ -228,11 +250,32 @@ def stack_distances_by_request(offsets: np.ndarray, blocks: np.ndarray,
     return _stack_distances(offsets, blocks, np.int64(max(n_unique, 1)))
 
 
-def reuse_seconds(offsets: np.ndarray, reuse_req: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Reuse time in seconds of every warm access (float64, access order)."""
+def reuse_seconds(offsets: np.ndarray, reuse_req: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reuse time in seconds of every warm access (float64, access order) and their counts in
+    log2 bins (bin 0 = [0, 1) s, bin e = [2**(e-1), 2**e) s)."""
     n_warm = int(np.count_nonzero(reuse_req >= 0))
     return _reuse_seconds(np.ascontiguousarray(offsets, dtype=np.int64), reuse_req,
                           np.ascontiguousarray(ts, dtype=np.float64), n_warm)
+
+
+def reuse_request_counts(reuse_req: np.ndarray, n_requests: int) -> np.ndarray:
+    """``counts[k]``: warm accesses whose previous access was ``k`` requests earlier."""
+    return _reuse_request_counts(np.ascontiguousarray(reuse_req), np.int64(n_requests))
+
+
+def quantiles_from_counts(counts: np.ndarray, qs) -> np.ndarray:
+    """Quantiles of the integer sample described by ``counts[value]``, identical to
+    ``np.quantile(sample, qs)`` (linear interpolation between order statistics)."""
+    cum = np.cumsum(counts)
+    n = int(cum[-1]) if cum.shape[0] else 0
+    if n == 0:
+        return np.full(len(qs), np.nan)
+    h = (n - 1) * np.asarray(qs, dtype=np.float64)
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    x_lo = np.searchsorted(cum, lo, side="right").astype(np.float64)
+    x_hi = np.searchsorted(cum, hi, side="right").astype(np.float64)
+    return x_lo + (h - lo) * (x_hi - x_lo)
 
 
 def distance_counts(dist: np.ndarray) -> tuple[np.ndarray, int]:
