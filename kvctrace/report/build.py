@@ -100,7 +100,7 @@ def fmt_cell(value) -> str:
         v = float(value)
         if not math.isfinite(v):
             return ""
-        if abs(v) >= 1000:
+        if abs(v) >= 1000 or (v.is_integer() and abs(v) < 1e15):
             return f"{v:,.0f}"
         return f"{v:.1f}" if abs(v) >= 100 else f"{v:.4g}"
     return str(value)
@@ -161,7 +161,7 @@ def overview_section(result) -> Section:
     facts = [
         ("trace", Path(str(tr.path)).name, str(tr.path)),
         ("format", str(tr.format), None),
-        ("block size", f"{int(tr.block_size):,} tokens", None),
+        ("block size", f"{int(tr.block_size):,} tokens" if tr.has_block_ids else "n/a (no block ids)", None),
         ("requests", fmt_int(tr.n_requests), None),
         ("block accesses", fmt_int(tr.n_accesses) if tr.has_block_ids else "n/a (no block ids)", None),
         ("unique blocks", fmt_int(tr.n_unique_blocks) if tr.has_block_ids else "n/a (no block ids)", None),

@@ -114,7 +114,7 @@ def block_id_vs_time(block_time: pl.DataFrame) -> alt.Chart:
                "frontier of new ids are reuses of older blocks.")
     caption += f" Shows {data.height:,} accesses sampled evenly over the trace."
     return _chart(data, "Block id vs time (Fig. 1b)", caption).mark_circle(size=6, opacity=0.6).encode(
-        x=alt.X("ts:Q", title="arrival time (s)"),
+        x=alt.X("ts:Q", title="arrival time (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("block:Q", title="block id (first-appearance order)"),
         color=alt.Color("access:N", title="access", scale=alt.Scale(domain=["first access", "reused"],
                                                                     range=[PALETTE[1], PALETTE[0]])),
@@ -135,7 +135,7 @@ def reuse_over_time(windows: pl.DataFrame) -> alt.Chart:
                "earlier in the trace (unlimited cache); a rising line means the cache warms up, "
                "dips mark bursts of new content.")
     return _chart(long, "Reuse over time", caption).mark_line(point=True).encode(
-        x=alt.X("t_start:Q", title="window start (s)"),
+        x=alt.X("t_start:Q", title="window start (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("ratio:Q", title="hit ratio (fraction of accesses)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("reading:N", title="reading", scale=alt.Scale(range=PALETTE)),
         strokeDash=alt.StrokeDash("reading:N", title="reading"),
@@ -335,7 +335,7 @@ def hot_set_drift(drift: pl.DataFrame, top_k: int | None = None) -> alt.Chart:
                "window's; values near 1 mean a stable hot set that a small cache can pin, near 0 "
                "a hot set that keeps moving.")
     return _chart(data, "Hot-set drift between windows", caption).mark_line(point=True, color=PALETTE[0]).encode(
-        x=alt.X("start_s:Q", title="window start (s)"),
+        x=alt.X("start_s:Q", title="window start (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("jaccard_with_previous:Q", title="Jaccard with previous window", scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("start_s:Q", title="start (s)"), alt.Tooltip("end_s:Q", title="end (s)"),
                  alt.Tooltip("accesses:Q"), alt.Tooltip("jaccard_with_previous:Q", format=".3f", title="Jaccard")])
@@ -369,7 +369,7 @@ def arrival_rate(arrivals: pl.DataFrame, window_s: float) -> alt.Chart:
         caption += " The last window is partial (the trace ends inside it)."
     return _chart(data, "Arrival rate over time", caption).mark_area(
         line={"color": PALETTE[0]}, color=PALETTE[5], opacity=0.5, interpolate="step-after").encode(
-        x=alt.X("start_s:Q", title="time since first request (s)"),
+        x=alt.X("start_s:Q", title="time since first request (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("requests_per_s:Q", title="arrival rate (requests/s)"),
         tooltip=[alt.Tooltip("start_s:Q", title="window start (s)"), alt.Tooltip("requests:Q"),
                  alt.Tooltip("requests_per_s:Q", format=".2f", title="requests/s"),
