@@ -288,3 +288,21 @@ def test_recommendation_section_shows_the_pick_its_reasons_and_the_sweep(tmp_pat
     assert len(ranked.rows) == min(10, rec.sweep.table.height) and ranked.rows[0][0] == "1"
     html = write_report(analyze(trace), tmp_path, recommendation=rec).read_text(encoding="utf-8")
     assert "Why this configuration" in html and 'id="chart-replay-0"' in html
+
+
+def test_report_command_writes_the_report_and_adds_replays_on_request(tmp_path):
+    from kvctrace.cli import app
+    from kvctrace.synth import write_trace
+    src = write_trace(tmp_path / "tiny.jsonl", "mooncake", n_requests=150, seed=3)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["report", str(src), "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    assert plain.output.strip() == f"wrote {tmp_path / 'plain' / 'report.html'}"
+    html = (tmp_path / "plain" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="reusability">' in html and '<section id="replay">' not in html
+    replayed = runner.invoke(app, ["report", str(src), "--out", str(tmp_path / "replayed"), "--replay"])
+    assert replayed.exit_code == 0, replayed.output
+    html = (tmp_path / "replayed" / "report.html").read_text(encoding="utf-8")
+    assert '<section id="replay">' in html and "Time to first token by index model" in html
+    bad = runner.invoke(app, ["report", str(src), "--preset", "no-such-preset"])
+    assert bad.exit_code == 1 and "no-such-preset" in bad.output
