@@ -95,11 +95,13 @@ class BrowserVisit:
     dialogs: list = field(default_factory=list)
     charts: list = field(default_factory=list)      # per container: {id, rendered, svg, canvas}
     globals: dict = field(default_factory=dict)
+    interaction: object = None                      # what ``interact(page)`` returned
 
 
-def visit_report(html: Path, screenshot: Path | None = None, probe_globals=()) -> BrowserVisit:
+def visit_report(html: Path, screenshot: Path | None = None, probe_globals=(), interact=None) -> BrowserVisit:
     """Open ``html`` in headless Chromium with every non-file request aborted; wait until the
-    report says every chart is drawn; collect console messages, errors and chart contents."""
+    report says every chart is drawn; collect console messages, errors and chart contents.
+    ``interact(page)`` runs after rendering (e.g. hovering marks); its result is kept."""
     from playwright.sync_api import sync_playwright
     exe = chromium_or_skip()
     visit = BrowserVisit()
@@ -131,6 +133,8 @@ def visit_report(html: Path, screenshot: Path | None = None, probe_globals=()) -
                 svg: el.querySelectorAll('svg.marks').length,
                 canvas: el.querySelectorAll('canvas.marks').length,
                 marks: el.querySelectorAll('svg.marks .mark-symbol path, svg.marks .mark-rect path, svg.marks .mark-line path, svg.marks .mark-area path').length}))""")
+            if interact is not None:
+                visit.interaction = interact(page)
             for name in probe_globals:
                 visit.globals[name] = page.evaluate(f"typeof window[{json.dumps(name)}] === 'undefined' ? null : String(window[{json.dumps(name)}])")
             if screenshot is not None:

@@ -50,11 +50,29 @@ def test_escaped_specs_parse_back_to_the_original_strings(tmp_path):
     assert EVIL_TYPES[0] in seen and EVIL_TYPES[2] in seen
 
 
+def _hover_type_bars(page):
+    """Hover every bar of the request-types chart; return each tooltip's text and how many
+    elements (tags) the tooltip contained."""
+    chart = page.locator("div.vega-chart").filter(has=page.locator("text=Request types")).first
+    seen = []
+    for bar in chart.locator(".mark-rect path").all():
+        bar.hover()
+        page.wait_for_timeout(50)
+        seen.append(page.evaluate("""() => { const t = document.getElementById('vg-tooltip-element');
+            return t ? {text: t.textContent, tags: Array.from(t.querySelectorAll('img, script, b, svg')).length} : null; }"""))
+    return seen
+
+
 def test_no_script_from_trace_text_runs_in_the_browser(tmp_path):
     chromium_or_skip()
     path = _report(tmp_path)
     probes = ["__pwned_type", "__pwned_img", "__pwned_session", "__pwned_path"]
-    visit = visit_report(path, screenshot=tmp_path / "escaped.png", probe_globals=probes)
+    visit = visit_report(path, screenshot=tmp_path / "escaped.png", probe_globals=probes, interact=_hover_type_bars)
     assert visit.globals == {name: None for name in probes}
+    tooltips = [t for t in visit.interaction if t]
+    assert len(tooltips) == len(EVIL_TYPES)             # the tooltips showed up ...
+    shown = " ".join(t["text"] for t in tooltips)
+    assert EVIL_TYPES[0] in shown and EVIL_TYPES[2] in shown   # ... with the type names as text
+    assert all(t["tags"] == 0 for t in tooltips)         # ... and no markup from them
     assert visit.dialogs == [] and visit.page_errors == [] and visit.blocked == []
     assert all(c["rendered"] == "ok" for c in visit.charts)
