@@ -2,14 +2,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import kvctrace
-from kvctrace import Trace
 from kvctrace.cli import app
 
 runner = CliRunner()
@@ -22,35 +17,15 @@ LINES = [
 ]
 
 
-def _ingest_available() -> bool:
-    try:
-        from kvctrace.store import open_trace  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 @pytest.fixture
-def trace_file(tmp_path, monkeypatch):
+def trace_file(tmp_path):
     path = tmp_path / "tiny_trace.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in LINES))
-    if not _ingest_available():  # until the foundation ingest lands, parse the schema here
-        def parse(p, **_):
-            rows = [json.loads(line) for line in Path(p).open()]
-            offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
-            return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
-                                     ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
-                                     input_len=[r["input_length"] for r in rows],
-                                     output_len=[r["output_length"] for r in rows], block_size=512,
-                                     path=str(p), format="mooncake")
-        monkeypatch.setattr(kvctrace, "open_trace", parse)
     return path
 
 
 def invoke(*args):
-    # typer runs a lone command without its name; once other parts register commands it is a group
-    group = len(app.registered_commands) > 1 or app.registered_callback is not None
-    return runner.invoke(app, (["analyze"] if group else []) + [str(a) for a in args])
+    return runner.invoke(app, ["analyze"] + [str(a) for a in args])
 
 
 def test_analyze_prints_summary_and_writes_json(trace_file, tmp_path):
@@ -81,8 +56,19 @@ def test_analyze_default_out_dir(trace_file, tmp_path, monkeypatch):
     assert (tmp_path / "reports" / "tiny_trace" / "summary.json").is_file()
 
 
-@pytest.mark.skipif(not _ingest_available(), reason="needs kvctrace.store.open_trace (foundation)")
 def test_analyze_missing_file_is_one_line_error(tmp_path):
     res = invoke(tmp_path / "nope.jsonl")
     assert res.exit_code == 1
     assert "error:" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "reports").exists()
+
+
+def test_analyze_lengths_only_trace(tmp_path):
+    path = tmp_path / "lengths.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2023-11-16 18:17:03.9799600,100,10\n2023-11-16 18:17:05.0000000,250,20\n")
+    res = invoke(path, "--out", tmp_path / "o", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["reuse"]["available"] is False and "no block ids" in summary["reuse"]["reason"]
+    assert summary["mrc"] is None and summary["workload"]["available"] is True

@@ -2,7 +2,6 @@
 and golden numbers on the shared Mooncake traces."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -255,16 +254,8 @@ def _mooncake(name):
     path = MOONCAKE / f"{name}.jsonl"
     if not path.exists():
         pytest.skip("shared datasets not available")
-    try:
-        from kvctrace import open_trace
-        return open_trace(path)
-    except Exception:  # foundation ingest not landed yet: parse the documented schema here
-        rows = [json.loads(line) for line in path.open()]
-        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
-        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
-                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
-                                 input_len=[r["input_length"] for r in rows],
-                                 output_len=[r["output_length"] for r in rows], block_size=512)
+    from kvctrace import open_trace
+    return open_trace(path)
 
 
 @pytest.fixture(scope="module")

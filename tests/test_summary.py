@@ -28,17 +28,8 @@ def open_mooncake(name):
     path = DATASETS / "mooncake" / f"{name}.jsonl"
     if not path.exists():
         pytest.skip("shared datasets not available")
-    try:
-        from kvctrace import open_trace
-        return open_trace(path)
-    except (ImportError, AttributeError):  # foundation ingest not landed yet
-        rows = [json.loads(line) for line in path.open()]
-        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
-        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
-                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
-                                 input_len=[r["input_length"] for r in rows],
-                                 output_len=[r["output_length"] for r in rows], block_size=512,
-                                 path=str(path), format="mooncake")
+    from kvctrace import open_trace
+    return open_trace(path)
 
 
 def random_trace(seed=0, n_req=300):
