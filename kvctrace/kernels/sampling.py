@@ -14,9 +14,11 @@ when ``d / R < C`` (the same ``d < C`` convention as kernels/reuse.py).
 * Fixed-size: at most ``s_max`` distinct blocks are tracked. When a new sampled block would
   exceed that, the tracked block with the largest hash is evicted and ``T`` drops to its hash;
   histogram counts gathered so far are rescaled by ``T_new / T_old`` so that all counts stay
-  in units of the current rate. The tracked set, the max-heap and the time index are bounded
-  by ``s_max``; the histogram is indexed by scaled distance (at most the number of distinct
-  blocks). The same SHARDS_adj correction applies (see ``shards_fixed_size``).
+  in units of the current rate. The tracked set, the max-heap and the time index (compacted
+  when full) are bounded by ``s_max``. Two arrays are not: a block's marker time is looked up
+  in a dense array indexed by block id (kvctrace ids are dense, so this replaces a hash table
+  at 8 bytes per distinct block), and the histogram is indexed by scaled distance. The same
+  SHARDS_adj correction applies (see ``shards_fixed_size``).
 
 The block hash is ``fmix64(block + SHARDS_SEED)`` (SplitMix64 finalizer, kernels/hashing.py),
 so sampling is deterministic.
