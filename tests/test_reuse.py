@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from kvctrace import Trace
 from kvctrace.analysis.reuse import analyze_reuse, exact_mrc, log_capacities
-from kvctrace.errors import NoBlockIdsError
+from kvctrace.errors import ConfigError, NoBlockIdsError
 from kvctrace.kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits,
                                     quantiles_from_counts, reuse_request_counts, reuse_seconds,
                                     stack_distances, stack_distances_by_request)
@@ -239,6 +239,15 @@ def test_lengths_only_trace_raises_typed_error():
     object.__setattr__(tr, "has_block_ids", False)
     with pytest.raises(NoBlockIdsError):
         analyze_reuse(tr)
+
+
+@pytest.mark.parametrize("opts", [{"window_s": 0}, {"shards_rate": 0}, {"shards_rate": 1.5},
+                                  {"shards_s_max": 0}, {"mrc_points": 1}])
+def test_bad_options_are_config_errors(opts):
+    tr = Trace.from_arrays(np.array([0, 2]), np.array([1, 2]))
+    with pytest.raises(ConfigError) as err:
+        analyze_reuse(tr, **opts)
+    assert err.value.field
 
 
 def test_log_capacities_small_and_large():

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from ..errors import NoBlockIdsError
+from ..errors import ConfigError, NoBlockIdsError
 from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits,
                              quantiles_from_counts, reuse_request_counts, reuse_seconds, stack_distances,
                              stack_distances_by_request)
@@ -205,6 +205,14 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     if not trace.has_block_ids:
         raise NoBlockIdsError("the trace has no block ids, so block reuse cannot be measured",
                               path=trace.path, hint="only workload statistics apply to a lengths-only trace")
+    if window_s is not None and not window_s > 0:
+        raise ConfigError(f"window_s={window_s} must be > 0", field="window_s", hint="e.g. 60 (seconds)")
+    if not 0 < shards_rate <= 1:
+        raise ConfigError(f"shards_rate={shards_rate} must be in (0, 1]", field="shards_rate", hint="e.g. 0.01")
+    if shards_s_max < 1:
+        raise ConfigError(f"shards_s_max={shards_s_max} must be >= 1", field="shards_s_max", hint="e.g. 8192")
+    if mrc_points < 2 or plot_points < 2:
+        raise ConfigError("mrc_points and plot_points must be >= 2", field="mrc_points" if mrc_points < 2 else "plot_points")
     offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
     blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
     n_req = int(offsets.shape[0] - 1)
