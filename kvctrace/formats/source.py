@@ -6,9 +6,7 @@ Everything a reader needs arrives as one ``Source``: the decompressed bytes of a
 (kept as a reject, never silently dropped)."""
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from ..errors import TraceFormatError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
-_CHUNK = 1 << 24
 
 
 def is_duckdb_file(path: Path) -> bool:
@@ -70,30 +67,31 @@ class Source:
 
 
 def _decompress(raw: bytes, compression: str, path: Path) -> tuple[bytes, Exception | None]:
-    """Decompress as far as the stream allows; return the bytes and the error that stopped it."""
+    """Decompress every member/frame as far as the stream allows; return the bytes and the
+    error that stopped it (None when the stream ended cleanly). Incremental decompressor
+    objects keep the output produced before a cut or a corrupt block."""
     chunks: list[bytes] = []
+    rest = raw
     try:
-        if compression == "gzip":
-            reader = gzip.GzipFile(fileobj=io.BytesIO(raw))
-        else:
-            import zstandard
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True)
-        while True:
-            chunk = reader.read(_CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
+        while rest:
+            if compression == "gzip":
+                dec = zlib.decompressobj(wbits=31)
+            else:
+                import zstandard
+                dec = zstandard.ZstdDecompressor().decompressobj()
+            chunks.append(dec.decompress(rest))
+            if not dec.eof:
+                return b"".join(chunks), EOFError("the stream ends before its end marker")
+            rest = dec.unused_data
+            if compression == "gzip":
+                rest = rest.lstrip(b"\x00")  # gzip writers may pad between members
+    except zlib.error as err:
         return b"".join(chunks), err
-    except Exception as err:  # zstandard.ZstdError and friends
+    except Exception as err:  # zstandard.ZstdError
         if type(err).__module__.startswith("zstandard") or "zstd" in type(err).__name__.lower():
             return b"".join(chunks), err
         raise
-    data = b"".join(chunks)
-    if compression == "zstd" and not data and len(raw) > 4:
-        # zstandard's stream reader returns b"" (no error) for a frame cut before any block.
-        return data, EOFError("zstd stream ended before its first block")
-    return data, None
+    return b"".join(chunks), None
 
 
 def _kind_from_name(path: Path) -> str:
@@ -146,7 +144,7 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
             raise TraceFormatError("empty file after decompression: no requests to ingest",
                                    path=str(path), line=1, hint="the archive holds no lines")
     head = data[:65536]
-    if b"\x00" in head or _undecodable(head):
+    if b"\x00" in head or _mostly_undecodable(head):
         raise TraceFormatError("binary file, not a text trace", path=str(path), line=1,
                                hint="expected JSON lines, JSON, CSV or Parquet (optionally .gz/.zst compressed)")
     if not data.strip() and not pre_rejects:
@@ -159,13 +157,11 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
                   pre_rejects=pre_rejects)
 
 
-def _undecodable(head: bytes) -> bool:
-    """True when the start of the file is not UTF-8 text (allowing a cut multi-byte char)."""
-    try:
-        head.decode("utf-8")
-        return False
-    except UnicodeDecodeError as err:
-        return err.start < len(head) - 4
+def _mostly_undecodable(head: bytes) -> bool:
+    """True when the start of the file is not text: more than 1% of it fails UTF-8 decoding
+    (a stray bad byte in a text trace is a bad line, reported as such, not a binary file)."""
+    text = head.decode("utf-8", errors="replace")
+    return text.count("\ufffd") > max(2, len(head) // 100)
 
 
 def nonblank_line_numbers(data: bytes) -> np.ndarray:

@@ -1,0 +1,206 @@
+"""Bad input: each problem gives a KvctraceError naming the file, line and field with a hint;
+--skip-bad-lines ingests the rest and keeps every rejected line verbatim with its reason."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pytest
+import zstandard
+
+from kvctrace import KvctraceError, open_trace
+
+GOOD = {"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}
+GOOD2 = {"timestamp": 10, "input_length": 100, "output_length": 3, "hash_ids": [1]}
+BAILIAN = {"chat_id": 1, "parent_chat_id": -1, "timestamp": 1.0, "input_length": 40, "output_length": 2,
+           "type": "text", "turn": 1, "hash_ids": [7, 8, 9]}
+
+
+def line(rec) -> str:
+    return json.dumps(rec)
+
+
+def with_bad(bad: str, good=(GOOD, GOOD2)) -> str:
+    """Good line, the bad line (line 2), another good line."""
+    return f"{line(good[0])}\n{bad}\n{line(good[1])}\n"
+
+
+BAD_LINES = {
+    # name: (bad line 2, field named, words in the message)
+    "malformed_json": ('{"timestamp": 1, "input_length": 600,', None, "malformed JSON"),
+    "not_an_object": ("[1, 2, 3]", None, "expected a JSON object"),
+    "missing_field": ('{"timestamp": 1, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "missing field"),
+    "null_field": ('{"timestamp": 1, "input_length": null, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "null"),
+    "mistyped_string": ('{"timestamp": 1, "input_length": "600", "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "mistyped_float": ('{"timestamp": 1, "input_length": 600.5, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "mistyped_bool": ('{"timestamp": 1, "input_length": true, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "mistyped_timestamp": ('{"timestamp": "soon", "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "should be a number"),
+    "mistyped_hash_item": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, "x"]}', "hash_ids", "item 1"),
+    "hash_ids_not_list": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": 12}', "hash_ids", "list"),
+    "negative_input": ('{"timestamp": 1, "input_length": -600, "output_length": 5, "hash_ids": []}', "input_length", "negative"),
+    "negative_output": ('{"timestamp": 1, "input_length": 600, "output_length": -1, "hash_ids": [1, 2]}', "output_length", "negative"),
+    "too_many_ids": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, 2, 3]}', "hash_ids", "ceil(600/512) = 2"),
+    "too_few_ids": ('{"timestamp": 1, "input_length": 1100, "output_length": 5, "hash_ids": [1, 2]}', "hash_ids", "ceil(1100/512) = 3"),
+    "not_utf8": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, 2], "x": "\udcff"}', None, "UTF-8"),
+}
+
+
+def write_bad(tmp_path, name, bad):
+    path = tmp_path / f"{name}.jsonl"
+    data = with_bad(bad).encode("utf-8", errors="surrogateescape")
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LINES))
+def test_bad_line_is_an_error_naming_file_line_field(tmp_path, name):
+    bad, field, words = BAD_LINES[name]
+    path = write_bad(tmp_path, name, bad)
+    with pytest.raises(KvctraceError) as info:
+        open_trace(path)
+    err = info.value
+    assert err.path == str(path) and err.line == 2 and err.field == field
+    assert words in str(err) and err.hint
+    assert str(path) in str(err) and "line 2" in str(err)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LINES))
+def test_skip_bad_lines_keeps_the_rest_and_the_rejected_line(tmp_path, name):
+    bad, _field, words = BAD_LINES[name]
+    path = write_bad(tmp_path, name, bad)
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 2 and tr.rejected_lines == 1 and tr.meta["rejected_lines"] == "1"
+    assert tr.requests()["line_no"].to_list() == [1, 3]
+    rej = tr.rejects()
+    assert rej["line_no"].to_list() == [2]
+    expected_raw = bad.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    assert rej["raw"][0] == expected_raw
+    assert words.split()[0] in rej["reason"][0]
+    assert tr.info()["rejected_lines"] == 1
+
+
+def test_bailian_block_count_checked_at_16(tmp_path):
+    bad = dict(BAILIAN, chat_id=2, input_length=33)  # ceil(33/16) = 3 ids: fine
+    worse = dict(BAILIAN, chat_id=3, input_length=49)  # needs 4, has 3
+    path = tmp_path / "b.jsonl"
+    path.write_text(f"{line(BAILIAN)}\n{line(bad)}\n{line(worse)}\n")
+    with pytest.raises(KvctraceError, match=r"ceil\(49/16\) = 4") as info:
+        open_trace(path)
+    assert info.value.line == 3 and info.value.field == "hash_ids"
+    assert open_trace(path, skip_bad_lines=True).n_requests == 2
+
+
+def test_empty_files(tmp_path):
+    for name, data in (("e.jsonl", b""), ("w.jsonl", b"\n  \n\n"), ("e.jsonl.gz", gzip.compress(b"")),
+                       ("e.csv", b"")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(KvctraceError, match="empty") as info:
+            open_trace(path, skip_bad_lines=True)  # even skipping, an empty trace is an error
+        assert info.value.path == str(path) and info.value.hint
+
+
+def test_csv_header_only_is_an_error(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+    with pytest.raises(KvctraceError, match="no valid requests"):
+        open_trace(path)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_truncated_compressed_file(tmp_path, compression):
+    text = "".join(line(dict(GOOD, timestamp=i)) + "\n" for i in range(3000)).encode()
+    packed = gzip.compress(text) if compression == "gzip" else zstandard.ZstdCompressor().compress(text)
+    path = tmp_path / ("t.jsonl.gz" if compression == "gzip" else "t.jsonl.zst")
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    with pytest.raises(KvctraceError, match="truncated") as info:
+        open_trace(path)
+    assert info.value.line is not None and info.value.path == str(path) and "--skip-bad-lines" in info.value.hint
+    tr = open_trace(path, skip_bad_lines=True)
+    # Every complete line before the damage is ingested; the cut line is a reject (not dropped).
+    assert 0 < tr.n_requests < 3000 and tr.rejected_lines == 1
+    rej = tr.rejects()
+    assert rej["line_no"][0] == tr.n_requests + 1 and "truncated" in rej["reason"][0]
+    assert tr.requests()["line_no"].to_list() == list(range(1, tr.n_requests + 1))
+
+
+def test_binary_file(tmp_path):
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(os.urandom(4096) + b"\x00" * 16)
+    with pytest.raises(KvctraceError, match="binary file") as info:
+        open_trace(path, skip_bad_lines=True)
+    assert info.value.line == 1 and info.value.hint
+
+
+def test_garbage_compressed_file(tmp_path):
+    path = tmp_path / "g.jsonl.gz"
+    path.write_bytes(b"\x1f\x8b" + os.urandom(200))
+    with pytest.raises(KvctraceError, match="gzip"):
+        open_trace(path)
+
+
+def test_unsorted_trace_is_sorted_and_reported_not_rejected(tmp_path):
+    path = tmp_path / "u.jsonl"
+    path.write_text(f"{line(dict(GOOD, timestamp=5000))}\n{line(GOOD2)}\n{line(dict(GOOD, timestamp=0))}\n")
+    tr = open_trace(path)
+    assert not tr.sorted_input and tr.rejected_lines == 0 and tr.n_requests == 3
+    assert tr.requests()["line_no"].to_list() == [3, 2, 1]  # ts 0 (line 3) ties ts 0? no: 0 < 10 < 5000
+    assert tr.ts.tolist() == [0.0, 0.01, 5.0]
+
+
+def test_all_lines_bad_is_an_error_even_when_skipping(tmp_path):
+    path = tmp_path / "all.jsonl"
+    path.write_text("not json\n{\"timestamp\": 1}\n")
+    with pytest.raises(KvctraceError, match="no line holds a JSON object|no valid requests"):
+        open_trace(path, skip_bad_lines=True, format="mooncake")
+
+
+def test_first_line_bad_with_skip_detects_from_next(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_text(f"garbage\n{line(GOOD)}\n")
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.format == "mooncake" and tr.n_requests == 1 and tr.rejects()["raw"].to_list() == ["garbage"]
+
+
+def test_csv_bad_rows(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2023-11-16 18:17:03.97,4808,10\n"
+                    "2023-11-16 18:17:04.03,lots,8\n"
+                    "2023-11-16 18:17:05.00,12\n"
+                    "yesterday,5,5\n"
+                    "2023-11-16 18:17:06.00,-3,5\n"
+                    "2023-11-16 18:17:07.00,30,5\n")
+    with pytest.raises(KvctraceError) as info:
+        open_trace(path)
+    assert info.value.line == 3 and info.value.field == "ContextTokens"
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 2 and tr.requests()["line_no"].to_list() == [2, 7]
+    rej = tr.rejects()
+    assert rej["line_no"].to_list() == [3, 4, 5, 6]
+    assert rej["raw"][1] == "2023-11-16 18:17:05.00,12"
+    assert "columns" in rej["reason"][1] and "date-time" in rej["reason"][2] and "negative" in rej["reason"][3]
+
+
+def test_parquet_mistyped_column(tmp_path):
+    import polars as pl
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"timestamp": [0, 1], "input_length": ["600", "x"], "output_length": [1, 1],
+                  "hash_ids": [[1, 2], [3, 4]]}).write_parquet(path)
+    with pytest.raises(KvctraceError, match="should be an integer") as info:
+        open_trace(path)
+    assert info.value.line == 1 and info.value.field == "input_length"
+
+
+def test_bad_options(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(line(GOOD) + "\n")
+    for kwargs, words in (({"block_size": 0}, "block-size"), ({"coarsen": 0}, "coarsen"),
+                          ({"partial_block": "half"}, "partial-block")):
+        with pytest.raises(KvctraceError, match=words):
+            open_trace(path, **kwargs)
+    with pytest.raises(KvctraceError, match="no such file"):
+        open_trace(tmp_path / "missing.jsonl")
+    with pytest.raises(KvctraceError, match="directory"):
+        open_trace(tmp_path)
