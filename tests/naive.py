@@ -495,6 +495,31 @@ def naive_prefix_classes(requests):
 from collections import deque  # noqa: E402
 
 
+class _NaiveListTier:
+    """LRU / FIFO as an ordered dict (first = next victim). An arrival is the most recent;
+    an LRU hit makes the block most recent, a FIFO hit changes nothing."""
+
+    def __init__(self, policy, cap):
+        self.policy, self.cap, self.order = policy, cap, OrderedDict()
+
+    def holds(self, b):
+        return b in self.order
+
+    def hit(self, b, st):
+        if self.policy == "lru":
+            self.order.move_to_end(b)
+
+    def insert(self, b, st):
+        victim = None
+        if len(self.order) >= self.cap:
+            victim, _ = self.order.popitem(last=False)
+        self.order[b] = True
+        return victim
+
+    def remove(self, b):
+        del self.order[b]
+
+
 class _NaivePriorityTier:
     """A tier as a dict block -> priority; evict the smallest (keys are unique)."""
 
@@ -505,10 +530,6 @@ class _NaivePriorityTier:
         return b in self.keys
 
     def key(self, b, st):
-        if self.policy == "lru":
-            return st["last_t"][b]
-        if self.policy == "fifo":
-            return st["seq"]
         if self.policy == "lfu":
             return (min(st["freq"][b], 4194303), st["last_t"][b])
         if self.policy == "prefix-lru":
@@ -519,8 +540,7 @@ class _NaivePriorityTier:
         raise ValueError(self.policy)
 
     def hit(self, b, st):
-        if self.policy != "fifo":
-            self.keys[b] = self.key(b, st)
+        self.keys[b] = self.key(b, st)
 
     def insert(self, b, st):
         victim = None
@@ -596,9 +616,10 @@ class _NaiveS3FIFOTier:
 def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, promote=True, demote=True):
     """Reference multi-tier replay, semantics of kvctrace/kernels/replay.py spelled out.
 
-    Returns (prefix_hits, block_hits, index_inserts, full_tier) as lists: per request a list
-    of per-tier counts, per request the misses that entered a tier, per request the tier of
-    the last block when the whole request was a prefix hit (else -1)."""
+    Returns (prefix_hits, block_hits, index_inserts, insert_runs, full_tier) as lists: per
+    request a list of per-tier counts; per request the misses that entered a tier and the
+    runs of consecutive ids among them; per request the tier of the last block when the
+    whole request was a prefix hit (else -1)."""
     offsets = [int(x) for x in offsets]
     blocks = [int(x) for x in blocks]
     T = len(caps)
@@ -610,9 +631,10 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
         if blocks[i] in last_seen:
             nxt[i] = last_seen[blocks[i]]
         last_seen[blocks[i]] = i
-    tiers = [_NaiveS3FIFOTier(caps[k]) if policies[k] == "s3fifo" else _NaivePriorityTier(policies[k], caps[k])
-             for k in range(T)]
-    st = {"last_t": {}, "freq": {}, "stamp": {}, "next_use": {}, "seq": 0}
+    tiers = [_NaiveS3FIFOTier(caps[k]) if policies[k] == "s3fifo"
+             else _NaiveListTier(policies[k], caps[k]) if policies[k] in ("lru", "fifo")
+             else _NaivePriorityTier(policies[k], caps[k]) for k in range(T)]
+    st = {"last_t": {}, "freq": {}, "stamp": {}, "next_use": {}}
     seen = {}
 
     def admits(m, b):
@@ -620,7 +642,6 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
 
     def place(k, b):
         v = tiers[k].insert(b, st)
-        st["seq"] += 1
         j = k
         while v is not None and demote:
             target = None
@@ -633,12 +654,12 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
             if target is None:
                 break
             v = tiers[target].insert(v, st)
-            st["seq"] += 1
             j = target
 
-    prefix, bhits, inserts, full = [], [], [], []
+    prefix, bhits, inserts, runs, full = [], [], [], [], []
     for r in range(len(offsets) - 1):
         ph, bh, ins, ft = [0] * T, [0] * T, 0, -1
+        inserted = []
         open_ = True
         lo, hi = offsets[r], offsets[r + 1]
         for i in range(lo, hi):
@@ -673,12 +694,15 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
                            if inclusive else [m for m in range(T) if admits(m, b)][:1])
                 for m in targets:
                     place(m, b)
-                ins += bool(targets)
+                if targets:
+                    ins += 1
+                    inserted.append(b)
         prefix.append(ph)
         bhits.append(bh)
         inserts.append(ins)
+        runs.append(sum(1 for j, x in enumerate(inserted) if j == 0 or inserted[j - 1] + 1 != x))
         full.append(ft)
-    return prefix, bhits, inserts, full
+    return prefix, bhits, inserts, runs, full
 
 
 # ---------------------------------------------------------------------------------------------

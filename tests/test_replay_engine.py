@@ -43,10 +43,11 @@ def _kernel(offsets, blocks, n_unique, caps, pols, admit=None, **kw):
 
 def _check_same(offsets, blocks, n_unique, caps, pols, admit=None, **kw):
     got = _kernel(offsets, blocks, n_unique, caps, pols, admit, **kw)
-    ph, bh, ins, full = naive_replay(offsets, blocks, caps, pols, admit, **kw)
+    ph, bh, ins, runs, full = naive_replay(offsets, blocks, caps, pols, admit, **kw)
     assert got.prefix_hits.tolist() == ph
     assert got.block_hits.tolist() == bh
     assert got.index_inserts.tolist() == ins
+    assert got.insert_runs.tolist() == runs
     assert got.full_tier.tolist() == full
     return got
 
@@ -87,17 +88,18 @@ def test_one_tier_lru_fast_path_equals_engine_and_naive_lru(tr, cap):
     offsets, blocks, n_unique = tr
     fast = _kernel(offsets, blocks, n_unique, [cap], ["lru"])  # linked-list fast path
     T = 1
-    out = [np.zeros((len(offsets) - 1, T), np.int32), np.zeros((len(offsets) - 1, T), np.int32),
-           np.zeros(len(offsets) - 1, np.int32), np.full(len(offsets) - 1, -1, np.int8),
-           np.zeros(T, np.int64), np.zeros(T, np.int64)]
+    n_req = len(offsets) - 1
+    out = [np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32), np.zeros(n_req, np.int32),
+           np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8), np.zeros(T, np.int64), np.zeros(T, np.int64)]
     K._engine(offsets, blocks, np.int64(n_unique), K.next_use(blocks, np.int64(n_unique)),
               np.array([cap], np.int64), np.array([0], np.int64), np.array([1], np.int64),
               False, True, True, *out)
     assert fast.prefix_hits.tolist() == out[0].tolist()
     assert fast.block_hits.tolist() == out[1].tolist()
     assert fast.index_inserts.tolist() == out[2].tolist()
-    assert fast.full_tier.tolist() == out[3].tolist()
-    assert fast.tier_inserts.tolist() == out[4].tolist() and fast.tier_evictions.tolist() == out[5].tolist()
+    assert fast.insert_runs.tolist() == out[3].tolist()
+    assert fast.full_tier.tolist() == out[4].tolist()
+    assert fast.tier_inserts.tolist() == out[5].tolist() and fast.tier_evictions.tolist() == out[6].tolist()
     n = len(blocks)
     if n:
         assert int(fast.block_hits.sum()) == round(naive_lru_hit_ratio(blocks.tolist(), cap) * n)

@@ -13,16 +13,20 @@ admitting tier (inclusive); a block a tier evicts moves down to the next tier th
 moved (exclusive) or copied (inclusive) up to the top admitting tier (``promote``). A tier
 admits a block once the block has been accessed at least ``admit[k]`` times so far.
 
-Priority policies (LRU, FIFO, LFU, prefix-LRU, Belady) keep each tier in an indexed min-heap
-keyed by the policy's ``key`` (kvctrace/replay/policies/); S3-FIFO tiers use the queue
-kernels of policies/s3fifo.py.
+LRU and FIFO tiers are doubly linked lists in arrays (arrivals at the head, evictions from
+the tail; an LRU hit moves the block to the head). Priority policies (LFU, prefix-LRU,
+Belady) keep each tier in an indexed min-heap keyed by the policy's ``key``
+(kvctrace/replay/policies/); S3-FIFO tiers use the queue kernels of policies/s3fifo.py.
+
+Per request the engine also counts ``insert_runs``: runs of consecutive ids among the
+missed blocks that entered a tier (a range index writes a run into one leaf).
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from ..replay.policies import belady, fifo, lfu, lru, prefix_lru, s3fifo
+from ..replay.policies import belady, lfu, prefix_lru, s3fifo
 
 P_LRU, P_FIFO, P_LFU, P_S3FIFO, P_PREFIX_LRU, P_BELADY = 0, 1, 2, 3, 4, 5
 _NOT_CACHED = np.int32(-2)
@@ -93,7 +97,7 @@ def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
 # ----------------------------------------------------------------------------- one-tier LRU
 
 @nb.njit(cache=True)
-def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, full_hit):
+def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, full_hit, insert_runs):
     """Single-tier block LRU as a doubly linked list in one int32 array (``link[2b]`` = prev,
     ``link[2b+1]`` = next; prev = -2 marks 'not cached'). Returns (inserts, evictions)."""
     link = np.full(2 * n_unique, _NOT_CACHED, np.int32)
@@ -110,6 +114,8 @@ def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, 
         open_ = True
         ph = 0
         bh = 0
+        runs = 0
+        last_ins = -2
         for i in range(lo, hi):
             b = np.int32(blocks[i])
             p = link[2 * b]
@@ -130,6 +136,9 @@ def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, 
                     head = b
             else:
                 open_ = False
+                if b != last_ins + 1:
+                    runs += 1
+                last_ins = b
                 if size >= capacity:
                     v = tail
                     pv = link[2 * v]
@@ -153,227 +162,295 @@ def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, 
         prefix_hits[r] = ph
         block_hits[r] = bh
         full_hit[r] = open_ and hi > lo
+        insert_runs[r] = runs
     return inserts, evictions
 
 
 # ----------------------------------------------------------------------------- heap
+# An indexed binary min-heap per tier: hb[h, i] = block at heap position i, hk[h, i] = its
+# key (kept beside the block so sifting reads contiguous memory), hpos[h, b] = position of b.
 
 @nb.njit(cache=True, inline="always")
-def _sift_up(heap, hpos, hkey, h, i):
-    b = heap[h, i]
-    k = hkey[h, b]
+def _sift_up(hb, hk, hpos, h, i):
+    b = hb[h, i]
+    k = hk[h, i]
     while i > 0:
         parent = (i - 1) >> 1
-        pb = heap[h, parent]
-        if hkey[h, pb] <= k:
+        if hk[h, parent] <= k:
             break
-        heap[h, i] = pb
-        hpos[h, pb] = i
+        hb[h, i] = hb[h, parent]
+        hk[h, i] = hk[h, parent]
+        hpos[h, hb[h, i]] = i
         i = parent
-    heap[h, i] = b
+    hb[h, i] = b
+    hk[h, i] = k
     hpos[h, b] = i
 
 
 @nb.njit(cache=True, inline="always")
-def _sift_down(heap, hpos, hkey, hsize, h, i):
+def _sift_down(hb, hk, hpos, hsize, h, i):
     n = hsize[h]
-    b = heap[h, i]
-    k = hkey[h, b]
+    b = hb[h, i]
+    k = hk[h, i]
     while True:
         c = 2 * i + 1
         if c >= n:
             break
-        cb = heap[h, c]
-        if c + 1 < n and hkey[h, heap[h, c + 1]] < hkey[h, cb]:
+        if c + 1 < n and hk[h, c + 1] < hk[h, c]:
             c += 1
-            cb = heap[h, c]
-        if hkey[h, cb] >= k:
+        if hk[h, c] >= k:
             break
-        heap[h, i] = cb
-        hpos[h, cb] = i
+        hb[h, i] = hb[h, c]
+        hk[h, i] = hk[h, c]
+        hpos[h, hb[h, i]] = i
         i = c
-    heap[h, i] = b
+    hb[h, i] = b
+    hk[h, i] = k
     hpos[h, b] = i
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_remove_at(heap, hpos, hkey, hsize, h, i):
-    b = heap[h, i]
+def _heap_set_key(hb, hk, hpos, hsize, h, i, key):
+    old = hk[h, i]
+    hk[h, i] = key
+    if key < old:
+        _sift_up(hb, hk, hpos, h, i)
+    else:
+        _sift_down(hb, hk, hpos, hsize, h, i)
+
+
+@nb.njit(cache=True, inline="always")
+def _heap_push(hb, hk, hpos, hsize, h, b, key):
+    n = hsize[h]
+    hb[h, n] = b
+    hk[h, n] = key
+    hpos[h, b] = n
+    hsize[h] = n + 1
+    _sift_up(hb, hk, hpos, h, n)
+
+
+@nb.njit(cache=True, inline="always")
+def _heap_remove_at(hb, hk, hpos, hsize, h, i):
+    b = hb[h, i]
     hpos[h, b] = -1
     n = hsize[h] - 1
     hsize[h] = n
     if i < n:
-        last = heap[h, n]
-        heap[h, i] = last
-        hpos[h, last] = i
-        if i > 0 and hkey[h, last] < hkey[h, heap[h, (i - 1) >> 1]]:
-            _sift_up(heap, hpos, hkey, h, i)
+        hb[h, i] = hb[h, n]
+        hk[h, i] = hk[h, n]
+        hpos[h, hb[h, i]] = i
+        if i > 0 and hk[h, i] < hk[h, (i - 1) >> 1]:
+            _sift_up(hb, hk, hpos, h, i)
         else:
-            _sift_down(heap, hpos, hkey, hsize, h, i)
+            _sift_down(hb, hk, hpos, hsize, h, i)
     return b
 
 
+# Per-block state, one row per block so one access touches one cache line:
+# last access index, in-cache access count, prefix stamp, next use, accesses so far, and a
+# bitmask of the tiers holding the block.
+B_LAST, B_FREQ, B_STAMP, B_NEXT, B_SEEN, B_MEMBER = 0, 1, 2, 3, 4, 5
+B_FIELDS = 6
+
+
 @nb.njit(cache=True, inline="always")
-def _key(pol, b, seq, last_t, freq, stamp, nu):
-    if pol == P_LRU:
-        return lru.key(b, seq, last_t, freq, stamp, nu)
-    if pol == P_FIFO:
-        return fifo.key(b, seq, last_t, freq, stamp, nu)
+def _key(pol, bst, b):
     if pol == P_LFU:
-        return lfu.key(b, seq, last_t, freq, stamp, nu)
+        return lfu.key(bst[b, B_FREQ], bst[b, B_LAST])
     if pol == P_PREFIX_LRU:
-        return prefix_lru.key(b, seq, last_t, freq, stamp, nu)
-    return belady.key(b, seq, last_t, freq, stamp, nu)
+        return prefix_lru.key(bst[b, B_STAMP])
+    return belady.key(bst[b, B_NEXT])
+
+
+@nb.njit(cache=True, inline="always")
+def _list_unlink(link, lhead, ltail, lsize, s, b):
+    p = link[s, b, 0]
+    nx = link[s, b, 1]
+    if p >= 0:
+        link[s, p, 1] = nx
+    else:
+        lhead[s] = nx
+    if nx >= 0:
+        link[s, nx, 0] = p
+    else:
+        ltail[s] = p
+    lsize[s] -= 1
+
+
+@nb.njit(cache=True, inline="always")
+def _list_push_head(link, lhead, ltail, lsize, s, b):
+    h = lhead[s]
+    link[s, b, 0] = -1
+    link[s, b, 1] = h
+    if h >= 0:
+        link[s, h, 0] = b
+    else:
+        ltail[s] = b
+    lhead[s] = b
+    lsize[s] += 1
 
 
 # ----------------------------------------------------------------------------- engine
 
 @nb.njit(cache=True)
 def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
-            prefix_hits, block_hits, index_inserts, full_tier, tier_inserts, tier_evictions):
+            prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
     """Multi-tier replay; fills the output arrays (see module docstring for semantics).
 
-    prefix_hits, block_hits: (n_req, T) int32; index_inserts (n_req,) int32 = misses that
-    entered some tier; full_tier (n_req,) int8 = tier of the last block when the whole
-    request was a prefix hit, else -1; tier_inserts, tier_evictions: (T,) int64."""
+    prefix_hits, block_hits: (n_req, T) int32; index_inserts, insert_runs (n_req,) int32 =
+    misses that entered some tier and their runs of consecutive ids; full_tier (n_req,) int8
+    = tier of the last block when the whole request was a prefix hit, else -1;
+    tier_inserts, tier_evictions: (T,) int64."""
     T = caps.shape[0]
     n_req = offsets.shape[0] - 1
+    # each tier gets a slot in the structure of its policy kind
     slot = np.empty(T, np.int64)
     n_h = 0
     n_s = 0
+    n_l = 0
     hcap = 1
     for k in range(T):
         if pols[k] == P_S3FIFO:
             slot[k] = n_s
             n_s += 1
+        elif pols[k] == P_LRU or pols[k] == P_FIFO:
+            slot[k] = n_l
+            n_l += 1
         else:
             slot[k] = n_h
             n_h += 1
             c = min(caps[k], n_unique)
             if c > hcap:
                 hcap = c
-    heap = np.empty((max(n_h, 1), hcap), np.int64)
+    hb = np.empty((max(n_h, 1), hcap), np.int64)
+    hk = np.empty((max(n_h, 1), hcap), np.int64)
     hpos = np.full((n_h, n_unique), -1, np.int64)
-    hkey = np.zeros((n_h, n_unique), np.int64)
     hsize = np.zeros(max(n_h, 1), np.int64)
-    st = np.full((n_s, s3fifo.N_FIELDS, n_unique), -1, np.int64)
+    st = np.full((n_s, n_unique, s3fifo.N_FIELDS), -1, np.int64)
     sc = np.zeros((max(n_s, 1), s3fifo.N_SCALARS), np.int64)
     for k in range(T):
         if pols[k] == P_S3FIFO:
             s3fifo.init_slot(sc, slot[k], caps[k])
-            st[slot[k], s3fifo.QID, :] = 0
-            st[slot[k], s3fifo.FREQ, :] = 0
-    member = np.zeros((n_unique, T), np.int8)
-    last_t = np.zeros(n_unique, np.int64)
-    freq = np.zeros(n_unique, np.int64)
-    stamp = np.zeros(n_unique, np.int64)
-    nu = np.zeros(n_unique, np.int64)
-    seen = np.zeros(n_unique, np.int64)
+            st[slot[k], :, s3fifo.QID] = 0
+            st[slot[k], :, s3fifo.FREQ] = 0
+    link = np.empty((n_l, n_unique, 2), np.int32)
+    lhead = np.full(max(n_l, 1), -1, np.int64)
+    ltail = np.full(max(n_l, 1), -1, np.int64)
+    lsize = np.zeros(max(n_l, 1), np.int64)
+    bst = np.zeros((n_unique, B_FIELDS), np.int64)
     targets = np.empty(T, np.int64)
-    seq = 0
 
     for r in range(n_req):
         lo, hi = offsets[r], offsets[r + 1]
         open_ = True
         full_tier[r] = -1
+        last_ins = -2
         for i in range(lo, hi):
             b = blocks[i]
-            seen[b] += 1
-            last_t[b] = i
-            stamp[b] = prefix_lru.stamp_of(r, i - lo)
-            nu[b] = nu_seq[i]
+            bst[b, B_SEEN] += 1
+            bst[b, B_LAST] = i
+            bst[b, B_STAMP] = prefix_lru.stamp_of(r, i - lo)
+            bst[b, B_NEXT] = nu_seq[i]
+            mask = bst[b, B_MEMBER]
             k = -1
             for m in range(T):
-                if member[b, m] != 0:
+                if (mask >> m) & 1:
                     k = m
                     break
+            seen_b = bst[b, B_SEEN]
             # Decide which tiers receive a copy of b. Cascades only move blocks down, so the
             # decisions cannot be invalidated by earlier placements of the same access.
             n_t = 0
             if k >= 0:
-                freq[b] += 1
+                bst[b, B_FREQ] += 1
                 block_hits[r, k] += 1
                 if open_:
                     prefix_hits[r, k] += 1
                     if i == hi - 1:
                         full_tier[r] = k
                 s = slot[k]
-                if pols[k] == P_S3FIFO:
+                pk = pols[k]
+                if pk == P_S3FIFO:
                     s3fifo.on_hit(st, s, b)
-                elif pols[k] != P_FIFO:
-                    hkey[s, b] = _key(pols[k], b, seq, last_t, freq, stamp, nu)
-                    j = hpos[s, b]
-                    if j > 0 and hkey[s, b] < hkey[s, heap[s, (j - 1) >> 1]]:
-                        _sift_up(heap, hpos, hkey, s, j)
-                    else:
-                        _sift_down(heap, hpos, hkey, hsize, s, j)
+                elif pk == P_LRU:
+                    if lhead[s] != b:
+                        _list_unlink(link, lhead, ltail, lsize, s, b)
+                        _list_push_head(link, lhead, ltail, lsize, s, b)
+                elif pk != P_FIFO:
+                    _heap_set_key(hb, hk, hpos, hsize, s, hpos[s, b], _key(pk, bst, b))
                 if promote and k > 0:
                     if inclusive:
                         for m in range(k - 1, -1, -1):
-                            if caps[m] > 0 and seen[b] >= admit[m] and member[b, m] == 0:
+                            if caps[m] > 0 and seen_b >= admit[m] and not (mask >> m) & 1:
                                 targets[n_t] = m
                                 n_t += 1
                     else:
                         for m in range(k):
-                            if caps[m] > 0 and seen[b] >= admit[m]:
+                            if caps[m] > 0 and seen_b >= admit[m]:
                                 targets[n_t] = m
                                 n_t += 1
                                 # exclusive: take b out of tier k first
-                                if pols[k] == P_S3FIFO:
+                                if pk == P_S3FIFO:
                                     s3fifo.remove(st, sc, s, b)
+                                elif pk == P_LRU or pk == P_FIFO:
+                                    _list_unlink(link, lhead, ltail, lsize, s, b)
                                 else:
-                                    _heap_remove_at(heap, hpos, hkey, hsize, s, hpos[s, b])
-                                member[b, k] = 0
+                                    _heap_remove_at(hb, hk, hpos, hsize, s, hpos[s, b])
+                                bst[b, B_MEMBER] &= ~(np.int64(1) << k)
                                 break
             else:
                 open_ = False
-                freq[b] = 1
+                bst[b, B_FREQ] = 1
                 if inclusive:
                     for m in range(T - 1, -1, -1):
-                        if caps[m] > 0 and seen[b] >= admit[m]:
+                        if caps[m] > 0 and seen_b >= admit[m]:
                             targets[n_t] = m
                             n_t += 1
                 else:
                     for m in range(T):
-                        if caps[m] > 0 and seen[b] >= admit[m]:
+                        if caps[m] > 0 and seen_b >= admit[m]:
                             targets[n_t] = m
                             n_t += 1
                             break
                 if n_t > 0:
                     index_inserts[r] += 1
+                    if b != last_ins + 1:
+                        insert_runs[r] += 1
+                    last_ins = b
             # Place b into each target tier; each eviction cascades down the tiers.
             for q in range(n_t):
                 tk = targets[q]
                 x = b
                 while True:
-                    # insert x into tier tk, v = evicted block or -1
+                    # insert x into tier tk; v = the block evicted to make room, or -1
                     s = slot[tk]
-                    if pols[tk] == P_S3FIFO:
+                    pk = pols[tk]
+                    v = -1
+                    if pk == P_S3FIFO:
                         v = s3fifo.insert(st, sc, s, x, caps[tk])
+                    elif pk == P_LRU or pk == P_FIFO:
+                        if lsize[s] >= caps[tk]:
+                            v = np.int64(ltail[s])
+                            _list_unlink(link, lhead, ltail, lsize, s, v)
+                        _list_push_head(link, lhead, ltail, lsize, s, x)
                     else:
-                        v = -1
                         if hsize[s] >= caps[tk]:
-                            v = _heap_remove_at(heap, hpos, hkey, hsize, s, 0)
-                        hkey[s, x] = _key(pols[tk], x, seq, last_t, freq, stamp, nu)
-                        hn = hsize[s]
-                        heap[s, hn] = x
-                        hpos[s, x] = hn
-                        hsize[s] = hn + 1
-                        _sift_up(heap, hpos, hkey, s, hn)
-                    seq += 1
-                    member[x, tk] = 1
+                            v = _heap_remove_at(hb, hk, hpos, hsize, s, 0)
+                        _heap_push(hb, hk, hpos, hsize, s, x, _key(pk, bst, x))
+                    bst[x, B_MEMBER] |= np.int64(1) << tk
                     tier_inserts[tk] += 1
                     if v < 0:
                         break
-                    member[v, tk] = 0
+                    bst[v, B_MEMBER] &= ~(np.int64(1) << tk)
                     tier_evictions[tk] += 1
                     if not demote:
                         break
                     nxt_tier = -1
+                    vmask = bst[v, B_MEMBER]
                     for m in range(tk + 1, T):
-                        if member[v, m] != 0:
+                        if (vmask >> m) & 1:
                             break  # a lower tier already holds a copy: nothing to move
-                        if caps[m] > 0 and seen[v] >= admit[m]:
+                        if caps[m] > 0 and bst[v, B_SEEN] >= admit[m]:
                             nxt_tier = m
                             break
                     if nxt_tier < 0:
@@ -386,11 +463,11 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
 
 @nb.njit(cache=True, parallel=True)
 def _replay_many(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
-                 prefix_hits, block_hits, index_inserts, full_tier, tier_inserts, tier_evictions):
+                 prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
     """``_engine`` for each row of ``caps``/``pols``/``admit`` (one config per row), in
     parallel over configs. Outputs gain a leading config axis."""
     n_cfg = caps.shape[0]
     for c in nb.prange(n_cfg):
         _engine(offsets, blocks, n_unique, nu_seq, caps[c], pols[c], admit[c], inclusive, promote,
-                demote, prefix_hits[c], block_hits[c], index_inserts[c], full_tier[c],
+                demote, prefix_hits[c], block_hits[c], index_inserts[c], insert_runs[c], full_tier[c],
                 tier_inserts[c], tier_evictions[c])

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import ConfigError, UnknownNameError
 
 HIERARCHY_MODES = ("exclusive", "inclusive")
+MAX_TIERS = 16  # the engine keeps tier membership as a bitmask per block
 OVERLAP_MODES = ("none", "layerwise")
 
 
@@ -250,6 +251,8 @@ def validate(cfg: ReplayConfig, path: str | None = None) -> ReplayConfig:
 
     if not cfg.tiers:
         bad("tiers", "expected at least one tier")
+    if len(cfg.tiers) > MAX_TIERS:
+        bad("tiers", f"at most {MAX_TIERS} tiers, got {len(cfg.tiers)}")
     names = set()
     for i, t in enumerate(cfg.tiers):
         k = f"tiers[{i}]."

@@ -11,6 +11,10 @@ and inserts every missed block that entered a tier:
   (reading ceil(run / keys_per_leaf) leaves, at most ``range_parallel`` in flight per round
   trip) and a point lookup for each block outside a run;
 * batched Redis (MGET): all lookups of a request in one round trip, all inserts in one more.
+Inserts: one per missed block that entered a tier (``insert_rtts`` each) for point indexes;
+a range index writes each run of consecutive new ids into one leaf (one more leaf per
+``keys_per_leaf`` keys of the run) — new blocks get consecutive dense ids, so a request's
+new suffix is typically one run.
 Point operations go ``outstanding`` at a time; each round trip costs ``rtt_us`` plus the
 bytes read over the link. Moving a block between tiers is not counted as an index write.
 
@@ -137,9 +141,13 @@ def lookup_plan(offsets: np.ndarray, blocks: np.ndarray, model: IndexModel) -> L
     return LookupPlan(n_blocks, singles, rtts, leaves)
 
 
-def metadata_us(model: IndexModel, plan: LookupPlan, inserts: np.ndarray) -> np.ndarray:
-    """Metadata index time per request (µs)."""
+def metadata_us(model: IndexModel, plan: LookupPlan, inserts: np.ndarray,
+                insert_runs: np.ndarray | None = None) -> np.ndarray:
+    """Metadata index time per request (µs). ``insert_runs`` (runs of consecutive ids among
+    the inserted blocks) lets a range index write a run leaf by leaf; without it every
+    insert is its own run."""
     inserts = np.asarray(inserts, np.int64)
+    runs = inserts if insert_runs is None else np.minimum(np.asarray(insert_runs, np.int64), inserts)
     us_per_byte = 8.0 / (model.link_gbit_s * 1e3)
     if model.batch:
         lookups = (plan.n_blocks > 0) * (model.rtt_us + plan.n_blocks * model.point_bytes * us_per_byte)
@@ -149,7 +157,12 @@ def metadata_us(model: IndexModel, plan: LookupPlan, inserts: np.ndarray) -> np.
     waves = -(-points // model.outstanding)
     lookups = (waves * model.point_rtts * model.rtt_us + points * model.point_bytes * us_per_byte
                + plan.range_rtts * model.rtt_us + plan.leaves * model.leaf_bytes * us_per_byte)
-    writes = -(-inserts // model.outstanding) * model.insert_rtts * model.rtt_us
+    if model.range_scan:
+        # a run of consecutive keys lands in one leaf (one more per keys_per_leaf keys)
+        writes_n = runs + (inserts - runs) // model.keys_per_leaf
+    else:
+        writes_n = inserts
+    writes = -(-writes_n // model.outstanding) * model.insert_rtts * model.rtt_us
     return lookups + writes
 
 

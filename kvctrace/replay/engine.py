@@ -22,6 +22,7 @@ class HitCounts:
     prefix_hits: np.ndarray     # (n_req, T) int32
     block_hits: np.ndarray      # (n_req, T) int32
     index_inserts: np.ndarray   # (n_req,) int32: misses that entered some tier
+    insert_runs: np.ndarray     # (n_req,) int32: runs of consecutive ids among those misses
     full_tier: np.ndarray       # (n_req,) int8: tier of the last block of a fully cached request, else -1
     tier_inserts: np.ndarray    # (T,) int64
     tier_evictions: np.ndarray  # (T,) int64
@@ -57,18 +58,18 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
         ph = np.zeros(n_req, np.int32)
         bh = np.zeros(n_req, np.int32)
         full = np.zeros(n_req, np.bool_)
-        ins, ev = K._lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full)
+        runs = np.zeros(n_req, np.int32)
+        ins, ev = K._lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full, runs)
         misses = (np.diff(offsets) - bh).astype(np.int32) * np.int32(caps[0] > 0)  # all admitted
-        return HitCounts(ph[:, None], bh[:, None], misses, np.where(full, 0, -1).astype(np.int8),
+        return HitCounts(ph[:, None], bh[:, None], misses, runs, np.where(full, 0, -1).astype(np.int8),
                          np.array([ins], np.int64), np.array([ev], np.int64))
     if next_use is None:
         next_use = K.next_use(blocks, np.int64(n_unique))
     out = HitCounts(np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32),
-                    np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8),
+                    np.zeros(n_req, np.int32), np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8),
                     np.zeros(T, np.int64), np.zeros(T, np.int64))
     K._engine(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
-              bool(promote), bool(demote), out.prefix_hits, out.block_hits, out.index_inserts,
-              out.full_tier, out.tier_inserts, out.tier_evictions)
+              bool(promote), bool(demote), *out.__dict__.values())
     return out
 
 
@@ -92,7 +93,7 @@ def price(cfg: ReplayConfig, hits: HitCounts, plan: cost.LookupPlan, input_len: 
           block_size: int, index_model: cost.IndexModel | None = None) -> Costs:
     """Cost models applied to one replay's hit counts."""
     model = index_model or cost.resolve_index(cfg.index)
-    meta = cost.metadata_us(model, plan, hits.index_inserts)
+    meta = cost.metadata_us(model, plan, hits.index_inserts, hits.insert_runs)
     tokens = cost.hit_tokens_per_tier(hits.prefix_hits, hits.full_tier, plan.n_blocks, input_len, block_size)
     load = cost.load_us(tokens, cfg.model.kv_bytes_per_token, [t.read_latency_us for t in cfg.tiers],
                         [t.read_bandwidth_gb_s for t in cfg.tiers])

@@ -1,11 +1,12 @@
 """Eviction policies, one module each, behind a registry.
 
 Each module defines ``SPEC`` (name, integer code used by the Numba engine, whether it is an
-online policy, a one-line description) and its Numba pieces. Five policies are *priority*
-policies: the engine keeps each tier in an indexed min-heap and evicts the block with the
+online policy, a one-line description) and its Numba pieces. LRU and FIFO are *list*
+policies (a linked list in arrays, in the engine). LFU, prefix-LRU and Belady are *priority*
+policies: the engine keeps the tier in an indexed min-heap and evicts the block with the
 smallest key, which the policy computes from per-block state (``key(...)``) when a block
-enters a tier and, if ``refresh_on_hit``, on every hit. S3-FIFO is a queue policy with its
-own kernels (``s3fifo.py``). ``get(name)`` raises UnknownNameError listing the valid names.
+enters a tier and on every hit. S3-FIFO is a queue policy with its own kernels
+(``s3fifo.py``). ``get(name)`` raises UnknownNameError listing the valid names.
 """
 from __future__ import annotations
 

@@ -16,5 +16,5 @@ SPEC = PolicySpec("belady", 5, online=False, refresh_on_hit=True,
 
 
 @nb.njit(cache=True, inline="always")
-def key(b, ins_seq, last_t, freq, stamp, next_use):
-    return -next_use[b]
+def key(next_use):
+    return -next_use

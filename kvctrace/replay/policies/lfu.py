@@ -16,8 +16,8 @@ SPEC = PolicySpec("lfu", 2, online=True, refresh_on_hit=True,
 
 
 @nb.njit(cache=True, inline="always")
-def key(b, ins_seq, last_t, freq, stamp, next_use):
-    f = freq[b]
+def key(freq, last_t):
+    f = freq
     if f > 4194303:
         f = 4194303
-    return (np.int64(f) << np.int64(40)) | last_t[b]
+    return (np.int64(f) << np.int64(40)) | last_t

@@ -29,5 +29,5 @@ def stamp_of(r, pos):
 
 
 @nb.njit(cache=True, inline="always")
-def key(b, ins_seq, last_t, freq, stamp, next_use):
-    return stamp[b]
+def key(stamp):
+    return stamp

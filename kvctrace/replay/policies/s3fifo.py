@@ -17,7 +17,7 @@ Follows libCacheSim's ``S3FIFO.c`` (the peer the tests compare with), step for s
   here small is at least 1 block and always admits, so tiny tiers still work. For C >= 20
   hit counts match libCacheSim exactly (tests/test_replay_peer.py).
 
-State for the S3-FIFO tiers of one replay: ``st[slot, field, block]`` (links, queue id,
+State for the S3-FIFO tiers of one replay: ``st[slot, block, field]`` (links, queue id,
 freq) and ``sc[slot, k]`` (heads, tails, counts, capacities). Small, main and ghost share the
 link arrays: a block is in at most one of them.
 """
@@ -71,50 +71,50 @@ def init_slot(sc, s, capacity):
 @nb.njit(cache=True, inline="always")
 def _push_head(st, sc, s, q, b):
     h = sc[s, q]
-    st[s, PREV, b] = -1
-    st[s, NEXT, b] = h
+    st[s, b, PREV] = -1
+    st[s, b, NEXT] = h
     if h >= 0:
-        st[s, PREV, h] = b
+        st[s, h, PREV] = b
     else:
         sc[s, 3 + q] = b
     sc[s, q] = b
     sc[s, 6 + q] += 1
-    st[s, QID, b] = q
+    st[s, b, QID] = q
 
 
 @nb.njit(cache=True, inline="always")
 def _unlink(st, sc, s, b):
-    q = st[s, QID, b]
-    p = st[s, PREV, b]
-    nx = st[s, NEXT, b]
+    q = st[s, b, QID]
+    p = st[s, b, PREV]
+    nx = st[s, b, NEXT]
     if p >= 0:
-        st[s, NEXT, p] = nx
+        st[s, p, NEXT] = nx
     else:
         sc[s, q] = nx
     if nx >= 0:
-        st[s, PREV, nx] = p
+        st[s, nx, PREV] = p
     else:
         sc[s, 3 + q] = p
     sc[s, 6 + q] -= 1
-    st[s, QID, b] = 0
+    st[s, b, QID] = 0
 
 
 @nb.njit(cache=True, inline="always")
 def holds(st, s, b):
-    q = st[s, QID, b]
+    q = st[s, b, QID]
     return q == SMALL or q == MAIN
 
 
 @nb.njit(cache=True, inline="always")
 def on_hit(st, s, b):
-    st[s, FREQ, b] += 1
+    st[s, b, FREQ] += 1
 
 
 @nb.njit(cache=True)
 def _ghost_add(st, sc, s, b):
     if sc[s, 12] <= 0:
         return
-    if st[s, QID, b] == GHOST:  # a FIFO hit changes nothing
+    if st[s, b, QID] == GHOST:  # a FIFO hit changes nothing
         return
     if sc[s, 9] >= sc[s, 12]:
         _unlink(st, sc, s, sc[s, 6])  # ghost tail
@@ -125,11 +125,11 @@ def _ghost_add(st, sc, s, b):
 def _evict_main(st, sc, s):
     while sc[s, 8] > 0:
         b = sc[s, 5]  # main tail
-        f = st[s, FREQ, b]
+        f = st[s, b, FREQ]
         _unlink(st, sc, s, b)
         if f >= 1:
             _push_head(st, sc, s, MAIN, b)
-            st[s, FREQ, b] = (f if f < 3 else 3) - 1
+            st[s, b, FREQ] = (f if f < 3 else 3) - 1
         else:
             return b
     return -1
@@ -140,9 +140,9 @@ def _evict_small(st, sc, s):
     while sc[s, 7] > 0:
         b = sc[s, 4]  # small tail
         _unlink(st, sc, s, b)
-        if st[s, FREQ, b] >= MOVE_TO_MAIN:
+        if st[s, b, FREQ] >= MOVE_TO_MAIN:
             _push_head(st, sc, s, MAIN, b)
-            st[s, FREQ, b] = 0
+            st[s, b, FREQ] = 0
         else:
             _ghost_add(st, sc, s, b)
             return b
@@ -165,7 +165,7 @@ def evict(st, sc, s):
 @nb.njit(cache=True)
 def insert(st, sc, s, b, capacity):
     """Insert ``b`` (not held); return the block evicted to make room, or -1."""
-    ghost_hit = st[s, QID, b] == GHOST
+    ghost_hit = st[s, b, QID] == GHOST
     if ghost_hit:
         _unlink(st, sc, s, b)
     victim = -1
@@ -177,7 +177,7 @@ def insert(st, sc, s, b, capacity):
         _push_head(st, sc, s, MAIN, b)
     else:
         _push_head(st, sc, s, SMALL, b)
-    st[s, FREQ, b] = 0
+    st[s, b, FREQ] = 0
     return victim
 
 
