@@ -122,3 +122,44 @@ def test_golden_conversation_prefix():
     assert s["groups"]["largest_top_level_group_requests"] == 12031
     assert s["groups"]["shared_prefix_groups"] == 3970
     assert int(res.groups["exclusive_reusable_blocks"].sum()) == 288500 - 182790
+
+
+@pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets not present")
+def test_prefix_tree_equals_store_blocks_table():
+    from kvctrace import store
+    if not hasattr(store, "open_trace"):
+        pytest.skip("kvctrace.open_trace not implemented yet")
+    trace = mooncake_trace(CONVERSATION)
+    t = prefix_tree(trace.offsets, trace.blocks, trace.n_unique_blocks,
+                    input_len=trace.input_len, block_size=trace.block_size)
+    table = trace.blocks_table()
+    assert (table["parent_block"].fill_null(-1).to_numpy() == t.parent).all()
+    assert (table["depth"].to_numpy() == t.depth).all()
+    assert (table["first_req"].to_numpy() == t.first_req).all()
+    assert (table["tokens"].to_numpy() == t.tokens).all()
+
+
+def test_synthetic_bailian_trace_with_sessions_types_turns(tmp_path):
+    """End to end through ingest: a generated Bailian-format trace (sessions, types, turns)."""
+    from kvctrace import open_trace, store
+    if not hasattr(store, "open_trace"):
+        pytest.skip("kvctrace.open_trace not implemented yet")
+    from kvctrace.analysis.hotness import analyze_hotness
+    from kvctrace.analysis.workload import analyze_workload
+    from kvctrace.synth import write_trace
+    trace = open_trace(write_trace(tmp_path / "b.jsonl", format="bailian", n_requests=300, seed=3))
+    reaccesses = trace.n_accesses - trace.n_unique_blocks
+    p = analyze_prefix(trace)
+    for row in p.session_sharing.to_dicts():
+        assert row["within"] + row["across"] + row["unknown"] == reaccesses
+    assert int(p.groups["exclusive_reusable_blocks"].sum()) == reaccesses
+    by_type = analyze_hotness(trace).heat_by_type
+    assert int(by_type["accesses"].sum()) == trace.n_accesses
+    assert int(by_type["reaccesses"].sum()) == reaccesses
+    w = analyze_workload(trace)
+    s = w.summary()
+    assert sum(s["types"].values()) == trace.n_requests
+    assert int(w.sessions["requests"].sum()) == trace.n_requests
+    assert w.turns is not None and int(w.turns["requests"].sum()) == trace.n_requests
+    json.dumps(p.summary(), allow_nan=False)
+    json.dumps(s, allow_nan=False)

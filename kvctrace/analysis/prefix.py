@@ -123,7 +123,7 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
             known = int(c[0] + c[1])
             rows.append({"reading": reading, "within": int(c[0]), "across": int(c[1]),
                          "unknown": int(c[2]),
-                         "within_share": c[0] / known if known else None})
+                         "within_share": float(c[0] / known) if known else None})
         session_frame = pl.DataFrame(rows)
         counts = np.bincount(blocks, minlength=u)
         n_multi = int(multi.sum())
