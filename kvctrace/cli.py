@@ -408,3 +408,94 @@ def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None
         print(json_mod.dumps(facts))
         return
     _print_info(facts, db)
+
+
+def _csv(value: Optional[str], cast, default):
+    return default if value is None else tuple(cast(v.strip()) for v in value.split(",") if v.strip())
+
+
+def _budgets(items: Optional[list]) -> dict:
+    from .errors import ConfigError
+    from .replay.config import parse_bytes
+    out = {}
+    for item in items or []:
+        name, sep, size = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"cannot read budget {item!r}", field="--budget", hint="use TIER=SIZE, e.g. hbm=48GB")
+        out[name.strip()] = parse_bytes(size, "--budget")
+    return out
+
+
+@app.command()
+@handle_errors
+def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
+              budget: Annotated[Optional[list[str]], typer.Option("--budget", help="Memory budget of a tier, TIER=SIZE (e.g. hbm=48GB); repeat per tier; default: the preset's capacities")] = None,
+              objective: Annotated[str, typer.Option("--objective", help="p99-ttft, p90-ttft, p50-ttft, mean-ttft or hit-ratio")] = "p99-ttft",
+              policies: Annotated[Optional[str], typer.Option("--policies", help="Comma-separated policies to sweep (default: lru,fifo,lfu,s3fifo,prefix-lru)")] = None,
+              indexes: Annotated[Optional[str], typer.Option("--indexes", help="Comma-separated index models (default: all)")] = None,
+              admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
+              fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,
+              tolerance: Annotated[float, typer.Option("--tolerance", help="Recommend the smallest-memory config within this relative distance of the best objective")] = 0.01,
+              workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
+              top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
+              out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
+              fmt: FormatOpt = None, block_size: BlockSizeOpt = None, partial_block: PartialOpt = "include",
+              coarsen: CoarsenOpt = 1, skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
+              json: Annotated[bool, typer.Option("--json", help="Print the recommendation as JSON")] = False):
+    """Sweep index model x tier capacities x policy x admission threshold, rank by the
+    objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
+    import json as _json
+
+    from . import open_trace
+    from .replay.config import save_config
+    from .replay.sweep import Grid
+    from .replay.sweep import recommend as run_recommend
+    d = Grid()
+    grid = Grid(policies=_csv(policies, str, d.policies), admission=_csv(admission, int, d.admission),
+                fractions=_csv(fractions, float, d.fractions), indexes=_csv(indexes, str, d.indexes))
+    base = _replay_config(config, preset)
+    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    rec = run_recommend(opened, base, budgets=_budgets(budget), grid=grid, objective=objective,
+                        tolerance=tolerance, workers=workers)
+    col = rec.sweep.table.columns
+    header = (f"Recommended by kvctrace recommend for {trace.name} (objective {objective}, "
+              f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
+    path = save_config(rec.config, out, header=header)
+    if json:
+        print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
+        return
+    _print_recommendation(rec, top, path, col)
+
+
+def _print_recommendation(rec, top, path, cols) -> None:
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
+    from .replay.config import format_bytes
+    sw = rec.sweep
+    con = Console()
+    bb = sw.base.block_bytes(sw.block_size)
+    con.print(f"[bold]{sw.table.height}[/] configs ({sw.table['replay'].n_unique()} replays x "
+              f"{sw.table['index'].n_unique()} index models), ranked by {sw.objective}")
+    def short(n):
+        return format_bytes(n).replace(" ", "").replace("B", "")
+    t = Table("#", "index", "policy", "adm", " / ".join(sw.tier_names), "prefix hit", "TTFT p50 ms",
+              "TTFT p99 ms", "meta p99 µs", title=f"top {top} by {sw.objective}")
+    rows = sw.table.head(top)
+    if rec.row["rank"] > top:
+        rows = pl.concat([rows, sw.table.filter(pl.col("rank") == rec.row["rank"])])
+    for row in rows.iter_rows(named=True):
+        style = "bold green" if row["rank"] == rec.row["rank"] else None
+        t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}",
+                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), f"{row['prefix_hit_ratio']:.4f}",
+                  f"{row['ttft_p50_ms']:,.1f}", f"{row['ttft_p99_ms']:,.1f}", f"{row['metadata_p99_us']:,.1f}",
+                  style=style)
+    con.print(t)
+    r = rec.row
+    con.print(f"[bold]recommended[/] (rank {r['rank']}): index {r['index']}, policy {r['policy']}, admit >= "
+              f"{r['admission']} to {sw.tier_names[0]}, "
+              + ", ".join(f"{n} {format_bytes(r[f'cap_{n}'] * bb)}" for n in sw.tier_names))
+    for line in rec.reasons:
+        con.print(f"  - {line}")
+    con.print(f"config written to {path}")

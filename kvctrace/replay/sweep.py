@@ -253,9 +253,14 @@ def recommend(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: G
     return Recommendation(sw.config_of(row), row, tuple(_reasons(sw, row, col, higher, tolerance)), sw)
 
 
+_LABELS = {"ttft_p99_ms": "p99 TTFT", "ttft_p90_ms": "p90 TTFT", "ttft_p50_ms": "p50 TTFT",
+           "ttft_mean_ms": "mean TTFT", "prefix_hit_ratio": "prefix hit ratio"}
+
+
 def _reasons(sw: SweepResult, row: dict, col: str, higher: bool, tolerance: float) -> list[str]:
     t = sw.table
     unit = "" if col == "prefix_hit_ratio" else " ms"
+    label = _LABELS[col]
     fmt = (lambda v: f"{v:.4f}") if col == "prefix_hit_ratio" else (lambda v: f"{v:,.1f}")
     same_replay = pl.col("replay") == row["replay"]
     out = []
@@ -271,7 +276,7 @@ def _reasons(sw: SweepResult, row: dict, col: str, higher: bool, tolerance: floa
     if others.height:
         o = others.row(0, named=True)
         why += (f"; metadata p99 {row['metadata_p99_us']:,.1f} µs vs {o['metadata_p99_us']:,.1f} µs "
-                f"with {o['index']}, {col} {fmt(row[col])}{unit} vs {fmt(o[col])}{unit}")
+                f"with {o['index']}, {label} {fmt(row[col])}{unit} vs {fmt(o[col])}{unit}")
     out.append(why)
     # policy
     caps_eq = [pl.col(f"cap_{n}") == row[f"cap_{n}"] for n in sw.tier_names]
@@ -279,15 +284,17 @@ def _reasons(sw: SweepResult, row: dict, col: str, higher: bool, tolerance: floa
                    & (pl.col("policy") != row["policy"]) & pl.all_horizontal(caps_eq)).sort("rank")
     if alt.height:
         o = alt.row(0, named=True)
-        out.append(f"policy {row['policy']}: prefix hit ratio {row['prefix_hit_ratio']:.4f} vs "
-                   f"{o['prefix_hit_ratio']:.4f} for the next best policy ({o['policy']}) at the same capacities")
+        verb = "ties" if abs(row[col] - o[col]) <= 1e-12 else "beats"
+        out.append(f"policy {row['policy']} {verb} the next best policy, {o['policy']}, at the same capacities: "
+                   f"{label} {fmt(row[col])}{unit} vs {fmt(o[col])}{unit}, prefix hit ratio "
+                   f"{row['prefix_hit_ratio']:.4f} vs {o['prefix_hit_ratio']:.4f}")
     # admission
     alt = t.filter((pl.col("index") == row["index"]) & (pl.col("policy") == row["policy"])
                    & (pl.col("admission") != row["admission"]) & pl.all_horizontal(caps_eq)).sort("rank")
     if alt.height:
         o = alt.row(0, named=True)
         out.append(f"admission to {sw.tier_names[0]} after >= {row['admission']} access(es): "
-                   f"{sw.one_hit_fraction:.0%} of blocks are accessed only once; {col} {fmt(row[col])}{unit} "
+                   f"{sw.one_hit_fraction:.0%} of blocks are accessed only once; {label} {fmt(row[col])}{unit} "
                    f"vs {fmt(o[col])}{unit} with >= {o['admission']}")
     # capacities
     full = all(row[f"cap_{n}"] == m for n, m in zip(sw.tier_names, sw.budget_blocks))
@@ -296,7 +303,7 @@ def _reasons(sw: SweepResult, row: dict, col: str, higher: bool, tolerance: floa
         out.append("capacities: every tier at its full budget")
     else:
         saved = sum(m - row[f"cap_{n}"] for n, m in zip(sw.tier_names, sw.budget_blocks))
-        out.append(f"capacities: within {tolerance:.0%} of the best {col} ({fmt(best[col])}{unit}) with "
+        out.append(f"capacities: within {tolerance:.0%} of the best {label} ({fmt(best[col])}{unit}) with "
                    f"{format_bytes(saved * sw.base.block_bytes(sw.block_size))} less memory than the full budget")
     out.append(f"Belady (offline optimum) at the full budget: prefix hit ratio {sw.bound['prefix_hit_ratio']:.4f}; "
                f"this config reaches {row['prefix_hit_ratio']:.4f}")
