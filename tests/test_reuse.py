@@ -163,6 +163,18 @@ def test_shards_fixed_size_compaction_matches_naive():
         naive.naive_shards_fixed_size_curve(blocks.tolist(), 7, caps), abs=1e-9)
 
 
+def test_shards_fixed_size_compaction_across_words_matches_naive():
+    # a time index of many 64-bit words (and Fenwick levels), compacted repeatedly
+    rng = np.random.default_rng(5)
+    raw = (rng.zipf(1.2, 40000) % 2500).astype(np.int64)
+    blocks, n_unique = _dense(raw)
+    caps = [1, 4, 16, 64, 256, 1024, 4096]
+    counts, total, _, n_sampled = shards_fixed_size(blocks, n_unique, 300)
+    assert n_sampled > 4 * 1268  # several compactions of the 1268-slot time index
+    assert curve_at(counts, total, caps) == pytest.approx(
+        naive.naive_shards_fixed_size_curve(blocks.tolist(), 300, caps), abs=1e-9)
+
+
 def _zipf_trace(n, n_blocks, seed):
     rng = np.random.default_rng(seed)
     # Zipf popularity over a shuffled id space, so hashing sees no order.

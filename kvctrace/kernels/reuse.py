@@ -79,8 +79,9 @@ def _stack_distances(offsets, blocks, n_unique):
     n_words = (n >> 6) + 1
     bits = np.zeros(n_words, np.uint64)
     tree = np.zeros(n_words + 1, np.int32)  # counts never exceed n_unique < 2**31
+    # Per block: (time << 32) | request of its last access, -1 if never accessed. One word,
+    # so the one random memory access per block access fetches both.
     last = np.full(n_unique, -1, np.int64)
-    last_req = np.empty(n_unique, np.int32)
     dist = np.empty(n, np.int32)
     reuse_req = np.empty(n, np.int32)
     seen = 0
@@ -90,18 +91,18 @@ def _stack_distances(offsets, blocks, n_unique):
             if (t & 63) == 0 and w_now > 0:
                 _publish_word(bits, tree, w_now - 1)
             b = blocks[t]
-            p = last[b]
-            if p < 0:
+            state = last[b]
+            if state < 0:
                 dist[t] = -1
                 reuse_req[t] = -1
                 seen += 1
             else:
+                p = state >> 32
                 dist[t] = seen - _markers_upto(bits, tree, p)
-                reuse_req[t] = r - last_req[b]
+                reuse_req[t] = r - (state & 0xFFFFFFFF)
                 _remove_marker(bits, tree, p, w_now)
             bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
-            last[b] = t
-            last_req[b] = r
+            last[b] = (np.int64(t) << 32) | r
     return dist, reuse_req
 
 
