@@ -1,7 +1,7 @@
 """Access-pattern, hotness, prefix and workload analyses against baselines, in one run.
 
-On a generated Mooncake-shaped trace (200,000 requests, ~5.7M block accesses, the same
-generator as bench_analyze_vs_peers.py), warm (Numba's cache compiled by a first call):
+On a kvctrace.synth workload at Mooncake's 512-token blocks (200,000 requests, millions of
+block accesses, with sessions and request types), warm (Numba's cache compiled by a first call):
   * sequential flags + lookup plan: kvctrace's Numba run kernel vs a vectorised numpy
     version (neighbour comparisons over the whole access array) and vs pure Python (on a
     prefix of the trace, rate extrapolated);
@@ -26,12 +26,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_analyze_vs_peers import mooncake_like_trace  # noqa: E402
 from kvctrace.analysis.access import analyze_access  # noqa: E402
 from kvctrace.analysis.hotness import analyze_hotness  # noqa: E402
 from kvctrace.analysis.prefix import analyze_prefix  # noqa: E402
 from kvctrace.analysis.workload import analyze_workload  # noqa: E402
+from kvctrace.kernels.hashing import rechain  # noqa: E402
 from kvctrace.kernels.runs import find_runs, request_lookup_plan  # noqa: E402
+from kvctrace.synth import TYPES, synthesize  # noqa: E402
 from kvctrace.trace import Trace  # noqa: E402
 
 
@@ -100,9 +101,13 @@ def main():
     ap.add_argument("--python-prefix", type=int, default=300_000,
                     help="accesses given to the pure-Python baseline")
     args = ap.parse_args()
-    offsets, blocks, ts_ms, input_len, output_len = mooncake_like_trace(args.requests)
-    trace = Trace.from_arrays(offsets, blocks, ts=ts_ms / 1000.0, input_len=input_len,
-                              output_len=output_len, block_size=512, format="mooncake")
+    work = synthesize(args.requests, 0)
+    content, offsets = work.block_hashes(512)
+    trace = Trace.from_arrays(offsets, rechain(content, offsets), ts=work.ts,
+                              input_len=work.input_len, output_len=work.output_len,
+                              block_size=512, format="mooncake",
+                              session_id=work.session.astype(str).tolist(),
+                              type=[TYPES[t] for t in work.type])
     n = trace.n_accesses
     print(f"trace: {trace.n_requests:,} requests, {n:,} accesses, "
           f"{trace.n_unique_blocks:,} unique blocks")

@@ -67,12 +67,16 @@ def gini(counts: np.ndarray) -> float:
     return float(2.0 * (i * x).sum() / (u * x.sum()) - (u + 1.0) / u)
 
 
-def zipf_fit(counts_desc: np.ndarray, max_rank: int) -> tuple[float | None, float | None]:
-    """(alpha, r^2) of ln(count) = c - alpha ln(rank) over ranks 1..max_rank."""
+def zipf_fit(counts_desc: np.ndarray, max_rank: int, log_counts: np.ndarray | None = None,
+             log_ranks: np.ndarray | None = None) -> tuple[float | None, float | None]:
+    """(alpha, r^2) of ln(count) = c - alpha ln(rank) over ranks 1..max_rank. ``log_counts``
+    and ``log_ranks`` (covering at least max_rank ranks) may be passed to share them."""
     if max_rank < 2:
         return None, None
-    y = np.log(counts_desc[:max_rank].astype(np.float64))
-    x = np.log(np.arange(1, max_rank + 1, dtype=np.float64))
+    y = (np.log(counts_desc[:max_rank].astype(np.float64)) if log_counts is None
+         else log_counts[:max_rank])
+    x = (np.log(np.arange(1, max_rank + 1, dtype=np.float64)) if log_ranks is None
+         else log_ranks[:max_rank])
     # closed-form simple linear regression (np.polyfit's SVD is ~10x slower on millions of ranks)
     xc = x - x.mean()
     yc = y - y.mean()
@@ -258,8 +262,10 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                                 schema_overrides={"block_share": pl.Float64})
 
     n_ge2 = int((counts_desc >= 2).sum())
-    alpha, r2 = zipf_fit(counts_desc, n_ge2)
-    alpha_all, _ = zipf_fit(counts_desc, u)
+    log_counts = np.log(counts_desc.astype(np.float64))
+    log_ranks = np.log(np.arange(1, u + 1, dtype=np.float64))
+    alpha, r2 = zipf_fit(counts_desc, n_ge2, log_counts, log_ranks)
+    alpha_all, _ = zipf_fit(counts_desc, u, log_counts, log_ranks)
 
     ndepth = int(depth.max()) + 1 if n_unique else 0
     d_blocks = np.bincount(depth, minlength=ndepth) if n_unique else np.zeros(0, np.int64)

@@ -47,28 +47,61 @@ def _window_top_k(blocks, bounds, n_unique, k):
     n_distinct = np.zeros(n_win, np.int64)
     counts = np.zeros(n_unique, np.int64)
     touched = np.empty(blocks.shape[0], np.int64)
+    ties = np.empty(blocks.shape[0], np.int64)
     for w in range(n_win):
         m = 0
+        max_c = 0
         for t in range(bounds[w], bounds[w + 1]):
             b = blocks[t]
             if counts[b] == 0:
                 touched[m] = b
                 m += 1
             counts[b] += 1
+            if counts[b] > max_c:
+                max_c = counts[b]
         n_distinct[w] = m
         if m > 0:
-            # key orders by count descending, then id ascending; keys are unique (ids are)
-            max_c = 0
+            # Selection in O(m) instead of sorting the window: find the count c* of the k-th
+            # hottest block from a histogram of counts; keep every block hotter than c*, and
+            # among the blocks at exactly c* the lowest ids (the tie rule), via np.partition.
+            hist = np.zeros(max_c + 1, np.int64)
             for i in range(m):
-                if counts[touched[i]] > max_c:
-                    max_c = counts[touched[i]]
-            keys = np.empty(m, np.int64)
+                hist[counts[touched[i]]] += 1
+            kk = min(k, m)
+            greater = 0
+            cstar = max_c
+            while greater + hist[cstar] < kk:
+                greater += hist[cstar]
+                cstar -= 1
+            need = kk - greater
+            chosen = np.empty(kk, np.int64)
+            nc = 0
+            nt = 0
             for i in range(m):
                 b = touched[i]
-                keys[i] = (max_c - counts[b]) * n_unique + b
+                if counts[b] > cstar:
+                    chosen[nc] = b
+                    nc += 1
+                elif counts[b] == cstar:
+                    ties[nt] = b
+                    nt += 1
+            if need < nt:
+                kth = np.partition(ties[:nt], need - 1)[need - 1]
+                for i in range(nt):
+                    if ties[i] <= kth:
+                        chosen[nc] = ties[i]
+                        nc += 1
+            else:
+                for i in range(nt):
+                    chosen[nc] = ties[i]
+                    nc += 1
+            # order the k chosen by count descending, then id ascending (keys are unique)
+            keys = np.empty(kk, np.int64)
+            for j in range(kk):
+                keys[j] = (max_c - counts[chosen[j]]) * n_unique + chosen[j]
             order = np.argsort(keys)
-            for j in range(min(k, m)):
-                b = touched[order[j]]
+            for j in range(kk):
+                b = chosen[order[j]]
                 top[w, j] = b
                 top_counts[w, j] = counts[b]
         for i in range(m):
