@@ -760,3 +760,14 @@ def naive_chat_sessions(chat_ids, parent_chat_ids):
             cur = row_of[p]
         sessions.append(top)
     return parents, sessions
+
+
+def naive_segment_blocks(requests, block_size):
+    """Per request (a list of (segment id, length)): per block (last partial included) the
+    tuple of its token identities (segment id, position in segment). Equal tuples are exactly
+    equal token contents, whatever token each identity materialises to."""
+    out = []
+    for segments in requests:
+        tokens = [(sid, p) for sid, length in segments for p in range(length)]
+        out.append([tuple(tokens[i:i + block_size]) for i in range(0, len(tokens), block_size)])
+    return out
