@@ -117,3 +117,11 @@ def test_cli_recommend_writes_config_that_replay_accepts(tmp_path, monkeypatch):
     assert s2["ttft_ms"]["p99"] == pytest.approx(s["recommended"]["ttft_p99_ms"], rel=1e-9)
     r3 = runner.invoke(app, ["recommend", str(CONVERSATION), "--budget", "hbm48GB"])
     assert r3.exit_code == 1 and "TIER=SIZE" in r3.stderr
+
+
+def test_chunked_sweep_gives_the_same_table(small_trace, monkeypatch):
+    from kvctrace.replay import sweep as sweep_mod
+    g = Grid(policies=("lru", "fifo", "s3fifo"), admission=(1, 2), fractions=(1.0,), indexes=("redis-get", "chime"))
+    whole = sweep(small_trace, _base(), grid=g).table
+    monkeypatch.setattr(sweep_mod, "CHUNK_BYTES", 1)  # one chunk per core
+    assert sweep(small_trace, _base(), grid=g).table.equals(whole)

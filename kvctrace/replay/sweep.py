@@ -26,6 +26,8 @@ from . import cost, policies
 from .config import ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays
 
+CHUNK_BYTES = 256 * 2**20  # per-request hit arrays held at once during a sweep
+
 # objective name -> (column, higher is better)
 OBJECTIVES = {
     "p99-ttft": ("ttft_p99_ms", False),
@@ -126,6 +128,47 @@ def _percentiles(x: np.ndarray) -> tuple[float, float, float, float]:
 
 
 @dataclass(frozen=True)
+class _Pricing:
+    """Prices replays (hit counts) under every index model into table rows."""
+    base: ReplayConfig
+    models: dict
+    plans: dict
+    names: tuple
+    offsets: np.ndarray
+    input_len: np.ndarray
+    bs: int
+    total: int
+
+    def rows(self, points, start: int, hits: HitCounts) -> list[dict]:
+        base, bs, total = self.base, self.bs, self.total
+        n_blocks = np.diff(self.offsets)
+        bb = base.block_bytes(bs)
+        kvb = base.model.kv_bytes_per_token
+        out = []
+        for j, (pol, adm, cp) in enumerate(points):
+            tokens = cost.hit_tokens_per_tier(hits.prefix_hits[j], hits.full_tier[j], n_blocks, self.input_len, bs)
+            load = cost.load_us(tokens, kvb, [t.read_latency_us for t in base.tiers],
+                                [t.read_bandwidth_gb_s for t in base.tiers]).sum(axis=1)
+            pre = cost.prefill_us(base.model, base.gpu, self.input_len, tokens.sum(axis=1))
+            ph = int(hits.prefix_hits[j].sum())
+            bh = int(hits.block_hits[j].sum())
+            for i, model in self.models.items():
+                meta = cost.metadata_us(model, self.plans[i], hits.index_inserts[j], hits.insert_runs[j])
+                ttft = cost.ttft_us(meta, load, pre, base.overlap) / 1e3
+                p50, p90, p99, mean = _percentiles(ttft)
+                m50, _, m99, _ = _percentiles(meta)
+                row = {"replay": start + j, "index": i, "policy": pol, "admission": adm}
+                for name, c in zip(self.names, cp):
+                    row[f"cap_{name}"] = c
+                row.update({"memory_bytes": int(sum(cp)) * bb, "prefix_hit_ratio": ph / total,
+                            "block_hit_ratio": bh / total, "ttft_p50_ms": p50, "ttft_p90_ms": p90,
+                            "ttft_p99_ms": p99, "ttft_mean_ms": mean, "metadata_p50_us": m50,
+                            "metadata_p99_us": m99})
+                out.append(row)
+        return out
+
+
+@dataclass(frozen=True)
 class SweepResult:
     """Every config of the grid, ranked (``table``), with what is needed to rebuild one."""
     table: pl.DataFrame = field(repr=False)
@@ -179,7 +222,6 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
     codes = np.array([[policies.get(p[0]).code] * T for p in points], np.int64).reshape(len(points), T)
     admit = np.ones((len(points), T), np.int64)
     admit[:, 0] = [p[1] for p in points]
-    hits = _run_grid(offsets, blocks, n_unique, caps, codes, admit, base, workers)
 
     # Belady at the full budget: the bound the online policies are measured against.
     bound_hits = _run_grid(offsets, blocks, n_unique, np.array([maxcap], np.int64),
@@ -188,34 +230,18 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
     bound = {"policy": "belady", "prefix_hit_ratio": float(bound_hits.prefix_hits.sum()) / total,
              "block_hit_ratio": float(bound_hits.block_hits.sum()) / total}
 
-    input_len = np.asarray(trace.input_len, np.int64)
-    n_blocks = np.diff(offsets)
     models = {i: cost.resolve_index(replace(base.index, kind=i)) if i == base.index.kind
               else cost.INDEX_MODELS[i] for i in grid.indexes}
     plans = {i: cost.lookup_plan(offsets, blocks, m) for i, m in models.items()}
-    bb = base.block_bytes(bs)
-    kvb = base.model.kv_bytes_per_token
+    pricing = _Pricing(base, models, plans, names, offsets, np.asarray(trace.input_len, np.int64), bs, total)
+    # Replay in chunks so the per-request hit arrays stay under CHUNK_BYTES whatever the trace size.
+    per_cfg = max((offsets.shape[0] - 1) * (T * 8 + 9), 1)
+    chunk = max(int(CHUNK_BYTES // per_cfg), os.cpu_count() or 1)
     rows = []
-    for r, (pol, adm, cp) in enumerate(points):
-        tokens = cost.hit_tokens_per_tier(hits.prefix_hits[r], hits.full_tier[r], n_blocks, input_len, bs)
-        load = cost.load_us(tokens, kvb, [t.read_latency_us for t in base.tiers],
-                            [t.read_bandwidth_gb_s for t in base.tiers]).sum(axis=1)
-        pre = cost.prefill_us(base.model, base.gpu, input_len, tokens.sum(axis=1))
-        ph = int(hits.prefix_hits[r].sum())
-        bh = int(hits.block_hits[r].sum())
-        for i, model in models.items():
-            meta = cost.metadata_us(model, plans[i], hits.index_inserts[r], hits.insert_runs[r])
-            ttft = cost.ttft_us(meta, load, pre, base.overlap) / 1e3
-            p50, p90, p99, mean = _percentiles(ttft)
-            m50, _, m99, _ = _percentiles(meta)
-            row = {"replay": r, "index": i, "policy": pol, "admission": adm}
-            for name, c in zip(names, cp):
-                row[f"cap_{name}"] = c
-            row.update({"memory_bytes": int(sum(cp)) * bb, "prefix_hit_ratio": ph / total,
-                        "block_hit_ratio": bh / total, "ttft_p50_ms": p50, "ttft_p90_ms": p90,
-                        "ttft_p99_ms": p99, "ttft_mean_ms": mean, "metadata_p50_us": m50,
-                        "metadata_p99_us": m99})
-            rows.append(row)
+    for start in range(0, len(points), chunk):
+        sl = slice(start, start + chunk)
+        hits = _run_grid(offsets, blocks, n_unique, caps[sl], codes[sl], admit[sl], base, workers)
+        rows += pricing.rows(points[sl], start, hits)
     col, higher = OBJECTIVES[objective]
     table = (pl.DataFrame(rows).with_row_index("grid_order")
              .sort([col, "memory_bytes", "grid_order"], descending=[higher, False, False])

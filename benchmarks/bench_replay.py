@@ -1,0 +1,119 @@
+"""One-tier LRU replay vs libCacheSim, and the general engine's throughput, in one run.
+
+Sequences (>= 10M accesses each):
+  * a kvctrace.synth Mooncake-format workload (chained 512-token block ids, ~360k requests);
+  * Zipf(1.1) over 1M blocks (requests of 20 accesses).
+For each, at capacity = 10% of the distinct blocks:
+  * kvctrace one-tier LRU (``replay.engine.run_hits`` -> the linked-list Numba kernel), which
+    also counts prefix hits per request;
+  * libCacheSim's C ``LRU.process_trace`` on the same accesses (binary oracleGeneral file,
+    unit sizes); its hit count must equal kvctrace's block hits (printed).
+Timings exclude JIT compilation (a warm-up call first) and writing libCacheSim's input file.
+Then the multi-tier engine (3 tiers, exclusive, each policy) on the synth sequence.
+
+    /work/venv/bin/python benchmarks/bench_replay.py
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from kvctrace.kernels.hashing import dense_ids, rechain  # noqa: E402
+from kvctrace.kernels.replay import next_use  # noqa: E402
+from kvctrace.replay import policies  # noqa: E402
+from kvctrace.replay.engine import run_hits  # noqa: E402
+from kvctrace.synth import synthesize  # noqa: E402
+
+ORACLE = np.dtype([("ts", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
+
+
+def synth_sequence(n_requests=360_000, seed=0):
+    content, offsets = synthesize(n_requests, seed).block_hashes(512)
+    blocks, n_unique = dense_ids(rechain(content, offsets))
+    return np.asarray(offsets, np.int64), np.asarray(blocks, np.int64), int(n_unique)
+
+
+def zipf_sequence(n=10_000_000, n_blocks=1_000_000, seed=0, per_request=20):
+    rng = np.random.default_rng(seed)
+    raw = rng.permutation(n_blocks)[(rng.zipf(1.1, n) - 1) % n_blocks]
+    blocks, n_unique = dense_ids(raw)
+    offsets = np.arange(0, n + 1, per_request, dtype=np.int64)
+    if offsets[-1] != n:
+        offsets = np.append(offsets, n)
+    return offsets, np.asarray(blocks, np.int64), int(n_unique)
+
+
+def kvctrace_lru(offsets, blocks, n_unique, cap):
+    run_hits(offsets[:2], blocks[:offsets[1]], n_unique, [cap], [policies.LRU], [1])  # JIT warm-up
+    t = time.perf_counter()
+    h = run_hits(offsets, blocks, n_unique, [cap], [policies.LRU], [1])
+    return h, time.perf_counter() - t
+
+
+def libcachesim_lru(blocks, cap):
+    import libcachesim as lcs
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "seq.oracleGeneral"
+        rec = np.zeros(blocks.shape[0], ORACLE)
+        rec["ts"] = np.arange(blocks.shape[0]) // 1000
+        rec["id"] = blocks.astype(np.uint64) + 1
+        rec["size"] = 1
+        rec["next"] = -1
+        rec.tofile(path)
+        reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
+        cache = lcs.LRU(cap)
+        t = time.perf_counter()
+        miss_ratio = cache.process_trace(reader)[0]
+        dt = time.perf_counter() - t
+    return int(round((1 - miss_ratio) * blocks.shape[0])), dt
+
+
+def main():
+    try:
+        import libcachesim  # noqa: F401
+        have_lcs = True
+    except ImportError:
+        have_lcs = False
+        print("libcachesim not installed: `pip install libcachesim` for the baseline")
+    t = time.perf_counter()
+    seqs = {"synth-mooncake": synth_sequence(), "zipf-1.1": zipf_sequence()}
+    print(f"generated sequences in {time.perf_counter() - t:.1f} s")
+    print(f"\n{'sequence':16} {'accesses':>11} {'capacity':>9} {'kvctrace M/s':>13} {'libCacheSim M/s':>16} "
+          f"{'ratio':>6}  hits equal")
+    for name, (offsets, blocks, n_unique) in seqs.items():
+        n = blocks.shape[0]
+        cap = max(n_unique // 10, 1)
+        h, dt = kvctrace_lru(offsets, blocks, n_unique, cap)
+        ours = n / dt / 1e6
+        if have_lcs:
+            lhits, ldt = libcachesim_lru(blocks, cap)
+            theirs = n / ldt / 1e6
+            print(f"{name:16} {n:>11,} {cap:>9,} {ours:>13.1f} {theirs:>16.1f} {ours / theirs:>5.1f}x  "
+                  f"{int(h.block_hits.sum()) == lhits}")
+        else:
+            print(f"{name:16} {n:>11,} {cap:>9,} {ours:>13.1f} {'-':>16} {'-':>6}")
+        print(f"{'':16} prefix hit ratio {h.prefix_hits.sum() / n:.4f}, block hit ratio {h.block_hits.sum() / n:.4f}")
+
+    offsets, blocks, n_unique = seqs["synth-mooncake"]
+    n = blocks.shape[0]
+    caps = [n_unique // 100, n_unique // 20, n_unique // 5]
+    nu = next_use(blocks, np.int64(n_unique))
+    print(f"\nmulti-tier engine, 3 exclusive tiers {caps} on synth-mooncake ({n:,} accesses):")
+    for pol in policies.names():
+        code = policies.get(pol).code
+        run_hits(offsets[:50], blocks[:offsets[50]], n_unique, caps, [code] * 3, [1, 1, 1], next_use=nu[:offsets[50]])
+        t = time.perf_counter()
+        h = run_hits(offsets, blocks, n_unique, caps, [code] * 3, [2, 1, 1], next_use=nu)
+        dt = time.perf_counter() - t
+        print(f"  {pol:11} {n / dt / 1e6:6.1f} M accesses/s   prefix hit ratio {h.prefix_hits.sum() / n:.4f}")
+
+
+if __name__ == "__main__":
+    main()
