@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from kvctrace import KvctraceError, open_trace
 from kvctrace.formats import READERS, detect_format, read_columns
-from kvctrace.formats.source import nonblank_line_numbers
+from kvctrace.kernels.jsonscan import scan_jsonl
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -116,13 +116,13 @@ def test_blank_lines_do_not_shift_line_numbers(tmp_path):
 
 @settings(max_examples=60, deadline=None)
 @given(st.text(alphabet="ab \t\r\n", max_size=40))
-def test_nonblank_line_numbers_matches_splitlines(text):
+def test_scan_numbers_nonblank_lines(text):
     data = text.replace("a", "{}").encode()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     want = [i + 1 for i, line in enumerate(lines) if line.strip()]
-    assert nonblank_line_numbers(data).tolist() == want
+    assert scan_jsonl(data, {})[0].tolist() == want
 
 
 record = st.fixed_dictionaries({
@@ -190,3 +190,44 @@ def test_real_trace_through_gzip_and_parquet(tmp_path):
         tr = open_trace(tmp_path / name)
         assert (tr.n_requests, tr.n_accesses, tr.n_unique_blocks) == (3_993, 121_877, 43_924)
         assert np.array_equal(tr.blocks, want.blocks) and np.array_equal(tr.ts, want.ts)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet='ab"\\ {}[],:é', max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from("xyz"), inner, max_size=3),
+    max_leaves=8)
+SCAN_CLASSES = {"i": 0, "n": 1, "s": 2}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["i", "n", "s", "other"]),
+                                json_values | st.lists(st.integers(-5, 5), max_size=4), max_size=4),
+                min_size=1, max_size=8),
+       st.lists(st.integers(0, 60), max_size=3), st.sampled_from([", ", ","]))
+def test_strict_scan_matches_naive(records, cuts, sep):
+    from . import naive
+    lines = [json.dumps(r, separators=(sep, ": "), ensure_ascii=False) for r in records]
+    for k, cut in enumerate(cuts):  # some truncated lines (only over known fields: 'other' is skipped unchecked)
+        if k < len(lines) and "other" not in records[k]:
+            lines[k] = lines[k][:cut]
+    data = "\n".join(lines).encode()
+    numbers, ok = scan_jsonl(data, SCAN_CLASSES)
+    want = [(i + 1, naive.naive_strict_json_line(line, SCAN_CLASSES)) for i, line in enumerate(lines) if line.strip()]
+    assert list(zip(numbers.tolist(), ok.tolist())) == want
+
+
+def test_fast_path_taken_on_good_files(tmp_path, monkeypatch):
+    import kvctrace.formats as formats
+    monkeypatch.setattr(formats, "_slow", lambda *a, **k: pytest.fail("per-record path used on a good file"))
+    path = tmp_path / "t.jsonl"
+    path.write_text(jsonl(MOONCAKE))
+    assert open_trace(path).n_requests == 3
+    (tmp_path / "t.jsonl.gz").write_bytes(gzip.compress(jsonl(MOONCAKE).encode()))
+    assert open_trace(tmp_path / "t.jsonl.gz").n_requests == 3
+    bailian = [{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0.5, "input_length": 20, "output_length": 1,
+                "type": "text", "turn": 1, "hash_ids": [4, 5]}]
+    (tmp_path / "b.jsonl").write_text(jsonl(bailian))
+    assert open_trace(tmp_path / "b.jsonl").format == "bailian"
+    (tmp_path / "k.jsonl").write_text(jsonl([{"timestamp": 1, "token_ids": [1, 2, 3], "session_id": 7}]))
+    assert open_trace(tmp_path / "k.jsonl").requests()["session_id"].to_list() == ["7"]

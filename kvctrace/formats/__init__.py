@@ -9,15 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from ..errors import TraceFormatError
+from ..kernels import jsonscan
+from ..sql import load_query
 from . import bailian, lengths, mooncake, tokens
 from .common import BadLine, Columns
-from .source import Source, nonblank_line_numbers, open_source
+from .source import Source, open_source
 
 READERS = {m.NAME: m for m in (mooncake, bailian, tokens, lengths)}
 FORMATS = tuple(READERS)
@@ -80,7 +83,7 @@ def _raw(text: bytes) -> str:
 
 
 def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
-    for i, line in enumerate(src.lines(), 1):
+    for i, line in src.iter_lines():
         if not line.strip():
             continue
         try:
@@ -123,16 +126,43 @@ def _jsonl_lines(src: Source):
             yield i, _raw(line), line
 
 
+_DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.List(pl.Int64): "BIGINT[]"}
+
+
+def _scan_class(dtype) -> int:
+    return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL}.get(dtype, jsonscan.INT)
+
+
+def _duckdb_frame(src: Source, schema: dict) -> pl.DataFrame:
+    """The records as typed columns via DuckDB's read_json (a decompressed copy in a temporary
+    file when the source is compressed)."""
+    import duckdb
+
+    columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
+    con = duckdb.connect()
+    if src.compression == "none":
+        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                     params={"path": str(src.path), "columns": columns}).to_arrow_table())
+    with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
+        plain = Path(tmp) / "trace.jsonl"
+        plain.write_bytes(src.data)
+        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                     params={"path": str(plain), "columns": columns}).to_arrow_table())
+
+
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     first, first_line = _first_record(src, skip_bad_lines)
     reader = _reader(fmt, first.keys(), src, first_line)
     opts = reader.options(first, block_size, partial)
-    line_no = nonblank_line_numbers(src.data)
-    try:
-        df = pl.read_ndjson(io.BytesIO(src.data), schema=reader.schema(opts))
-        cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
-    except (pl.exceptions.PolarsError, ValueError, OverflowError):
-        cols = None
+    schema = reader.schema(opts)
+    line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    cols = None
+    if ok.all():
+        try:
+            df = _duckdb_frame(src, schema)
+            cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
+        except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
+            cols = None
     if cols is not None:
         return _finish(cols, [], [], [], reader, opts, src)
     return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)

@@ -12,8 +12,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import TraceFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -57,6 +55,16 @@ class Source:
     sha256: Sha256 | None = None
     compression: str = "none"
     pre_rejects: list = field(default_factory=list)   # (line_no, raw, reason) lost before parsing
+
+    def iter_lines(self):
+        """(line number, bytes) of every line, without splitting the whole text at once."""
+        data, start, number = self.data, 0, 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            number += 1
+            yield number, data[start:end]
+            start = end + 1
 
     def lines(self) -> list[bytes]:
         """The text split into lines (line i+1 is element i); a final newline adds no line."""
@@ -140,14 +148,14 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
             data = data[:complete]
             pre_rejects.append((n_complete + 1, tail.decode("utf-8", errors="replace"),
                                 f"{compression} stream truncated or corrupt here ({err})"))
-        if not data.strip() and not pre_rejects:
+        if _blank(data) and not pre_rejects:
             raise TraceFormatError("empty file after decompression: no requests to ingest",
                                    path=str(path), line=1, hint="the archive holds no lines")
     head = data[:65536]
     if b"\x00" in head or _mostly_undecodable(head):
         raise TraceFormatError("binary file, not a text trace", path=str(path), line=1,
                                hint="expected JSON lines, JSON, CSV or Parquet (optionally .gz/.zst compressed)")
-    if not data.strip() and not pre_rejects:
+    if _blank(data) and not pre_rejects:
         raise TraceFormatError("empty file: only blank lines, no requests to ingest", path=str(path),
                                line=1, hint="the trace has no records; check that it was written completely")
     kind = _kind_from_name(path)
@@ -157,36 +165,13 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
                   pre_rejects=pre_rejects)
 
 
+def _blank(data: bytes) -> bool:
+    """Only whitespace (checked on a prefix first: stripping a whole large file copies it)."""
+    return not data[:65536].strip() and not data.strip()
+
+
 def _mostly_undecodable(head: bytes) -> bool:
     """True when the start of the file is not text: more than 1% of it fails UTF-8 decoding
     (a stray bad byte in a text trace is a bad line, reported as such, not a binary file)."""
     text = head.decode("utf-8", errors="replace")
     return text.count("\ufffd") > max(2, len(head) // 100)
-
-
-def nonblank_line_numbers(data: bytes) -> np.ndarray:
-    """1-based numbers of the lines holding something other than whitespace, vectorised.
-
-    Columnar readers skip blank lines, so row ``i`` of their output is line
-    ``nonblank_line_numbers(data)[i]``; blank lines never shift the numbers."""
-    # Common case first: no line can be blank (no empty line, none starting with whitespace),
-    # decided by a few memchr-speed substring scans instead of a pass over every byte.
-    if data and data[:1] not in (b"\n", b" ", b"\t", b"\r") and not any(
-            s in data for s in (b"\n\n", b"\n ", b"\n\t", b"\n\r")):
-        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        return np.arange(1, n_lines + 1, dtype=np.int64)
-    buf = np.frombuffer(data, np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.concatenate((nl, [buf.shape[0]]))
-    if ends.shape[0] and starts[-1] == buf.shape[0]:   # a trailing newline adds no line
-        starts, ends = starts[:-1], ends[:-1]
-    length = ends - starts
-    # Candidates for blank: empty, or starting with whitespace (rare); check those exactly.
-    first = buf[np.minimum(starts, max(buf.shape[0] - 1, 0))] if buf.shape[0] else np.empty(0, np.uint8)
-    candidate = (length == 0) | (first == 32) | (first == 9) | (first == 13)
-    keep = np.ones(starts.shape[0], bool)
-    for i in np.flatnonzero(candidate):
-        if not data[starts[i]:ends[i]].strip():
-            keep[i] = False
-    return np.flatnonzero(keep).astype(np.int64) + 1

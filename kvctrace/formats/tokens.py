@@ -16,14 +16,12 @@ SIGNATURE = {"timestamp", "token_ids"}
 
 
 def options(first_record: dict, block_size: int | None, partial: str) -> dict:
-    # session ids may be integers or strings; the first record says which the file uses.
-    session_type = pl.Int64 if isinstance(first_record.get("session_id"), int) else pl.String
-    return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "partial": partial, "session_type": session_type}
+    return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "partial": partial}
 
 
 def schema(opts: dict) -> dict:
     return {"timestamp": pl.Float64, "token_ids": pl.List(pl.Int64), "output_length": pl.Int64,
-            "session_id": opts["session_type"]}
+            "session_id": pl.String}  # integer or string ids, kept as text
 
 
 def _columns(ts, tokens, offsets, output_len, session, line_no, opts) -> Columns:
