@@ -6,8 +6,8 @@ The workload model, one request at a time in arrival order:
   (Markov-modulated Poisson) process whose "on" rate is ``burst_factor`` times the mean.
 * An arrival continues the session that has waited longest since its user was ready again
   (previous turn + think time), or starts a new session if none is ready. A session continues
-  after each turn with probability ``1 - 1/turns_mean`` (geometric turn count) while its
-  context stays under ``max_context_tokens``.
+  after each turn with probability ``1 - 1/turns_mean`` (geometric turn count); it ends
+  early when its next turn would exceed ``max_context_tokens`` (first turns are clipped to it).
 * A session opens with one of ``system_prompts`` shared system prompts (Zipf popularity
   ``prompt_alpha``). Its type is ``file`` (attaches one of ``documents`` shared documents, Zipf
   ``document_alpha``), ``image`` (an image in the first user turn), ``search`` (fresh search
@@ -93,6 +93,8 @@ class SynthConfig:
                 bad(name, "must be between 0 and 1")
         if self.document_share + self.image_share + self.search_share > 1:
             bad("document_share", "document_share + image_share + search_share must be <= 1")
+        if self.max_context_tokens < 64:
+            bad("max_context_tokens", "must be >= 64")
         if not self.turns_mean >= 1:
             bad("turns_mean", "must be >= 1")
         if not self.rate > 0:
@@ -202,26 +204,31 @@ def _simulate_sessions(arrivals, user_len, out_len, image_len, search_len, u_con
     n_sessions = 0
     for i in range(n):
         t = arrivals[i]
-        if size > 0 and heap_t[0] <= t:
+        found = False
+        while size > 0 and heap_t[0] <= t:
             prev = heap_r[0]
             size = _heap_pop(heap_t, heap_r, size)
             s = session[prev]
-            session[i] = s
-            turn[i] = turn[prev] + 1
-            parent[i] = prev
             extra = search_len[i] if sess_type[s] == 3 else 0  # search: fresh results every turn
-            user_eff[i] = user_len[i] + extra
-            input_len[i] = input_len[prev] + out_len[prev] + user_eff[i]
-        else:
+            u = user_len[i] + extra
+            if input_len[prev] + out_len[prev] + u <= max_context:
+                found = True
+                session[i] = s
+                turn[i] = turn[prev] + 1
+                parent[i] = prev
+                user_eff[i] = u
+                input_len[i] = input_len[prev] + out_len[prev] + u
+                break
+            # this session's context is full: it ends; try the next waiting one
+        if not found:
             s = n_sessions
             n_sessions += 1
             session[i] = s
             turn[i] = 1
             extra = image_len[i] if sess_type[s] == 2 else (search_len[i] if sess_type[s] == 3 else 0)
-            user_eff[i] = user_len[i] + extra
+            user_eff[i] = max(1, min(user_len[i] + extra, max_context - sess_base_len[s]))
             input_len[i] = sess_base_len[s] + user_eff[i]
-        # The next turn adds this output and new user text; stop before outgrowing the context.
-        if u_continue[i] < p_continue and input_len[i] + out_len[i] + 4 * user_len[i] <= max_context:
+        if u_continue[i] < p_continue:
             size = _heap_push(heap_t, heap_r, size, t + think[i], i)
     return session, turn, parent, input_len, user_eff, n_sessions
 
@@ -390,8 +397,10 @@ def synthesize(n_requests: int = 1000, seed: int = 0, **structure) -> Workload:
     sess_prompt = _zipf_choice(rng, cfg.system_prompts, cfg.prompt_alpha, n)
     n_docs = max(cfg.documents, 1)
     sess_doc = np.where(sess_type == 1, _zipf_choice(rng, n_docs, cfg.document_alpha, n), -1).astype(np.int64)
-    prompt_len = _lognormal_int(rng, cfg.system_prompt_tokens, cfg.system_prompts, 0.5)
-    doc_len = _lognormal_int(rng, cfg.document_tokens, n_docs, 0.7)
+    # Shared content leaves room for the conversation within the context limit.
+    prompt_len = np.minimum(_lognormal_int(rng, cfg.system_prompt_tokens, cfg.system_prompts, 0.5),
+                            max(1, cfg.max_context_tokens // 4))
+    doc_len = np.minimum(_lognormal_int(rng, cfg.document_tokens, n_docs, 0.7), max(1, cfg.max_context_tokens // 2))
     sess_base = prompt_len[sess_prompt] + np.where(sess_doc >= 0, doc_len[np.maximum(sess_doc, 0)], 0)
     p_continue = 1.0 - 1.0 / cfg.turns_mean
     session, turn, parent, input_len, user_eff, _ = _simulate_sessions(
@@ -496,8 +505,9 @@ def write_jsonl(frame: pl.DataFrame, path: Path) -> None:
     frame.write_ndjson(buf)
     data = buf.getvalue()
     if suffix == ".gz":
-        # mtime=0: the same trace gives the same bytes
-        with open(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=6, mtime=0) as gz:
+        # no name, mtime=0: the same trace gives the same bytes
+        with open(path, "wb") as fh, gzip.GzipFile(filename="", fileobj=fh, mode="wb", compresslevel=6,
+                                                   mtime=0) as gz:
             gz.write(data)
     else:
         import zstandard
