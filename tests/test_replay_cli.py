@@ -57,3 +57,17 @@ def test_replay_errors_are_one_line(tmp_path):
     assert r.exit_code == 1 and "tiers[0].speed" in r.stderr
     r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "nope"])
     assert r.exit_code == 1 and "h100-llama3-8b" in r.stderr
+
+
+AZURE = CONVERSATION.parents[1] / "azure-llm-2023" / "AzureLLMInferenceTrace_code.csv"
+
+
+@pytest.mark.skipif(not AZURE.exists(), reason="Azure trace absent")
+def test_lengths_only_trace_says_no_block_ids(tmp_path, monkeypatch):
+    pytest.importorskip("kvctrace.store").__dict__.get("open_trace") or pytest.skip("open_trace not landed")
+    monkeypatch.undo()  # the real open_trace, not the Mooncake stand-in
+    monkeypatch.chdir(tmp_path)
+    for cmd in ("replay", "recommend"):
+        r = runner.invoke(app, [cmd, str(AZURE)])
+        assert r.exit_code == 1 and "no block ids" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "kvctrace-recommended.toml").exists()
