@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 from . import cost, policies
 from .config import ReplayConfig
 
@@ -103,7 +104,7 @@ def price(cfg: ReplayConfig, hits: HitCounts, plan: cost.LookupPlan, input_len: 
 
 
 @dataclass(frozen=True)
-class ReplayResult:
+class ReplayResult(SummaryHtmlMixin):
     """One replay: ``requests`` (one row per request), ``tiers`` (one row per tier)."""
     config: ReplayConfig
     block_size: int

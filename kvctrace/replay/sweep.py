@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, UnknownNameError
+from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 from . import cost, policies
 from .config import ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays
@@ -169,7 +170,7 @@ class _Pricing:
 
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(SummaryHtmlMixin):
     """Every config of the grid, ranked (``table``), with what is needed to rebuild one."""
     table: pl.DataFrame = field(repr=False)
     objective: str
@@ -254,7 +255,7 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(SummaryHtmlMixin):
     config: ReplayConfig
     row: dict
     reasons: tuple[str, ...]
