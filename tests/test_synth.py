@@ -247,3 +247,12 @@ def test_gzip_output_is_jsonl(tmp_path):
     with gzip.open(path, "rt") as fh:
         rows = [json.loads(line) for line in fh]
     assert len(rows) == 20 and set(rows[0]) == {"timestamp", "token_ids", "output_length", "session_id"}
+
+
+def test_formats_agree_through_ingest(tmp_path):
+    moon = kvctrace.open_trace(write_trace(tmp_path / "m.jsonl", "mooncake", 150, 9))
+    tokens = kvctrace.open_trace(write_trace(tmp_path / "t.jsonl", "tokens", 150, 9), block_size=512)
+    bailian = kvctrace.open_trace(write_trace(tmp_path / "b.jsonl", "bailian", 150, 9), coarsen=32)
+    for other in (tokens, bailian):
+        np.testing.assert_array_equal(other.offsets, moon.offsets)
+        np.testing.assert_array_equal(other.blocks, moon.blocks)
