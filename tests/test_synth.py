@@ -256,3 +256,35 @@ def test_formats_agree_through_ingest(tmp_path):
     for other in (tokens, bailian):
         np.testing.assert_array_equal(other.offsets, moon.offsets)
         np.testing.assert_array_equal(other.blocks, moon.blocks)
+
+
+def _bundled_commands():
+    """The `kvctrace synth` commands in datasets/README.md (continuation lines joined)."""
+    import re
+    import shlex
+    from pathlib import Path
+    readme = Path(__file__).resolve().parents[1] / "datasets" / "README.md"
+    text = readme.read_text().replace("\\\n", " ")
+    return [shlex.split(line)[1:] for line in re.findall(r"^kvctrace synth .*$", text, re.M)]
+
+
+@pytest.mark.parametrize("args", _bundled_commands(), ids=lambda a: a[1])
+def test_bundled_datasets_match_their_readme_commands(tmp_path, args):
+    """Each bundled trace is exactly what its README command makes (compared decompressed, so a
+    different zlib/zstd build cannot matter)."""
+    from pathlib import Path
+    import zstandard
+    bundled = Path(__file__).resolve().parents[1] / args[1]
+    out = tmp_path / bundled.name
+    result = CliRunner().invoke(app, [args[0], str(out), *args[2:]])
+    assert result.exit_code == 0, result.output
+
+    def content(path):
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            return gzip.decompress(data)
+        if path.suffix == ".zst":
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        return data
+    assert bundled.stat().st_size < 2_000_000
+    assert content(out) == content(bundled)
