@@ -164,6 +164,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
                              skip_bad_lines=skip_bad_lines)
     progress("ordering and re-blocking")
+    src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
