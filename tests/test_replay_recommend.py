@@ -125,3 +125,17 @@ def test_chunked_sweep_gives_the_same_table(small_trace, monkeypatch):
     whole = sweep(small_trace, _base(), grid=g).table
     monkeypatch.setattr(sweep_mod, "CHUNK_BYTES", 1)  # one chunk per core
     assert sweep(small_trace, _base(), grid=g).table.equals(whole)
+
+
+def test_index_overrides_apply_to_the_base_kind_only(small_trace):
+    from dataclasses import replace as dc_replace
+
+    from kvctrace.replay.config import IndexConfig
+    base = dc_replace(_base(), index=IndexConfig(kind="redis-get", rtt_us=30.0))
+    g = Grid(policies=("lru",), admission=(1,), fractions=(1.0,), indexes=("redis-get", "sherman"))
+    sw = sweep(small_trace, base, grid=g)
+    for row in sw.table.iter_rows(named=True):
+        cfg = sw.config_of(row)
+        assert cfg.index.rtt_us == (30.0 if row["index"] == "redis-get" else None)
+        s = replay(small_trace, cfg).summary()
+        assert s["metadata_us"]["p99"] == pytest.approx(row["metadata_p99_us"], rel=1e-9)

@@ -24,7 +24,7 @@ import polars as pl
 from ..errors import ConfigError, UnknownNameError
 from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 from . import cost, policies
-from .config import ReplayConfig, format_bytes, validate
+from .config import IndexConfig, ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays
 
 CHUNK_BYTES = 256 * 2**20  # per-request hit arrays held at once during a sweep
@@ -189,8 +189,9 @@ class SweepResult(SummaryHtmlMixin):
             tiers.append(replace(t, policy=row["policy"], capacity_blocks=int(row[f"cap_{t.name}"]),
                                  capacity_bytes=None,
                                  admit_min_accesses=int(row["admission"]) if k == 0 else 1))
-        return validate(replace(self.base, tiers=tuple(tiers), index=replace(self.base.index, kind=row["index"]),
-                                name=f"{self.base.name}-recommended"))
+        # the sweep priced the base's own index kind with the base's overrides, others with defaults
+        index = self.base.index if row["index"] == self.base.index.kind else IndexConfig(kind=row["index"])
+        return validate(replace(self.base, tiers=tuple(tiers), index=index, name=f"{self.base.name}-recommended"))
 
     def summary(self, top: int = 10) -> dict:
         return {"objective": self.objective, "n_configs": self.table.height,
