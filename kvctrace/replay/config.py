@@ -41,7 +41,8 @@ class TierConfig:
     capacity_bytes: int | None = field(default=None, metadata=_help(
         "Capacity in bytes; blocks = bytes // (block_size x model KV bytes per token)"))
     read_latency_us: float = field(default=0.0, metadata=_help(
-        "Fixed latency of one load from this tier into GPU memory (µs)"))
+        "Fixed latency of one load from this tier into GPU memory (µs); default 0, right for "
+        "HBM (the KV is already in GPU memory). DESIGN.md hardware defaults: RDMA READ ~2 µs, NVMe ~80 µs"))
     read_bandwidth_gb_s: float = field(default=25.0, metadata=_help(
         "Effective bandwidth of a load from this tier into GPU memory (GB/s, 1e9 B/s). "
         "Default: PCIe Gen4 x16 ≈ 25 GB/s effective host→GPU (DESIGN.md hardware defaults)"))
@@ -112,15 +113,18 @@ class ReplayConfig:
     tiers: tuple[TierConfig, ...] = field(metadata=_help("Cache tiers, fastest first"))
     name: str = field(default="custom", metadata=_help("Config name"))
     hierarchy: str = field(default="exclusive", metadata=_help(
+        "Default exclusive (as offloading tiers in LMCache / vLLM's KV offload move blocks). "
         "exclusive: a block lives in one tier (misses go to the top admitting tier, evictions "
         "demote); inclusive: a miss is copied into every admitting tier, and a block evicted "
         "from a tier whose lower tier holds a copy is simply dropped"))
     promote_on_hit: bool = field(default=True, metadata=_help(
-        "Move (exclusive) or copy (inclusive) a block found in a lower tier into the top admitting tier"))
+        "Move (exclusive) or copy (inclusive) a block found in a lower tier into the top admitting "
+        "tier; default true (a hit must reach GPU memory to be used)"))
     demote_on_evict: bool = field(default=True, metadata=_help(
-        "Move a block evicted from a tier into the next tier below that admits it (else drop it)"))
+        "Move a block evicted from a tier into the next tier below that admits it (else drop it); "
+        "default true (write-back offloading, as LMCache's CPU/disk backends)"))
     overlap: str = field(default="none", metadata=_help(
-        "none: TTFT = metadata + load + prefill; layerwise: loads overlap prefill layer by "
+        "Default none (the conservative sum). none: TTFT = metadata + load + prefill; layerwise: loads overlap prefill layer by "
         "layer (LMCache/Mooncake layer-wise transfer), TTFT = metadata + max(load, prefill)"))
     index: IndexConfig = field(default_factory=IndexConfig, metadata=_help("Metadata index model"))
     model: ModelConfig = field(default_factory=ModelConfig, metadata=_help("Model (KV size, prefill cost)"))
