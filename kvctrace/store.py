@@ -40,8 +40,7 @@ def _nullable_int(values, null_below: int = 0) -> pa.Array:
 
 
 def _strings(values, n: int) -> pa.Array:
-    return pa.array(values if values is not None else [None] * n, pa.string()) if values is not None \
-        else pa.nulls(n, pa.string())
+    return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
 def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
@@ -263,6 +262,13 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         if db is not None and Path(db).resolve() != path.resolve():
             raise KvctraceError("the trace is already a DuckDB database; --db does not apply", path=str(path),
                                 hint="drop --db, or pass the original trace file")
+        given = {"--format": format is not None, "--block-size": block_size is not None,
+                 "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
+                 "--skip-bad-lines": bool(skip_bad_lines)}
+        if any(given.values()):
+            raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
+                                "not to an existing database", path=str(path),
+                                hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path), str(path))
     key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
     if db is None:
@@ -275,6 +281,9 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
     con = _connect(db)
     try:
         meta = _read_meta(con)
+        if meta is None and con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0]:
+            raise KvctraceError("--db holds tables that kvctrace did not write; refusing to overwrite them",
+                                path=str(db), hint="choose a new database file")
         if (meta is not None and path.is_file() and meta.get("options") == key
                 and meta.get("kvctrace_version") == _version() and meta.get("sha256") == _file_sha256(path)):
             return load_store(con, str(db))

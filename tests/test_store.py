@@ -352,3 +352,24 @@ def test_synth_formats_agree_after_ingest(tmp_path):
     for other in (tok, bai):
         assert np.array_equal(other.offsets, moon.offsets)
         assert np.array_equal(other.blocks, moon.blocks)
+
+
+def test_db_guards(tmp_path):
+    trace = write_jsonl(tmp_path / "t.jsonl", mooncake_records(5))
+    foreign = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE requests(a INT)")
+    con.close()
+    with pytest.raises(kvctrace.KvctraceError, match="did not write"):
+        open_trace(trace, db=foreign)
+    con = duckdb.connect(str(foreign))
+    assert con.sql("SELECT count(*) FROM requests").fetchall()[0][0] == 0  # untouched
+    con.close()
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("hello")
+    with pytest.raises(kvctrace.KvctraceError, match="not a DuckDB database"):
+        open_trace(trace, db=not_db)
+    db = tmp_path / "t.duckdb"
+    open_trace(trace, db=db).con.close()
+    with pytest.raises(kvctrace.KvctraceError, match="--coarsen apply when a trace file is ingested"):
+        open_trace(db, coarsen=2)
