@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from .errors import ConfigError
-from .kernels.hashing import combine, dense_ids, rechain
+from .kernels.hashing import CONTENT_SEED, combine, dense_ids, rechain
 
 FORMATS = ("mooncake", "bailian", "tokens")
 DEFAULT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16, "tokens": 16}
@@ -284,10 +284,9 @@ def _piece_block_hashes(seg_off, seg_ids, seg_lens, block_size):
             total += seg_lens[k]
         out_off[r + 1] = out_off[r] + (total + block_size - 1) // block_size
     out = np.empty(out_off[n], np.uint64)
-    seed = np.uint64(0x626C6F636B733136)
     for r in range(n):
         j = out_off[r]
-        c = seed
+        c = CONTENT_SEED
         filled = 0
         for k in range(seg_off[r], seg_off[r + 1]):
             sid = seg_ids[k]
@@ -301,7 +300,7 @@ def _piece_block_hashes(seg_off, seg_ids, seg_lens, block_size):
                 if filled == block_size:
                     out[j] = combine(c, np.uint64(filled))
                     j += 1
-                    c = seed
+                    c = CONTENT_SEED
                     filled = 0
         if filled > 0:
             out[j] = combine(c, np.uint64(filled))

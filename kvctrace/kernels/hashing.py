@@ -14,6 +14,8 @@ The hash is documented so ids are reproducible on every run and machine (never P
 * coarsening by ``k``: the coarse block ``j`` covers fine blocks ``jk .. jk+k-1``; since a
   chained id names its whole prefix, the coarse id is the chained id of the group's last fine
   block. Its prefix-equivalence classes equal those of hashing at ``k`` times the block size.
+* dense ids: any 64-bit ids become 0, 1, 2, ... in order of first appearance (the ``accesses``
+  table's ``block``); see the dense-id section below for how that runs at memory speed.
 """
 from __future__ import annotations
 
