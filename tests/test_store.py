@@ -373,3 +373,46 @@ def test_db_guards(tmp_path):
     open_trace(trace, db=db).con.close()
     with pytest.raises(kvctrace.KvctraceError, match="--coarsen apply when a trace file is ingested"):
         open_trace(db, coarsen=2)
+
+
+def naive_ingest(records):
+    """Reference ingest of Mooncake records: order by (timestamp, line), seconds from the
+    first request, first-appearance dense ids."""
+    order = sorted(range(len(records)), key=lambda i: (records[i]["timestamp"], i))
+    dense = {}
+    blocks = [dense.setdefault(h, len(dense)) for i in order for h in records[i]["hash_ids"]]
+    t0 = records[order[0]]["timestamp"]
+    return ([i + 1 for i in order], [(records[i]["timestamp"] - t0) / 1000 for i in order], blocks,
+            [len(records[i]["hash_ids"]) for i in order])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.lists(st.integers(0, 12), max_size=5), st.integers(1, 512)),
+                min_size=1, max_size=15))
+def test_open_trace_matches_naive_ingest(tmp_path_factory, spec):
+    records = [{"timestamp": ts, "input_length": (len(ids) - 1) * 512 + tail if ids else 0,
+                "output_length": 1, "hash_ids": ids} for ts, ids, tail in spec]
+    path = write_jsonl(tmp_path_factory.mktemp("ni") / "t.jsonl", records)
+    tr = open_trace(path)
+    line_no, ts, blocks, counts = naive_ingest(records)
+    assert tr.requests()["line_no"].to_list() == line_no
+    assert tr.ts.tolist() == pytest.approx(ts)
+    assert tr.blocks.tolist() == blocks and np.diff(tr.offsets).tolist() == counts
+    assert tr.sorted_input == (line_no == sorted(line_no))
+
+
+def test_unsorted_bailian_keeps_parent_links(tmp_path):
+    recs = [{"chat_id": c, "parent_chat_id": p, "timestamp": t, "input_length": 16, "output_length": 1,
+             "type": "text", "turn": 1, "hash_ids": [c]}
+            for c, p, t in [(1, -1, 5.0), (2, 1, 6.0), (3, -1, 1.0), (4, 3, 2.0), (5, 2, 0.5)]]
+    tr = open_trace(write_jsonl(tmp_path / "b.jsonl", recs))
+    assert not tr.sorted_input
+    req = tr.requests()
+    line_of_req = dict(zip(req["req_id"].to_list(), req["line_no"].to_list()))
+    chat_of_line = {i + 1: r["chat_id"] for i, r in enumerate(recs)}
+    parent_of_chat = {r["chat_id"]: r["parent_chat_id"] for r in recs}
+    for rid, parent, line in zip(req["req_id"].to_list(), req["parent_id"].to_list(), req["line_no"].to_list()):
+        want = parent_of_chat[chat_of_line[line]]
+        assert (parent is None and want == -1) or chat_of_line[line_of_req[parent]] == want
+    sessions = dict(zip((chat_of_line[x] for x in req["line_no"].to_list()), req["session_id"].to_list()))
+    assert sessions == {1: "1", 2: "1", 5: "1", 3: "3", 4: "3"}
