@@ -164,6 +164,7 @@ def test_lengths_only_trace_says_reuse_cannot_be_measured(tmp_path):
     result = analyze(trace)
     html = write_report(result, tmp_path).read_text(encoding="utf-8")
     assert html.count("Not measured:") == 5       # reusability, reuse distance, access, hotness, prefix
+    assert html.count("Not run:") == 1            # replay
     assert "no block ids" in html
     assert 'id="chart-workload-0"' in html
 
@@ -249,7 +250,7 @@ def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
                                                      "Metadata lookup time by index model"]
     for fig in replay_sec.figures:
         assert len(fig.caption) > 40
-    assert "replay" not in {s.id for s in build_sections(result)}
+    assert "--replay" in {s.id: s for s in build_sections(result)}["replay"].unavailable
 
 
 def test_replay_study_scales_every_tier_and_varies_the_index():
@@ -297,7 +298,7 @@ def test_report_command_writes_the_report_and_adds_replays_on_request(tmp_path):
     assert plain.exit_code == 0, plain.output
     assert plain.output.strip() == f"wrote {tmp_path / 'plain' / 'report.html'}"
     html = (tmp_path / "plain" / "report.html").read_text(encoding="utf-8")
-    assert '<section id="reusability">' in html and '<section id="replay">' not in html
+    assert '<section id="reusability">' in html and "no replay in this report" in html
     replayed = runner.invoke(app, ["report", str(src), "--out", str(tmp_path / "replayed"), "--replay"])
     assert replayed.exit_code == 0, replayed.output
     html = (tmp_path / "replayed" / "report.html").read_text(encoding="utf-8")

@@ -229,7 +229,8 @@ def workload_section(result) -> Section:
 
 
 def _unavailable(result, name: str, sid: str, title: str) -> Section:
-    return Section(sid, title, unavailable=result.unavailable.get(name, f"the {name} analysis was not run"))
+    reason = result.unavailable.get(name, f"the {name} analysis was not run")
+    return Section(sid, title, unavailable=f"Not measured: {reason}")
 
 
 def reusability_section(result) -> Section:
@@ -455,13 +456,16 @@ def recommendation_parts(rec):
     return facts, figs, tables, lists
 
 
-def replay_section(replay, recommendation=None) -> Section | None:
+def replay_section(replay, recommendation=None) -> Section:
     """Replay results (a sequence of ``ReplayResult``): hit ratio per tier vs capacity per policy
     (from every replay), TTFT and metadata-time CDFs per index model (the first replay of each
     index kind), and the recommendation with its reasons when given."""
     results = list(replay or [])
     if not results and recommendation is None:
-        return None
+        return Section("replay", "Replay and recommendation", unavailable=(
+            "Not run: no replay in this report. `kvctrace report TRACE|DB --replay` replays the trace through "
+            "the cache tiers of a preset (or --config FILE) with every policy and index model; "
+            "`--recommend` also sweeps configurations and adds the recommendation with its reasons."))
     figs, tables, facts, lists = [], [], [], []
     if results:
         curves = replay_tier_curves(results)
@@ -499,11 +503,7 @@ SECTION_BUILDERS = [overview_section, workload_section, reusability_section, reu
 
 def build_sections(result, replay=None, recommendation=None) -> list:
     """The report's sections, in page order, as plain data (structure stage)."""
-    sections = [build(result) for build in SECTION_BUILDERS]
-    replayed = replay_section(replay, recommendation)
-    if replayed is not None:
-        sections.append(replayed)
-    return sections
+    return [build(result) for build in SECTION_BUILDERS] + [replay_section(replay, recommendation)]
 
 
 # ---------------------------------------------------------------- render
