@@ -231,3 +231,13 @@ def test_fast_path_taken_on_good_files(tmp_path, monkeypatch):
     assert open_trace(tmp_path / "b.jsonl").format == "bailian"
     (tmp_path / "k.jsonl").write_text(jsonl([{"timestamp": 1, "token_ids": [1, 2, 3], "session_id": 7}]))
     assert open_trace(tmp_path / "k.jsonl").requests()["session_id"].to_list() == ["7"]
+
+
+def test_utf8_byte_order_mark_is_ignored(tmp_path, monkeypatch):
+    import kvctrace.formats as formats
+    monkeypatch.setattr(formats, "_slow", lambda *a, **k: pytest.fail("per-record path used on a good file"))
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + jsonl(MOONCAKE).encode())
+    assert open_trace(tmp_path / "bom.jsonl").n_requests == 3
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfTIMESTAMP,ContextTokens,GeneratedTokens\n1.5,10,2\n")
+    tr = open_trace(tmp_path / "bom.csv")
+    assert tr.format == "lengths" and tr.input_len.tolist() == [10]

@@ -134,13 +134,13 @@ def _scan_class(dtype) -> int:
 
 
 def _duckdb_frame(src: Source, schema: dict) -> pl.DataFrame:
-    """The records as typed columns via DuckDB's read_json (a decompressed copy in a temporary
-    file when the source is compressed)."""
+    """The records as typed columns via DuckDB's read_json (reading a copy of the text in a
+    temporary file when the file itself is compressed or starts with a byte-order mark)."""
     import duckdb
 
     columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
     con = duckdb.connect()
-    if src.compression == "none":
+    if src.compression == "none" and not src.bom:
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(src.path), "columns": columns}).to_arrow_table())
     with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:

@@ -54,6 +54,7 @@ class Source:
     data: bytes = b""              # decompressed text (empty for parquet)
     sha256: Sha256 | None = None
     compression: str = "none"
+    bom: bool = False              # a UTF-8 byte-order mark was removed: data differs from the file
     pre_rejects: list = field(default_factory=list)   # (line_no, raw, reason) lost before parsing
 
     def iter_lines(self):
@@ -151,6 +152,9 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
         if _blank(data) and not pre_rejects:
             raise TraceFormatError("empty file after decompression: no requests to ingest",
                                    path=str(path), line=1, hint="the archive holds no lines")
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if bom:
+        data = data[3:]
     head = data[:65536]
     if b"\x00" in head or _mostly_undecodable(head):
         raise TraceFormatError("binary file, not a text trace", path=str(path), line=1,
@@ -161,7 +165,7 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
     kind = _kind_from_name(path)
     if kind == "parquet":  # named .parquet but not Parquet: read as text by content
         kind = "jsonl"
-    return Source(path=path, kind=kind, data=data, sha256=sha, compression=compression,
+    return Source(path=path, kind=kind, data=data, sha256=sha, compression=compression, bom=bom,
                   pre_rejects=pre_rejects)
 
 
