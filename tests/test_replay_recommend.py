@@ -120,7 +120,8 @@ def test_cli_recommend_writes_config_that_replay_accepts(tmp_path, monkeypatch):
 
 
 def test_chunked_sweep_gives_the_same_table(small_trace, monkeypatch):
-    from kvctrace.replay import sweep as sweep_mod
+    import importlib
+    sweep_mod = importlib.import_module("kvctrace.replay.sweep")  # the module, not the re-exported function
     g = Grid(policies=("lru", "fifo", "s3fifo"), admission=(1, 2), fractions=(1.0,), indexes=("redis-get", "chime"))
     whole = sweep(small_trace, _base(), grid=g).table
     monkeypatch.setattr(sweep_mod, "CHUNK_BYTES", 1)  # one chunk per core
