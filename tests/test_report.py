@@ -305,3 +305,12 @@ def test_report_command_writes_the_report_and_adds_replays_on_request(tmp_path):
     assert '<section id="replay">' in html and "Time to first token by index model" in html
     bad = runner.invoke(app, ["report", str(src), "--preset", "no-such-preset"])
     assert bad.exit_code == 1 and "no-such-preset" in bad.output
+
+
+def test_access_section_without_testable_requests_says_so_instead_of_an_empty_chart():
+    from kvctrace import Trace
+    offsets = np.arange(0, 41, 4)                    # ten requests of four fresh, consecutive blocks
+    trace = Trace.from_arrays(offsets, np.arange(40), ts=np.arange(10.0), block_size=16)
+    sec = {s.id: s for s in build_sections(analyze(trace))}["access"]
+    assert [f.title for f in sec.figures] == ["Sequential share per request", "Run-length distribution"]
+    assert any("runs test applies to none" in n for n in sec.notes)

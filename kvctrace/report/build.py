@@ -295,10 +295,15 @@ def access_section(result) -> Section:
               f"over {a.runs_test_requests_tested:,} requests tested"),
              ("point lookups", fmt_int(a.point_lookups), "isolated blocks"),
              ("range scans", fmt_int(a.range_scans), f"covering {a.range_scan_blocks:,} blocks")]
-    figs = _figures("access", [charts.sequential_share_distribution(a.per_request),
-                               charts.run_length_distribution(a.run_lengths),
-                               charts.runs_test_pvalues(a.per_request)])
-    return Section("access", "Access pattern: sequential vs random", facts=facts, figures=figs,
+    chart_list = [charts.sequential_share_distribution(a.per_request), charts.run_length_distribution(a.run_lengths)]
+    notes = []
+    if a.runs_test_requests_tested:
+        chart_list.append(charts.runs_test_pvalues(a.per_request))
+    else:
+        notes.append(f"No request has {a.runs_test_min_ids} or more non-sequential block ids (and a non-degenerate "
+                     "order), so the runs test applies to none: block ids within requests are almost all sequential.")
+    figs = _figures("access", chart_list)
+    return Section("access", "Access pattern: sequential vs random", facts=facts, figures=figs, notes=notes,
                    intro="Whether a request's blocks form contiguous id ranges a range index can scan (paper Fig. 2).")
 
 

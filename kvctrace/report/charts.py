@@ -207,6 +207,7 @@ def miss_ratio_curve(mrc: pl.DataFrame, shards: pl.DataFrame | None = None) -> a
     data = pl.concat([evenly(data.filter(pl.col("curve") == c), per_curve)
                       for c in data["curve"].unique(maintain_order=True).to_list()])
     data = data.with_columns(hit_ratio=1.0 - pl.col("miss_ratio"))
+    names = data["curve"].unique(maintain_order=True).to_list()    # exact first
     caption = ("Miss ratio of a block-level LRU cache as a function of its capacity, exact for "
                "every capacity from one stack-distance pass; read the capacity needed for a "
                "target miss ratio off the x axis.")
@@ -215,7 +216,8 @@ def miss_ratio_curve(mrc: pl.DataFrame, shards: pl.DataFrame | None = None) -> a
     return _chart(data, "Miss-ratio curve (block LRU)", caption).mark_line().encode(
         x=alt.X("capacity_blocks:Q", title="cache capacity (blocks, log scale)", scale=alt.Scale(type="log")),
         y=alt.Y("miss_ratio:Q", title="miss ratio (fraction of accesses)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("curve:N", title="curve", scale=alt.Scale(range=PALETTE)),
+        color=alt.Color("curve:N", title="curve", scale=alt.Scale(domain=names, range=PALETTE[:len(names)]),
+                        legend=alt.Legend(orient="bottom-left", labelLimit=200)),
         strokeDash=alt.condition(alt.datum.curve == "exact", alt.value([1, 0]), alt.value([5, 3])),
         tooltip=[alt.Tooltip("curve:N"), alt.Tooltip("capacity_blocks:Q", format=",.0f", title="capacity (blocks)"),
                  alt.Tooltip("miss_ratio:Q", format=".4f", title="miss ratio"),
@@ -279,7 +281,8 @@ def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
         stroke="white", strokeWidth=0.5).encode(
         x=alt.X("lo:Q", title="runs-test p-value (probability)", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
         y=alt.Y("requests:Q", title="requests"),
-        color=alt.Color("verdict:N", title="verdict", scale=alt.Scale(range=[PALETTE[3], PALETTE[0]]),
+        color=alt.Color("verdict:N", title="verdict",
+                        scale=alt.Scale(domain=["p ≤ 0.05: not random", "p > 0.05: random"], range=[PALETTE[3], PALETTE[0]]),
                         legend=alt.Legend(labelLimit=260)),
         tooltip=[alt.Tooltip("lo:Q", title="p ≥"), alt.Tooltip("hi:Q", title="p <"), alt.Tooltip("requests:Q")])
 
