@@ -436,6 +436,7 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
               fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,
               tolerance: Annotated[float, typer.Option("--tolerance", help="Recommend the smallest-memory config within this relative distance of the best objective")] = 0.01,
+              max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Total memory budget across all tiers (e.g. 2TB); configs above it are dropped")] = None,
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
@@ -455,8 +456,10 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
                 fractions=_csv(fractions, float, d.fractions), indexes=_csv(indexes, str, d.indexes))
     base = _replay_config(config, preset)
     opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    from .replay.config import parse_bytes
+    limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
     rec = run_recommend(opened, base, budgets=_budgets(budget), grid=grid, objective=objective,
-                        tolerance=tolerance, workers=workers)
+                        tolerance=tolerance, workers=workers, max_memory_bytes=limit)
     col = rec.sweep.table.columns
     header = (f"Recommended by kvctrace recommend for {trace.name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))

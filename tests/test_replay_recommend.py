@@ -140,3 +140,16 @@ def test_index_overrides_apply_to_the_base_kind_only(small_trace):
         assert cfg.index.rtt_us == (30.0 if row["index"] == "redis-get" else None)
         s = replay(small_trace, cfg).summary()
         assert s["metadata_us"]["p99"] == pytest.approx(row["metadata_p99_us"], rel=1e-9)
+
+
+def test_total_memory_budget(small_trace):
+    base = _base()
+    bb = base.block_bytes(512)
+    g = Grid(policies=("lru",), admission=(1,), fractions=(0.5, 1.0), indexes=("chime",))
+    limit = 200 * bb  # full budget is 340 blocks
+    rec = recommend(small_trace, base, grid=g, max_memory_bytes=limit, tolerance=0.0)
+    assert rec.sweep.table["memory_bytes"].max() <= limit and rec.row["memory_bytes"] <= limit
+    assert rec.sweep.table["rank"].to_list() == list(range(1, rec.sweep.table.height + 1))
+    with pytest.raises(ConfigError) as e:
+        recommend(small_trace, base, grid=g, max_memory_bytes=10 * bb)
+    assert e.value.field == "max_memory"

@@ -272,14 +272,24 @@ class Recommendation(SummaryHtmlMixin):
 
 
 def recommend(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
-              objective: str = "p99-ttft", tolerance: float = 0.01, workers: str = "threads") -> Recommendation:
+              objective: str = "p99-ttft", tolerance: float = 0.01, workers: str = "threads",
+              max_memory_bytes: int | None = None) -> Recommendation:
     """Sweep, then pick the smallest-memory config within ``tolerance`` (relative) of the best
-    objective value, and say why it wins."""
+    objective value, and say why it wins. ``max_memory_bytes`` caps the total capacity of
+    all tiers (a budget across tiers, on top of the per-tier ``budgets``)."""
     if not tolerance >= 0:
         raise ConfigError("tolerance must be >= 0", field="tolerance")
     sw = sweep(trace, base, budgets=budgets, grid=grid, objective=objective, workers=workers)
     col, higher = OBJECTIVES[objective]
     t = sw.table
+    if max_memory_bytes is not None:
+        t = t.filter(pl.col("memory_bytes") <= max_memory_bytes)
+        if t.height == 0:
+            raise ConfigError(f"no config fits in {format_bytes(max_memory_bytes)} in total",
+                              field="max_memory", hint=f"the smallest grid config needs "
+                              f"{format_bytes(sw.table['memory_bytes'].min())}; raise the budget or add smaller fractions")
+        sw = replace(sw, table=t.drop("rank").with_row_index("rank", offset=1))
+        t = sw.table
     best = t.row(0, named=True)[col]
     ok = t.filter(pl.col(col) >= best * (1 - tolerance)) if higher else t.filter(pl.col(col) <= best * (1 + tolerance))
     row = ok.sort(["memory_bytes", "rank"]).row(0, named=True)
