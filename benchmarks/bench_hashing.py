@@ -8,11 +8,12 @@ the unique keys by first appearance) and polars (``unique(maintain_order=True)``
     1. mooncake ids as written in the file (already first-appearance ordered);
     2. the same ids relabelled by a random permutation of the id space (small-range ints,
        same locality, not ordered): the direct-address path;
-    3. the raw 64-bit chained hashes before renumbering (what ingest of a tokens/Bailian
-       trace maps): the hash-table path;
+    3. the raw 64-bit chained hashes before renumbering: the hash-table path;
+    4. the same workload structure hashed at 16-token blocks (what ingest of a tokens or
+       Bailian trace maps; longer runs of shared prefix blocks): the hash-table path;
   adversarial (no locality at all):
-    4. uniform random 64-bit keys drawn from a pool of 5M (about 4.3M distinct);
-    5. uniform random small ints in [0, 10M).
+    5. uniform random 64-bit keys drawn from a pool of 5M (about 4.3M distinct);
+    6. uniform random small ints in [0, 10M).
 Prefix hashing: ``hash_token_blocks`` (tokens/s, 16-token blocks) against a pure-Python
 chained hash of token tuples (vLLM's scheme: hash((parent, tuple(block)))) on a prefix;
 ``rechain`` and ``coarsen`` in ids/s.
@@ -91,7 +92,7 @@ def dense_case(name, keys):
     t_pl, ids_pl = best_of(lambda: polars_first_appearance(keys), repeat=1)
     assert np.array_equal(ids, ids_np) and np.array_equal(ids, ids_pl), name
     m = keys.shape[0] / 1e6
-    print(f"  {name:<58} {m / t_k:8.1f} M ids/s   numpy {m / t_np:6.1f} ({t_np / t_k:5.1f}x)   "
+    print(f"  {name:<64} {m / t_k:8.1f} M ids/s   numpy {m / t_np:6.1f} ({t_np / t_k:5.1f}x)   "
           f"polars {m / t_pl:6.1f} ({t_pl / t_k:5.1f}x)   [{keys.shape[0]:,} keys, {n:,} distinct, {keys.dtype}]")
     return m / t_k
 
@@ -111,6 +112,10 @@ def main():
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on the machine "
           "lowers every figure; kvctrace and baselines run back to back on the same keys)")
+    # The same structure hashed at 16-token blocks (what ingest of a tokens or Bailian trace
+    # maps), with as many requests as give about the same number of keys.
+    content16, offsets16 = synthesize(max(1, args.requests // 30), 0).block_hashes(16)
+    chained16 = rechain(content16, offsets16)
     rng = np.random.default_rng(1)
     n = chained.shape[0]
     print("\ndense ids (first-appearance order): kvctrace vs baselines, same keys, same run")
@@ -122,6 +127,8 @@ def main():
             rng.permutation(n_unique).astype(np.int64)[mooncake_ids]),
         "realistic: raw 64-bit chained hashes (hash table)": dense_case(
             "realistic: raw 64-bit chained hashes (hash table)", chained),
+        "realistic: 64-bit chained hashes, 16-token blocks (hash table)": dense_case(
+            "realistic: 64-bit chained hashes, 16-token blocks (hash table)", chained16),
         "adversarial: random 64-bit keys, pool 5M (hash table)": dense_case(
             "adversarial: random 64-bit keys, pool 5M (hash table)",
             rng.integers(0, 2**63, 5_000_000, dtype=np.int64)[rng.integers(0, 5_000_000, n)]),

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kvctrace.kernels.hashing import coarsen, dense_ids, hash_token_blocks, rechain
+from kvctrace.synth import synthesize
 from tests.naive import (naive_coarsen, naive_content_hash, naive_dense_ids, naive_hash_token_blocks,
                          naive_prefix_classes, naive_rechain)
 
@@ -124,7 +125,9 @@ def test_dense_ids_on_already_dense_and_repeated_streams(raw):
 def test_dense_ids_large_tables():
     """Big enough to exercise table growth and the prefetching loops."""
     rng = np.random.default_rng(7)
-    for keys in (rng.integers(0, 2**63, 300_000, dtype=np.int64),          # mostly unique
+    content, offsets = synthesize(300, 1).block_hashes(16)
+    for keys in (rechain(content, offsets),  # prefix runs: the run check in the hashed loop
+                 rng.integers(0, 2**63, 300_000, dtype=np.int64),          # mostly unique
                  rng.integers(0, 5_000, 300_000).astype(np.int64) * (2**40 + 3),  # repeats, hashed
                  rng.integers(0, 100_000, 300_000, dtype=np.int64)):      # small range, direct
         ids, n = dense_ids(keys)

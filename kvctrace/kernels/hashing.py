@@ -160,49 +160,68 @@ def _scan(keys):
 
 
 @nb.njit(cache=True)
-def _dense_ids_hashed(keys, table, out, start, next_id, max_entries):
+def _dense_ids_hashed(keys, table, uniq, out, start, next_id, max_entries):
     """First-appearance dense ids of ``keys[start:]`` through an open-addressing (linear
     probing) table of (key, id + 1) pairs side by side, so a probe touches one cache line.
+    ``uniq[id]`` is the key of each id, in id order.
+
+    Prefix traces revisit runs of blocks in the order they first appeared (a request that
+    shares a prefix walks it block by block), so after a hit on id x the next key is often
+    the key of id x + 1: one check of ``uniq`` (sequential memory) skips the table probe.
+    A score turns the check off on streams where it keeps failing (random keys).
 
     Returns (stop, next_id): stop < len(keys) when the table reached ``max_entries``; the
     wrapper then moves it to a bigger table and calls again from ``stop``."""
     n = keys.shape[0]
     mask = np.uint64(table.shape[0] // 2 - 1)
+    prev = -1   # id of the previous key if it was already known, else -1
+    score = 16  # > 0: the run check pays off; rechecked every 256 keys when off
     for i in range(start, n):
         if i + _PREFETCH < n:
             _prefetch(table, np.int64(fmix64(keys[i + _PREFETCH]) & mask) * 2)
         key = keys[i]
+        if prev >= 0 and prev + 1 < next_id and (score > 0 or (i & 255) == 0):
+            if uniq[prev + 1] == key:
+                prev += 1
+                out[i] = prev
+                score = min(score + 4, 64)
+                continue
+            score -= 1
         slot = fmix64(key) & mask
         while True:
             j = np.int64(slot) * 2
             v = table[j + 1]
             if v == 0:
                 table[j] = key
+                uniq[next_id] = key
                 next_id += 1
                 table[j + 1] = np.uint64(next_id)
                 out[i] = next_id - 1
+                prev = -1
                 if next_id >= max_entries:
                     return i + 1, next_id
                 break
             if table[j] == key:
-                out[i] = np.int64(v) - 1
+                prev = np.int64(v) - 1
+                out[i] = prev
                 break
             slot = (slot + np.uint64(1)) & mask
     return n, next_id
 
 
 @nb.njit(cache=True)
-def _rehash(table, bigger):
+def _rehash(uniq, count, bigger):
+    """Insert the first ``count`` keys of ``uniq`` (ids 0 .. count-1) into an empty table."""
     mask = np.uint64(bigger.shape[0] // 2 - 1)
-    for s in range(table.shape[0] // 2):
-        v = table[2 * s + 1]
-        if v != 0:
-            key = table[2 * s]
-            slot = fmix64(key) & mask
-            while bigger[np.int64(slot) * 2 + 1] != 0:
-                slot = (slot + np.uint64(1)) & mask
-            bigger[np.int64(slot) * 2] = key
-            bigger[np.int64(slot) * 2 + 1] = v
+    for k in range(count):
+        if k + _PREFETCH < count:
+            _prefetch(bigger, np.int64(fmix64(uniq[k + _PREFETCH]) & mask) * 2)
+        key = uniq[k]
+        slot = fmix64(key) & mask
+        while bigger[np.int64(slot) * 2 + 1] != 0:
+            slot = (slot + np.uint64(1)) & mask
+        bigger[np.int64(slot) * 2] = key
+        bigger[np.int64(slot) * 2 + 1] = np.uint64(k + 1)
 
 
 @nb.njit(cache=True)
@@ -309,12 +328,12 @@ def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
     # when full, so any share works.
     slots = 1 << max(12, int(np.ceil(np.log2(max(0.4 * n, 1.0) / _MAX_LOAD))))
     table = np.zeros(2 * slots, np.uint64)
+    uniq = np.empty(n, np.uint64)  # pages are touched only up to the distinct count
     done, count = 0, 0
     while True:
-        done, count = _dense_ids_hashed(keys, table, out, done, count, int(slots * _MAX_LOAD))
+        done, count = _dense_ids_hashed(keys, table, uniq, out, done, count, int(slots * _MAX_LOAD))
         if done >= n:
             return out, int(count)
         slots *= 2
-        bigger = np.zeros(2 * slots, np.uint64)
-        _rehash(table, bigger)
-        table = bigger
+        table = np.zeros(2 * slots, np.uint64)
+        _rehash(uniq, count, table)
