@@ -288,3 +288,52 @@ def test_bundled_datasets_match_their_readme_commands(tmp_path, args):
         return data
     assert bundled.stat().st_size < 2_000_000
     assert content(out) == content(bundled)
+
+
+# ---- session and segment kernels against naive references -----------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**32 - 1), st.floats(0.0, 0.95), st.integers(64, 3000))
+def test_simulate_sessions_and_segments_match_naive(n, seed, p_continue, max_context):
+    from kvctrace.synth import _build_segments, _simulate_sessions
+    from tests.naive import naive_build_segments, naive_simulate_sessions
+    rng = np.random.default_rng(seed)
+    arrivals = np.sort(np.round(rng.random(n) * 20, 1))  # ties on purpose
+    user_len, out_len = rng.integers(1, 300, n), rng.integers(1, 300, n)
+    image_len, search_len = rng.integers(1, 200, n), rng.integers(1, 200, n)
+    u_continue, think = rng.random(n), np.round(rng.exponential(3, n), 1)
+    sess_type = rng.integers(0, 4, n).astype(np.int8)
+    prompt_len, doc_len = rng.integers(1, 400, 3), rng.integers(1, 900, 4)
+    sess_prompt = rng.integers(0, 3, n)
+    sess_doc = np.where(sess_type == 1, rng.integers(0, 4, n), -1)
+    base = prompt_len[sess_prompt] + np.where(sess_doc >= 0, doc_len[np.maximum(sess_doc, 0)], 0)
+    got = _simulate_sessions(arrivals, user_len, out_len, image_len, search_len, u_continue, think,
+                             p_continue, sess_type, base, np.int64(max_context))
+    want = naive_simulate_sessions(arrivals.tolist(), user_len.tolist(), out_len.tolist(), image_len.tolist(),
+                                   search_len.tolist(), u_continue.tolist(), think.tolist(), p_continue,
+                                   sess_type.tolist(), base.tolist(), max_context)
+    for g, w in zip(got[:5], want[:5]):
+        assert g.tolist() == w
+    assert got[5] == want[5]
+    session, turn, parent, input_len, user_eff, _ = got
+    off, ids, lens = _build_segments(session, turn, parent, user_eff, out_len, sess_prompt, sess_doc,
+                                     prompt_len, doc_len)
+    kinds = {1: "sys", 2: "doc", 3: "user", 4: "out"}
+    expected = naive_build_segments(session.tolist(), parent.tolist(), user_eff.tolist(), out_len.tolist(),
+                                    sess_prompt.tolist(), sess_doc.tolist(), prompt_len.tolist(), doc_len.tolist())
+    for r in range(n):
+        segs = [(kinds[int(x) >> 48], int(x) & (2**48 - 1), int(length))
+                for x, length in zip(ids[off[r]:off[r + 1]], lens[off[r]:off[r + 1]])]
+        assert segs == [(k, int(i), int(length)) for k, i, length in expected[r]]
+        assert sum(s[2] for s in segs) == input_len[r]
+
+
+def test_materialised_tokens_match_naive(work):
+    from tests.naive import naive_combine
+    tokens, off = work.tokens()
+    vocab = work.config.vocab
+    for r in (0, work.n_requests - 1):
+        segs = zip(work.seg_ids[work.seg_offsets[r]:work.seg_offsets[r + 1]],
+                   work.seg_lens[work.seg_offsets[r]:work.seg_offsets[r + 1]])
+        expected = [naive_combine(int(sid), p) % vocab for sid, length in segs for p in range(int(length))]
+        assert tokens[off[r]:off[r + 1]].tolist() == expected
