@@ -66,3 +66,20 @@ def test_conversation_trace_report_renders_offline(tmp_path):
     n_charts = path.read_text(encoding="utf-8").count('class="vega-chart"')
     visit = visit_report(path, screenshot=tmp_path / "conversation.png")
     _assert_clean_render(visit, n_charts)
+
+
+def test_tiny_traces_render_without_warnings(tmp_path):
+    """Edge cases: one request of one block (no reuse at all), and two identical requests at the
+    same instant; charts with nothing to draw are replaced by a sentence, the rest draw cleanly."""
+    import numpy as np
+
+    from kvctrace import Trace
+    chromium_or_skip()
+    for name, offsets, blocks in (("single", [0, 1], [5]), ("twins", [0, 2, 4], [1, 2, 1, 2])):
+        trace = Trace.from_arrays(np.array(offsets), np.array(blocks), ts=np.zeros(len(offsets) - 1), block_size=16)
+        path = write_report(analyze(trace), tmp_path / name)
+        html = path.read_text(encoding="utf-8")
+        if name == "single":
+            assert "Reuse distance distribution: nothing to draw" in html
+        visit = visit_report(path)
+        _assert_clean_render(visit, html.count('class="vega-chart"'))

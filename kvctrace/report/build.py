@@ -31,6 +31,22 @@ class Figure:
     spec: dict = field(repr=False)
 
     @property
+    def empty(self) -> bool:
+        """True when the chart's main data (every layer with tooltips) has no rows: the page
+        then says so instead of drawing empty axes."""
+        spec = self.spec
+        datasets = spec.get("datasets", {})
+
+        def rows(view):
+            data = view.get("data") or spec.get("data") or {}
+            if data.get("name") in datasets:
+                return len(datasets[data["name"]])
+            return len(data["values"]) if "values" in data else None
+        views = [v for v in spec["layer"] if "tooltip" in v.get("encoding", {})] if "layer" in spec else [spec]
+        counts = [c for c in (rows(v) for v in views) if c is not None]
+        return bool(counts) and all(c == 0 for c in counts)
+
+    @property
     def wide(self) -> bool:
         """Faceted charts (one panel per tier) get the full page width."""
         return "facet" in self.spec
@@ -339,8 +355,14 @@ def hotness_section(result) -> Section:
              ("hot set for 80% of accesses", fmt_int(s.get("hot_set_blocks_80pct")), "blocks"),
              ("mean hot-set overlap", fmt_ratio(s.get("drift_jaccard_mean"), 3),
               f"Jaccard of top-{h.drift_top_k} between {h.drift_window_s:g} s windows")]
-    figs = _figures("hotness", [charts.lorenz_curve(h.lorenz), charts.rank_frequency(h.rank_frequency, zipf_line(h)),
-                                charts.hot_set_drift(h.drift, h.drift_top_k), charts.heat_by_depth(h.heat_by_depth)])
+    chart_list = [charts.lorenz_curve(h.lorenz), charts.rank_frequency(h.rank_frequency, zipf_line(h))]
+    notes = []
+    if h.drift["jaccard_with_previous"].drop_nulls().len():
+        chart_list.append(charts.hot_set_drift(h.drift, h.drift_top_k))
+    else:
+        notes.append(f"Hot-set drift needs two non-empty {h.drift_window_s:g}-second windows; this trace has fewer.")
+    chart_list.append(charts.heat_by_depth(h.heat_by_depth))
+    figs = _figures("hotness", chart_list)
     tables = [frame_table(h.hot_sets.with_columns(pl.col("access_share_target") * 100), "Hot-set sizes",
                           "The fewest hottest blocks that together take the given share of accesses.",
                           {"access_share_target": "accesses covered (%)", "blocks": "blocks",
@@ -352,7 +374,7 @@ def hotness_section(result) -> Section:
                                   {"type": "type", "requests": "requests", "accesses": "accesses",
                                    "distinct_blocks": "distinct blocks", "reaccesses": "re-accesses",
                                    "reaccess_share": "re-access share"}))
-    return Section("hotness", "Hotness", facts=facts, figures=figs, tables=tables,
+    return Section("hotness", "Hotness", facts=facts, figures=figs, tables=tables, notes=notes,
                    intro="How unevenly accesses fall on blocks, and how the hot set moves.")
 
 
