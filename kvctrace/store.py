@@ -44,7 +44,9 @@ def _strings(values, n: int) -> pa.Array:
 
 
 def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
-    """Create the store and insert every Arrow table, all in one transaction."""
+    """Create the store and insert every table, all in one transaction. A table may be given
+    as a function returning it, so each big one is built just before its insert and freed
+    right after (peak memory holds one at a time)."""
     con.execute("BEGIN TRANSACTION")
     try:
         if replace:
@@ -52,11 +54,13 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
         con.execute(load_query("store_create_tables"))
         for name in TABLES:
             view = f"_kvctrace_ingest_{name}"
-            con.register(view, tables[name])
+            table = tables.pop(name)
+            con.register(view, table() if callable(table) else table)
             try:
                 con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
             finally:
                 con.unregister(view)
+            del table
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -72,15 +76,21 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
     has_ids = ids is not None
     if has_ids:
         dense, n_unique = dense_ids(ids)
-        first_req, parent_block, depth, tokens, first_access = prefix_tree(dense, offsets, n_unique, input_len, block_size)
-        raw = ids[first_access]
-        raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
-        req_col, pos_col = access_rows(offsets)
     else:
         offsets = np.zeros(n + 1, np.int64)
         dense, n_unique = np.empty(0, np.int64), 0
-        first_req = parent_block = depth = tokens = req_col = pos_col = np.empty(0, np.int64)
-        raw = np.empty(0, np.uint64)
+
+    def accesses() -> pa.Table:
+        req_col, pos_col = access_rows(offsets)
+        return pa.table({"req_id": req_col, "pos": pos_col, "block": dense})
+
+    def blocks() -> pa.Table:
+        first_req, parent_block, depth, tokens, first_access = prefix_tree(
+            dense, offsets, n_unique, input_len, block_size)
+        raw = ids[first_access] if has_ids else np.empty(0, np.uint64)
+        raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
+        return pa.table({"block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw, "first_req": first_req,
+                         "parent_block": _nullable_int(parent_block), "depth": depth, "tokens": tokens})
     duration = float(ts[-1] - ts[0]) if n else 0.0
     rejects = list(rejects)
     meta = dict(meta or {})
@@ -97,11 +107,8 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
             "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
             "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
             "type": _strings(type, n), "line_no": line_no}),
-        "accesses": pa.table({"req_id": req_col, "pos": pos_col, "block": dense}),
-        "blocks": pa.table({
-            "block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw, "first_req": first_req,
-            "parent_block": _nullable_int(parent_block),
-            "depth": depth.astype(np.int32), "tokens": tokens.astype(np.int32)}),
+        "accesses": accesses,
+        "blocks": blocks,
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
         "rejects": pa.table({"line_no": pa.array([r[0] for r in rejects], pa.int64()),
                              "raw": pa.array([r[1] for r in rejects], pa.string()),

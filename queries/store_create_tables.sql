@@ -15,7 +15,7 @@ CREATE TABLE requests (
 );
 CREATE TABLE accesses (
     req_id BIGINT NOT NULL,
-    pos    BIGINT NOT NULL,
+    pos    INTEGER NOT NULL,
     block  BIGINT NOT NULL
 );
 CREATE TABLE blocks (

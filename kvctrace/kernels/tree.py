@@ -46,7 +46,7 @@ def _truncate_csr(values, offsets, keep):
 def _access_rows(offsets):
     n = offsets.shape[0] - 1
     req = np.empty(offsets[n], np.int64)
-    pos = np.empty(offsets[n], np.int64)
+    pos = np.empty(offsets[n], np.int32)  # positions in one request fit in 32 bits
     for r in range(n):
         for i in range(offsets[r], offsets[r + 1]):
             req[i] = r
@@ -61,8 +61,8 @@ def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
     its raw hash). Dense ids are first-appearance ordered, so a new block is id == seen."""
     first_req = np.empty(n_unique, np.int64)
     parent = np.empty(n_unique, np.int64)
-    depth = np.empty(n_unique, np.int64)
-    tokens = np.empty(n_unique, np.int64)
+    depth = np.empty(n_unique, np.int32)
+    tokens = np.empty(n_unique, np.int32)
     first_access = np.empty(n_unique, np.int64)
     seen = 0
     for r in range(offsets.shape[0] - 1):
