@@ -204,3 +204,36 @@ def test_bad_options(tmp_path):
         open_trace(tmp_path / "missing.jsonl")
     with pytest.raises(KvctraceError, match="directory"):
         open_trace(tmp_path)
+
+
+def test_skip_bad_lines_on_a_large_file_keeps_the_fast_path(tmp_path, monkeypatch):
+    """A few bad lines among many: only they are parsed one by one; the result equals the
+    per-record path's."""
+    import kvctrace.formats as formats
+    lines = [line(dict(GOOD, timestamp=i, hash_ids=[i % 7, 100 + i])) for i in range(400)]
+    lines[10] = "{broken"
+    lines[200] = line(dict(GOOD, input_length="600"))
+    lines[399] = ""
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    slow_calls = []
+    original = formats._slow
+    monkeypatch.setattr(formats, "_slow", lambda *a, **k: slow_calls.append(1) or original(*a, **k))
+    fast = open_trace(path, skip_bad_lines=True)
+    assert slow_calls == []
+    assert fast.rejects()["line_no"].to_list() == [11, 201]
+    assert fast.rejects()["raw"].to_list() == ["{broken", lines[200]]
+    monkeypatch.setattr(formats, "_FEW_BAD", 0.0)  # force the per-record path for comparison
+    slow = open_trace(path, skip_bad_lines=True)
+    assert slow_calls == [1]
+    assert fast.requests().equals(slow.requests()) and fast.rejects().equals(slow.rejects())
+    assert (fast.blocks == slow.blocks).all()
+
+
+def test_skip_keeps_fast_path_only_when_flagged_lines_are_really_bad(tmp_path):
+    # tokens: a null optional output_length is flagged by the strict scan but valid.
+    recs = [{"timestamp": i, "token_ids": [1, 2, i], "output_length": None if i == 3 else 2} for i in range(200)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 200 and tr.rejected_lines == 0 and tr.output_len[3] == 0

@@ -133,21 +133,50 @@ def _scan_class(dtype) -> int:
     return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL}.get(dtype, jsonscan.INT)
 
 
-def _duckdb_frame(src: Source, schema: dict) -> pl.DataFrame:
-    """The records as typed columns via DuckDB's read_json (reading a copy of the text in a
-    temporary file when the file itself is compressed or starts with a byte-order mark)."""
+def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.DataFrame:
+    """The records as typed columns via DuckDB's read_json: of the file itself, or of ``text``
+    (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
     import duckdb
 
     columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
     con = duckdb.connect()
-    if src.compression == "none" and not src.bom:
+    if text is None and src.compression == "none" and not src.bom:
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(src.path), "columns": columns}).to_arrow_table())
     with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
         plain = Path(tmp) / "trace.jsonl"
-        plain.write_bytes(src.data)
+        plain.write_bytes(src.data if text is None else text)
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(plain), "columns": columns}).to_arrow_table())
+
+
+# With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
+# the fast path for the rest; only the flagged lines are parsed one by one.
+_FEW_BAD = 0.01
+
+
+def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
+    """(Columns of the unflagged lines, rejects of the flagged ones), or None when a flagged
+    line turns out valid or the rest still has a problem (then the per-record path decides)."""
+    buf = np.frombuffer(src.data, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [buf.shape[0]]))
+    rejects, pieces, prev = [], [], 0
+    for number in line_no[~ok].tolist():
+        text = src.data[starts[number - 1]:ends[number - 1]]
+        try:
+            reader.parse_record(_json_object(text), opts)
+            return None  # the strict scan flagged a line that is valid (e.g. an optional null)
+        except BadLine as err:
+            rejects.append((number, _raw(text), err.reason))
+        pieces.append(src.data[prev:starts[number - 1]])
+        prev = ends[number - 1] + 1
+    pieces.append(src.data[prev:])
+    df = _duckdb_frame(src, schema, b"".join(pieces))
+    good = line_no[ok]
+    cols = reader.from_frame(df, good, opts) if df.height == good.shape[0] else None
+    return None if cols is None else (cols, rejects)
 
 
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
@@ -156,15 +185,19 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
     line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
-    cols = None
-    if ok.all():
-        try:
+    n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
+    fast = None
+    try:
+        if n_flagged == 0:
             df = _duckdb_frame(src, schema)
             cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
-        except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
-            cols = None
-    if cols is not None:
-        return _finish(cols, [], [], [], reader, opts, src)
+            fast = None if cols is None else (cols, [])
+        elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
+            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
+    except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
+        fast = None
+    if fast is not None:
+        return _finish(fast[0], [], [], fast[1], reader, opts, src)
     return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
 
 
