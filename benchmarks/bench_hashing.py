@@ -16,7 +16,7 @@ the unique keys by first appearance) and polars (``unique(maintain_order=True)``
     6. uniform random small ints in [0, 10M).
 Prefix hashing: ``hash_token_blocks`` (tokens/s, 16-token blocks) against a pure-Python
 chained hash of token tuples (vLLM's scheme: hash((parent, tuple(block)))) on a prefix;
-``rechain`` and ``coarsen`` in ids/s.
+``rechain`` and ``coarsen`` in ids/s; the time to write the 10M-access Mooncake trace.
 
     /work/venv/bin/python benchmarks/bench_hashing.py [--requests 350000]
 """
@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kvctrace.kernels.hashing import coarsen, dense_ids, hash_token_blocks, rechain  # noqa: E402
-from kvctrace.synth import synthesize  # noqa: E402
+from kvctrace.synth import synthesize, write  # noqa: E402
 
 
 def best_of(fn, repeat=3):
@@ -162,6 +163,13 @@ def main():
     t_s, _ = best_of(lambda: synthesize(args.requests, 0).block_hashes(512), repeat=1)
     print(f"  synth workload + 512-block content hashes: {t_s:.2f} s for {n:,} blocks "
           f"({work.input_len.sum() / t_s / 1e9:.1f} G tokens/s of input described)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synth_mooncake.jsonl"
+        t = time.perf_counter()
+        summary = write(path, "mooncake", args.requests, 0)
+        t_w = time.perf_counter() - t
+        print(f"  write_trace mooncake: {t_w:.2f} s for {summary.requests:,} requests, {summary.blocks:,} block ids, "
+              f"{path.stat().st_size / 1e6:.0f} MB of JSONL")
 
 
 if __name__ == "__main__":
