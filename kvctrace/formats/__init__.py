@@ -100,8 +100,11 @@ def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, rea
         cols = reader.from_rows(rows, np.array(line_nos, np.int64), opts)
     cols.rejects = list(src.pre_rejects) + rejects
     if cols.n_requests == 0:
-        first = f"; first reason (line {cols.rejects[0][0]}): {cols.rejects[0][2]}" if cols.rejects else ""
-        raise TraceFormatError(f"no valid requests: {len(cols.rejects):,} lines rejected{first}",
+        if not cols.rejects:
+            raise TraceFormatError("no valid requests: the file holds no records", path=str(src.path),
+                                   hint="a CSV needs rows after its header; a JSON trace needs request objects")
+        first = cols.rejects[0]
+        raise TraceFormatError(f"no valid requests: {len(cols.rejects):,} lines rejected; first reason (line {first[0]}): {first[2]}",
                                path=str(src.path), hint="check the format (--format) and block size (--block-size)")
     return cols
 
