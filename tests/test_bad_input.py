@@ -237,3 +237,13 @@ def test_skip_keeps_fast_path_only_when_flagged_lines_are_really_bad(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     tr = open_trace(path, skip_bad_lines=True)
     assert tr.n_requests == 200 and tr.rejected_lines == 0 and tr.output_len[3] == 0
+
+
+def test_csv_non_finite_timestamp(tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text("timestamp,input_tokens\n1.0,5\nnan,6\ninf,7\n2.0,8\n")
+    with pytest.raises(KvctraceError, match="finite") as info:
+        open_trace(path)
+    assert info.value.line == 3 and info.value.field == "timestamp"
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 2 and tr.rejected_lines == 2

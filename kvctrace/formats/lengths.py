@@ -6,6 +6,7 @@ Field names are matched case-insensitively against common spellings. Numeric tim
 seconds; text timestamps are ISO-like date-times (naive ones are taken as UTC)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import numpy as np
@@ -92,9 +93,14 @@ def _parse_ts(value, name: str) -> float:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            if not math.isfinite(seconds):
+                raise BadLine(f"field '{name}' is not a finite number: {value!r:.40}", name,
+                              "timestamps must be finite seconds or date-times")
+            return seconds
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
