@@ -8,7 +8,14 @@ from .trace import Trace  # noqa: E402
 
 
 def open_trace(path, **options) -> Trace:
-    """Ingest a trace file (or open a ``.duckdb`` made by kvctrace) and return a ``Trace``."""
+    """Ingest a trace file (or open a ``.duckdb`` made by kvctrace) and return a ``Trace``.
+
+    Options (the CLI's shared trace options): ``format`` (mooncake | bailian | tokens | lengths;
+    default: detected from the first record), ``block_size`` (default: the format's own),
+    ``partial_block`` ('include' or 'drop' the last partial block), ``coarsen`` (re-block at k
+    times the block size), ``skip_bad_lines`` (ingest the rest, keep rejects), ``db`` (a DuckDB
+    file to write, re-used when it already holds this trace with these options). Bad input
+    raises ``KvctraceError`` naming the file, line and field."""
     from .store import open_trace as _open
     return _open(path, **options)
 
