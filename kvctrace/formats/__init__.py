@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -136,13 +137,13 @@ def _scan_class(dtype) -> int:
     return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL}.get(dtype, jsonscan.INT)
 
 
-def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.DataFrame:
+def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None, con=None) -> pl.DataFrame:
     """The records as typed columns via DuckDB's read_json: of the file itself, or of ``text``
     (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
     import duckdb
 
     columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
-    con = duckdb.connect()
+    con = con if con is not None else duckdb.connect()
     if text is None and src.compression == "none" and not src.bom:
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(src.path), "columns": columns}).to_arrow_table())
@@ -151,6 +152,36 @@ def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.Da
         plain.write_bytes(src.data if text is None else text)
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(plain), "columns": columns}).to_arrow_table())
+
+
+class _BackgroundRead:
+    """DuckDB reads the file in a thread (it releases the GIL) while the strict scan runs, so
+    the scan's start-up (Numba loading its kernels) overlaps the read; its result is used
+    only if the scan passes every line, else the read is interrupted and discarded."""
+
+    def __init__(self, src: Source, schema: dict):
+        import duckdb
+
+        self._con = duckdb.connect()
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(src, schema), daemon=True)
+        self._thread.start()
+
+    def _run(self, src, schema):
+        try:
+            self._result = _duckdb_frame(src, schema, con=self._con)
+        except Exception as err:  # noqa: BLE001 - reported to the caller, who falls back
+            self._error = err
+
+    def result(self) -> pl.DataFrame:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def cancel(self) -> None:
+        self._con.interrupt()
+        self._thread.join()
 
 
 # With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
@@ -187,12 +218,19 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
     reader = _reader(fmt, first.keys(), src, first_line)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
-    line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    background = _BackgroundRead(src, schema)
+    try:
+        line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    except BaseException:
+        background.cancel()
+        raise
     n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
+    if n_flagged:
+        background.cancel()
     fast = None
     try:
         if n_flagged == 0:
-            df = _duckdb_frame(src, schema)
+            df = background.result()
             cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
             fast = None if cols is None else (cols, [])
         elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
