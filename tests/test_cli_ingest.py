@@ -29,6 +29,7 @@ def kvctrace(*args, cwd):
 def test_info_json_on_the_conversation_trace(tmp_path):
     res = kvctrace("info", CONVERSATION, "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # no progress display when stderr is not a terminal
     facts = json.loads(res.stdout)
     assert INFO_KEYS <= facts.keys()
     assert (facts["format"], facts["block_size"], facts["requests"], facts["accesses"], facts["unique_blocks"]) == \
