@@ -241,3 +241,14 @@ def test_utf8_byte_order_mark_is_ignored(tmp_path, monkeypatch):
     (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfTIMESTAMP,ContextTokens,GeneratedTokens\n1.5,10,2\n")
     tr = open_trace(tmp_path / "bom.csv")
     assert tr.format == "lengths" and tr.input_len.tolist() == [10]
+
+
+def test_unsigned_64_bit_ids(tmp_path):
+    big = (1 << 64) - 1
+    recs = [{"timestamp": 0, "input_length": 1000, "output_length": 1, "hash_ids": [big, 5]},
+            {"timestamp": 1, "input_length": 600, "output_length": 1, "hash_ids": [big, -3]}]
+    path = tmp_path / "u.jsonl"
+    path.write_text(jsonl(recs))
+    tr = open_trace(path)
+    assert tr.blocks.tolist() == [0, 1, 0, 2]
+    assert tr.blocks_table()["raw_hash"].to_list() == [big, 5, (1 << 64) - 3]
