@@ -378,8 +378,12 @@ def ingest(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
     """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
     import json as json_mod
 
-    db = db if db is not None else _default_db(trace)
+    from .formats.source import is_duckdb_file
+
+    if db is None and not is_duckdb_file(trace):  # a kvctrace database is opened in place
+        db = _default_db(trace)
     tr = _open_with_status(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
+    db = db if db is not None else trace
     info = tr.info() | {"db": str(db)}
     if json:
         print(json_mod.dumps(info))

@@ -1,6 +1,7 @@
 """Lengths-only traces: a timestamp and token counts per request, no block ids (for example
 the Azure LLM inference 2023 CSVs ``TIMESTAMP,ContextTokens,GeneratedTokens`` whose
-timestamps are wall-clock text such as ``2023-11-16 18:17:03.9799600``).
+timestamps are wall-clock text such as ``2023-11-16 18:17:03.9799600``, or BurstGPT's
+``Timestamp,...,Request tokens,Response tokens``).
 
 Field names are matched case-insensitively against common spellings. Numeric timestamps are
 seconds; text timestamps are ISO-like date-times (naive ones are taken as UTC)."""
@@ -18,9 +19,9 @@ NAME = "lengths"
 DEFAULT_BLOCK_SIZE = 16
 TS_NAMES = ("timestamp", "ts", "time", "arrival_time", "arrival_timestamp", "created", "created_at")
 INPUT_NAMES = ("input_length", "contexttokens", "context_tokens", "input_tokens", "prompt_tokens",
-               "prompt_length", "input_len", "num_prompt_tokens")
+               "prompt_length", "input_len", "num_prompt_tokens", "request tokens", "request_tokens")
 OUTPUT_NAMES = ("output_length", "generatedtokens", "generated_tokens", "output_tokens",
-                "completion_tokens", "output_len", "num_generated_tokens")
+                "completion_tokens", "output_len", "num_generated_tokens", "response tokens", "response_tokens")
 
 
 def _pick(keys, names):
