@@ -188,9 +188,20 @@ def test_parquet_mistyped_column(tmp_path):
     path = tmp_path / "t.parquet"
     pl.DataFrame({"timestamp": [0, 1], "input_length": ["600", "x"], "output_length": [1, 1],
                   "hash_ids": [[1, 2], [3, 4]]}).write_parquet(path)
-    with pytest.raises(KvctraceError, match="should be an integer") as info:
+    with pytest.raises(KvctraceError, match="row 1: field 'input_length' should be an integer") as info:
         open_trace(path)
-    assert info.value.line == 1 and info.value.field == "input_length"
+    assert info.value.field == "input_length"
+
+
+def test_json_array_bad_record(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([GOOD, dict(GOOD, output_length=-1), GOOD2], indent=2))
+    with pytest.raises(KvctraceError, match="record 2: field 'output_length' is negative") as info:
+        open_trace(path)
+    assert info.value.field == "output_length"
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 2 and tr.rejects()["line_no"].to_list() == [2]
+    assert json.loads(tr.rejects()["raw"][0])["output_length"] == -1
 
 
 def test_bad_options(tmp_path):

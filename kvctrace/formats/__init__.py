@@ -62,6 +62,9 @@ def _reader(fmt: str | None, keys, src: Source, line: int):
 
 
 def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
+    if src.unit != "line":  # JSON arrays and Parquet: say which record/row, not a text line
+        return TraceFormatError(f"{src.unit} {line}: {err.reason}", path=str(src.path), field=err.field,
+                                hint=err.hint)
     return TraceFormatError(err.reason, path=str(src.path), line=line, field=err.field, hint=err.hint)
 
 
@@ -243,7 +246,9 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
 
 
 def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines) -> Columns:
-    """A JSON array or a Parquet table: records are numbered 1, 2, ... in file order."""
+    """A JSON array or a Parquet table: records are numbered 1, 2, ... in file order (the
+    rejects table's line_no is that number)."""
+    src.unit = "row" if src.kind == "parquet" else "record"
     if not records:
         raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
                                hint="the file holds no requests")

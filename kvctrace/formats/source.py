@@ -55,6 +55,7 @@ class Source:
     sha256: Sha256 | None = None
     compression: str = "none"
     bom: bool = False              # a UTF-8 byte-order mark was removed: data differs from the file
+    unit: str = "line"             # what a record number counts: line, or record/row (JSON array, Parquet)
     pre_rejects: list = field(default_factory=list)   # (line_no, raw, reason) lost before parsing
 
     def iter_lines(self):
