@@ -25,6 +25,7 @@ _KVCTRACE = r"""
 import json, resource, sys, time, tempfile, os
 sys.path.insert(0, {repo!r})
 from kvctrace import open_trace
+import kvctrace.store  # module imports (numba, duckdb, polars) are not part of the ingest
 path, use_db = sys.argv[1], sys.argv[2] == "1"
 db = os.path.join(tempfile.mkdtemp(), "bench.duckdb") if use_db else None
 t = time.perf_counter()
