@@ -45,11 +45,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kvctrace-numba-") as cache, \
             tempfile.TemporaryDirectory(prefix="kvctrace-cwd-") as cwd:
         cold, facts = run_info(args.trace, cache, cwd)
-        n_cached = sum(1 for p in Path(cache).rglob("*.nbi"))
+        n_cached = sum(1 for p in Path(cache).rglob("*.nbc"))
         warm = [run_info(args.trace, cache, cwd)[0] for _ in range(args.warm_runs)]
     print(f"trace: {args.trace} ({facts['requests']:,} requests, {facts['accesses']:,} block accesses, "
           f"{facts['unique_blocks']:,} unique blocks)")
-    print(f"kvctrace info, first run (empty Numba cache, {n_cached} kernel signatures compiled and cached): {cold:.2f} s")
+    print(f"kvctrace info, first run (empty Numba cache, {n_cached} compiled kernel signatures written to the cache): {cold:.2f} s")
     print(f"kvctrace info, warm cache (best of {len(warm)}): {min(warm):.2f} s  "
           f"(runs: {', '.join(f'{w:.2f}' for w in warm)})")
     print(f"compile time saved by the cache: {cold - min(warm):.2f} s  ({cold / min(warm):.1f}x faster warm)")
