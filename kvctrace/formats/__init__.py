@@ -2,8 +2,11 @@
 
 One module per format (``mooncake``, ``bailian``, ``tokens``, ``lengths``), each with a fast
 columnar path (``schema`` + ``from_frame``) and a per-record path (``parse_record`` +
-``from_rows``). ``read_columns`` tries the fast path and falls back to the per-record one only
-when the fast path fails or finds a bad row, so errors always name the exact line and field."""
+``from_rows``). JSON lines go through DuckDB's ``read_json`` after a strict Numba type scan
+(``kernels/jsonscan.py``); CSV and Parquet through polars with strict casts. ``read_columns``
+falls back to the per-record path only when the fast path fails or finds a bad row (with
+``--skip-bad-lines``, only for the lines the scan flags), so errors always name the exact
+line and field."""
 from __future__ import annotations
 
 import csv

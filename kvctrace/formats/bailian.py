@@ -15,7 +15,6 @@ from .mooncake import valid_lengths
 
 NAME = "bailian"
 DEFAULT_BLOCK_SIZE = 16
-SIGNATURE = {"chat_id", "parent_chat_id", "timestamp", "input_length", "output_length", "hash_ids"}
 
 
 def options(first_record: dict, block_size: int | None, partial: str) -> dict:

@@ -10,7 +10,6 @@ from .common import Columns, check_block_count, csr_offsets, get_int, get_int_li
 
 NAME = "mooncake"
 DEFAULT_BLOCK_SIZE = 512
-SIGNATURE = {"timestamp", "input_length", "output_length", "hash_ids"}
 MS = 1e-3  # timestamps are milliseconds
 
 

@@ -12,7 +12,6 @@ from .common import Columns, csr_offsets, get_int, get_int_list, get_number, get
 
 NAME = "tokens"
 DEFAULT_BLOCK_SIZE = 16
-SIGNATURE = {"timestamp", "token_ids"}
 
 
 def options(first_record: dict, block_size: int | None, partial: str) -> dict:
