@@ -416,3 +416,22 @@ def test_unsorted_bailian_keeps_parent_links(tmp_path):
         assert (parent is None and want == -1) or chat_of_line[line_of_req[parent]] == want
     sessions = dict(zip((chat_of_line[x] for x in req["line_no"].to_list()), req["session_id"].to_list()))
     assert sessions == {1: "1", 2: "1", 5: "1", 3: "3", 4: "3"}
+
+
+def test_failed_replacement_keeps_the_previous_store(tmp_path, monkeypatch):
+    trace = write_jsonl(tmp_path / "t.jsonl", mooncake_records(12))
+    db = tmp_path / "t.duckdb"
+    before = open_trace(trace, db=db)
+    blocks = before.blocks.copy()
+    before.con.close()
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted in the middle of writing the new tables
+
+    monkeypatch.setattr(store, "prefix_tree", fail)
+    with pytest.raises(KeyboardInterrupt):
+        open_trace(trace, db=db, coarsen=2)
+    monkeypatch.undo()
+    after = open_trace(db)
+    assert after.meta["coarsen"] == "1" and np.array_equal(after.blocks, blocks)
+    assert after.sql("SELECT count(*) AS n FROM blocks")["n"][0] == after.n_unique_blocks
