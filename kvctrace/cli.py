@@ -62,19 +62,14 @@ def analyze(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = N
             json: Annotated[bool, typer.Option("--json", help="Print the summary JSON to stdout instead of the readable summary")] = False):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
     print a summary and write summary.json (and the HTML report)."""
-    from . import open_trace
-    from .analysis import analyze as run_analyses, trace_name, write_summary
+    from .commands import analyze as run_analyze
 
-    result = run_analyses(open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db)))
-    out_dir = out if out is not None else Path("reports") / trace_name(trace)
-    summary_path = write_summary(result, out_dir)
-    from .report import write_report
-    report_path = write_report(result, out_dir)
+    done = run_analyze(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db), out)
     if json:
-        print(result.to_json())
-        print(f"wrote {summary_path}\nwrote {report_path}", file=sys.stderr)
+        print(done.result.to_json())
+        print(f"wrote {done.summary_path}\nwrote {done.report_path}", file=sys.stderr)
         return
-    _print_analysis(result.summary(), [summary_path, report_path])
+    _print_analysis(done.result.summary(), [done.summary_path, done.report_path])
 
 
 # Rows shown on the console per section (everything is in summary.json); sections not listed
@@ -178,23 +173,11 @@ def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting."""
-    from . import open_trace
-    from .analysis import analyze as run_analyses, trace_name
-    from .report import write_report
+    from .commands import report as write_trace_report
 
-    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    out_dir = out if out is not None else Path("reports") / trace_name(opened.path)
-    runs = rec = None
-    if replay or recommend or config is not None or preset is not None:
-        from .replay.config import load_config, load_preset
-        from .report.study import replay_study
-        base = load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b")
-        if recommend:
-            from .replay.sweep import recommend as run_recommend
-            rec = run_recommend(opened, base)
-            base = rec.config
-        runs = replay_study(opened, base)
-    print(f"wrote {write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)}")
+    path = write_trace_report(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
+                              out, replay=replay, config=config, preset=preset, recommend=recommend)
+    print(f"wrote {path}")
 
 
 # ---- synth (issue 2: synthetic traces) -------------------------------------------------------
@@ -251,19 +234,6 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay conf
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
 
 
-def _replay_config(config, preset, policy=None, capacity_blocks=None, index=None):
-    """Config from --config or --preset, with the one-tier shortcuts applied."""
-    from dataclasses import replace
-
-    from .replay.config import IndexConfig, load_config, load_preset, one_tier, validate
-    cfg = load_config(config) if config is not None else load_preset(preset or "h100-llama3-8b")
-    if policy is not None or capacity_blocks is not None:
-        cfg = one_tier(cfg, policy, capacity_blocks)
-    if index is not None:
-        cfg = validate(replace(cfg, index=IndexConfig(kind=index)))
-    return cfg
-
-
 @app.command()
 @handle_errors
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
@@ -278,14 +248,10 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
     metadata, load and prefill time, TTFT percentiles."""
     import json as _json
 
-    from . import open_trace
-    from .replay import replay as run_replay
-    cfg = _replay_config(config, preset, policy, capacity_blocks, index)
-    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    result = run_replay(opened, cfg)
-    if out is not None:
-        result.to_parquet(out)
-    summary = result.summary()
+    from .commands import replay as run_replay
+    summary = run_replay(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
+                         config=config, preset=preset, policy=policy, capacity_blocks=capacity_blocks,
+                         index=index, out=out).summary()
     if json:
         print(_json.dumps(summary, indent=2))
         return
@@ -320,21 +286,12 @@ def _print_replay(s: dict, out) -> None:
 
 # ---- ingest / info (issue 2: foundation) -----------------------------------------------------
 
-def _default_db(trace: Path) -> Path:
-    """ingest's default database: <trace name without extensions>.duckdb in the current folder."""
-    name = trace.name
-    for suffix in (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return Path(f"{name or 'trace'}.duckdb")
-
-
-def _open_with_status(trace: Path, options: dict):
-    from . import open_trace
+def _with_status(trace: Path, command, options: dict) -> dict:
+    """Run an ingesting command with a progress line on a terminal."""
     from .progress import status
 
     with status(f"ingesting {trace.name}") as update:
-        return open_trace(trace, **options, progress=update)
+        return command(trace, options, progress=update)
 
 
 def _print_info(info: dict, db) -> None:
@@ -378,20 +335,16 @@ def ingest(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = No
     """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
     import json as json_mod
 
-    from .formats.source import is_duckdb_file
+    from .commands import ingest as run_ingest
 
-    if db is None and not is_duckdb_file(trace):  # a kvctrace database is opened in place
-        db = _default_db(trace)
-    tr = _open_with_status(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    db = db if db is not None else trace
-    info = tr.info() | {"db": str(db)}
+    info = _with_status(trace, run_ingest, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
     if json:
         print(json_mod.dumps(info))
         return
     print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
           + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
              if info["has_block_ids"] else "no block ids, ")
-          + f"{info['rejected_lines']:,} rejected lines -> {db}")
+          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
     if not info["sorted_input"]:
         print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
 
@@ -406,28 +359,13 @@ def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None
     unique blocks, duration, rejected lines, whether the input was sorted."""
     import json as json_mod
 
-    tr = _open_with_status(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    facts = tr.info() | {"db": str(db) if db is not None else None}
+    from .commands import info as trace_info
+
+    facts = _with_status(trace, trace_info, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
     if json:
         print(json_mod.dumps(facts))
         return
     _print_info(facts, db)
-
-
-def _csv(value: Optional[str], cast, default):
-    return default if value is None else tuple(cast(v.strip()) for v in value.split(",") if v.strip())
-
-
-def _budgets(items: Optional[list]) -> dict:
-    from .errors import ConfigError
-    from .replay.config import parse_bytes
-    out = {}
-    for item in items or []:
-        name, sep, size = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"cannot read budget {item!r}", field="--budget", hint="use TIER=SIZE, e.g. hbm=48GB")
-        out[name.strip()] = parse_bytes(size, "--budget")
-    return out
 
 
 @app.command()
@@ -451,30 +389,19 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     import json as _json
 
-    from . import open_trace
-    from .replay.config import save_config
-    from .replay.sweep import Grid
-    from .replay.sweep import recommend as run_recommend
-    d = Grid()
-    grid = Grid(policies=_csv(policies, str, d.policies), admission=_csv(admission, int, d.admission),
-                fractions=_csv(fractions, float, d.fractions), indexes=_csv(indexes, str, d.indexes))
-    base = _replay_config(config, preset)
-    opened = open_trace(trace, **trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    from .replay.config import parse_bytes
-    limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
-    rec = run_recommend(opened, base, budgets=_budgets(budget), grid=grid, objective=objective,
-                        tolerance=tolerance, workers=workers, max_memory_bytes=limit)
-    col = rec.sweep.table.columns
-    header = (f"Recommended by kvctrace recommend for {trace.name} (objective {objective}, "
-              f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
-    path = save_config(rec.config, out, header=header)
+    from .commands import recommend as run_recommend
+
+    rec, path = run_recommend(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
+                              config=config, preset=preset, budgets=budget, objective=objective,
+                              policies=policies, indexes=indexes, admission=admission, fractions=fractions,
+                              tolerance=tolerance, max_memory=max_memory, workers=workers, out=out)
     if json:
         print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
         return
-    _print_recommendation(rec, top, path, col)
+    _print_recommendation(rec, top, path)
 
 
-def _print_recommendation(rec, top, path, cols) -> None:
+def _print_recommendation(rec, top, path) -> None:
     import polars as pl
     from rich.console import Console
     from rich.table import Table
