@@ -43,24 +43,72 @@ def _strings(values, n: int) -> pa.Array:
     return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
+# DuckDB's allocator keeps freed memory for reuse and, without its background threads, returns
+# it to the system only when later allocations happen to trigger it: an ingest's transient
+# buffers (parsed JSON, uncompressed table data before a checkpoint) would stay resident
+# through the analyses. With the threads, freed memory goes back within about a second.
+DUCKDB_CONFIG = {"allocator_background_threads": True, "allocator_bulk_deallocation_flush_threshold": "16MB", "allocator_flush_threshold": "16MB"}
+
+
+def memory_connection() -> duckdb.DuckDBPyConnection:
+    """A new in-memory database that compresses its tables (as a database file does) and is
+    the connection's default catalog. DuckDB's default in-memory database keeps tables
+    uncompressed: ~260 MB for 5.6M accesses and 2.4M blocks, against ~35 MB compressed."""
+    con = duckdb.connect(config=DUCKDB_CONFIG)
+    con.execute("ATTACH ':memory:' AS kvctrace (COMPRESS)")
+    con.execute("USE kvctrace")
+    return con
+
+
+def _is_fresh_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a connection made by ``memory_connection`` that holds no tables yet."""
+    rows = con.sql("SELECT current_database(), (SELECT count(*) FROM duckdb_tables() "
+                   "WHERE database_name = current_database())").fetchall()
+    return rows[0][0] == "kvctrace" and rows[0][1] == 0
+
+
+def _insert(con, name: str, table) -> None:
+    view = f"_kvctrace_ingest_{name}"
+    con.register(view, table)
+    try:
+        con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
+    finally:
+        con.unregister(view)
+
+
 def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
-    """Create the store and insert every table, all in one transaction. A table may be given
-    as a function returning it, so each big one is built just before its insert and freed
-    right after (peak memory holds one at a time)."""
+    """Create the store and insert every table. A table may be given as a function returning
+    it (or an iterator of Arrow chunks), so each big one is built just before its insert and
+    freed right after (peak memory holds one at a time).
+
+    Into a database that may hold an earlier store (a file), everything is one transaction:
+    an interrupted ingest leaves no half-written tables. Into a fresh in-memory database
+    (nobody else sees it; a failed ingest discards it) each table is committed and
+    checkpointed on its own, which compresses it before the next one is built; inside one
+    transaction all tables would wait uncompressed until the end."""
+    fresh = not replace and _is_fresh_memory(con)
+
+    def inserts():
+        for name in TABLES:
+            table = tables.pop(name)
+            table = table() if callable(table) else table
+            for chunk in (table if not isinstance(table, pa.Table) else (table,)):
+                _insert(con, name, chunk)
+                del chunk
+            del table
+            if fresh:
+                con.execute("CHECKPOINT")
+
+    if fresh:
+        con.execute(load_query("store_create_tables"))
+        inserts()
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         if replace:
             con.execute(load_query("store_drop_tables"))
         con.execute(load_query("store_create_tables"))
-        for name in TABLES:
-            view = f"_kvctrace_ingest_{name}"
-            table = tables.pop(name)
-            con.register(view, table() if callable(table) else table)
-            try:
-                con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
-            finally:
-                con.unregister(view)
-            del table
+        inserts()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -135,7 +183,7 @@ def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=No
         ts = ts - ts[0]
     input_len = n_blocks * block_size if input_len is None else np.asarray(input_len, np.int64)
     output_len = np.zeros(n_req, np.int64) if output_len is None else np.asarray(output_len, np.int64)
-    return _materialize(duckdb.connect(), path=path, fmt=format, block_size=block_size, ts=ts,
+    return _materialize(memory_connection(), path=path, fmt=format, block_size=block_size, ts=ts,
                         input_len=input_len, output_len=output_len,
                         line_no=np.arange(1, n_req + 1, dtype=np.int64), offsets=offsets, ids=raw,
                         session_id=session_id, type=type)
@@ -201,7 +249,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
             "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
     progress("dense ids, prefix tree, tables")
-    return _materialize(con if con is not None else duckdb.connect(), path=str(src.path), fmt=cols.format,
+    return _materialize(con if con is not None else memory_connection(), path=str(src.path), fmt=cols.format,
                         block_size=bs_eff, ts=ts, input_len=input_len, output_len=output_len,
                         line_no=line_no, offsets=offsets, ids=ids, session_id=session,
                         parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,

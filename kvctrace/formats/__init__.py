@@ -168,7 +168,9 @@ class _BackgroundRead:
     def __init__(self, src: Source, schema: dict):
         import duckdb
 
-        self._con = duckdb.connect()
+        from ..store import DUCKDB_CONFIG
+
+        self._con = duckdb.connect(config=DUCKDB_CONFIG)
         self._result = self._error = None
         self._thread = threading.Thread(target=self._run, args=(src, schema), daemon=True)
         self._thread.start()
