@@ -1,8 +1,9 @@
-"""Command line: thin. Each command parses options, calls one library function and renders
-the result; KvctraceError becomes a one-line message and exit code 1, never a traceback."""
+"""Command line: thin. Each command parses options, calls one library function (kvctrace.commands)
+and renders the result; KvctraceError becomes a one-line message and exit code 1, never a traceback."""
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,14 +28,18 @@ def handle_errors(fn):
     return wrapper
 
 
-# Options shared by every command that reads a trace (same names as open_trace's keywords).
+# Options shared by every command that reads a trace (same names as open_trace's keywords); the
+# help lists them in their own panel, after the command's own options.
+_READING = "Reading the trace"
 TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
-BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
-PartialOpt = Annotated[str, typer.Option("--partial-block", help="Last partial token block: include (Mooncake) or drop (vLLM)")]
-CoarsenOpt = Annotated[int, typer.Option("--coarsen", help="Re-block at K times the block size (chained ids of K-block groups)")]
-SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to ingest into (re-used if it already holds this trace)")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
+BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
+PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
+CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
+_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
+                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None))
 
 
 def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -> dict:
@@ -42,35 +47,222 @@ def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
                 coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db)
 
-# Each part of kvctrace registers its commands below, in its own section. Pattern:
-#
-# @app.command()
-# @handle_errors
-# def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
-#          partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
-#          skip_bad_lines: SkipBadOpt = False, db: DbOpt = None, json: bool = False): ...
+
+def _register(name: str, fn, params: list) -> None:
+    """Register ``fn(**options)`` as command ``name`` with a generated parameter list: typer
+    reads a function's signature, so the command gets one built from ``params``."""
+    def command(**kwargs):
+        return fn(**kwargs)
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = fn.__doc__
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    app.command(name=name)(handle_errors(command))
 
 
-# ---- analyze (issue 3: reuse / analysis summary) ---------------------------------------------
+def trace_command(db_option=DbOpt):
+    """Register the decorated function as a command that reads a trace: after its own
+    parameters it gets the shared trace options (declared once, in _TRACE_OPTIONS) and receives
+    them as ``trace_opts``, the keyword arguments of ``open_trace``. ``db_option`` replaces the
+    declaration of --db (ingest writes a database rather than re-using one)."""
+    def register(fn):
+        kw = inspect.Parameter.KEYWORD_ONLY
+        own = [p.replace(kind=kw) for p in inspect.signature(fn, eval_str=True).parameters.values()
+               if p.name != "trace_opts"]
+        shared = [inspect.Parameter(name, kw, default=default, annotation=db_option if name == "db" else option)
+                  for name, option, default in _TRACE_OPTIONS]
 
-@app.command()
-@handle_errors
-def analyze(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
-            partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
-            skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-            out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None,
-            json: Annotated[bool, typer.Option("--json", help="Print the summary JSON to stdout instead of the readable summary")] = False):
+        @functools.wraps(fn)
+        def call(**kwargs):
+            opts = trace_options(*(kwargs.pop(name) for name, _, _ in _TRACE_OPTIONS))
+            return fn(trace_opts=opts, **kwargs)
+        _register(fn.__name__, call, own + shared)
+        return fn
+    return register
+
+
+def _json_opt(what: str):
+    return Annotated[bool, typer.Option("--json", help=f"Print {what} as one JSON object instead of the readable output")]
+
+
+# ---- ingest / info ---------------------------------------------------------------------------
+
+def _with_status(trace: Path, command, options: dict) -> dict:
+    """Run an ingesting command with a progress line on a terminal."""
+    from .progress import status
+
+    with status(f"ingesting {trace.name}") as update:
+        return command(trace, options, progress=update)
+
+
+@trace_command(db_option=Annotated[Optional[Path], typer.Option(
+    "--db", rich_help_panel=_READING, help="DuckDB file to write (default: <trace name>.duckdb here)")])
+def ingest(trace: TraceArg, json: _json_opt("the trace facts") = False, trace_opts: dict = None):
+    """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
+    import json as json_mod
+
+    from .commands import ingest as run_ingest
+
+    info = _with_status(trace, run_ingest, trace_opts)
+    if json:
+        print(json_mod.dumps(info))
+        return
+    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
+          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
+             if info["has_block_ids"] else "no block ids, ")
+          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
+    if not info["sorted_input"]:
+        print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
+
+
+@trace_command()
+def info(trace: TraceArg, json: _json_opt("the trace facts") = False, trace_opts: dict = None):
+    """Facts about a trace or a kvctrace database: format, block size, requests, accesses,
+    unique blocks, duration, rejected lines, whether the input was sorted."""
+    import json as json_mod
+
+    from .commands import info as trace_info
+
+    facts = _with_status(trace, trace_info, trace_opts)
+    if json:
+        print(json_mod.dumps(facts))
+        return
+    _print_info(facts, trace_opts["db"])
+
+
+# ---- analyze / report ------------------------------------------------------------------------
+
+OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace name>/)")]
+
+
+@trace_command()
+def analyze(trace: TraceArg, out: OutDirOpt = None, json: _json_opt("the analysis summary") = False,
+            trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
     print a summary and write summary.json (and the HTML report)."""
     from .commands import analyze as run_analyze
 
-    done = run_analyze(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db), out)
+    done = run_analyze(trace, trace_opts, out)
     if json:
         print(done.result.to_json())
         print(f"wrote {done.summary_path}\nwrote {done.report_path}", file=sys.stderr)
         return
     _print_analysis(done.result.summary(), [done.summary_path, done.report_path])
 
+
+# Replay config options (report, replay, recommend).
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML (tiers, policies, index, model, GPU)")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
+
+
+@trace_command()
+def report(trace: TraceArg, out: OutDirOpt = None,
+           replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
+           config: ConfigOpt = None, preset: PresetOpt = None,
+           recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
+           trace_opts: dict = None):
+    """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
+    it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
+    from .commands import report as write_trace_report
+
+    path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
+                              recommend=recommend)
+    print(f"wrote {path}")
+
+
+# ---- replay / recommend (policy replayer) ----------------------------------------------------
+
+@trace_command()
+def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
+           policy: Annotated[Optional[str], typer.Option("--policy", help="One-tier run: eviction policy (lru, fifo, lfu, s3fifo, prefix-lru, belady)")] = None,
+           capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
+           index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
+           json: _json_opt("the replay summary") = False, trace_opts: dict = None):
+    """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
+    metadata, load and prefill time, TTFT percentiles."""
+    import json as _json
+
+    from .commands import replay as run_replay
+    summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
+                         capacity_blocks=capacity_blocks, index=index, out=out).summary()
+    if json:
+        print(_json.dumps(summary, indent=2))
+        return
+    _print_replay(summary, out)
+
+
+@trace_command()
+def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
+              budget: Annotated[Optional[list[str]], typer.Option("--budget", help="Memory budget of a tier, TIER=SIZE (e.g. hbm=48GB); repeat per tier; default: the preset's capacities")] = None,
+              objective: Annotated[str, typer.Option("--objective", help="p99-ttft, p90-ttft, p50-ttft, mean-ttft or hit-ratio")] = "p99-ttft",
+              policies: Annotated[Optional[str], typer.Option("--policies", help="Comma-separated policies to sweep (default: lru,fifo,lfu,s3fifo,prefix-lru)")] = None,
+              indexes: Annotated[Optional[str], typer.Option("--indexes", help="Comma-separated index models (default: all: redis-get,redis-mget,sherman,chime,rdma-hash)")] = None,
+              admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
+              fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,
+              tolerance: Annotated[float, typer.Option("--tolerance", help="Recommend the smallest-memory config within this relative distance of the best objective")] = 0.01,
+              max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Total memory budget across all tiers (e.g. 2TB); configs above it are dropped")] = None,
+              workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
+              top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
+              out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
+              json: _json_opt("the recommendation") = False, trace_opts: dict = None):
+    """Sweep index model x tier capacities x policy x admission threshold, rank by the
+    objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
+    import json as _json
+
+    from .commands import recommend as run_recommend
+
+    rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
+                              objective=objective, policies=policies, indexes=indexes, admission=admission,
+                              fractions=fractions, tolerance=tolerance, max_memory=max_memory,
+                              workers=workers, out=out)
+    if json:
+        print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
+        return
+    _print_recommendation(rec, top, path)
+
+
+# ---- synth -----------------------------------------------------------------------------------
+# The structure options are generated from kvctrace.synth.SynthConfig, so the CLI, the Python
+# API and their help texts cannot drift apart.
+
+def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
+    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
+    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
+    from .synth import write
+
+    s = write(out, fmt, requests, seed, block_size, **structure)
+    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
+    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
+          f"{s.duration_s:,.1f} s")
+
+
+def _register_synth() -> None:
+    import dataclasses
+
+    from .synth import FORMATS, SynthConfig
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("out", kw, annotation=Annotated[Path, typer.Argument(help="Output file (.jsonl, .jsonl.gz, .jsonl.zst)")]),
+        inspect.Parameter("fmt", kw, default="mooncake", annotation=Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))]),
+        inspect.Parameter("requests", kw, default=1000, annotation=Annotated[int, typer.Option("--requests", help="Number of requests")]),
+        inspect.Parameter("seed", kw, default=0, annotation=Annotated[int, typer.Option("--seed", help="Random seed (same seed, same trace)")]),
+        inspect.Parameter("block_size", kw, default=None, annotation=Annotated[Optional[int], typer.Option("--block-size", help="Tokens per hashed block of the mooncake and bailian formats (default: mooncake 512, bailian 16)")]),
+    ]
+    types = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(SynthConfig):
+        py_type = types[f.type] if isinstance(f.type, str) else f.type
+        params.append(inspect.Parameter(f.name, kw, default=f.default, annotation=Annotated[
+            py_type, typer.Option("--" + f.name.replace("_", "-"), rich_help_panel="Workload structure",
+                                  help=f.metadata["help"])]))
+    _register("synth", _synth, params)
+
+
+_register_synth()
+
+
+# ---- rendering -------------------------------------------------------------------------------
 
 # Rows shown on the console per section (everything is in summary.json); sections not listed
 # show all their scalar values.
@@ -159,105 +351,6 @@ def _print_analysis(summary: dict, written: list) -> None:
         console.print(f"wrote {path}")
 
 
-# ---- report (issue 5: HTML report) -----------------------------------------------------------
-
-@app.command()
-@handle_errors
-def report(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
-           partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
-           skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-           out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace-name>/)")] = None,
-           replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
-           config: Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML for --replay")] = None,
-           preset: Annotated[Optional[str], typer.Option("--preset", help="Shipped replay preset for --replay (default h100-llama3-8b)")] = None,
-           recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False):
-    """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
-    it re-renders from the stored tables without re-ingesting."""
-    from .commands import report as write_trace_report
-
-    path = write_trace_report(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
-                              out, replay=replay, config=config, preset=preset, recommend=recommend)
-    print(f"wrote {path}")
-
-
-# ---- synth (issue 2: synthetic traces) -------------------------------------------------------
-# The structure options are generated from kvctrace.synth.SynthConfig, so the CLI, the Python
-# API and their help texts cannot drift apart.
-
-def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
-    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
-    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
-    from .synth import write
-
-    s = write(out, fmt, requests, seed, block_size, **structure)
-    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
-    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
-          f"{s.duration_s:,.1f} s")
-
-
-def _register_synth() -> None:
-    import dataclasses
-    import inspect
-
-    from .synth import FORMATS, SynthConfig
-
-    kw = inspect.Parameter.KEYWORD_ONLY
-    params = [
-        inspect.Parameter("out", kw, annotation=Annotated[Path, typer.Argument(help="Output file (.jsonl, .jsonl.gz, .jsonl.zst)")]),
-        inspect.Parameter("fmt", kw, default="mooncake", annotation=Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))]),
-        inspect.Parameter("requests", kw, default=1000, annotation=Annotated[int, typer.Option("--requests", help="Number of requests")]),
-        inspect.Parameter("seed", kw, default=0, annotation=Annotated[int, typer.Option("--seed", help="Random seed (same seed, same trace)")]),
-        inspect.Parameter("block_size", kw, default=None, annotation=Annotated[Optional[int], typer.Option("--block-size", help="Tokens per hashed block (default: mooncake 512, bailian 16)")]),
-    ]
-    types = {"int": int, "float": float, "str": str}
-    for f in dataclasses.fields(SynthConfig):
-        py_type = types[f.type] if isinstance(f.type, str) else f.type
-        params.append(inspect.Parameter(f.name, kw, default=f.default, annotation=Annotated[
-            py_type, typer.Option("--" + f.name.replace("_", "-"), help=f.metadata["help"])]))
-
-    @functools.wraps(_synth)
-    def synth(**kwargs):
-        return _synth(**kwargs)
-
-    synth.__signature__ = inspect.Signature(params)
-    synth.__annotations__ = {p.name: p.annotation for p in params}
-    del synth.__wrapped__  # typer must read the generated signature, not _synth's
-    app.command(name="synth")(handle_errors(synth))
-
-
-_register_synth()
-
-
-# ----------------------------------------------------------------------------- replay / recommend (policy replayer)
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML (tiers, policies, index, model, GPU)")]
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
-
-
-@app.command()
-@handle_errors
-def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
-           policy: Annotated[Optional[str], typer.Option("--policy", help="One-tier run: eviction policy (lru, fifo, lfu, s3fifo, prefix-lru, belady)")] = None,
-           capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
-           index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
-           out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
-           fmt: FormatOpt = None, block_size: BlockSizeOpt = None, partial_block: PartialOpt = "include",
-           coarsen: CoarsenOpt = 1, skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-           json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False):
-    """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
-    metadata, load and prefill time, TTFT percentiles."""
-    import json as _json
-
-    from .commands import replay as run_replay
-    summary = run_replay(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
-                         config=config, preset=preset, policy=policy, capacity_blocks=capacity_blocks,
-                         index=index, out=out).summary()
-    if json:
-        print(_json.dumps(summary, indent=2))
-        return
-    _print_replay(summary, out)
-
-
 def _print_replay(s: dict, out) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -282,16 +375,6 @@ def _print_replay(s: dict, out) -> None:
     con.print(p)
     if out is not None:
         con.print(f"per-request results: {out}")
-
-
-# ---- ingest / info (issue 2: foundation) -----------------------------------------------------
-
-def _with_status(trace: Path, command, options: dict) -> dict:
-    """Run an ingesting command with a progress line on a terminal."""
-    from .progress import status
-
-    with status(f"ingesting {trace.name}") as update:
-        return command(trace, options, progress=update)
 
 
 def _print_info(info: dict, db) -> None:
@@ -323,82 +406,6 @@ def _print_info(info: dict, db) -> None:
     console.print(table)
     if info["rejected_lines"]:
         print(f"note: {info['rejected_lines']:,} lines were rejected; see the rejects table", file=sys.stderr)
-
-
-@app.command()
-@handle_errors
-def ingest(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
-           partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
-           skip_bad_lines: SkipBadOpt = False,
-           db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: <trace name>.duckdb here)")] = None,
-           json: Annotated[bool, typer.Option("--json", help="Print the trace facts as one JSON object")] = False):
-    """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
-    import json as json_mod
-
-    from .commands import ingest as run_ingest
-
-    info = _with_status(trace, run_ingest, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    if json:
-        print(json_mod.dumps(info))
-        return
-    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
-          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
-             if info["has_block_ids"] else "no block ids, ")
-          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
-    if not info["sorted_input"]:
-        print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
-
-
-@app.command()
-@handle_errors
-def info(trace: TraceArg, fmt: FormatOpt = None, block_size: BlockSizeOpt = None,
-         partial_block: PartialOpt = "include", coarsen: CoarsenOpt = 1,
-         skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-         json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table")] = False):
-    """Facts about a trace or a kvctrace database: format, block size, requests, accesses,
-    unique blocks, duration, rejected lines, whether the input was sorted."""
-    import json as json_mod
-
-    from .commands import info as trace_info
-
-    facts = _with_status(trace, trace_info, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db))
-    if json:
-        print(json_mod.dumps(facts))
-        return
-    _print_info(facts, db)
-
-
-@app.command()
-@handle_errors
-def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
-              budget: Annotated[Optional[list[str]], typer.Option("--budget", help="Memory budget of a tier, TIER=SIZE (e.g. hbm=48GB); repeat per tier; default: the preset's capacities")] = None,
-              objective: Annotated[str, typer.Option("--objective", help="p99-ttft, p90-ttft, p50-ttft, mean-ttft or hit-ratio")] = "p99-ttft",
-              policies: Annotated[Optional[str], typer.Option("--policies", help="Comma-separated policies to sweep (default: lru,fifo,lfu,s3fifo,prefix-lru)")] = None,
-              indexes: Annotated[Optional[str], typer.Option("--indexes", help="Comma-separated index models (default: all)")] = None,
-              admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
-              fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,
-              tolerance: Annotated[float, typer.Option("--tolerance", help="Recommend the smallest-memory config within this relative distance of the best objective")] = 0.01,
-              max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Total memory budget across all tiers (e.g. 2TB); configs above it are dropped")] = None,
-              workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
-              top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
-              out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
-              fmt: FormatOpt = None, block_size: BlockSizeOpt = None, partial_block: PartialOpt = "include",
-              coarsen: CoarsenOpt = 1, skip_bad_lines: SkipBadOpt = False, db: DbOpt = None,
-              json: Annotated[bool, typer.Option("--json", help="Print the recommendation as JSON")] = False):
-    """Sweep index model x tier capacities x policy x admission threshold, rank by the
-    objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
-    import json as _json
-
-    from .commands import recommend as run_recommend
-
-    rec, path = run_recommend(trace, trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db),
-                              config=config, preset=preset, budgets=budget, objective=objective,
-                              policies=policies, indexes=indexes, admission=admission, fractions=fractions,
-                              tolerance=tolerance, max_memory=max_memory, workers=workers, out=out)
-    if json:
-        print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
-        return
-    _print_recommendation(rec, top, path)
 
 
 def _print_recommendation(rec, top, path) -> None:
