@@ -28,6 +28,19 @@ class HitCounts:
     tier_inserts: np.ndarray    # (T,) int64
     tier_evictions: np.ndarray  # (T,) int64
 
+    @classmethod
+    def empty(cls, n_req: int, T: int, configs: tuple = ()) -> "HitCounts":
+        """Zeroed outputs for the kernels (``full_tier`` -1); ``configs`` = (R,) prepends a
+        config axis for the sweep."""
+        c = tuple(configs)
+        return cls(np.zeros(c + (n_req, T), np.int32), np.zeros(c + (n_req, T), np.int32),
+                   np.zeros(c + (n_req,), np.int32), np.zeros(c + (n_req,), np.int32),
+                   np.full(c + (n_req,), -1, np.int8), np.zeros(c + (T,), np.int64), np.zeros(c + (T,), np.int64))
+
+    def arrays(self) -> tuple:
+        """The arrays in the kernels' argument order."""
+        return tuple(self.__dict__.values())
+
 
 def _arrays(trace):
     if not getattr(trace, "has_block_ids", True) or trace.blocks is None:
@@ -66,15 +79,14 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
                          np.array([ins], np.int64), np.array([ev], np.int64))
     if next_use is None:
         next_use = K.next_use(blocks, np.int64(n_unique))
-    out = HitCounts(np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32),
-                    np.zeros(n_req, np.int32), np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8),
-                    np.zeros(T, np.int64), np.zeros(T, np.int64))
+    out = HitCounts.empty(n_req, T)
     K._engine(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
-              bool(promote), bool(demote), *out.__dict__.values())
+              bool(promote), bool(demote), *out.arrays())
     return out
 
 
-def _pct(x: np.ndarray) -> dict:
+def percentiles(x: np.ndarray) -> dict:
+    """p50, p90, p99 and mean of ``x`` (all 0.0 for no values)."""
     if x.size == 0:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0}
     p = np.percentile(x, [50, 90, 99])
@@ -90,15 +102,22 @@ class Costs:
     hit_tokens: np.ndarray       # (n_req, T)
 
 
+def load_and_prefill(cfg: ReplayConfig, prefix_hits: np.ndarray, full_tier: np.ndarray, n_blocks: np.ndarray,
+                     input_len: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The index-independent costs of one replay: tokens served per tier and load time per
+    tier (both (n_req, T)), and prefill time (µs) of the rest."""
+    tokens = cost.hit_tokens_per_tier(prefix_hits, full_tier, n_blocks, input_len, block_size)
+    load = cost.load_us(tokens, cfg.model.kv_bytes_per_token, [t.read_latency_us for t in cfg.tiers],
+                        [t.read_bandwidth_gb_s for t in cfg.tiers])
+    return tokens, load, cost.prefill_us(cfg.model, cfg.gpu, input_len, tokens.sum(axis=1))
+
+
 def price(cfg: ReplayConfig, hits: HitCounts, plan: cost.LookupPlan, input_len: np.ndarray,
           block_size: int, index_model: cost.IndexModel | None = None) -> Costs:
     """Cost models applied to one replay's hit counts."""
     model = index_model or cost.resolve_index(cfg.index)
     meta = cost.metadata_us(model, plan, hits.index_inserts, hits.insert_runs)
-    tokens = cost.hit_tokens_per_tier(hits.prefix_hits, hits.full_tier, plan.n_blocks, input_len, block_size)
-    load = cost.load_us(tokens, cfg.model.kv_bytes_per_token, [t.read_latency_us for t in cfg.tiers],
-                        [t.read_bandwidth_gb_s for t in cfg.tiers])
-    pre = cost.prefill_us(cfg.model, cfg.gpu, input_len, tokens.sum(axis=1))
+    tokens, load, pre = load_and_prefill(cfg, hits.prefix_hits, hits.full_tier, plan.n_blocks, input_len, block_size)
     ttft = cost.ttft_us(meta, load.sum(axis=1), pre, cfg.overlap)
     return Costs(meta, load, pre, ttft, tokens)
 
@@ -134,10 +153,10 @@ class ReplayResult(SummaryHtmlMixin):
             "block_hit_ratio": self.block_hit_ratio,
             "token_hit_ratio": int(req["hit_tokens"].sum()) / tokens if tokens else 0.0,
             "tiers": self.tiers.to_dicts(),
-            "ttft_ms": _pct(req["ttft_ms"].to_numpy()),
-            "metadata_us": _pct(req["metadata_us"].to_numpy()),
-            "load_us": _pct(req["load_us"].to_numpy()),
-            "prefill_ms": _pct(req["prefill_ms"].to_numpy()),
+            "ttft_ms": percentiles(req["ttft_ms"].to_numpy()),
+            "metadata_us": percentiles(req["metadata_us"].to_numpy()),
+            "load_us": percentiles(req["load_us"].to_numpy()),
+            "prefill_ms": percentiles(req["prefill_ms"].to_numpy()),
             "index": self.config.index.kind,
             "overlap": self.config.overlap,
         }

@@ -30,7 +30,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 from . import cost, policies
 from .config import IndexConfig, ReplayConfig, format_bytes, validate
-from .engine import HitCounts, _arrays
+from .engine import HitCounts, _arrays, load_and_prefill, percentiles
 
 CHUNK_BYTES = 256 * 2**20  # per-request hit arrays held at once during a sweep
 
@@ -90,13 +90,11 @@ def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig,
     n_req = offsets.shape[0] - 1
     nu = K.next_use(blocks, np.int64(n_unique))
     args = (bool(base.hierarchy == "inclusive"), bool(base.promote_on_hit), bool(base.demote_on_evict))
-    out = HitCounts(np.zeros((R, n_req, T), np.int32), np.zeros((R, n_req, T), np.int32),
-                    np.zeros((R, n_req), np.int32), np.zeros((R, n_req), np.int32),
-                    np.full((R, n_req), -1, np.int8), np.zeros((R, T), np.int64), np.zeros((R, T), np.int64))
+    out = HitCounts.empty(n_req, T, configs=(R,))
     if workers == "processes" and R > 1:
         _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
         return out
-    K._replay_many(offsets, blocks, np.int64(n_unique), nu, caps, codes, admit, *args, *out.__dict__.values())
+    K._replay_many(offsets, blocks, np.int64(n_unique), nu, caps, codes, admit, *args, *out.arrays())
     return out
 
 
@@ -104,10 +102,7 @@ def _process_chunk(payload):
     from ..kernels import replay as K
     offsets, blocks, n_unique, nu, caps, codes, admit, args = payload
     R, T = caps.shape
-    n_req = offsets.shape[0] - 1
-    res = [np.zeros((R, n_req, T), np.int32), np.zeros((R, n_req, T), np.int32), np.zeros((R, n_req), np.int32),
-           np.zeros((R, n_req), np.int32), np.full((R, n_req), -1, np.int8), np.zeros((R, T), np.int64),
-           np.zeros((R, T), np.int64)]
+    res = HitCounts.empty(offsets.shape[0] - 1, T, configs=(R,)).arrays()
     for c in range(R):
         K._engine(offsets, blocks, np.int64(n_unique), nu, caps[c], codes[c], admit[c], *args,
                   *(a[c] for a in res))
@@ -122,15 +117,8 @@ def _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
     payloads = [(offsets, blocks, n_unique, nu, caps[ix], codes[ix], admit[ix], args) for ix in chunks]
     with mp.get_context("fork").Pool(n) as pool:
         for ix, res in zip(chunks, pool.map(_process_chunk, payloads)):
-            for dst, src in zip(out.__dict__.values(), res):
+            for dst, src in zip(out.arrays(), res):
                 dst[ix] = src
-
-
-def _percentiles(x: np.ndarray) -> tuple[float, float, float, float]:
-    if x.size == 0:
-        return 0.0, 0.0, 0.0, 0.0
-    p = np.percentile(x, [50, 90, 99])
-    return float(p[0]), float(p[1]), float(p[2]), float(x.mean())
 
 
 @dataclass(frozen=True)
@@ -149,27 +137,24 @@ class _Pricing:
         base, bs, total = self.base, self.bs, self.total
         n_blocks = np.diff(self.offsets)
         bb = base.block_bytes(bs)
-        kvb = base.model.kv_bytes_per_token
         out = []
         for j, (pol, adm, cp) in enumerate(points):
-            tokens = cost.hit_tokens_per_tier(hits.prefix_hits[j], hits.full_tier[j], n_blocks, self.input_len, bs)
-            load = cost.load_us(tokens, kvb, [t.read_latency_us for t in base.tiers],
-                                [t.read_bandwidth_gb_s for t in base.tiers]).sum(axis=1)
-            pre = cost.prefill_us(base.model, base.gpu, self.input_len, tokens.sum(axis=1))
+            _, load, pre = load_and_prefill(base, hits.prefix_hits[j], hits.full_tier[j], n_blocks, self.input_len, bs)
+            load = load.sum(axis=1)
             ph = int(hits.prefix_hits[j].sum())
             bh = int(hits.block_hits[j].sum())
             for i, model in self.models.items():
                 meta = cost.metadata_us(model, self.plans[i], hits.index_inserts[j], hits.insert_runs[j])
                 ttft = cost.ttft_us(meta, load, pre, base.overlap) / 1e3
-                p50, p90, p99, mean = _percentiles(ttft)
-                m50, _, m99, _ = _percentiles(meta)
+                t = percentiles(ttft)
+                m = percentiles(meta)
                 row = {"replay": start + j, "index": i, "policy": pol, "admission": adm}
                 for name, c in zip(self.names, cp):
                     row[f"cap_{name}"] = c
                 row.update({"memory_bytes": int(sum(cp)) * bb, "prefix_hit_ratio": ph / total,
-                            "block_hit_ratio": bh / total, "ttft_p50_ms": p50, "ttft_p90_ms": p90,
-                            "ttft_p99_ms": p99, "ttft_mean_ms": mean, "metadata_p50_us": m50,
-                            "metadata_p99_us": m99})
+                            "block_hit_ratio": bh / total, "ttft_p50_ms": t["p50"], "ttft_p90_ms": t["p90"],
+                            "ttft_p99_ms": t["p99"], "ttft_mean_ms": t["mean"], "metadata_p50_us": m["p50"],
+                            "metadata_p99_us": m["p99"]})
                 out.append(row)
         return out
 
