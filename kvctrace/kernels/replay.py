@@ -47,6 +47,15 @@ def next_use(blocks, n_unique):
     return nxt
 
 
+@nb.njit(cache=True, inline="always")
+def _run_end(blocks, i, hi):
+    """End (exclusive) of the run of consecutive ids that starts at ``i``, within ``hi``."""
+    j = i + 1
+    while j < hi and blocks[j] == blocks[j - 1] + 1:
+        j += 1
+    return j
+
+
 @nb.njit(cache=True)
 def request_runs(offsets, blocks):
     """Per request: blocks in runs of >= 2 consecutive ids, number of such runs, and the
@@ -59,9 +68,7 @@ def request_runs(offsets, blocks):
         lo, hi = offsets[r], offsets[r + 1]
         i = lo
         while i < hi:
-            j = i + 1
-            while j < hi and blocks[j] == blocks[j - 1] + 1:
-                j += 1
+            j = _run_end(blocks, i, hi)
             if j - i >= 2:
                 seq_blocks[r] += j - i
                 n_runs[r] += 1
@@ -83,9 +90,7 @@ def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
         lo, hi = offsets[r], offsets[r + 1]
         i = lo
         while i < hi:
-            j = i + 1
-            while j < hi and blocks[j] == blocks[j - 1] + 1:
-                j += 1
+            j = _run_end(blocks, i, hi)
             if j - i >= 2:
                 lv = (j - i + keys_per_leaf - 1) // keys_per_leaf
                 leaves[r] += lv
@@ -169,6 +174,16 @@ def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, 
 # ----------------------------------------------------------------------------- heap
 # An indexed binary min-heap per tier: hb[h, i] = block at heap position i, hk[h, i] = its
 # key (kept beside the block so sifting reads contiguous memory), hpos[h, b] = position of b.
+# Sifting moves a hole instead of swapping: entries shift into it and the sifted block is
+# placed once at the end.
+
+@nb.njit(cache=True, inline="always")
+def _heap_place(hb, hk, hpos, h, i, b, k):
+    """Put block ``b`` with key ``k`` at heap position ``i`` and record its position."""
+    hb[h, i] = b
+    hk[h, i] = k
+    hpos[h, b] = i
+
 
 @nb.njit(cache=True, inline="always")
 def _sift_up(hb, hk, hpos, h, i):
@@ -178,13 +193,9 @@ def _sift_up(hb, hk, hpos, h, i):
         parent = (i - 1) >> 1
         if hk[h, parent] <= k:
             break
-        hb[h, i] = hb[h, parent]
-        hk[h, i] = hk[h, parent]
-        hpos[h, hb[h, i]] = i
+        _heap_place(hb, hk, hpos, h, i, hb[h, parent], hk[h, parent])
         i = parent
-    hb[h, i] = b
-    hk[h, i] = k
-    hpos[h, b] = i
+    _heap_place(hb, hk, hpos, h, i, b, k)
 
 
 @nb.njit(cache=True, inline="always")
@@ -200,13 +211,9 @@ def _sift_down(hb, hk, hpos, hsize, h, i):
             c += 1
         if hk[h, c] >= k:
             break
-        hb[h, i] = hb[h, c]
-        hk[h, i] = hk[h, c]
-        hpos[h, hb[h, i]] = i
+        _heap_place(hb, hk, hpos, h, i, hb[h, c], hk[h, c])
         i = c
-    hb[h, i] = b
-    hk[h, i] = k
-    hpos[h, b] = i
+    _heap_place(hb, hk, hpos, h, i, b, k)
 
 
 @nb.njit(cache=True, inline="always")
@@ -222,9 +229,7 @@ def _heap_set_key(hb, hk, hpos, hsize, h, i, key):
 @nb.njit(cache=True, inline="always")
 def _heap_push(hb, hk, hpos, hsize, h, b, key):
     n = hsize[h]
-    hb[h, n] = b
-    hk[h, n] = key
-    hpos[h, b] = n
+    _heap_place(hb, hk, hpos, h, n, b, key)
     hsize[h] = n + 1
     _sift_up(hb, hk, hpos, h, n)
 
@@ -236,9 +241,7 @@ def _heap_remove_at(hb, hk, hpos, hsize, h, i):
     n = hsize[h] - 1
     hsize[h] = n
     if i < n:
-        hb[h, i] = hb[h, n]
-        hk[h, i] = hk[h, n]
-        hpos[h, hb[h, i]] = i
+        _heap_place(hb, hk, hpos, h, i, hb[h, n], hk[h, n])
         if i > 0 and hk[h, i] < hk[h, (i - 1) >> 1]:
             _sift_up(hb, hk, hpos, h, i)
         else:
