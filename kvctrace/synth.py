@@ -233,6 +233,11 @@ def _simulate_sessions(arrivals, user_len, out_len, image_len, search_len, u_con
     return session, turn, parent, input_len, user_eff, n_sessions
 
 
+@nb.njit(cache=True, inline="always")
+def _segment_id(kind, x):
+    return (np.uint64(kind) << np.uint64(_KIND_SHIFT)) | np.uint64(x)
+
+
 @nb.njit(cache=True)
 def _build_segments(session, turn, parent, user_eff, out_len, sess_prompt, sess_doc,
                     prompt_len, doc_len):
@@ -244,32 +249,50 @@ def _build_segments(session, turn, parent, user_eff, out_len, sess_prompt, sess_
         off[i + 1] = off[i] + nbase + 2 * (turn[i] - 1) + 1
     ids = np.empty(off[n], np.uint64)
     lens = np.empty(off[n], np.int64)
-    shift = np.uint64(_KIND_SHIFT)
     for i in range(n):
         s = session[i]
         k = off[i]
         p = sess_prompt[s]
-        ids[k] = (np.uint64(_SYS) << shift) | np.uint64(p)
+        ids[k] = _segment_id(_SYS, p)
         lens[k] = prompt_len[p]
         k += 1
         d = sess_doc[s]
         if d >= 0:
-            ids[k] = (np.uint64(_DOC) << shift) | np.uint64(d)
+            ids[k] = _segment_id(_DOC, d)
             lens[k] = doc_len[d]
         # walk the session backwards from this request, filling from the end
         k = off[i + 1] - 1
-        ids[k] = (np.uint64(_USER) << shift) | np.uint64(i)
+        ids[k] = _segment_id(_USER, i)
         lens[k] = user_eff[i]
         r = parent[i]
         while r >= 0:
             k -= 1
-            ids[k] = (np.uint64(_OUT) << shift) | np.uint64(r)
+            ids[k] = _segment_id(_OUT, r)
             lens[k] = out_len[r]
             k -= 1
-            ids[k] = (np.uint64(_USER) << shift) | np.uint64(r)
+            ids[k] = _segment_id(_USER, r)
             lens[k] = user_eff[r]
             r = parent[r]
     return off, ids, lens
+
+
+@nb.njit(cache=True)
+def _csr_offsets(counts):
+    """CSR offsets (n + 1) of rows holding ``counts`` items."""
+    off = np.zeros(counts.shape[0] + 1, np.int64)
+    off[1:] = np.cumsum(counts)
+    return off
+
+
+@nb.njit(cache=True)
+def _request_tokens(seg_off, seg_lens):
+    """Input tokens of each request: the sum of its segments' lengths."""
+    n = seg_off.shape[0] - 1
+    total = np.zeros(n, np.int64)
+    for r in range(n):
+        for k in range(seg_off[r], seg_off[r + 1]):
+            total[r] += seg_lens[k]
+    return total
 
 
 @nb.njit(cache=True)
@@ -277,12 +300,7 @@ def _piece_block_hashes(seg_off, seg_ids, seg_lens, block_size):
     """Content hash of every block (last partial block included) from the segment pieces it
     covers: a piece (segment, offset, length) names exactly its tokens."""
     n = seg_off.shape[0] - 1
-    out_off = np.zeros(n + 1, np.int64)
-    for r in range(n):
-        total = 0
-        for k in range(seg_off[r], seg_off[r + 1]):
-            total += seg_lens[k]
-        out_off[r + 1] = out_off[r] + (total + block_size - 1) // block_size
+    out_off = _csr_offsets((_request_tokens(seg_off, seg_lens) + block_size - 1) // block_size)
     out = np.empty(out_off[n], np.uint64)
     for r in range(n):
         j = out_off[r]
@@ -310,12 +328,7 @@ def _piece_block_hashes(seg_off, seg_ids, seg_lens, block_size):
 @nb.njit(cache=True)
 def _materialise_tokens(seg_off, seg_ids, seg_lens, vocab):
     n = seg_off.shape[0] - 1
-    tok_off = np.zeros(n + 1, np.int64)
-    for r in range(n):
-        total = 0
-        for k in range(seg_off[r], seg_off[r + 1]):
-            total += seg_lens[k]
-        tok_off[r + 1] = tok_off[r] + total
+    tok_off = _csr_offsets(_request_tokens(seg_off, seg_lens))
     tokens = np.empty(tok_off[n], np.int64)
     for r in range(n):
         j = tok_off[r]
