@@ -50,6 +50,15 @@ def _strings(values, n: int) -> pa.Array:
 DUCKDB_CONFIG = {"allocator_background_threads": True, "allocator_bulk_deallocation_flush_threshold": "16MB", "allocator_flush_threshold": "16MB"}
 
 
+def release_freed_memory() -> None:
+    """Return the memory DuckDB has freed but keeps cached to the system now. Its allocator
+    (jemalloc) keeps freed pages for a second or more, so an ingest's transient buffers would
+    still be resident while the analyses allocate theirs; closing a database instance purges
+    the cache of every instance in the process (DuckDB's cleanup on close), so closing a
+    throwaway one does it on demand (about 140 MB at once on 5.6M accesses)."""
+    duckdb.connect(config=DUCKDB_CONFIG).close()
+
+
 def memory_connection() -> duckdb.DuckDBPyConnection:
     """A new in-memory database that compresses its tables (as a database file does) and is
     the connection's default catalog. DuckDB's default in-memory database keeps tables
@@ -98,6 +107,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
             del table
             if fresh:
                 con.execute("CHECKPOINT")
+                release_freed_memory()
 
     if fresh:
         con.execute(load_query("store_create_tables"))

@@ -65,18 +65,18 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
     t = prefix_tree(offsets, blocks, u, input_len=input_len, block_size=trace.block_size)
 
     idx = np.flatnonzero(t.shared)
-    seg_blocks = t.segment_blocks[idx]
-    seg_tokens = t.segment_tokens[idx]
-    n_req = t.n_requests[idx]
+    seg_blocks, seg_tokens = t.segments(idx)
+    n_req = t.n_requests[idx].astype(np.int64)   # the tree's node arrays are int32
     groups = pl.DataFrame({
-        "node": idx.astype(np.int64), "root": t.root[idx],
-        "prefix_blocks": t.depth[idx] + 1, "prefix_tokens": t.cum_tokens[idx],
-        "n_requests": n_req, "n_ending": t.n_ending[idx], "n_children": t.n_children[idx],
+        "node": idx.astype(np.int64), "root": t.root[idx].astype(np.int64),
+        "prefix_blocks": t.depth[idx].astype(np.int64) + 1, "prefix_tokens": t.cum_tokens[idx],
+        "n_requests": n_req, "n_ending": t.n_ending[idx].astype(np.int64),
+        "n_children": t.n_children[idx].astype(np.int64),
         "segment_blocks": seg_blocks, "segment_tokens": seg_tokens,
         "reusable_tokens": (n_req - 1) * t.cum_tokens[idx],
         "exclusive_reusable_tokens": (n_req - 1) * seg_tokens,
         "exclusive_reusable_blocks": (n_req - 1) * seg_blocks,
-        "first_req": t.first_req[idx], "top_level": t.shared_anc[idx] < 0,
+        "first_req": t.first_req[idx].astype(np.int64), "top_level": t.shared_anc[idx] < 0,
     }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
 
     total_input_tokens = int(trace.input_len.sum()) if input_len is not None else None

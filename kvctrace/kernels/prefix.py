@@ -22,14 +22,16 @@ import numpy as np
 
 @nb.njit(cache=True)
 def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
+    # Per-node arrays are int32 (the wrapper checks that ids, requests and positions fit):
+    # on millions of nodes they are the analysis' largest allocation. Token sums stay int64.
     n_req = offsets.shape[0] - 1
-    parent = np.full(n_unique, -1, np.int64)
-    depth = np.full(n_unique, -1, np.int64)
-    first_req = np.full(n_unique, -1, np.int64)
-    tokens = np.full(n_unique, block_size, np.int64)
-    n_requests = np.zeros(n_unique, np.int64)
-    n_ending = np.zeros(n_unique, np.int64)
-    last_req = np.full(n_unique, -1, np.int64)
+    parent = np.full(n_unique, -1, np.int32)
+    depth = np.full(n_unique, -1, np.int32)
+    first_req = np.full(n_unique, -1, np.int32)
+    tokens = np.full(n_unique, block_size, np.int32)
+    n_requests = np.zeros(n_unique, np.int32)
+    n_ending = np.zeros(n_unique, np.int32)
+    last_req = np.full(n_unique, -1, np.int32)
     for r in range(n_req):
         s = offsets[r]
         e = offsets[r + 1]
@@ -50,8 +52,8 @@ def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
                 n_requests[b] += 1
         if e > s:
             n_ending[blocks[e - 1]] += 1
-    n_children = np.zeros(n_unique, np.int64)
-    max_child = np.zeros(n_unique, np.int64)
+    n_children = np.zeros(n_unique, np.int32)
+    max_child = np.zeros(n_unique, np.int32)
     for b in range(n_unique):
         p = parent[b]
         if p >= 0:
@@ -62,8 +64,8 @@ def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
     for b in range(n_unique):
         shared[b] = n_requests[b] >= 2 and max_child[b] < n_requests[b]
     cum_tokens = np.zeros(n_unique, np.int64)
-    shared_anc = np.full(n_unique, -1, np.int64)   # nearest maximal-shared proper ancestor
-    root = np.empty(n_unique, np.int64)
+    shared_anc = np.full(n_unique, -1, np.int32)   # nearest maximal-shared proper ancestor
+    root = np.empty(n_unique, np.int32)
     for b in range(n_unique):           # parents have smaller ids: already filled
         p = parent[b]
         if p < 0:
@@ -120,14 +122,22 @@ class PrefixTree:
 
     @property
     def segment_blocks(self) -> np.ndarray:
-        anc_depth = np.where(self.shared_anc >= 0, self.depth[np.maximum(self.shared_anc, 0)], -1)
-        return self.depth - anc_depth
+        return self.segments(slice(None))[0]
 
     @property
     def segment_tokens(self) -> np.ndarray:
-        anc_tokens = np.where(self.shared_anc >= 0,
-                              self.cum_tokens[np.maximum(self.shared_anc, 0)], 0)
-        return self.cum_tokens - anc_tokens
+        return self.segments(slice(None))[1]
+
+    def segments(self, nodes) -> tuple[np.ndarray, np.ndarray]:
+        """(segment_blocks, segment_tokens) of ``nodes`` only (an index array or slice), as
+        int64; cheaper than the full-length properties when few nodes are wanted."""
+        anc = self.shared_anc[nodes]
+        has = anc >= 0
+        anc = np.maximum(anc, 0)
+        depth = self.depth[nodes].astype(np.int64)
+        blocks = depth - np.where(has, self.depth[anc], -1)
+        tokens = self.cum_tokens[nodes] - np.where(has, self.cum_tokens[anc], 0)
+        return blocks, tokens
 
 
 def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int = 1) -> PrefixTree:
@@ -137,6 +147,9 @@ def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int 
     blocks = np.ascontiguousarray(blocks, dtype=np.int64)
     il = (np.zeros(0, np.int64) if input_len is None
           else np.ascontiguousarray(input_len, dtype=np.int64))
+    limit = np.iinfo(np.int32).max
+    if max(int(n_unique), offsets.shape[0], int(block_size)) >= limit:
+        raise ValueError("prefix_tree keeps node arrays as int32: too many blocks or requests")
     return PrefixTree(*_prefix_tree(offsets, blocks, int(n_unique), il, int(block_size)))
 
 
