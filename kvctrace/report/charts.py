@@ -58,6 +58,17 @@ def log2_bins(values: np.ndarray, weights: np.ndarray | None = None) -> pl.DataF
     return pl.DataFrame({"lo": edges[:-1], "hi": edges[1:], "count": counts.astype(np.float64)})
 
 
+def _bars(data, title: str, caption: str, x, y, bound: str, tooltip: list, bar_color: str | None = None,
+          **encodings) -> alt.Chart:
+    """Histogram bars spanning each bin's ``lo`` to ``hi``: ``x`` encodes ``lo``, ``y`` the
+    count; the tooltip opens with the bin's bounds ("<bound> ≥", "<bound> <"). Bars are
+    ``bar_color`` unless ``encodings`` colour them by a field."""
+    mark = {"color": bar_color} if bar_color else {}
+    return _chart(data, title, caption).mark_rect(stroke="white", strokeWidth=0.5, **mark).encode(
+        x=x, x2="hi:Q", y=y, **encodings,
+        tooltip=[alt.Tooltip("lo:Q", title=f"{bound} ≥"), alt.Tooltip("hi:Q", title=f"{bound} <"), *tooltip])
+
+
 def pow10_axis(max_value: float, title: str) -> alt.Axis:
     """An axis with ticks at 0, 1, 10, 100, ... (symlog scales otherwise label sparsely)."""
     top = max(float(max_value), 1.0)
@@ -158,15 +169,12 @@ def reuse_distance_distribution(distance_counts: pl.DataFrame, cold: int | None 
                "every access left of C.")
     if cold is not None:
         caption += f" First accesses (infinite distance, {cold:,}) are not shown."
-    return _chart(bins, "Reuse distance distribution", caption).mark_rect(
-        color=PALETTE[0], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
-                axis=pow10_axis(bins["hi"].max() if bins.height else 1, "stack distance (blocks, symlog scale)")),
-        x2="hi:Q",
-        y=alt.Y("count:Q", title="re-accesses (count)"),
-        tooltip=[alt.Tooltip("lo:Q", title="distance ≥"), alt.Tooltip("hi:Q", title="distance <"),
-                 alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
-                 alt.Tooltip("share:Q", format=".1%", title="share")])
+    return _bars(bins, "Reuse distance distribution", caption, bar_color=PALETTE[0],
+                 x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
+                         axis=pow10_axis(bins["hi"].max() if bins.height else 1, "stack distance (blocks, symlog scale)")),
+                 y=alt.Y("count:Q", title="re-accesses (count)"), bound="distance",
+                 tooltip=[alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
+                          alt.Tooltip("share:Q", format=".1%", title="share")])
 
 
 def reuse_time_distribution(reuse_time_hist: pl.DataFrame, unit: str = "seconds") -> alt.Chart:
@@ -180,15 +188,12 @@ def reuse_time_distribution(reuse_time_hist: pl.DataFrame, unit: str = "seconds"
     caption = (f"Bars count re-accesses by the time since the block's previous access, in {what} "
                "(power-of-two bins; the first bin [0, 1) holds reuse within the same "
                f"{'second' if unit == 'seconds' else 'request'}); mass on the left means short-lived reuse.")
-    return _chart(data, f"Reuse time ({what})", caption).mark_rect(
-        color=PALETTE[2], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
-                axis=pow10_axis(data["hi"].max() if data.height else 1, f"reuse time ({label}, symlog scale)")),
-        x2="hi:Q",
-        y=alt.Y("count:Q", title="re-accesses (count)"),
-        tooltip=[alt.Tooltip("lo:Q", title="from"), alt.Tooltip("hi:Q", title="to"),
-                 alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
-                 alt.Tooltip("share:Q", format=".1%", title="share")])
+    return _bars(data, f"Reuse time ({what})", caption, bar_color=PALETTE[2],
+                 x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
+                         axis=pow10_axis(data["hi"].max() if data.height else 1, f"reuse time ({label}, symlog scale)")),
+                 y=alt.Y("count:Q", title="re-accesses (count)"), bound=f"reuse time ({what})",
+                 tooltip=[alt.Tooltip("count:Q", format=",.0f", title="re-accesses"),
+                          alt.Tooltip("share:Q", format=".1%", title="share")])
 
 
 def miss_ratio_curve(mrc: pl.DataFrame, shards: pl.DataFrame | None = None) -> alt.Chart:
@@ -240,11 +245,9 @@ def sequential_share_distribution(per_request: pl.DataFrame) -> alt.Chart:
     caption = ("Requests binned by the share of their blocks that lie in runs of ≥ 2 consecutive "
                "block ids (0.05-wide bins); mass at 1 means requests read their prefix as one "
                "contiguous range, mass at 0 means scattered point lookups.")
-    return _chart(data, "Sequential share per request", caption).mark_rect(
-        color=PALETTE[0], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", title="sequential share (fraction of the request's blocks)", scale=alt.Scale(domain=[0, 1])),
-        x2="hi:Q", y=alt.Y("requests:Q", title="requests"),
-        tooltip=[alt.Tooltip("lo:Q", title="share ≥"), alt.Tooltip("hi:Q", title="share <"), alt.Tooltip("requests:Q")])
+    return _bars(data, "Sequential share per request", caption, bar_color=PALETTE[0],
+                 x=alt.X("lo:Q", title="sequential share (fraction of the request's blocks)", scale=alt.Scale(domain=[0, 1])),
+                 y=alt.Y("requests:Q", title="requests"), bound="share", tooltip=[alt.Tooltip("requests:Q")])
 
 
 def run_length_distribution(run_lengths: pl.DataFrame) -> alt.Chart:
@@ -258,13 +261,11 @@ def run_length_distribution(run_lengths: pl.DataFrame) -> alt.Chart:
     caption = ("Blocks by the length of the run of consecutive ids they belong to (power-of-two "
                "bins; length 1 = an isolated, randomly placed block); a range index serves each "
                "run with one scan, a key-value store needs one lookup per block.")
-    return _chart(data, "Run-length distribution", caption).mark_rect(
-        color=PALETTE[2], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", title="run length (blocks, log scale)", scale=alt.Scale(type="log", base=2)),
-        x2="hi:Q", y=alt.Y("blocks:Q", title="blocks in runs of this length (count)"),
-        tooltip=[alt.Tooltip("lo:Q", title="length ≥"), alt.Tooltip("hi:Q", title="length <"),
-                 alt.Tooltip("runs:Q", format=",.0f"), alt.Tooltip("blocks:Q", format=",.0f"),
-                 alt.Tooltip("share_of_blocks:Q", format=".1%", title="share of blocks")])
+    return _bars(data, "Run-length distribution", caption, bar_color=PALETTE[2],
+                 x=alt.X("lo:Q", title="run length (blocks, log scale)", scale=alt.Scale(type="log", base=2)),
+                 y=alt.Y("blocks:Q", title="blocks in runs of this length (count)"), bound="length",
+                 tooltip=[alt.Tooltip("runs:Q", format=",.0f"), alt.Tooltip("blocks:Q", format=",.0f"),
+                          alt.Tooltip("share_of_blocks:Q", format=".1%", title="share of blocks")])
 
 
 def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
@@ -277,14 +278,13 @@ def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
     caption = (f"Runs-test p-values of the {values.shape[0]:,} requests with enough non-sequential "
                "block ids (0.05-wide bins); p > 0.05 means the order of those ids is consistent "
                "with random placement.")
-    return _chart(data, "Runs test on non-sequential ids (Fig. 2)", caption).mark_rect(
-        stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", title="runs-test p-value (probability)", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
-        y=alt.Y("requests:Q", title="requests"),
-        color=alt.Color("verdict:N", title="verdict",
-                        scale=alt.Scale(domain=["p ≤ 0.05: not random", "p > 0.05: random"], range=[PALETTE[3], PALETTE[0]]),
-                        legend=alt.Legend(labelLimit=260)),
-        tooltip=[alt.Tooltip("lo:Q", title="p ≥"), alt.Tooltip("hi:Q", title="p <"), alt.Tooltip("requests:Q")])
+    return _bars(data, "Runs test on non-sequential ids (Fig. 2)", caption,
+                 x=alt.X("lo:Q", title="runs-test p-value (probability)", scale=alt.Scale(domain=[0, 1])),
+                 y=alt.Y("requests:Q", title="requests"), bound="p", tooltip=[alt.Tooltip("requests:Q")],
+                 color=alt.Color("verdict:N", title="verdict",
+                                 scale=alt.Scale(domain=["p ≤ 0.05: not random", "p > 0.05: random"],
+                                                 range=[PALETTE[3], PALETTE[0]]),
+                                 legend=alt.Legend(labelLimit=260)))
 
 
 # ---------------------------------------------------------------- hotness
@@ -419,12 +419,10 @@ def session_sizes(sessions: pl.DataFrame) -> alt.Chart:
     bins = log2_bins(sessions["requests"].to_numpy()).filter(pl.col("lo") >= 1).rename({"count": "sessions"})
     caption = ("Sessions binned by their number of requests (power-of-two bins); long sessions "
                "re-send a growing conversation history, the prefix reuse a cache should keep.")
-    return _chart(bins, "Requests per session", caption).mark_rect(
-        color=PALETTE[4], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", title="requests in the session (log scale)", scale=alt.Scale(type="log", base=2)),
-        x2="hi:Q", y=alt.Y("sessions:Q", title="sessions (count)"),
-        tooltip=[alt.Tooltip("lo:Q", title="requests ≥"), alt.Tooltip("hi:Q", title="requests <"),
-                 alt.Tooltip("sessions:Q", format=",.0f")])
+    return _bars(bins, "Requests per session", caption, bar_color=PALETTE[4],
+                 x=alt.X("lo:Q", title="requests in the session (log scale)", scale=alt.Scale(type="log", base=2)),
+                 y=alt.Y("sessions:Q", title="sessions (count)"), bound="requests",
+                 tooltip=[alt.Tooltip("sessions:Q", format=",.0f")])
 
 
 # ---------------------------------------------------------------- prefix structure
@@ -451,13 +449,11 @@ def prefix_tree_fanout(fanout_distribution: pl.DataFrame) -> alt.Chart:
     caption = ("Prefix-tree nodes by how many distinct next blocks follow them (power-of-two bins; "
                "0 = leaves, 1 = a chain); the few nodes with large fan-out are the shared prefixes "
                "whose KV every branch reuses.")
-    return _chart(bins, "Prefix-tree fan-out", caption).mark_rect(
-        color=PALETTE[4], stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
-                axis=pow10_axis(bins["hi"].max() if bins.height else 1, "children per node (symlog scale)")),
-        x2="hi:Q", y=alt.Y("nodes:Q", title="nodes (count, log scale)", scale=alt.Scale(type="symlog")),
-        tooltip=[alt.Tooltip("lo:Q", title="children ≥"), alt.Tooltip("hi:Q", title="children <"),
-                 alt.Tooltip("nodes:Q", format=",.0f")])
+    return _bars(bins, "Prefix-tree fan-out", caption, bar_color=PALETTE[4],
+                 x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
+                         axis=pow10_axis(bins["hi"].max() if bins.height else 1, "children per node (symlog scale)")),
+                 y=alt.Y("nodes:Q", title="nodes (count, log scale)", scale=alt.Scale(type="symlog")),
+                 bound="children", tooltip=[alt.Tooltip("nodes:Q", format=",.0f")])
 
 
 # ---------------------------------------------------------------- replay
