@@ -37,13 +37,11 @@ from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_
 from kvctrace.synth import synthesize  # noqa: E402
 
 
-@nb.njit(cache=True)
-def textbook_fenwick(blocks, n_unique):
-    """Fenwick tree with one slot per access time (N+1 int32), query + move per access."""
-    n = blocks.shape[0]
-    tree = np.zeros(n + 1, np.int32)
-    last = np.full(n_unique, -1, np.int64)
-    dist = np.empty(n, np.int64)
+def fenwick_distances(blocks, tree, last, dist):
+    """The textbook stack-distance algorithm: a Fenwick tree with one slot per access time
+    (``tree``: N+1 zeros), query + move per access; ``last``: -1 per block. The same code runs
+    compiled by Numba (arrays) and as pure Python (lists), the two textbook baselines."""
+    n = len(blocks)
     seen = 0
     for t in range(n):
         b = blocks[t]
@@ -70,33 +68,17 @@ def textbook_fenwick(blocks, n_unique):
     return dist
 
 
+_fenwick_numba = nb.njit(cache=True)(fenwick_distances)
+
+
+def textbook_fenwick(blocks, n_unique):
+    n = blocks.shape[0]
+    return _fenwick_numba(blocks, np.zeros(n + 1, np.int32), np.full(n_unique, -1, np.int64), np.empty(n, np.int64))
+
+
 def python_fenwick(blocks, n_unique):
     n = len(blocks)
-    tree = [0] * (n + 1)
-    last = [-1] * n_unique
-    dist = [0] * n
-    seen = 0
-    for t, b in enumerate(blocks):
-        p = last[b]
-        if p < 0:
-            dist[t] = -1
-            seen += 1
-        else:
-            i, s = p + 1, 0
-            while i > 0:
-                s += tree[i]
-                i &= i - 1
-            dist[t] = seen - s
-            i = p + 1
-            while i <= n:
-                tree[i] -= 1
-                i += i & (-i)
-        i = t + 1
-        while i <= n:
-            tree[i] += 1
-            i += i & (-i)
-        last[b] = t
-    return dist
+    return fenwick_distances(blocks, [0] * (n + 1), [-1] * n_unique, [0] * n)
 
 
 def timed(fn, *args):
