@@ -104,10 +104,10 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
             for chunk in (table if not isinstance(table, pa.Table) else (table,)):
                 _insert(con, name, chunk)
                 del chunk
+                if fresh:  # compress this chunk, free its uncompressed form, before the next
+                    con.execute("CHECKPOINT")
+                    release_freed_memory()
             del table
-            if fresh:
-                con.execute("CHECKPOINT")
-                release_freed_memory()
 
     if fresh:
         con.execute(load_query("store_create_tables"))
@@ -125,30 +125,53 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
         raise
 
 
+# Accesses go into the store in pieces of about this many rows (split at request bounds), so
+# the row arrays built for one piece stay small.
+ACCESS_CHUNK_ROWS = 1 << 20
+
+
+def _access_chunks(offsets: np.ndarray, dense: np.ndarray):
+    """The accesses table as Arrow tables of about ACCESS_CHUNK_ROWS rows, in order."""
+    n_req = offsets.shape[0] - 1
+    cuts = np.searchsorted(offsets, np.arange(ACCESS_CHUNK_ROWS, offsets[-1], ACCESS_CHUNK_ROWS))
+    cuts = np.unique(np.concatenate(([0], np.minimum(cuts, n_req), [n_req])))
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        req_col, pos_col = access_rows(offsets[a:b + 1] - offsets[a])
+        req_col += a
+        yield pa.table({"req_id": req_col, "pos": pos_col, "block": dense[offsets[a]:offsets[b]]})
+
+
+def _dense(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
+    """(dense first-appearance ids, distinct count, raw id of each dense id as uint64). The
+    caller can drop the raw per-access ids right after (the blocks table needs only these)."""
+    if ids is None:
+        return np.empty(0, np.int64), 0, np.empty(0, np.uint64)
+    dense, n_unique = dense_ids(ids)
+    raw = np.empty(n_unique, ids.dtype)
+    raw[dense] = ids  # every access of a dense id carries the same raw id
+    raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
+    return dense, n_unique, raw
+
+
 def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
-                 offsets, ids, session_id=None, parent_id=None, turn=None, type=None,
-                 meta: dict | None = None, rejects=(), sorted_input: bool = True,
-                 replace: bool = False) -> Trace:
-    """Dense ids, prefix tree and tables for requests already in arrival order."""
+                 offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
+                 parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
+                 sorted_input: bool = True, replace: bool = False) -> Trace:
+    """Prefix tree and tables for requests already in arrival order (ids made dense by
+    ``_dense``)."""
     n = ts.shape[0]
-    has_ids = ids is not None
-    if has_ids:
-        dense, n_unique = dense_ids(ids)
-    else:
+    if not has_ids:
         offsets = np.zeros(n + 1, np.int64)
-        dense, n_unique = np.empty(0, np.int64), 0
 
-    def accesses() -> pa.Table:
-        req_col, pos_col = access_rows(offsets)
-        return pa.table({"req_id": req_col, "pos": pos_col, "block": dense})
-
-    def blocks() -> pa.Table:
-        first_req, parent_block, depth, tokens, first_access = prefix_tree(
+    def blocks():
+        first_req, parent_block, depth, tokens, _ = prefix_tree(
             dense, offsets, n_unique, input_len, block_size)
-        raw = ids[first_access] if has_ids else np.empty(0, np.uint64)
-        raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
-        return pa.table({"block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw, "first_req": first_req,
-                         "parent_block": _nullable_int(parent_block), "depth": depth, "tokens": tokens})
+        table = pa.table({"block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw_hash,
+                          "first_req": first_req, "parent_block": _nullable_int(parent_block),
+                          "depth": depth, "tokens": tokens})
+        del first_req, parent_block, depth, tokens
+        # zero-copy slices: DuckDB's uncompressed copy of one slice at a time (see _write_tables)
+        return (table.slice(start, ACCESS_CHUNK_ROWS) for start in range(0, max(n_unique, 1), ACCESS_CHUNK_ROWS))
     duration = float(ts[-1] - ts[0]) if n else 0.0
     rejects = list(rejects)
     meta = dict(meta or {})
@@ -165,7 +188,7 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
             "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
             "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
             "type": _strings(type, n), "line_no": line_no}),
-        "accesses": accesses,
+        "accesses": lambda: _access_chunks(offsets, dense),
         "blocks": blocks,
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
         "rejects": pa.table({"line_no": pa.array([r[0] for r in rejects], pa.int64()),
@@ -193,10 +216,12 @@ def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=No
         ts = ts - ts[0]
     input_len = n_blocks * block_size if input_len is None else np.asarray(input_len, np.int64)
     output_len = np.zeros(n_req, np.int64) if output_len is None else np.asarray(output_len, np.int64)
+    dense, n_unique, raw_hash = _dense(raw)
     return _materialize(memory_connection(), path=path, fmt=format, block_size=block_size, ts=ts,
                         input_len=input_len, output_len=output_len,
-                        line_no=np.arange(1, n_req + 1, dtype=np.int64), offsets=offsets, ids=raw,
-                        session_id=session_id, type=type)
+                        line_no=np.arange(1, n_req + 1, dtype=np.int64), offsets=offsets, dense=dense,
+                        n_unique=n_unique, raw_hash=raw_hash, has_ids=True, session_id=session_id,
+                        type=type)
 
 
 # ---- ingest -----------------------------------------------------------------------------------
@@ -232,6 +257,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
+    cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
     if order is not None:
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
@@ -259,9 +285,13 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
             "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
     progress("dense ids, prefix tree, tables")
+    has_ids = ids is not None
+    dense, n_unique, raw_hash = _dense(ids)
+    del ids
     return _materialize(con if con is not None else memory_connection(), path=str(src.path), fmt=cols.format,
                         block_size=bs_eff, ts=ts, input_len=input_len, output_len=output_len,
-                        line_no=line_no, offsets=offsets, ids=ids, session_id=session,
+                        line_no=line_no, offsets=offsets, dense=dense, n_unique=n_unique,
+                        raw_hash=raw_hash, has_ids=has_ids, session_id=session,
                         parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
                         sorted_input=sorted_input, replace=replace)
 
