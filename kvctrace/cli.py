@@ -81,8 +81,7 @@ def trace_command(db_option=DbOpt):
     return register
 
 
-def _json_opt(what: str):
-    return Annotated[bool, typer.Option("--json", help=f"Print {what} as one JSON object instead of the readable output")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object instead of the readable output")]
 
 
 # ---- ingest / info ---------------------------------------------------------------------------
@@ -97,7 +96,7 @@ def _with_status(trace: Path, command, options: dict) -> dict:
 
 @trace_command(db_option=Annotated[Optional[Path], typer.Option(
     "--db", rich_help_panel=_READING, help="DuckDB file to write (default: <trace name>.duckdb here)")])
-def ingest(trace: TraceArg, json: _json_opt("the trace facts") = False, trace_opts: dict = None):
+def ingest(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
     import json as json_mod
 
@@ -116,7 +115,7 @@ def ingest(trace: TraceArg, json: _json_opt("the trace facts") = False, trace_op
 
 
 @trace_command()
-def info(trace: TraceArg, json: _json_opt("the trace facts") = False, trace_opts: dict = None):
+def info(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     """Facts about a trace or a kvctrace database: format, block size, requests, accesses,
     unique blocks, duration, rejected lines, whether the input was sorted."""
     import json as json_mod
@@ -136,7 +135,7 @@ OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder 
 
 
 @trace_command()
-def analyze(trace: TraceArg, out: OutDirOpt = None, json: _json_opt("the analysis summary") = False,
+def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
             trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
     print a summary and write summary.json (and the HTML report)."""
@@ -178,7 +177,7 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
-           json: _json_opt("the replay summary") = False, trace_opts: dict = None):
+           json: JsonOpt = False, trace_opts: dict = None):
     """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
     metadata, load and prefill time, TTFT percentiles."""
     import json as _json
@@ -205,7 +204,7 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
-              json: _json_opt("the recommendation") = False, trace_opts: dict = None):
+              json: JsonOpt = False, trace_opts: dict = None):
     """Sweep index model x tier capacities x policy x admission threshold, rank by the
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     import json as _json
