@@ -13,7 +13,6 @@ Run: /work/venv/bin/python benchmarks/bench_report.py [TRACE]
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,26 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # run from a checkout without installing
 DEFAULT_TRACE = REPO.parent / "shared" / "datasets" / "mooncake" / "conversation_trace.jsonl"
-
-
-def open_any(path: Path):
-    try:
-        from kvctrace import open_trace
-        return open_trace(path)
-    except (ImportError, AttributeError):   # before the store lands: parse the Mooncake schema here
-        from kvctrace import Trace
-        rows = [json.loads(line) for line in path.open()]
-        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
-        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
-                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
-                                 input_len=[r["input_length"] for r in rows],
-                                 output_len=[r["output_length"] for r in rows], block_size=512,
-                                 path=str(path), format="mooncake")
 
 
 def timed(fn, *args, **kwargs):
@@ -72,7 +55,8 @@ def main() -> None:
     os.environ["KVCTRACE_CACHE_DIR"] = env["KVCTRACE_CACHE_DIR"]
     print(f"trace: {trace_path}")
 
-    trace, t_open = timed(open_any, trace_path)
+    from kvctrace import open_trace
+    trace, t_open = timed(open_trace, trace_path)
     print(f"open/ingest: {t_open:.2f} s ({trace.n_requests:,} requests, {trace.n_accesses:,} accesses)")
     analyze(trace)   # warm the Numba caches so the analyses below are the steady state
     result, t_analyze = timed(analyze, trace)
@@ -107,9 +91,6 @@ def main() -> None:
 
     print("kvctrace analyze, end to end (fresh process each):")
     db = work / "trace.duckdb"
-    if not hasattr(__import__("kvctrace.store", fromlist=["open_trace"]), "open_trace"):
-        print("  (skipped: kvctrace.open_trace, the ingest, is not available in this checkout)")
-        return
     first = cli("analyze", str(trace_path), "--db", str(db), "--out", str(work / "cli1"), cwd=work, env=env)
     second = cli("analyze", str(trace_path), "--db", str(db), "--out", str(work / "cli2"), cwd=work, env=env)
     rerender = cli("report", str(db), "--out", str(work / "cli3"), cwd=work, env=env)

@@ -65,19 +65,9 @@ def conversation_trace_path() -> Path:
 
 
 def open_conversation(db=None) -> Trace:
-    """The Mooncake conversation trace through open_trace (parsed here while ingest is missing)."""
-    path = conversation_trace_path()
-    try:
-        from kvctrace import open_trace
-        return open_trace(path, db=db) if db is not None else open_trace(path)
-    except (ImportError, AttributeError):
-        rows = [json.loads(line) for line in path.open()]
-        offsets = np.concatenate([[0], np.cumsum([len(r["hash_ids"]) for r in rows])])
-        return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in rows]),
-                                 ts=np.array([r["timestamp"] for r in rows]) / 1000.0,
-                                 input_len=[r["input_length"] for r in rows],
-                                 output_len=[r["output_length"] for r in rows], block_size=512,
-                                 path=str(path), format="mooncake")
+    """The Mooncake conversation trace through open_trace."""
+    from kvctrace import open_trace
+    return open_trace(conversation_trace_path(), db=db)
 
 
 def chromium_or_skip() -> str:
