@@ -7,23 +7,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import kvctrace
 from kvctrace.cli import app
 
-from .test_replay_golden import CONVERSATION, load_mooncake
+from .test_replay_golden import CONVERSATION
 
 pytestmark = pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets folder absent")
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _open_trace(monkeypatch):
-    """Use the real open_trace once it exists; until then serve the trace parsed in the tests."""
-    try:
-        from kvctrace.store import open_trace  # noqa: F401
-    except ImportError:
-        trace = load_mooncake()
-        monkeypatch.setattr(kvctrace, "open_trace", lambda path, **kw: trace)
 
 
 def test_replay_json_one_tier():
@@ -64,8 +53,6 @@ AZURE = CONVERSATION.parents[1] / "azure-llm-2023" / "AzureLLMInferenceTrace_cod
 
 @pytest.mark.skipif(not AZURE.exists(), reason="Azure trace absent")
 def test_lengths_only_trace_says_no_block_ids(tmp_path, monkeypatch):
-    pytest.importorskip("kvctrace.store").__dict__.get("open_trace") or pytest.skip("open_trace not landed")
-    monkeypatch.undo()  # the real open_trace, not the Mooncake stand-in
     monkeypatch.chdir(tmp_path)
     for cmd in ("replay", "recommend"):
         r = runner.invoke(app, [cmd, str(AZURE)])

@@ -2,13 +2,11 @@
 the exact LRU miss-ratio curve from the reuse analysis."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kvctrace import Trace
+from kvctrace import Trace, open_trace
 from kvctrace.replay import load_preset, replay
 from kvctrace.replay.config import one_tier
 
@@ -17,21 +15,7 @@ CONVERSATION = DATASETS / "mooncake" / "conversation_trace.jsonl"
 
 
 def load_mooncake(path: Path = CONVERSATION) -> Trace:
-    """The trace via open_trace when it is available, else parsed here (hash_ids are already
-    dense first-appearance ids)."""
-    try:
-        from kvctrace.store import open_trace
-    except ImportError:
-        open_trace = None
-    if open_trace is not None:
-        return open_trace(path)
-    reqs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    offsets = np.concatenate(([0], np.cumsum([len(r["hash_ids"]) for r in reqs]))).astype(np.int64)
-    return Trace.from_arrays(offsets, np.concatenate([r["hash_ids"] for r in reqs]).astype(np.int64),
-                             ts=np.array([r["timestamp"] for r in reqs], np.float64) / 1000.0,
-                             input_len=np.array([r["input_length"] for r in reqs]),
-                             output_len=np.array([r["output_length"] for r in reqs]),
-                             block_size=512, path=str(path), format="mooncake")
+    return open_trace(path)
 
 
 needs_data = pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets folder absent")

@@ -9,14 +9,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import kvctrace
 from kvctrace import Trace
 from kvctrace.cli import app
 from kvctrace.errors import ConfigError, UnknownNameError
 from kvctrace.replay import load_preset, replay
 from kvctrace.replay.sweep import Grid, recommend, sweep
 
-from .test_replay_golden import CONVERSATION, load_mooncake
+from .test_replay_golden import CONVERSATION
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +95,6 @@ def test_budgets_and_errors(small_trace):
 
 @pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets folder absent")
 def test_cli_recommend_writes_config_that_replay_accepts(tmp_path, monkeypatch):
-    try:
-        from kvctrace.store import open_trace  # noqa: F401
-    except ImportError:
-        trace = load_mooncake()
-        monkeypatch.setattr(kvctrace, "open_trace", lambda path, **kw: trace)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     r = runner.invoke(app, ["recommend", str(CONVERSATION), "--policies", "lru,s3fifo", "--fractions", "1",
