@@ -27,6 +27,7 @@ import numba as nb
 import numpy as np
 
 from ..replay.policies import belady, lfu, prefix_lru, s3fifo
+from .runs import Runs, find_runs, request_lookup_plan
 
 P_LRU, P_FIFO, P_LFU, P_S3FIFO, P_PREFIX_LRU, P_BELADY = 0, 1, 2, 3, 4, 5
 _NOT_CACHED = np.int32(-2)
@@ -47,56 +48,32 @@ def next_use(blocks, n_unique):
     return nxt
 
 
-@nb.njit(cache=True, inline="always")
-def _run_end(blocks, i, hi):
-    """End (exclusive) of the run of consecutive ids that starts at ``i``, within ``hi``."""
-    j = i + 1
-    while j < hi and blocks[j] == blocks[j - 1] + 1:
-        j += 1
-    return j
+# Runs of consecutive ids are found by kernels/runs.py (their one definition); the index cost
+# models only aggregate them per request.
 
-
-@nb.njit(cache=True)
 def request_runs(offsets, blocks):
     """Per request: blocks in runs of >= 2 consecutive ids, number of such runs, and the
     number of blocks not in any run (singletons). Used to plan index lookups."""
-    n_req = offsets.shape[0] - 1
-    seq_blocks = np.zeros(n_req, np.int64)
-    n_runs = np.zeros(n_req, np.int64)
-    singles = np.zeros(n_req, np.int64)
-    for r in range(n_req):
-        lo, hi = offsets[r], offsets[r + 1]
-        i = lo
-        while i < hi:
-            j = _run_end(blocks, i, hi)
-            if j - i >= 2:
-                seq_blocks[r] += j - i
-                n_runs[r] += 1
-            else:
-                singles[r] += 1
-            i = j
-    return seq_blocks, n_runs, singles
+    plan = request_lookup_plan(offsets, blocks)
+    return plan.n_range_blocks, plan.n_range, plan.n_point
 
 
-@nb.njit(cache=True)
-def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
+def range_reads(runs: Runs, keys_per_leaf: int, parallel: int):
     """Per request: round trips of range scans, one scan per run of >= 2 consecutive ids,
     each reading ceil(run / keys_per_leaf) leaves with at most ``parallel`` in flight; and
     the number of leaves read."""
-    n_req = offsets.shape[0] - 1
-    rtts = np.zeros(n_req, np.int64)
-    leaves = np.zeros(n_req, np.int64)
-    for r in range(n_req):
-        lo, hi = offsets[r], offsets[r + 1]
-        i = lo
-        while i < hi:
-            j = _run_end(blocks, i, hi)
-            if j - i >= 2:
-                lv = (j - i + keys_per_leaf - 1) // keys_per_leaf
-                leaves[r] += lv
-                rtts[r] += (lv + parallel - 1) // parallel
-            i = j
-    return rtts, leaves
+    n_req = runs.run_offsets.shape[0] - 1
+    owner = np.repeat(np.arange(n_req), np.diff(runs.run_offsets))
+    scans = runs.run_len >= 2
+    leaves = -(-runs.run_len[scans] // int(keys_per_leaf))
+    rtts = -(-leaves // int(parallel))
+    return (np.bincount(owner[scans], weights=rtts, minlength=n_req).astype(np.int64),
+            np.bincount(owner[scans], weights=leaves, minlength=n_req).astype(np.int64))
+
+
+def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
+    """``range_reads`` of the runs of ``offsets``/``blocks``."""
+    return range_reads(find_runs(offsets, blocks), keys_per_leaf, parallel)
 
 
 # ----------------------------------------------------------------------------- one-tier LRU

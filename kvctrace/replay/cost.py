@@ -130,15 +130,15 @@ class LookupPlan:
 
 
 def lookup_plan(offsets: np.ndarray, blocks: np.ndarray, model: IndexModel) -> LookupPlan:
-    from ..kernels.replay import range_round_trips, request_runs
+    from ..kernels.replay import range_reads
+    from ..kernels.runs import find_runs
     n_blocks = np.diff(offsets)
     if not model.range_scan:
         z = np.zeros_like(n_blocks)
         return LookupPlan(n_blocks, n_blocks, z, z)
-    _, _, singles = request_runs(offsets, blocks)
-    rtts, leaves = range_round_trips(offsets, blocks, np.int64(model.keys_per_leaf),
-                                     np.int64(model.range_parallel))
-    return LookupPlan(n_blocks, singles, rtts, leaves)
+    runs = find_runs(offsets, blocks)
+    rtts, leaves = range_reads(runs, model.keys_per_leaf, model.range_parallel)
+    return LookupPlan(n_blocks, runs.n_point, rtts, leaves)
 
 
 def metadata_us(model: IndexModel, plan: LookupPlan, inserts: np.ndarray,
