@@ -10,6 +10,8 @@ opened instead of re-ingested. ``open_trace("x.duckdb")`` opens a kvctrace datab
 All bulk data moves as Arrow tables registered with DuckDB; no per-access Python loops."""
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -48,6 +50,22 @@ def _strings(values, n: int) -> pa.Array:
 # buffers (parsed JSON, uncompressed table data before a checkpoint) would stay resident
 # through the analyses. With the threads, freed memory goes back within about a second.
 DUCKDB_CONFIG = {"allocator_background_threads": True, "allocator_bulk_deallocation_flush_threshold": "16MB", "allocator_flush_threshold": "16MB"}
+
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
+
+
+@functools.cache
+def map_large_arrays() -> None:
+    """Have glibc give every allocation over 256 KiB its own mapping, returned to the system
+    on free. By default glibc raises that threshold after each large free (up to 32 MiB), so
+    the many freed 10-40 MB arrays of an ingest and the analyses land in its heap, which
+    fragments and stays resident (~45 MB more peak RSS on 5.6M accesses). Process-wide and
+    once; a no-op where glibc is absent."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except (OSError, AttributeError):
+        pass
 
 
 def release_freed_memory() -> None:
@@ -248,6 +266,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     ``progress``: optional callable told the current stage (for a status line)."""
     progress = progress or (lambda stage: None)
     progress("reading")
+    map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,

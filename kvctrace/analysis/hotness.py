@@ -99,7 +99,7 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HotnessResult(SummaryHtmlMixin):
-    per_block: pl.DataFrame           # block, accesses, depth, first_req
+    per_block: pl.DataFrame           # block, accesses, depth, first_req (Int32)
     access_histogram: pl.DataFrame    # accesses, blocks (how many blocks have that count)
     lorenz: pl.DataFrame              # block_share, access_share (ascending heat)
     rank_frequency: pl.DataFrame      # rank, accesses (log-spaced ranks, for plotting)
@@ -181,7 +181,7 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
     return frame, float(window_s)
 
 
-def _heat_by_type(trace, first: np.ndarray) -> pl.DataFrame | None:
+def _heat_by_type(trace) -> pl.DataFrame | None:
     types = trace.sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
     if types.null_count() == types.len():
         return None
@@ -196,6 +196,7 @@ def _heat_by_type(trace, first: np.ndarray) -> pl.DataFrame | None:
                               "distinct_blocks": distinct, "reaccesses": reacc})
     else:   # many types: vectorised group-by instead of the bitmask kernel
         n_blocks = np.diff(trace.offsets)
+        first = first_access_flags(trace.blocks, trace.n_unique_blocks)
         per_access = pl.DataFrame({
             "type": types.gather(np.repeat(np.arange(types.len()), n_blocks)),
             "block": trace.blocks, "reaccess": ~first})
@@ -228,10 +229,12 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     u = int(counts_desc.shape[0])
     total = int(counts_desc.sum())
     depth, first_req = block_first_position(trace.offsets, blocks, n_unique)
-    first = first_access_flags(blocks, n_unique)
 
-    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int64), "accesses": counts,
-                              "depth": depth, "first_req": first_req})
+    # int32 columns (one row per distinct block, kept with the result): ids, positions and
+    # requests fit; counts do unless the trace has 2**31 accesses
+    count_type = np.int32 if blocks.shape[0] < np.iinfo(np.int32).max else np.int64
+    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32),
+                              "accesses": counts.astype(count_type), "depth": depth, "first_req": first_req})
     values, nblk = np.unique(counts_desc, return_counts=True)
     access_histogram = pl.DataFrame({"accesses": values.astype(np.int64),
                                      "blocks": nblk.astype(np.int64)})
@@ -240,6 +243,7 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
         cum_asc = np.concatenate([[0], np.cumsum(counts_desc[::-1])])
         idx = _downsample_index(u, lorenz_points)
         lorenz = pl.DataFrame({"block_share": idx / u, "access_share": cum_asc[idx] / total})
+        del cum_asc  # one float per block: not kept while the rest is computed
         ridx = _downsample_index(u, lorenz_points, log=True)
         ridx = ridx[ridx >= 1]
         rank_frequency = pl.DataFrame({"rank": ridx.astype(np.int64),
@@ -266,6 +270,7 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     log_ranks = np.log(np.arange(1, u + 1, dtype=np.float64))
     alpha, r2 = zipf_fit(counts_desc, n_ge2, log_counts, log_ranks)
     alpha_all, _ = zipf_fit(counts_desc, u, log_counts, log_ranks)
+    del log_counts, log_ranks
 
     ndepth = int(depth.max()) + 1 if n_unique else 0
     d_blocks = np.bincount(depth, minlength=ndepth) if n_unique else np.zeros(0, np.int64)
@@ -282,7 +287,7 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     return HotnessResult(
         per_block=per_block, access_histogram=access_histogram, lorenz=lorenz,
         rank_frequency=rank_frequency, top_shares=top_shares, hot_sets=hot_sets, drift=drift,
-        heat_by_depth=heat_by_depth, heat_by_type=_heat_by_type(trace, first),
+        heat_by_depth=heat_by_depth, heat_by_type=_heat_by_type(trace),
         unique_blocks=u, accesses=total, one_hit_blocks=int((counts_desc == 1).sum()),
         gini=gini(counts_desc), zipf_alpha=alpha, zipf_r2=r2, zipf_fit_ranks=(1, n_ge2),
         zipf_alpha_all_ranks=alpha_all, drift_window_s=used_window, drift_top_k=int(top_k))

@@ -76,14 +76,19 @@ class ReuseResult(SummaryHtmlMixin):
     reuse_time_hist: pl.DataFrame = field(repr=False)  # unit, lo, hi, count (log bins)
     shards: pl.DataFrame | None = field(repr=False, default=None)  # capacity, exact, fixed_rate, fixed_size
     shards_info: dict = field(default_factory=dict)
-    _cum_hits: np.ndarray = field(repr=False, default=None)  # cum[C] = accesses with d < C
+    # The distances that occur (ascending) and the accesses at or below each: kept sparse, as
+    # a full cumulative array has one entry per possible distance (millions).
+    _hit_distances: np.ndarray = field(repr=False, default=None)
+    _cum_hits: np.ndarray = field(repr=False, default=None)
 
     def hit_ratio_at(self, capacities) -> np.ndarray:
         """Exact block-LRU hit ratio at each capacity (blocks): share of accesses with d < C."""
-        caps = np.clip(np.asarray(capacities, dtype=np.int64), 0, self._cum_hits.shape[0] - 1)
+        caps = np.asarray(capacities, dtype=np.int64)
         if self.n_accesses == 0:
             return np.zeros(caps.shape, np.float64)
-        return self._cum_hits[caps] / float(self.n_accesses)
+        below = np.searchsorted(self._hit_distances, caps, side="left")  # distances < C
+        cum = np.concatenate(([0], self._cum_hits))
+        return cum[below] / float(self.n_accesses)
 
     def summary(self) -> dict:
         s = self.request_hit_rate_shares
@@ -279,9 +284,9 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     req_idx = np.searchsorted(offsets, idx, side="right") - 1
     block_time = pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
                                "reused": dist[idx] >= 0})
+    del dist  # one int per access: not kept while the curves are built
 
     # Exact MRC.
-    cum = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     caps = log_capacities(n_unique, mrc_points)
     unlimited_cap = max(int(counts.shape[0]), 1)   # any C > max distance hits every warm access
     caps_all = np.unique(np.concatenate([caps, [unlimited_cap]])) if n_unique else caps
@@ -293,6 +298,7 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
 
     per_block = np.bincount(blocks, minlength=n_unique) if n_acc else np.zeros(0, np.int64)
     one_hit = float(np.count_nonzero(per_block == 1) / n_unique) if n_unique else 0.0
+    del per_block
 
     shards_frame, shards_info = None, {}
     if shards and n_acc:
@@ -314,7 +320,8 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
         requests=requests, hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]),
         windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
         reuse_time=reuse_time, reuse_time_hist=reuse_time_hist,
-        shards=shards_frame, shards_info=shards_info, _cum_hits=cum)
+        shards=shards_frame, shards_info=shards_info,
+        _hit_distances=nz.astype(np.int64), _cum_hits=np.cumsum(counts[nz]).astype(np.int64))
 
 
 def _shards(blocks, n_unique, counts, n_acc, rate, s_max, log_caps):

@@ -27,8 +27,9 @@ def _first_access(blocks, n_unique):
 
 @nb.njit(cache=True)
 def _first_position(offsets, blocks, n_unique):
-    pos = np.full(n_unique, -1, np.int64)
-    first_req = np.full(n_unique, -1, np.int64)
+    # int32: one entry per block, kept in HotnessResult.per_block (the wrapper checks the range)
+    pos = np.full(n_unique, -1, np.int32)
+    first_req = np.full(n_unique, -1, np.int32)
     for r in range(offsets.shape[0] - 1):
         s = offsets[r]
         for t in range(s, offsets[r + 1]):
@@ -46,8 +47,14 @@ def _window_top_k(blocks, bounds, n_unique, k):
     top_counts = np.zeros((n_win, k), np.int64)
     n_distinct = np.zeros(n_win, np.int64)
     counts = np.zeros(n_unique, np.int64)
-    touched = np.empty(blocks.shape[0], np.int64)
-    ties = np.empty(blocks.shape[0], np.int64)
+    # a window touches at most min(its length, n_unique) blocks: size the scratch lists by
+    # that, not by the whole trace (2 x 8 bytes per access otherwise)
+    cap = 0
+    for w in range(n_win):
+        cap = max(cap, bounds[w + 1] - bounds[w])
+    cap = min(cap, n_unique)
+    touched = np.empty(cap, np.int64)
+    ties = np.empty(cap, np.int64)
     for w in range(n_win):
         m = 0
         max_c = 0
@@ -158,7 +165,9 @@ def first_access_flags(blocks, n_unique: int) -> np.ndarray:
 
 
 def block_first_position(offsets, blocks, n_unique: int) -> tuple[np.ndarray, np.ndarray]:
-    """(position at first appearance, request of first appearance) per block id."""
+    """(position at first appearance, request of first appearance) per block id, int32."""
+    if len(offsets) > np.iinfo(np.int32).max:
+        raise ValueError("block_first_position returns int32: too many requests")
     return _first_position(np.ascontiguousarray(offsets, dtype=np.int64),
                            np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique))
 
