@@ -3,7 +3,6 @@
 The CLI (cli.py) only turns its options into these arguments and renders what they return, so
 every command can be run and tested from Python. ``trace_options`` is the keyword arguments of
 ``kvctrace.open_trace`` (format, block_size, partial_block, coarsen, skip_bad_lines, db).
-The trace is opened through ``kvctrace.open_trace`` looked up at call time (tests substitute it).
 """
 from __future__ import annotations
 
@@ -16,11 +15,8 @@ _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet"
 
 
 def _open(trace, trace_options: dict | None, progress=None):
-    import kvctrace
-    options = dict(trace_options or {})
-    if progress is not None:
-        options["progress"] = progress
-    return kvctrace.open_trace(trace, **options)
+    from . import open_trace
+    return open_trace(trace, **(trace_options or {}), **({"progress": progress} if progress else {}))
 
 
 def _default_out(trace_path) -> Path:
@@ -71,10 +67,13 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     """Run every analysis and write summary.json and report.html into ``out``
     (default ``reports/<trace name>/``)."""
     from .analysis import analyze as run_analyses, write_summary
-    from .report import write_report
     result = run_analyses(_open(trace, trace_options))
     out_dir = out if out is not None else _default_out(trace)
-    return AnalysisOutput(result, write_summary(result, out_dir), write_report(result, out_dir))
+    summary_path = write_summary(result, out_dir)
+    # imported only now: the report's chart stack (altair, jinja2) is ~60 MB resident, which
+    # would otherwise sit under the ingest's and the analyses' peak memory
+    from .report import write_report
+    return AnalysisOutput(result, summary_path, write_report(result, out_dir))
 
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
