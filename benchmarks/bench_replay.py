@@ -24,30 +24,21 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from kvctrace.kernels.hashing import dense_ids, rechain  # noqa: E402
 from kvctrace.kernels.replay import next_use  # noqa: E402
 from kvctrace.replay import policies  # noqa: E402
 from kvctrace.replay.engine import run_hits  # noqa: E402
-from kvctrace.synth import synthesize  # noqa: E402
-
-ORACLE = np.dtype([("ts", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
-
-
-def synth_sequence(n_requests=360_000, seed=0):
-    content, offsets = synthesize(n_requests, seed).block_hashes(512)
-    blocks, n_unique = dense_ids(rechain(content, offsets))
-    return np.asarray(offsets, np.int64), np.asarray(blocks, np.int64), int(n_unique)
+from sequences import synth_blocks, write_oracle_general, zipf_blocks  # noqa: E402
 
 
 def zipf_sequence(n=10_000_000, n_blocks=1_000_000, seed=0, per_request=20):
-    rng = np.random.default_rng(seed)
-    raw = rng.permutation(n_blocks)[(rng.zipf(1.1, n) - 1) % n_blocks]
-    blocks, n_unique = dense_ids(raw)
+    """Zipf(1.1) accesses cut into requests of ``per_request`` blocks."""
+    blocks, n_unique = zipf_blocks(n, n_blocks, seed)
     offsets = np.arange(0, n + 1, per_request, dtype=np.int64)
     if offsets[-1] != n:
         offsets = np.append(offsets, n)
-    return offsets, np.asarray(blocks, np.int64), int(n_unique)
+    return offsets, blocks, n_unique
 
 
 def kvctrace_lru(offsets, blocks, n_unique, cap):
@@ -61,12 +52,7 @@ def libcachesim_lru(blocks, cap):
     import libcachesim as lcs
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "seq.oracleGeneral"
-        rec = np.zeros(blocks.shape[0], ORACLE)
-        rec["ts"] = np.arange(blocks.shape[0]) // 1000
-        rec["id"] = blocks.astype(np.uint64) + 1
-        rec["size"] = 1
-        rec["next"] = -1
-        rec.tofile(path)
+        write_oracle_general(blocks, path)
         reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
         cache = lcs.LRU(cap)
         t = time.perf_counter()
@@ -83,7 +69,7 @@ def main():
         have_lcs = False
         print("libcachesim not installed: `pip install libcachesim` for the baseline")
     t = time.perf_counter()
-    seqs = {"synth-mooncake": synth_sequence(), "zipf-1.1": zipf_sequence()}
+    seqs = {"synth-mooncake": synth_blocks(360_000, 0), "zipf-1.1": zipf_sequence()}
     print(f"generated sequences in {time.perf_counter() - t:.1f} s")
     print(f"\n{'sequence':16} {'accesses':>11} {'capacity':>9} {'kvctrace M/s':>13} {'libCacheSim M/s':>16} "
           f"{'ratio':>6}  hits equal")

@@ -31,10 +31,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from kvctrace.analysis.reuse import log_capacities  # noqa: E402
-from kvctrace.kernels.hashing import dense_ids, rechain  # noqa: E402
 from kvctrace.kernels.reuse import distance_counts, hit_ratio_at, stack_distances  # noqa: E402
 from kvctrace.kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size  # noqa: E402
-from kvctrace.synth import synthesize  # noqa: E402
+from sequences import synth_blocks, write_oracle_general, zipf_blocks  # noqa: E402
 
 
 def fenwick_distances(blocks, tree, last, dist):
@@ -87,30 +86,12 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
-def synth_trace(n_requests, seed):
-    """Dense chained block ids of a kvctrace.synth workload at 512-token blocks (Mooncake's)."""
-    content, offsets = synthesize(n_requests, seed).block_hashes(512)
-    return dense_ids(rechain(content, offsets))
-
-
-def zipf_trace(n, n_blocks, seed):
-    rng = np.random.default_rng(seed)
-    raw = rng.permutation(n_blocks)[(rng.zipf(1.1, n) - 1) % n_blocks]
-    return dense_ids(raw)
-
-
 def libcachesim_lru(blocks, capacities):
     """Miss ratio and time of libCacheSim's LRU at each capacity (objects of size 1)."""
     import libcachesim as lcs
-    rec = np.zeros(blocks.shape[0], dtype=np.dtype([("ts", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")]))
-    rec["ts"] = np.arange(blocks.shape[0]) // 1000
-    rec["id"] = blocks.astype(np.uint64) + 1
-    rec["size"] = 1
-    rec["next"] = -1
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "trace.oracleGeneral")
-        rec.tofile(path)
-        del rec
+        write_oracle_general(blocks, path)
         out = []
         for cap in capacities:
             reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE)
@@ -180,10 +161,10 @@ def part2(name, blocks, n_unique):
 
 
 def main():
-    part1("kvctrace.synth Mooncake-format trace (200k requests)", *synth_trace(200_000, 0))
-    part1("Zipf(1.1) over 1M blocks", *zipf_trace(5_700_000, 1_000_000, seed=1))
-    part2("kvctrace.synth Mooncake-format trace (370k requests)", *synth_trace(370_000, 2))
-    part2("Zipf(1.1) over 2M blocks", *zipf_trace(10_000_000, 2_000_000, seed=3))
+    part1("kvctrace.synth Mooncake-format trace (200k requests)", *synth_blocks(200_000, 0)[1:])
+    part1("Zipf(1.1) over 1M blocks", *zipf_blocks(5_700_000, 1_000_000, seed=1))
+    part2("kvctrace.synth Mooncake-format trace (370k requests)", *synth_blocks(370_000, 2)[1:])
+    part2("Zipf(1.1) over 2M blocks", *zipf_blocks(10_000_000, 2_000_000, seed=3))
 
 
 if __name__ == "__main__":
