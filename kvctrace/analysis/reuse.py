@@ -264,18 +264,6 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
                              pl.when(pl.col("accesses") > 0)
                              .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
 
-    # Reuse time (non-cold accesses) in seconds and requests.
-    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
-    req_counts = reuse_request_counts(reuse_req, n_req)
-    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
-    reuse_time = pl.DataFrame({
-        "quantile": qs,
-        "seconds": np.quantile(reuse_s, qs) if reuse_s.shape[0] else [None] * len(qs),
-        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
-        schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    reuse_time_hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
-    del reuse_s, reuse_req, req_counts
-
     # Fig. 1b: block id vs time, evenly strided over accesses.
     if n_acc:
         idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
@@ -285,6 +273,19 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     block_time = pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
                                "reused": dist[idx] >= 0})
     del dist  # one int per access: not kept while the curves are built
+
+    # Reuse time (non-cold accesses) in seconds and requests.
+    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
+    req_counts = reuse_request_counts(reuse_req, n_req)
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    reuse_time = pl.DataFrame({
+        "quantile": qs,
+        "seconds": (np.quantile(reuse_s, qs, overwrite_input=True)  # reuse_s is dropped next
+                    if reuse_s.shape[0] else [None] * len(qs)),
+        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
+        schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
+    reuse_time_hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
+    del reuse_s, reuse_req, req_counts
 
     # Exact MRC.
     caps = log_capacities(n_unique, mrc_points)

@@ -294,9 +294,11 @@ def hit_ratio_at(counts: np.ndarray, n_accesses: int, capacities) -> np.ndarray:
     caps = np.asarray(capacities, dtype=np.int64)
     if n_accesses == 0:
         return np.zeros(caps.shape, np.float64)
-    cum = np.concatenate(([0], np.cumsum(counts)))  # cum[C] = #accesses with d < C
-    idx = np.clip(caps, 0, cum.shape[0] - 1)
-    return cum[idx] / float(n_accesses)
+    if counts.shape[0] == 0:
+        return np.zeros(caps.shape, np.float64)
+    cum = np.cumsum(counts)  # cum[d] = #accesses with distance <= d (no leading 0: one copy less)
+    idx = np.clip(caps, 0, cum.shape[0])  # #accesses with d < C = cum[C - 1]
+    return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0) / float(n_accesses)
 
 
 def per_request_hits(offsets: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,8 +45,17 @@ def _runs(offsets, blocks):
     n_range = np.zeros(n_req, np.int64)
     longest = np.zeros(n_req, np.int64)
     run_offsets = np.zeros(n_req + 1, np.int64)
-    run_start = np.empty(n, np.int64)   # at most one run per block
-    run_len = np.empty(n, np.int64)
+    # Count the runs first (a run starts at each request's first block and at every break in
+    # consecutive ids) so the run arrays are allocated at their size, not one slot per block.
+    n_runs = 0
+    for r in range(n_req):
+        if offsets[r + 1] > offsets[r]:
+            n_runs += 1
+        for t in range(offsets[r] + 1, offsets[r + 1]):
+            if blocks[t] != blocks[t - 1] + 1:
+                n_runs += 1
+    run_start = np.empty(n_runs, np.int64)
+    run_len = np.empty(n_runs, np.int64)
     k = 0
     for r in range(n_req):
         s = offsets[r]
@@ -71,7 +80,7 @@ def _runs(offsets, blocks):
                 longest[r] = length
             i = j
         run_offsets[r + 1] = k
-    return sequential, n_seq, n_point, n_range, longest, run_offsets, run_start[:k].copy(), run_len[:k].copy()
+    return sequential, n_seq, n_point, n_range, longest, run_offsets, run_start, run_len
 
 
 @nb.njit(cache=True, inline="always")

@@ -226,5 +226,8 @@ def curve_at(counts: np.ndarray, total: float, capacities) -> np.ndarray:
     caps = np.asarray(capacities, dtype=np.int64)
     if total <= 0:
         return np.zeros(caps.shape, np.float64)
-    cum = np.concatenate(([0.0], np.cumsum(counts)))
-    return np.clip(cum[np.clip(caps, 0, cum.shape[0] - 1)] / total, 0.0, 1.0)
+    if len(counts) == 0:
+        return np.zeros(caps.shape, np.float64)
+    cum = np.cumsum(counts)  # cum[k] = weight with distance <= k (no leading 0: one copy less)
+    idx = np.clip(caps, 0, cum.shape[0])  # weight with k < C = cum[C - 1]
+    return np.clip(np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0) / total, 0.0, 1.0)
