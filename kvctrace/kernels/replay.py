@@ -243,6 +243,12 @@ def _key(pol, bst, b):
 
 
 @nb.njit(cache=True, inline="always")
+def _admits(caps, admit, m, seen):
+    """Tier ``m`` exists (capacity > 0) and admits a block accessed ``seen`` times so far."""
+    return caps[m] > 0 and seen >= admit[m]
+
+
+@nb.njit(cache=True, inline="always")
 def _list_unlink(link, lhead, ltail, lsize, s, b):
     p = link[s, b, 0]
     nx = link[s, b, 1]
@@ -361,12 +367,12 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                 if promote and k > 0:
                     if inclusive:
                         for m in range(k - 1, -1, -1):
-                            if caps[m] > 0 and seen_b >= admit[m] and not (mask >> m) & 1:
+                            if _admits(caps, admit, m, seen_b) and not (mask >> m) & 1:
                                 targets[n_t] = m
                                 n_t += 1
                     else:
                         for m in range(k):
-                            if caps[m] > 0 and seen_b >= admit[m]:
+                            if _admits(caps, admit, m, seen_b):
                                 targets[n_t] = m
                                 n_t += 1
                                 # exclusive: take b out of tier k first
@@ -383,12 +389,12 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                 bst[b, B_FREQ] = 1
                 if inclusive:
                     for m in range(T - 1, -1, -1):
-                        if caps[m] > 0 and seen_b >= admit[m]:
+                        if _admits(caps, admit, m, seen_b):
                             targets[n_t] = m
                             n_t += 1
                 else:
                     for m in range(T):
-                        if caps[m] > 0 and seen_b >= admit[m]:
+                        if _admits(caps, admit, m, seen_b):
                             targets[n_t] = m
                             n_t += 1
                             break
@@ -430,7 +436,7 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                     for m in range(tk + 1, T):
                         if (vmask >> m) & 1:
                             break  # a lower tier already holds a copy: nothing to move
-                        if caps[m] > 0 and bst[v, B_SEEN] >= admit[m]:
+                        if _admits(caps, admit, m, bst[v, B_SEEN]):
                             nxt_tier = m
                             break
                     if nxt_tier < 0:
