@@ -58,13 +58,20 @@ def hot_set_size(counts_desc: np.ndarray, q: float) -> int:
     return int(np.searchsorted(cum, q * total - 1e-9 * total, side="left") + 1)
 
 
+_FIT_PIECE = 1 << 18  # elements per slice in gini and zipf_fit
+
+
 def gini(counts: np.ndarray) -> float:
-    x = np.sort(np.asarray(counts, dtype=np.float64))
+    x = np.sort(np.asarray(counts))   # ascending
     u = x.shape[0]
-    if u == 0 or x.sum() == 0:
+    total = float(x.sum()) if u else 0.0
+    if u == 0 or total == 0:
         return 0.0
-    i = np.arange(1, u + 1, dtype=np.float64)
-    return float(2.0 * (i * x).sum() / (u * x.sum()) - (u + 1.0) / u)
+    weighted = 0.0   # sum of i * x_i, a slice at a time (no full-length float temporaries)
+    for lo in range(0, u, _FIT_PIECE):
+        hi = min(lo + _FIT_PIECE, u)
+        weighted += float(np.arange(lo + 1, hi + 1, dtype=np.float64) @ x[lo:hi].astype(np.float64))
+    return float(2.0 * weighted / (u * total) - (u + 1.0) / u)
 
 
 def zipf_fit(counts_desc: np.ndarray, max_rank: int, log_counts: np.ndarray | None = None,
@@ -73,16 +80,31 @@ def zipf_fit(counts_desc: np.ndarray, max_rank: int, log_counts: np.ndarray | No
     and ``log_ranks`` (covering at least max_rank ranks) may be passed to share them."""
     if max_rank < 2:
         return None, None
-    y = (np.log(counts_desc[:max_rank].astype(np.float64)) if log_counts is None
-         else log_counts[:max_rank])
-    x = (np.log(np.arange(1, max_rank + 1, dtype=np.float64)) if log_ranks is None
-         else log_ranks[:max_rank])
-    # closed-form simple linear regression (np.polyfit's SVD is ~10x slower on millions of ranks)
-    xc = x - x.mean()
-    yc = y - y.mean()
-    sxx = float(xc @ xc)
-    syy = float(yc @ yc)
-    slope = float(xc @ yc) / sxx
+
+    def pieces():  # (ln rank, ln count) a slice at a time: no full-length float temporaries
+        for lo in range(0, max_rank, _FIT_PIECE):
+            hi = min(lo + _FIT_PIECE, max_rank)
+            y = (np.log(counts_desc[lo:hi].astype(np.float64)) if log_counts is None
+                 else log_counts[lo:hi])
+            x = (np.log(np.arange(lo + 1, hi + 1, dtype=np.float64)) if log_ranks is None
+                 else log_ranks[lo:hi])
+            yield x, y
+
+    # closed-form simple linear regression (np.polyfit's SVD is ~10x slower on millions of
+    # ranks), centred in two passes for accuracy
+    sx = sy = 0.0
+    for x, y in pieces():
+        sx += float(x.sum())
+        sy += float(y.sum())
+    mx, my = sx / max_rank, sy / max_rank
+    sxx = syy = sxy = 0.0
+    for x, y in pieces():
+        xc = x - mx
+        yc = y - my
+        sxx += float(xc @ xc)
+        syy += float(yc @ yc)
+        sxy += float(xc @ yc)
+    slope = sxy / sxx
     r2 = (slope * slope * sxx / syy) if syy > 0 else None
     return -slope, r2
 
@@ -222,10 +244,8 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
         raise ConfigError(f"lorenz_points={lorenz_points} must be >= 2", field="lorenz_points")
     blocks = trace.blocks
     n_unique = int(trace.n_unique_blocks)
-    counts = np.bincount(blocks, minlength=n_unique).astype(np.int64)
-    counts = counts[:n_unique]
-    accessed = counts > 0            # dense ids: every id < n_unique is accessed
-    counts_desc = np.sort(counts[accessed])[::-1]
+    counts = np.bincount(blocks, minlength=n_unique)[:n_unique]
+    counts_desc = np.sort(counts[counts > 0])[::-1]   # dense ids: every id < n_unique is accessed
     u = int(counts_desc.shape[0])
     total = int(counts_desc.sum())
     depth, first_req = block_first_position(trace.offsets, blocks, n_unique)
@@ -233,8 +253,9 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     # int32 columns (one row per distinct block, kept with the result): ids, positions and
     # requests fit; counts do unless the trace has 2**31 accesses
     count_type = np.int32 if blocks.shape[0] < np.iinfo(np.int32).max else np.int64
+    counts = counts.astype(count_type)   # the only copy kept (also used below)
     per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32),
-                              "accesses": counts.astype(count_type), "depth": depth, "first_req": first_req})
+                              "accesses": counts, "depth": depth, "first_req": first_req})
     values, nblk = np.unique(counts_desc, return_counts=True)
     access_histogram = pl.DataFrame({"accesses": values.astype(np.int64),
                                      "blocks": nblk.astype(np.int64)})
@@ -266,11 +287,8 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                                 schema_overrides={"block_share": pl.Float64})
 
     n_ge2 = int((counts_desc >= 2).sum())
-    log_counts = np.log(counts_desc.astype(np.float64))
-    log_ranks = np.log(np.arange(1, u + 1, dtype=np.float64))
-    alpha, r2 = zipf_fit(counts_desc, n_ge2, log_counts, log_ranks)
-    alpha_all, _ = zipf_fit(counts_desc, u, log_counts, log_ranks)
-    del log_counts, log_ranks
+    alpha, r2 = zipf_fit(counts_desc, n_ge2)
+    alpha_all, _ = zipf_fit(counts_desc, u)
 
     ndepth = int(depth.max()) + 1 if n_unique else 0
     d_blocks = np.bincount(depth, minlength=ndepth) if n_unique else np.zeros(0, np.int64)
