@@ -17,13 +17,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 def handle_errors(fn):
-    """Turn KvctraceError into 'error: <file, line, field: message (hint)>' and exit code 1."""
+    """Turn KvctraceError into 'error: <file, line, field: message (hint)>' and exit code 1;
+    an OSError (an output path that cannot be written) into 'error: <path>: <reason>'."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except KvctraceError as err:
             print(f"error: {err}", file=sys.stderr)
+            raise typer.Exit(1)
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"error: {where}{err.strerror or err}", file=sys.stderr)
             raise typer.Exit(1)
     return wrapper
 
