@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 
-DEFAULT_POLICIES = ("lru", "fifo", "lfu", "s3fifo", "prefix-lru", "belady")
+from ..replay import IndexConfig, replay
+from ..replay import policies as _policies
+from ..replay.config import validate
+from ..replay.cost import INDEX_MODELS
+
+DEFAULT_POLICIES = tuple(_policies.names())    # every policy, Belady (the offline bound) included
 DEFAULT_SCALES = (0.0625, 0.25, 1.0, 4.0)
-DEFAULT_INDEX_KINDS = ("redis-get", "redis-mget", "sherman", "chime", "rdma-hash")
+DEFAULT_INDEX_KINDS = tuple(INDEX_MODELS)
 
 
 def scaled_config(config, block_size: int, scale: float, policy: str | None = None):
     """``config`` with each tier's capacity (in blocks at ``block_size``) times ``scale``."""
-    from ..replay.config import validate
     caps = config.capacities(block_size)
     tiers = tuple(dataclasses.replace(t, capacity_blocks=max(1, int(round(c * scale))), capacity_bytes=None,
                                       policy=policy or t.policy)
@@ -30,8 +34,6 @@ def scaled_config(config, block_size: int, scale: float, policy: str | None = No
 def replay_study(trace, config, *, policies=DEFAULT_POLICIES, scales=DEFAULT_SCALES,
                  index_kinds=DEFAULT_INDEX_KINDS) -> list:
     """The list of ``ReplayResult`` the report's replay section draws (see module docstring)."""
-    from ..replay import IndexConfig, replay
-    from ..replay.config import validate
     bs = int(trace.block_size)
     runs = [replay(trace, scaled_config(config, bs, s, p)) for p in policies for s in scales]
     for kind in index_kinds:
