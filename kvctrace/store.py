@@ -24,7 +24,7 @@ from .errors import KvctraceError, TraceFormatError
 from .formats import read_columns
 from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids, dense_ids
-from .kernels.tree import access_rows, gather_csr, prefix_tree, truncate_csr
+from .kernels.tree import access_rows, first_values, gather_csr, prefix_tree, truncate_csr
 from .sql import load_query
 from .trace import Trace
 
@@ -37,8 +37,14 @@ def _version() -> str:
 
 
 def _nullable_int(values, null_below: int = 0) -> pa.Array:
-    values = np.asarray(values, np.int64)
-    return pa.array(values, type=pa.int64(), mask=values < null_below)
+    """Integers (int32 or int64, kept as they are: no copy) with nulls where below
+    ``null_below``; DuckDB widens them to the column's BIGINT on insert."""
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.int32, np.int64):
+        values = values.astype(np.int64)
+    valid = np.packbits(values >= null_below, bitorder="little")
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), values.shape[0],
+                                 [pa.py_buffer(valid), pa.py_buffer(values)])
 
 
 def _strings(values, n: int) -> pa.Array:
@@ -122,10 +128,11 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
             for chunk in (table if not isinstance(table, pa.Table) else (table,)):
                 _insert(con, name, chunk)
                 del chunk
-                if fresh:  # compress this chunk, free its uncompressed form, before the next
+                if fresh:  # compress this chunk before the next arrives
                     con.execute("CHECKPOINT")
-                    release_freed_memory()
             del table
+            if fresh and name in ("accesses", "blocks"):
+                release_freed_memory()  # ~30 ms each: once per big table, not per chunk
 
     if fresh:
         con.execute(load_query("store_create_tables"))
@@ -165,8 +172,7 @@ def _dense(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
     if ids is None:
         return np.empty(0, np.int64), 0, np.empty(0, np.uint64)
     dense, n_unique = dense_ids(ids)
-    raw = np.empty(n_unique, ids.dtype)
-    raw[dense] = ids  # every access of a dense id carries the same raw id
+    raw = first_values(dense, ids, n_unique)
     raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
     return dense, n_unique, raw
 
@@ -184,7 +190,8 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
     def blocks():
         first_req, parent_block, depth, tokens, _ = prefix_tree(
             dense, offsets, n_unique, input_len, block_size)
-        table = pa.table({"block": np.arange(n_unique, dtype=np.int64), "raw_hash": raw_hash,
+        table = pa.table({"block": np.arange(n_unique, dtype=np.int32 if n_unique < 2**31 else np.int64),
+                          "raw_hash": raw_hash,
                           "first_req": first_req, "parent_block": _nullable_int(parent_block),
                           "depth": depth, "tokens": tokens})
         del first_req, parent_block, depth, tokens

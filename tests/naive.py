@@ -860,3 +860,15 @@ def naive_build_segments(session, parent, user_eff, out_len, sess_prompt, sess_d
             r = parent[r]
         out.append(segs + history + [("user", i, user_eff[i])])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# store: raw id of each dense id (kernels/tree.first_values)
+# ---------------------------------------------------------------------------------------------
+
+def naive_first_values(dense, values):
+    """For dense ids 0, 1, 2, ...: the value at each id's first access."""
+    first = {}
+    for d, v in zip(dense, values):
+        first.setdefault(d, v)
+    return [first[d] for d in range(len(first))]

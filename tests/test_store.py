@@ -435,3 +435,15 @@ def test_failed_replacement_keeps_the_previous_store(tmp_path, monkeypatch):
     after = open_trace(db)
     assert after.meta["coarsen"] == "1" and np.array_equal(after.blocks, blocks)
     assert after.sql("SELECT count(*) AS n FROM blocks")["n"][0] == after.n_unique_blocks
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-2**63, 2**63 - 1), max_size=60), st.randoms(use_true_random=False))
+def test_first_values_matches_naive(raw, rnd):
+    """The raw id of each dense id (the blocks table's raw_hash), repeats included."""
+    from kvctrace.kernels.hashing import dense_ids
+    from kvctrace.kernels.tree import first_values
+    raw = raw + [rnd.choice(raw) for _ in range(len(raw))] if raw else raw
+    ids = np.array(raw, np.int64)
+    dense, n_unique = dense_ids(ids)
+    assert first_values(dense, ids, n_unique).tolist() == naive.naive_first_values(dense.tolist(), raw)

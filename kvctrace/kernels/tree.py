@@ -59,8 +59,8 @@ def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
     """For each dense block id, where it first appears: request, position (= depth), the block
     before it there (parent, -1 at depth 0), its token count, and the access index (to look up
     its raw hash). Dense ids are first-appearance ordered, so a new block is id == seen."""
-    first_req = np.empty(n_unique, np.int64)
-    parent = np.empty(n_unique, np.int64)
+    first_req = np.empty(n_unique, np.int32)  # int32: the wrapper checks the ranges fit
+    parent = np.empty(n_unique, np.int32)
     depth = np.empty(n_unique, np.int32)
     tokens = np.empty(n_unique, np.int32)
     first_access = np.empty(n_unique, np.int64)
@@ -79,6 +79,17 @@ def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
                 first_access[b] = i
                 seen += 1
     return first_req, parent, depth, tokens, first_access
+
+
+@nb.njit(cache=True)
+def _first_values(dense, values, n_unique):
+    out = np.empty(n_unique, values.dtype)
+    seen = 0
+    for i in range(dense.shape[0]):
+        if dense[i] == seen:  # first-appearance ids: a new id is the next one
+            out[seen] = values[i]
+            seen += 1
+    return out
 
 
 def gather_csr(values: np.ndarray, offsets: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,10 +113,23 @@ def access_rows(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def prefix_tree(dense: np.ndarray, offsets: np.ndarray, n_unique: int, input_len: np.ndarray,
                 block_size: int) -> tuple[np.ndarray, ...]:
-    """(first_req, parent_block, depth, tokens, first_access) per dense block id."""
+    """(first_req, parent_block, depth, tokens, first_access) per dense block id; all int32
+    (parent_block -1 at depth 0) but first_access (int64, an access index)."""
     dense = np.ascontiguousarray(dense, np.int64)
     offsets = np.ascontiguousarray(offsets, np.int64)
     if offsets.shape[0] < 1 or offsets[-1] != dense.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
         raise ValueError("dense/offsets/input_len do not describe one CSR trace")
+    if max(int(n_unique), offsets.shape[0], int(block_size)) >= np.iinfo(np.int32).max:
+        raise ValueError("prefix_tree returns int32 ids: too many blocks or requests")
     return _prefix_tree(dense, offsets, np.int64(n_unique), np.ascontiguousarray(input_len, np.int64),
                         np.int64(block_size))
+
+
+def first_values(dense: np.ndarray, values: np.ndarray, n_unique: int) -> np.ndarray:
+    """``out[b]`` = ``values[i]`` at the first access ``i`` of dense id ``b`` (e.g. the raw id
+    each dense id stands for), in one sequential pass."""
+    dense = np.ascontiguousarray(dense, np.int64)
+    values = np.ascontiguousarray(values)
+    if dense.shape[0] != values.shape[0]:
+        raise ValueError("dense and values need one entry per access")
+    return _first_values(dense, values, np.int64(n_unique))
