@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NoBlockIdsError
+from ..store import release_freed_memory
 from ..trace import Trace
 from .access import AccessResult, analyze_access
 from .hotness import HotnessResult, analyze_hotness
@@ -98,6 +99,7 @@ def analyze(trace: Trace, *, reuse_opts: dict | None = None, access_opts: dict |
         except NoBlockIdsError as err:
             unavailable[name] = err.message
         timings[name] = time.perf_counter() - start
+    release_freed_memory()  # the SQL statistics' DuckDB buffers: not held under the report
     return AnalysisResult(trace=trace, unavailable=unavailable, timings_s=timings, **results)
 
 
