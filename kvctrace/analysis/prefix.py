@@ -47,6 +47,18 @@ class PrefixResult(SummaryHtmlMixin):
         return out
 
 
+def _value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_counts=True) for small non-negative integers, without
+    np.unique's sorted copy of the (one per node) input: bincount a slice at a time (it
+    widens int32 input to int64)."""
+    counts = np.zeros(int(values.max()) + 1 if values.shape[0] else 0, np.int64)
+    for lo in range(0, values.shape[0], 1 << 20):
+        piece = np.bincount(values[lo:lo + (1 << 20)])
+        counts[:piece.shape[0]] += piece
+    present = np.flatnonzero(counts)
+    return present, counts[present]
+
+
 def _session_codes(trace) -> np.ndarray | None:
     s = trace.sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
     if s.null_count() == s.len():
@@ -69,7 +81,8 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
     n_req = t.n_requests[idx].astype(np.int64)   # the tree's node arrays are int32
     groups = pl.DataFrame({
         "node": idx.astype(np.int64), "root": t.root[idx].astype(np.int64),
-        "prefix_blocks": t.depth[idx].astype(np.int64) + 1, "prefix_tokens": t.cum_tokens[idx],
+        "prefix_blocks": t.depth[idx].astype(np.int64) + 1,
+        "prefix_tokens": t.cum_tokens[idx].astype(np.int64),
         "n_requests": n_req, "n_ending": t.n_ending[idx].astype(np.int64),
         "n_children": t.n_children[idx].astype(np.int64),
         "segment_blocks": seg_blocks, "segment_tokens": seg_tokens,
@@ -100,8 +113,8 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
 
     leaves = t.n_children == 0
     internal = ~leaves
-    depths, dcount = np.unique(t.depth, return_counts=True)
-    fanouts, fcount = np.unique(t.n_children, return_counts=True)
+    depths, dcount = _value_counts(t.depth)
+    fanouts, fcount = _value_counts(t.n_children)
     roots = int((t.parent < 0).sum())
     tree = {
         "nodes": u, "roots": roots, "leaves": int(leaves.sum()), "internal_nodes": int(internal.sum()),

@@ -22,8 +22,8 @@ import numpy as np
 
 @nb.njit(cache=True)
 def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
-    # Per-node arrays are int32 (the wrapper checks that ids, requests and positions fit):
-    # on millions of nodes they are the analysis' largest allocation. Token sums stay int64.
+    # Per-node arrays are int32 (the wrapper checks that ids, requests, positions and token
+    # sums fit): on millions of nodes they are the analysis' largest allocation.
     n_req = offsets.shape[0] - 1
     parent = np.full(n_unique, -1, np.int32)
     depth = np.full(n_unique, -1, np.int32)
@@ -53,17 +53,17 @@ def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
         if e > s:
             n_ending[blocks[e - 1]] += 1
     n_children = np.zeros(n_unique, np.int32)
-    max_child = np.zeros(n_unique, np.int32)
+    kept_by_child = np.zeros(n_unique, np.bool_)  # some child has all of the node's requests
     for b in range(n_unique):
         p = parent[b]
         if p >= 0:
             n_children[p] += 1
-            if n_requests[b] > max_child[p]:
-                max_child[p] = n_requests[b]
+            if n_requests[b] >= n_requests[p]:
+                kept_by_child[p] = True
     shared = np.zeros(n_unique, np.bool_)
     for b in range(n_unique):
-        shared[b] = n_requests[b] >= 2 and max_child[b] < n_requests[b]
-    cum_tokens = np.zeros(n_unique, np.int64)
+        shared[b] = n_requests[b] >= 2 and not kept_by_child[b]
+    cum_tokens = np.zeros(n_unique, np.int32)
     shared_anc = np.full(n_unique, -1, np.int32)   # nearest maximal-shared proper ancestor
     root = np.empty(n_unique, np.int32)
     for b in range(n_unique):           # parents have smaller ids: already filled
@@ -136,7 +136,7 @@ class PrefixTree:
         anc = np.maximum(anc, 0)
         depth = self.depth[nodes].astype(np.int64)
         blocks = depth - np.where(has, self.depth[anc], -1)
-        tokens = self.cum_tokens[nodes] - np.where(has, self.cum_tokens[anc], 0)
+        tokens = self.cum_tokens[nodes].astype(np.int64) - np.where(has, self.cum_tokens[anc], 0)
         return blocks, tokens
 
 
@@ -148,8 +148,9 @@ def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int 
     il = (np.zeros(0, np.int64) if input_len is None
           else np.ascontiguousarray(input_len, dtype=np.int64))
     limit = np.iinfo(np.int32).max
-    if max(int(n_unique), offsets.shape[0], int(block_size)) >= limit:
-        raise ValueError("prefix_tree keeps node arrays as int32: too many blocks or requests")
+    longest = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    if max(int(n_unique), offsets.shape[0], int(block_size), longest * int(block_size)) >= limit:
+        raise ValueError("prefix_tree keeps node arrays as int32: too many blocks, requests or tokens")
     return PrefixTree(*_prefix_tree(offsets, blocks, int(n_unique), il, int(block_size)))
 
 
