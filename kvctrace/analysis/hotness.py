@@ -51,11 +51,29 @@ def top_share(counts_desc: np.ndarray, pct: float) -> float:
     return float(counts_desc[:k].sum() / counts_desc.sum())
 
 
+def _cumsum64(x: np.ndarray, lead_zero: bool = False) -> np.ndarray:
+    """int64 running sums of ``x`` (optionally after a leading 0), a slice at a time: numpy's
+    cumsum of int32 into int64 makes a full-length temporary of its own."""
+    out = np.empty(x.shape[0] + lead_zero, np.int64)
+    if lead_zero:
+        out[0] = 0
+    running = 0
+    for lo in range(0, x.shape[0], _FIT_PIECE):
+        piece = out[lo + lead_zero:lo + lead_zero + _FIT_PIECE]
+        np.cumsum(x[lo:lo + _FIT_PIECE], dtype=np.int64, out=piece)
+        piece += running
+        running = int(piece[-1])
+    return out
+
+
 def hot_set_size(counts_desc: np.ndarray, q: float) -> int:
     """Fewest hottest blocks whose accesses reach q of all accesses."""
-    cum = np.cumsum(counts_desc)
+    cum = _cumsum64(counts_desc)
     total = cum[-1]
-    return int(np.searchsorted(cum, q * total - 1e-9 * total, side="left") + 1)
+    # an integer key (cum >= x  <=>  cum >= ceil(x)): a float key would make numpy compare
+    # against a float64 copy of cum
+    key = math.ceil(q * total - 1e-9 * total)
+    return int(np.searchsorted(cum, np.int64(key), side="left") + 1)
 
 
 _FIT_PIECE = 1 << 18  # elements per slice in gini and zipf_fit
@@ -244,16 +262,17 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
         raise ConfigError(f"lorenz_points={lorenz_points} must be >= 2", field="lorenz_points")
     blocks = trace.blocks
     n_unique = int(trace.n_unique_blocks)
-    counts = np.bincount(blocks, minlength=n_unique)[:n_unique]
-    counts_desc = np.sort(counts[counts > 0])[::-1]   # dense ids: every id < n_unique is accessed
+    # int32 per-block arrays (one entry per distinct block, the per_block frame is kept with
+    # the result): ids, positions and requests fit; counts do unless there are 2**31 accesses
+    count_type = np.int32 if blocks.shape[0] < np.iinfo(np.int32).max else np.int64
+    counts = np.bincount(blocks, minlength=n_unique)[:n_unique].astype(count_type)
+    counts_desc = counts[counts > 0]    # dense ids: every id < n_unique is accessed
+    counts_desc.sort()
+    counts_desc = counts_desc[::-1].copy()   # contiguous: cumsums below need no copy of their own
     u = int(counts_desc.shape[0])
     total = int(counts_desc.sum())
     depth, first_req = block_first_position(trace.offsets, blocks, n_unique)
 
-    # int32 columns (one row per distinct block, kept with the result): ids, positions and
-    # requests fit; counts do unless the trace has 2**31 accesses
-    count_type = np.int32 if blocks.shape[0] < np.iinfo(np.int32).max else np.int64
-    counts = counts.astype(count_type)   # the only copy kept (also used below)
     per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32),
                               "accesses": counts, "depth": depth, "first_req": first_req})
     values, nblk = np.unique(counts_desc, return_counts=True)
@@ -261,14 +280,14 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                                      "blocks": nblk.astype(np.int64)})
 
     if u:
-        cum_asc = np.concatenate([[0], np.cumsum(counts_desc[::-1])])
+        cum_asc = _cumsum64(counts_desc[::-1], lead_zero=True)
         idx = _downsample_index(u, lorenz_points)
         lorenz = pl.DataFrame({"block_share": idx / u, "access_share": cum_asc[idx] / total})
         del cum_asc  # one float per block: not kept while the rest is computed
         ridx = _downsample_index(u, lorenz_points, log=True)
         ridx = ridx[ridx >= 1]
         rank_frequency = pl.DataFrame({"rank": ridx.astype(np.int64),
-                                       "accesses": counts_desc[ridx - 1]})
+                                       "accesses": counts_desc[ridx - 1].astype(np.int64)})
         top_shares = pl.DataFrame({
             "top_pct": list(TOP_PCTS),
             "blocks": [max(1, math.ceil(p / 100.0 * u - 1e-9)) for p in TOP_PCTS],
@@ -291,9 +310,12 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     alpha_all, _ = zipf_fit(counts_desc, u)
 
     ndepth = int(depth.max()) + 1 if n_unique else 0
-    d_blocks = np.bincount(depth, minlength=ndepth) if n_unique else np.zeros(0, np.int64)
-    d_acc = np.bincount(depth, weights=counts, minlength=ndepth) if n_unique else np.zeros(0)
-    d_one = np.bincount(depth, weights=(counts == 1), minlength=ndepth) if n_unique else np.zeros(0)
+    d_blocks, d_acc, d_one = np.zeros(ndepth, np.int64), np.zeros(ndepth), np.zeros(ndepth)
+    for lo in range(0, n_unique, _FIT_PIECE):   # slices: bincount widens its inputs to 8 bytes
+        dp, c = depth[lo:lo + _FIT_PIECE], counts[lo:lo + _FIT_PIECE]
+        d_blocks += np.bincount(dp, minlength=ndepth)
+        d_acc += np.bincount(dp, weights=c, minlength=ndepth)     # integer-valued: exact sums
+        d_one += np.bincount(dp, weights=(c == 1), minlength=ndepth)
     keep = d_blocks > 0
     heat_by_depth = pl.DataFrame({
         "depth": np.arange(ndepth, dtype=np.int64)[keep], "blocks": d_blocks[keep].astype(np.int64),
