@@ -174,6 +174,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
 # Accesses go into the store in pieces of about this many rows (split at request bounds), so
 # the row arrays built for one piece stay small.
 ACCESS_CHUNK_ROWS = 1 << 20
+BLOCK_CHUNK_ROWS = 1 << 19  # blocks rows are ~2x wider
 
 
 def _access_chunks(offsets: np.ndarray, dense: np.ndarray):
@@ -210,14 +211,14 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
 
     def blocks():
         first_req, parent_block, depth, tokens, _ = prefix_tree(
-            dense, offsets, n_unique, input_len, block_size)
+            dense, offsets, n_unique, input_len, block_size, with_first_access=False)
         table = pa.table({"block": np.arange(n_unique, dtype=np.int32 if n_unique < 2**31 else np.int64),
                           "raw_hash": raw_hash,
                           "first_req": first_req, "parent_block": _nullable_int(parent_block),
                           "depth": depth, "tokens": tokens})
         del first_req, parent_block, depth, tokens
         # zero-copy slices: DuckDB's uncompressed copy of one slice at a time (see _write_tables)
-        return (table.slice(start, ACCESS_CHUNK_ROWS) for start in range(0, max(n_unique, 1), ACCESS_CHUNK_ROWS))
+        return (table.slice(start, BLOCK_CHUNK_ROWS) for start in range(0, max(n_unique, 1), BLOCK_CHUNK_ROWS))
     duration = float(ts[-1] - ts[0]) if n else 0.0
     rejects = list(rejects)
     meta = dict(meta or {})

@@ -55,7 +55,7 @@ def _access_rows(offsets):
 
 
 @nb.njit(cache=True)
-def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
+def _prefix_tree(dense, offsets, n_unique, input_len, block_size, with_first_access):
     """For each dense block id, where it first appears: request, position (= depth), the block
     before it there (parent, -1 at depth 0), its token count, and the access index (to look up
     its raw hash). Dense ids are first-appearance ordered, so a new block is id == seen."""
@@ -63,7 +63,7 @@ def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
     parent = np.empty(n_unique, np.int32)
     depth = np.empty(n_unique, np.int32)
     tokens = np.empty(n_unique, np.int32)
-    first_access = np.empty(n_unique, np.int64)
+    first_access = np.empty(n_unique if with_first_access else 0, np.int64)
     seen = 0
     for r in range(offsets.shape[0] - 1):
         start = offsets[r]
@@ -76,7 +76,8 @@ def _prefix_tree(dense, offsets, n_unique, input_len, block_size):
                 parent[b] = dense[i - 1] if p > 0 else -1
                 t = input_len[r] - p * block_size
                 tokens[b] = min(max(t, 0), block_size)
-                first_access[b] = i
+                if with_first_access:
+                    first_access[b] = i
                 seen += 1
     return first_req, parent, depth, tokens, first_access
 
@@ -112,9 +113,10 @@ def access_rows(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prefix_tree(dense: np.ndarray, offsets: np.ndarray, n_unique: int, input_len: np.ndarray,
-                block_size: int) -> tuple[np.ndarray, ...]:
+                block_size: int, with_first_access: bool = True) -> tuple[np.ndarray, ...]:
     """(first_req, parent_block, depth, tokens, first_access) per dense block id; all int32
-    (parent_block -1 at depth 0) but first_access (int64, an access index)."""
+    (parent_block -1 at depth 0) but first_access (int64, an access index; empty when
+    ``with_first_access`` is False, which saves 8 bytes per block)."""
     dense = np.ascontiguousarray(dense, np.int64)
     offsets = np.ascontiguousarray(offsets, np.int64)
     if offsets.shape[0] < 1 or offsets[-1] != dense.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
@@ -122,7 +124,7 @@ def prefix_tree(dense: np.ndarray, offsets: np.ndarray, n_unique: int, input_len
     if max(int(n_unique), offsets.shape[0], int(block_size)) >= np.iinfo(np.int32).max:
         raise ValueError("prefix_tree returns int32 ids: too many blocks or requests")
     return _prefix_tree(dense, offsets, np.int64(n_unique), np.ascontiguousarray(input_len, np.int64),
-                        np.int64(block_size))
+                        np.int64(block_size), bool(with_first_access))
 
 
 def first_values(dense: np.ndarray, values: np.ndarray, n_unique: int) -> np.ndarray:
