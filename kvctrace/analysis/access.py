@@ -122,12 +122,14 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         "runs_test_runs": test.n_sign_runs,
         "runs_test_z": test.z,
         "runs_test_p": test.p,
-        "runs_test_status": status_names[test.status],
+        "runs_test_status": pl.Series(status_names).gather(test.status),  # no numpy str array
         "runs_test_p_ge_median": test.p_ge_median,
     }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p",
                            "runs_test_p_ge_median").fill_nan(None))
 
-    lengths, counts = np.unique(runs.run_len, return_counts=True)
+    by_length = np.bincount(runs.run_len)   # np.unique would sort a copy of every run
+    lengths = np.flatnonzero(by_length)
+    counts = by_length[lengths]
     total_runs = max(int(counts.sum()), 1)
     total_blocks = max(int(runs.run_len.sum()), 1)
     run_lengths = pl.DataFrame({"run_length": lengths.astype(np.int64),
