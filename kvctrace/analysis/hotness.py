@@ -139,7 +139,9 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HotnessResult(SummaryHtmlMixin):
-    per_block: pl.DataFrame           # block, accesses, depth, first_req (Int32)
+    # block, accesses (Int32). A block's depth and first request are in the store's blocks
+    # table (trace.blocks_table()); not repeated here, as this frame is kept with the result.
+    per_block: pl.DataFrame
     access_histogram: pl.DataFrame    # accesses, blocks (how many blocks have that count)
     lorenz: pl.DataFrame              # block_share, access_share (ascending heat)
     rank_frequency: pl.DataFrame      # rank, accesses (log-spaced ranks, for plotting)
@@ -271,10 +273,9 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     counts_desc = counts_desc[::-1].copy()   # contiguous: cumsums below need no copy of their own
     u = int(counts_desc.shape[0])
     total = int(counts_desc.sum())
-    depth, first_req = block_first_position(trace.offsets, blocks, n_unique)
+    depth, _ = block_first_position(trace.offsets, blocks, n_unique)
 
-    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32),
-                              "accesses": counts, "depth": depth, "first_req": first_req})
+    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32), "accesses": counts})
     values, nblk = np.unique(counts_desc, return_counts=True)
     access_histogram = pl.DataFrame({"accesses": values.astype(np.int64),
                                      "blocks": nblk.astype(np.int64)})
