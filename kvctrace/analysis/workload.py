@@ -29,7 +29,15 @@ QUANTILE_PROBS = tuple(i / 100 for i in range(101))
 
 
 def _query(trace, name: str, **params) -> pl.DataFrame:
-    return trace.sql(load_query(name), **params)
+    # DuckDB adds up floating-point values in parallel in no fixed order, so means and
+    # variances would differ in their last digits from run to run; one thread makes them
+    # deterministic, and these queries read only the small requests table.
+    threads = int(trace.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    trace.con.execute("SET threads = 1")
+    try:
+        return trace.sql(load_query(name), **params)
+    finally:
+        trace.con.execute(f"SET threads = {threads}")
 
 
 def _row(frame: pl.DataFrame) -> dict:
