@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kvctrace.kernels.hashing import coarsen, dense_ids, hash_token_blocks, rechain
+from kvctrace.kernels import hashing
+from kvctrace.kernels.hashing import _dense_ids_partitioned, coarsen, dense_ids, hash_token_blocks, rechain
 from kvctrace.synth import synthesize
 from tests.naive import (naive_coarsen, naive_content_hash, naive_dense_ids, naive_hash_token_blocks,
                          naive_prefix_classes, naive_rechain)
@@ -168,3 +169,33 @@ def test_empty_inputs():
 def test_bad_arguments_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+@SETTINGS
+@given(st.one_of(
+    st.lists(st.integers(0, 2**64 - 1), max_size=300),
+    st.lists(st.integers(0, 30), max_size=300),
+), st.integers(1, 8))
+def test_partitioned_dense_ids_matches_naive(keys, bits):
+    """The hash-partitioned path (used for millions of keys) on small inputs, any fan-out."""
+    keys = np.array(keys, np.uint64)
+    ids, n = _dense_ids_partitioned(keys, bits)
+    expected, n_expected = naive_dense_ids(keys)
+    assert ids.dtype == np.int64
+    assert ids.tolist() == expected and n == n_expected
+
+
+def test_dense_ids_partitioned_path_through_wrapper(monkeypatch):
+    """dense_ids switches to the partitioned path above a size; force it on mid-size streams
+    (with many partitions, so the prefetching loops and worker split run)."""
+    monkeypatch.setattr(hashing, "_PARTITION_MIN_KEYS", 1_000)
+    monkeypatch.setattr(hashing, "_PARTITION_KEYS", 2_000)
+    rng = np.random.default_rng(11)
+    content, offsets = synthesize(300, 1).block_hashes(16)
+    for keys in (rechain(content, offsets),
+                 rng.integers(-2**63, 2**63 - 1, 200_000, dtype=np.int64),
+                 rng.integers(0, 5_000, 200_000).astype(np.int64) * (2**40 + 3)):
+        ids, n = dense_ids(keys)
+        expected, n_expected = naive_dense_ids(keys)
+        assert n == n_expected
+        np.testing.assert_array_equal(ids, np.array(expected, np.int64))
