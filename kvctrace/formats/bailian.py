@@ -10,8 +10,8 @@ import polars as pl
 
 from ..kernels.hashing import rechain
 from .common import (Columns, check_block_count, csr_offsets, get_int, get_int_list, get_number, get_str,
-                     ids_array, list_column)
-from .mooncake import valid_lengths
+                     ids_array)
+from .mooncake import checked_block_columns
 
 NAME = "bailian"
 DEFAULT_BLOCK_SIZE = 16
@@ -56,13 +56,10 @@ def _columns(chat_id, parent_chat_id, ts, input_len, output_len, typ, turn, raw_
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:
-    if any(df[c].null_count() for c in schema(opts)):
+    checked = checked_block_columns(df, schema(opts), opts["block_size"])
+    if checked is None:
         return None
-    ids, offsets = list_column(df["hash_ids"])
-    input_len = df["input_length"].to_numpy()
-    output_len = df["output_length"].to_numpy()
-    if not valid_lengths(input_len, output_len, np.diff(offsets), opts["block_size"]):
-        return None
+    ids, offsets, input_len, output_len = checked
     return _columns(df["chat_id"].to_numpy(), df["parent_chat_id"].to_numpy(), df["timestamp"].to_numpy(),
                     input_len, output_len, df["type"].to_list(), df["turn"].to_numpy(), ids, offsets,
                     line_no, opts)

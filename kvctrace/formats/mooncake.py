@@ -28,18 +28,27 @@ def valid_lengths(input_len, output_len, counts, block_size) -> bool:
                 and np.array_equal(counts, (input_len + block_size - 1) // block_size))
 
 
-def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:
-    """Fast path; None when any row needs the slow path's exact diagnosis."""
-    if any(df[c].null_count() for c in schema(opts)):
+def checked_block_columns(df: pl.DataFrame, fields, block_size: int):
+    """``(ids, offsets, input_len, output_len)`` of a frame with ``hash_ids`` lists, or None
+    when a field is missing or a row's lengths do not fit (the slow path then says which)."""
+    if any(df[c].null_count() for c in fields):
         return None
     ids, offsets = list_column(df["hash_ids"])
     input_len = df["input_length"].to_numpy()
     output_len = df["output_length"].to_numpy()
-    bs = opts["block_size"]
-    if not valid_lengths(input_len, output_len, np.diff(offsets), bs):
+    if not valid_lengths(input_len, output_len, np.diff(offsets), block_size):
         return None
-    return Columns(format=NAME, block_size=bs, ts=df["timestamp"].to_numpy() * MS, input_len=input_len,
-                   output_len=output_len, line_no=line_no, offsets=offsets, ids=ids)
+    return ids, offsets, input_len, output_len
+
+
+def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:
+    """Fast path; None when any row needs the slow path's exact diagnosis."""
+    checked = checked_block_columns(df, schema(opts), opts["block_size"])
+    if checked is None:
+        return None
+    ids, offsets, input_len, output_len = checked
+    return Columns(format=NAME, block_size=opts["block_size"], ts=df["timestamp"].to_numpy() * MS,
+                   input_len=input_len, output_len=output_len, line_no=line_no, offsets=offsets, ids=ids)
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
