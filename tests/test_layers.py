@@ -62,12 +62,14 @@ def rel(name: str) -> str:
 def layer_table() -> list[tuple[int, str, tuple[str, ...]]]:
     """(layer number, layer name, module names) rows of the table in docs/architecture.md."""
     rows = []
-    for line in LAYER_DOC.read_text(encoding="utf-8").splitlines():
+    section = LAYER_DOC.read_text(encoding="utf-8").partition("\n## Layers\n")[2].partition("\n## ")[0]
+    for line in section.splitlines():
         m = re.match(r"\|\s*(\d+)\s*\|\s*([^|]+?)\s*\|(.*)\|\s*$", line)
         if m:
             names = tuple(re.findall(r"`(kvctrace[\w.]*)`", m.group(3)))
             rows.append((int(m.group(1)), m.group(2), names))
-    assert rows, f"{LAYER_DOC.relative_to(ROOT)}: no layer table (rows '| N | name | `kvctrace.x`, ... |')"
+    assert rows, (f"{LAYER_DOC.relative_to(ROOT)}: no layer table under '## Layers' "
+                  "(rows '| N | name | `kvctrace.x`, ... |')")
     return rows
 
 
