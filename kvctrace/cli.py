@@ -106,15 +106,16 @@ def ingest(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     import json as json_mod
 
     from .commands import ingest as run_ingest
+    from .formatting import format_value as fv
 
     info = _with_status(trace, run_ingest, trace_opts)
     if json:
         print(json_mod.dumps(info))
         return
-    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
-          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
+    print(f"{info['path']}: {info['format']}, {fv(info['requests'])} requests, "
+          + (f"{fv(info['accesses'])} block accesses, {fv(info['unique_blocks'])} unique blocks, "
              if info["has_block_ids"] else "no block ids, ")
-          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
+          + f"{fv(info['rejected_lines'])} rejected lines -> {info['db']}")
     if not info["sorted_input"]:
         print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
 
@@ -234,11 +235,12 @@ def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[i
     """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
     shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
     from .commands import synth
+    from .formatting import format_value as fv
 
     s = synth(out, fmt, requests, seed, block_size, **structure)
-    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
-    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
-          f"{s.duration_s:,.1f} s")
+    detail = f"{fv(s.blocks)} block ids (block size {s.block_size})" if s.block_size else f"{fv(s.tokens)} tokens"
+    print(f"wrote {s.path}: {s.format}, {fv(s.requests)} requests, {fv(s.sessions)} sessions, {detail}, "
+          f"{fv(s.duration_s, digits=1)} s")
 
 
 def _register_synth() -> None:
@@ -286,14 +288,14 @@ def _print_analysis(summary: dict, written: list) -> None:
     from rich.table import Table
 
     from .analysis.registry import ANALYSES
-    from .formatting import format_value
+    from .formatting import format_value as fv
 
     console = Console()
     t = summary["trace"]
     console.print(f"[bold]{t['path']}[/bold]  format {t['format']}, block size {t['block_size']}, "
-                  f"{t['requests']:,} requests, {t['accesses']:,} block accesses, "
-                  f"{t['unique_blocks']:,} distinct blocks, {t['duration_s']:.1f} s"
-                  + (f", {t['rejected_lines']:,} rejected lines" if t["rejected_lines"] else ""))
+                  f"{fv(t['requests'])} requests, {fv(t['accesses'])} block accesses, "
+                  f"{fv(t['unique_blocks'])} distinct blocks, {fv(t['duration_s'], digits=1)} s"
+                  + (f", {fv(t['rejected_lines'])} rejected lines" if t["rejected_lines"] else ""))
     if not t.get("sorted_input", True):
         console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
     for analysis in ANALYSES:
@@ -310,7 +312,7 @@ def _print_analysis(summary: dict, written: list) -> None:
         for key, value in rows:
             if key == "available" or value is None or (isinstance(value, str) and len(value) > 60):
                 continue  # definitions and the rest live in summary.json
-            table.add_row(key, format_value(value))
+            table.add_row(key, fv(value))
         console.print(table)
     mrc = summary.get("mrc")
     if mrc:
@@ -319,7 +321,7 @@ def _print_analysis(summary: dict, written: list) -> None:
         table.add_column("hit ratio", justify="right")
         step = max(1, len(mrc) // 10)
         for point in mrc[::step] + ([mrc[-1]] if (len(mrc) - 1) % step else []):
-            table.add_row(format_value(point["capacity_blocks"]), format_value(point["hit_ratio"], digits=4))
+            table.add_row(fv(point["capacity_blocks"]), fv(point["hit_ratio"], digits=4))
         console.print(table)
     for path in written:
         console.print(f"wrote {path}")
@@ -332,10 +334,10 @@ def _print_replay(s: dict, out) -> None:
     from .formatting import format_value as fv
     from .replay.config import format_bytes
     con = Console()
-    con.print(f"[bold]{s['config']}[/]: {s['n_requests']:,} requests, {s['n_accesses']:,} block accesses "
+    con.print(f"[bold]{s['config']}[/]: {fv(s['n_requests'])} requests, {fv(s['n_accesses'])} block accesses "
               f"({s['block_size']} tokens/block), index {s['index']}, overlap {s['overlap']}")
-    con.print(f"prefix hit ratio {s['prefix_hit_ratio']:.4f}   block hit ratio {s['block_hit_ratio']:.4f}   "
-              f"token hit ratio {s['token_hit_ratio']:.4f}")
+    con.print(f"prefix hit ratio {fv(s['prefix_hit_ratio'], digits=4)}   "
+              f"block hit ratio {fv(s['block_hit_ratio'], digits=4)}   token hit ratio {fv(s['token_hit_ratio'], digits=4)}")
     t = Table("tier", "policy", "capacity", "prefix hits", "block hits", "read", "written", "evictions")
     for tier in s["tiers"]:
         t.add_row(tier["name"], tier["policy"], f"{fv(tier['capacity_blocks'])} blocks ({format_bytes(tier['capacity_bytes'])})",
@@ -382,7 +384,7 @@ def _print_info(info: dict, db) -> None:
         table.add_row(key, value)
     console.print(table)
     if info["rejected_lines"]:
-        print(f"note: {info['rejected_lines']:,} lines were rejected; see the rejects table", file=sys.stderr)
+        print(f"note: {fv(info['rejected_lines'])} lines were rejected; see the rejects table", file=sys.stderr)
 
 
 def _print_recommendation(rec, top, path) -> None:
