@@ -95,13 +95,13 @@ def run_order() -> tuple[Analysis, ...]:
     return tuple(sorted(ANALYSES, key=lambda a: a.run_rank))
 
 
-def join_titles(analyses) -> str:
-    """"a, b and c": the titles of ``analyses`` for prose."""
+def _join_titles(analyses) -> str:
+    """The titles of ``analyses`` for prose: ``a, b and c``."""
     titles = [a.title for a in analyses]
     return "".join(titles) if len(titles) < 2 else ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
 def no_block_ids_scope() -> tuple[str, str]:
     """(what cannot be measured, what still applies) on a trace without block ids, as prose."""
-    return (join_titles(a for a in ANALYSES if a.needs_block_ids),
-            join_titles(a for a in ANALYSES if not a.needs_block_ids))
+    return (_join_titles(a for a in ANALYSES if a.needs_block_ids),
+            _join_titles(a for a in ANALYSES if not a.needs_block_ids))
