@@ -106,15 +106,16 @@ def ingest(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     import json as json_mod
 
     from .commands import ingest as run_ingest
+    from .formatting import format_value as fv
 
     info = _with_status(trace, run_ingest, trace_opts)
     if json:
         print(json_mod.dumps(info))
         return
-    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
-          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
+    print(f"{info['path']}: {info['format']}, {fv(info['requests'])} requests, "
+          + (f"{fv(info['accesses'])} block accesses, {fv(info['unique_blocks'])} unique blocks, "
              if info["has_block_ids"] else "no block ids, ")
-          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
+          + f"{fv(info['rejected_lines'])} rejected lines -> {info['db']}")
     if not info["sorted_input"]:
         print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
 
@@ -233,12 +234,13 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
 def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
     """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
     shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
-    from .synth import write
+    from .commands import synth
+    from .formatting import format_value as fv
 
-    s = write(out, fmt, requests, seed, block_size, **structure)
-    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
-    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
-          f"{s.duration_s:,.1f} s")
+    s = synth(out, fmt, requests, seed, block_size, **structure)
+    detail = f"{fv(s.blocks)} block ids (block size {s.block_size})" if s.block_size else f"{fv(s.tokens)} tokens"
+    print(f"wrote {s.path}: {s.format}, {fv(s.requests)} requests, {fv(s.sessions)} sessions, {detail}, "
+          f"{fv(s.duration_s, digits=1)} s")
 
 
 def _register_synth() -> None:
@@ -268,27 +270,6 @@ _register_synth()
 
 # ---- rendering -------------------------------------------------------------------------------
 
-# Rows shown on the console per section (everything is in summary.json); sections not listed
-# show all their scalar values.
-_HEADLINE = {
-    "reuse": {"ideal_hit_ratio_blocks", "ideal_hit_ratio_tokens", "ideal_prefix_hit_ratio_blocks",
-              "request_hit_rate_mean", "request_hit_rate_share_ge_0_5", "request_hit_rate_share_ge_0_8",
-              "request_hit_rate_share_gt_0_8", "prefix_and_block_hits_agree", "one_hit_block_share",
-              "reuse_time_s_p50", "reuse_time_requests_p50", "shards.fixed_rate.mae_linear",
-              "shards.fixed_size.mae_linear"},
-    "access": {"sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05",
-               "runs_test_requests_tested", "point_lookups", "range_scans", "mean_runs_per_request"},
-    "hotness": {"gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
-                "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
-                "drift_jaccard_mean"},
-    "prefix": {"tree.nodes", "tree.max_depth", "tree.mean_depth", "tree.max_fanout",
-               "groups.shared_prefix_groups", "groups.largest_group_requests",
-               "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"},
-    "workload": {"mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
-                 "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"},
-}
-
-
 def _flatten(section: dict, prefix: str = "") -> list:
     """(dotted key, scalar) pairs of a summary section; lists are left to summary.json."""
     rows = []
@@ -301,46 +282,37 @@ def _flatten(section: dict, prefix: str = "") -> list:
 
 
 def _print_analysis(summary: dict, written: list) -> None:
-    """Readable rich rendering of an analysis summary: one table per section, scalars only."""
+    """Readable rich rendering of an analysis summary: one table per registered analysis, its
+    headline scalars only (everything is in summary.json)."""
     from rich.console import Console
     from rich.table import Table
+
+    from .analysis.registry import ANALYSES
+    from .formatting import format_value as fv
 
     console = Console()
     t = summary["trace"]
     console.print(f"[bold]{t['path']}[/bold]  format {t['format']}, block size {t['block_size']}, "
-                  f"{t['requests']:,} requests, {t['accesses']:,} block accesses, "
-                  f"{t['unique_blocks']:,} distinct blocks, {t['duration_s']:.1f} s"
-                  + (f", {t['rejected_lines']:,} rejected lines" if t["rejected_lines"] else ""))
+                  f"{fv(t['requests'])} requests, {fv(t['accesses'])} block accesses, "
+                  f"{fv(t['unique_blocks'])} distinct blocks, {fv(t['duration_s'], digits=1)} s"
+                  + (f", {fv(t['rejected_lines'])} rejected lines" if t["rejected_lines"] else ""))
     if not t.get("sorted_input", True):
         console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
-
-    def fmt_value(v):
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, float):
-            if v.is_integer() and abs(v) >= 1:
-                return f"{v:,.0f}"
-            return f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    for name in ("reuse", "access", "hotness", "prefix", "workload"):
-        section = summary.get(name) or {}
+    for analysis in ANALYSES:
+        section = summary.get(analysis.name) or {}
         if not section.get("available", False):
-            console.print(f"[bold]{name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
+            console.print(f"[bold]{analysis.name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
             continue
         rows = _flatten(section)
-        wanted = _HEADLINE.get(name)
-        if wanted:
-            rows = [r for r in rows if r[0] in wanted]
-        table = Table(title=name, title_justify="left", show_header=False, box=None, pad_edge=False)
+        if analysis.headline:
+            rows = [r for r in rows if r[0] in analysis.headline]
+        table = Table(title=analysis.name, title_justify="left", show_header=False, box=None, pad_edge=False)
         table.add_column("metric", style="cyan")
         table.add_column("value", justify="right")
         for key, value in rows:
             if key == "available" or value is None or (isinstance(value, str) and len(value) > 60):
                 continue  # definitions and the rest live in summary.json
-            table.add_row(key, fmt_value(value))
+            table.add_row(key, fv(value))
         console.print(table)
     mrc = summary.get("mrc")
     if mrc:
@@ -349,7 +321,7 @@ def _print_analysis(summary: dict, written: list) -> None:
         table.add_column("hit ratio", justify="right")
         step = max(1, len(mrc) // 10)
         for point in mrc[::step] + ([mrc[-1]] if (len(mrc) - 1) % step else []):
-            table.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}")
+            table.add_row(fv(point["capacity_blocks"]), fv(point["hit_ratio"], digits=4))
         console.print(table)
     for path in written:
         console.print(f"wrote {path}")
@@ -359,23 +331,24 @@ def _print_replay(s: dict, out) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
     from .replay.config import format_bytes
     con = Console()
-    con.print(f"[bold]{s['config']}[/]: {s['n_requests']:,} requests, {s['n_accesses']:,} block accesses "
+    con.print(f"[bold]{s['config']}[/]: {fv(s['n_requests'])} requests, {fv(s['n_accesses'])} block accesses "
               f"({s['block_size']} tokens/block), index {s['index']}, overlap {s['overlap']}")
-    con.print(f"prefix hit ratio {s['prefix_hit_ratio']:.4f}   block hit ratio {s['block_hit_ratio']:.4f}   "
-              f"token hit ratio {s['token_hit_ratio']:.4f}")
+    con.print(f"prefix hit ratio {fv(s['prefix_hit_ratio'], digits=4)}   "
+              f"block hit ratio {fv(s['block_hit_ratio'], digits=4)}   token hit ratio {fv(s['token_hit_ratio'], digits=4)}")
     t = Table("tier", "policy", "capacity", "prefix hits", "block hits", "read", "written", "evictions")
     for tier in s["tiers"]:
-        t.add_row(tier["name"], tier["policy"], f"{tier['capacity_blocks']:,} blocks ({format_bytes(tier['capacity_bytes'])})",
-                  f"{tier['prefix_hits']:,} ({tier['prefix_hit_ratio']:.3f})", f"{tier['block_hits']:,}",
-                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), f"{tier['evictions']:,}")
+        t.add_row(tier["name"], tier["policy"], f"{fv(tier['capacity_blocks'])} blocks ({format_bytes(tier['capacity_bytes'])})",
+                  f"{fv(tier['prefix_hits'])} ({fv(tier['prefix_hit_ratio'], digits=3)})", fv(tier["block_hits"]),
+                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), fv(tier["evictions"]))
     con.print(t)
     p = Table("per request", "p50", "p90", "p99", "mean")
     for key, label in (("ttft_ms", "TTFT (ms)"), ("metadata_us", "metadata (µs)"), ("load_us", "load (µs)"),
                        ("prefill_ms", "prefill (ms)")):
         v = s[key]
-        p.add_row(label, *(f"{v[q]:,.3f}" for q in ("p50", "p90", "p99", "mean")))
+        p.add_row(label, *(fv(v[q], digits=3) for q in ("p50", "p90", "p99", "mean")))
     con.print(p)
     if out is not None:
         con.print(f"per-request results: {out}")
@@ -385,6 +358,8 @@ def _print_info(info: dict, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
+
     console = Console()
     console.print(f"[bold]{info['path']}[/bold]", soft_wrap=True, markup=True, highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -393,14 +368,14 @@ def _print_info(info: dict, db) -> None:
     blocks = info["has_block_ids"]
     rows = [
         ("format", info["format"]),
-        ("block size (tokens)", f"{info['block_size']:,}" + (f" ({info['source_block_size']:,} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
-        ("requests", f"{info['requests']:,}"),
-        ("block accesses", f"{info['accesses']:,}" if blocks else "n/a (no block ids)"),
-        ("unique blocks", f"{info['unique_blocks']:,}" if blocks else "n/a (no block ids)"),
-        ("duration", f"{info['duration_s']:,.1f} s"),
-        ("input tokens", f"{info['input_tokens']:,}"),
-        ("output tokens", f"{info['output_tokens']:,}"),
-        ("rejected lines", f"{info['rejected_lines']:,}"),
+        ("block size (tokens)", fv(info["block_size"]) + (f" ({fv(info['source_block_size'])} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
+        ("requests", fv(info["requests"])),
+        ("block accesses", fv(info["accesses"]) if blocks else "n/a (no block ids)"),
+        ("unique blocks", fv(info["unique_blocks"]) if blocks else "n/a (no block ids)"),
+        ("duration", f"{fv(info['duration_s'], digits=1)} s"),
+        ("input tokens", fv(info["input_tokens"])),
+        ("output tokens", fv(info["output_tokens"])),
+        ("rejected lines", fv(info["rejected_lines"])),
         ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
     ]
     if db is not None:
@@ -409,7 +384,7 @@ def _print_info(info: dict, db) -> None:
         table.add_row(key, value)
     console.print(table)
     if info["rejected_lines"]:
-        print(f"note: {info['rejected_lines']:,} lines were rejected; see the rejects table", file=sys.stderr)
+        print(f"note: {fv(info['rejected_lines'])} lines were rejected; see the rejects table", file=sys.stderr)
 
 
 def _print_recommendation(rec, top, path) -> None:
@@ -417,6 +392,7 @@ def _print_recommendation(rec, top, path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
     from .replay.config import format_bytes
     sw = rec.sweep
     con = Console()
@@ -433,8 +409,8 @@ def _print_recommendation(rec, top, path) -> None:
     for row in rows.iter_rows(named=True):
         style = "bold green" if row["rank"] == rec.row["rank"] else None
         t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}",
-                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), f"{row['prefix_hit_ratio']:.4f}",
-                  f"{row['ttft_p50_ms']:,.1f}", f"{row['ttft_p99_ms']:,.1f}", f"{row['metadata_p99_us']:,.1f}",
+                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), fv(row["prefix_hit_ratio"], digits=4),
+                  fv(row["ttft_p50_ms"], digits=1), fv(row["ttft_p99_ms"], digits=1), fv(row["metadata_p99_us"], digits=1),
                   style=style)
     con.print(t)
     r = rec.row

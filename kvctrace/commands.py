@@ -15,7 +15,7 @@ _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet"
 
 
 def _open(trace, trace_options: dict | None, progress=None):
-    from . import open_trace
+    from .store import open_trace
     return open_trace(trace, **(trace_options or {}), **({"progress": progress} if progress else {}))
 
 
@@ -93,7 +93,7 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
     out_dir = out if out is not None else _default_out(opened.path)
     runs = rec = None
     if replay or recommend or config is not None or preset is not None:
-        from .report.study import replay_study
+        from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
         if recommend:
@@ -190,3 +190,13 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
     return rec, save_config(rec.config, out, header=header)
+
+
+# ---- synth ------------------------------------------------------------------------------------
+
+def synth(out: Path, fmt: str = "mooncake", requests: int = 1000, seed: int = 0,
+          block_size: int | None = None, **structure):
+    """Write a synthetic trace to ``out`` (``structure``: the fields of ``kvctrace.synth.SynthConfig``)
+    and return what was written (``kvctrace.synth.write``'s summary)."""
+    from .synth import write
+    return write(out, fmt, requests, seed, block_size, **structure)

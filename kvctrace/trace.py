@@ -95,6 +95,19 @@ class Trace:
                                  format=format, session_id=session_id, type=type)
 
     def _repr_html_(self) -> str:
-        """Jupyter: a small table of the trace's facts (escaped; see kvctrace.report.html_repr)."""
-        from .report.html_repr import trace_html
-        return trace_html(self)
+        """Jupyter: the facts a user wants on opening a trace, from ``info()`` (escaped HTML)."""
+        from pathlib import Path
+
+        from .results import dict_html
+        info = self.info()
+        no_ids = "n/a (no block ids)"
+        facts = {
+            "path": info["path"], "format": info["format"], "block size (tokens)": info["block_size"],
+            "requests": info["requests"],
+            "block accesses": info["accesses"] if info["has_block_ids"] else no_ids,
+            "unique blocks": info["unique_blocks"] if info["has_block_ids"] else no_ids,
+            "duration (s)": info["duration_s"], "rejected lines": info["rejected_lines"],
+        }
+        if not info["sorted_input"]:
+            facts["note"] = "input was not in timestamp order; requests were sorted"
+        return dict_html(f"Trace {Path(info['path']).name}", facts)

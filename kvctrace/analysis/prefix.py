@@ -28,7 +28,7 @@ import polars as pl
 
 from ..kernels.prefix import prefix_tree, session_reuse
 from .access import require_block_ids
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, UnknownNameError
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 from . import cost, policies
 from .config import IndexConfig, ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays, load_and_prefill, percentiles
