@@ -19,7 +19,7 @@ import pytest
 START_TIMEOUT_S = 15.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,7 +48,7 @@ def redis_server(folder: Path, *args: str, password: str | None = None):
     the password); stops it on exit."""
     binary = require_redis_server()
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = open(folder / f"redis-{port}.log", "w")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--daemonize", "no", "--dir", str(folder), *args],

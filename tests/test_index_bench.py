@@ -31,7 +31,7 @@ from kvctrace.replay.index_calibration import (calibration_toml, fit_redis, mode
                                                write_calibration)
 from kvctrace.replay.index_ops import INSERT, POINT, RANGE, round_trips, workload
 
-from .redis_server import _free_port, redis_server
+from .redis_server import free_port, redis_server
 
 # Request 0 introduces ids 0..13 (raw ids 1000..1013), request 1 is [5,6,7,10,12,13] (runs 5-7,
 # 10, 12-13), request 2 is [14,15,3,16] (raw 1014, 1015, 1003, 1020: runs 14-15, 3, 16).
@@ -244,7 +244,7 @@ def test_interrupted_run_deletes_its_keys(redis_url, synth_trace, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while rc.count_keys(client, prefix.encode()) == 0:
+        while rc.count_keys(client, f"{prefix}get:".encode()) == 0:  # the run's keys, not its probe
             assert proc.poll() is None, f"finished before it was interrupted: {proc.stderr.read()}"
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -260,7 +260,7 @@ def test_interrupted_run_deletes_its_keys(redis_url, synth_trace, sig):
 
 
 def test_unreachable_server(hand_file):
-    url = f"redis://127.0.0.1:{_free_port()}"
+    url = f"redis://127.0.0.1:{free_port()}"
     line = one_error_line(run_cli("bench-index", hand_file, "--redis", url, process=True))
     assert url in line and "cannot reach the server" in line
 

@@ -11,11 +11,11 @@ sorted set, ``<prefix>zset:zset``, whose members are the 32-byte digest followed
 address, scored by the dense id. Each design runs on its own key space, which is deleted
 before the next design starts. What each design sends is defined in ``index_ops``.
 
-Clients. ``clients`` threads, one connection each, closed loop (the next round trip is sent
-when the previous reply has arrived). Requests are dealt round-robin (request ``r`` goes to
-client ``r % clients``), so each client replays its share in trace order; which blocks are new
-is decided in global trace order. Threads share Python's interpreter lock, so with several
-clients the measured latencies include waiting for it.
+Clients (``index_client``). ``clients`` threads, one connection each, closed loop (the next
+round trip is sent when the previous reply has arrived). Requests are dealt round-robin
+(request ``r`` goes to client ``r % clients``), so each client replays its share in trace
+order; which blocks are new is decided in global trace order. Threads share Python's
+interpreter lock, so with several clients the measured latencies include waiting for it.
 
 Latency is ``time.perf_counter_ns`` around each round trip (commands are packed before the
 timer starts), reported as p50/p90/p99 in µs per op type (``inserts``: per insert round trip)
@@ -32,8 +32,6 @@ import hashlib
 import json
 import signal
 import threading
-import time
-from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -42,10 +40,10 @@ import polars as pl
 
 from ..errors import KvctraceError, NoBlockIdsError
 from . import redis_client as rc
-from .index_ops import DESIGNS, INSERT, OP_NAMES, POINT, RANGE, RoundTrips, round_trips, workload
+from .index_client import KeySpace, run_clients
+from .index_ops import DESIGNS, OP_NAMES, RoundTrips, round_trips, workload
 
 BUCKET_S = 600.0    # the paper's Fig. 3: 10-minute buckets of trace time
-CHUNK_TRIPS = 4096  # round trips converted to Python lists (and checked for a stop) at a time
 
 
 class BenchInterrupted(rc.RedisBenchError):
@@ -71,153 +69,6 @@ def block_digests(ids: np.ndarray) -> bytes:
     data = np.ascontiguousarray(ids, dtype="<u8").tobytes()
     sha = hashlib.sha256
     return b"".join(sha(data[i:i + 8]).digest() for i in range(0, len(data), 8))
-
-
-@dataclass(frozen=True)
-class KeySpace:
-    """Key names of one design's run under the prefix."""
-    base: bytes          # <prefix><design>:
-    digests: bytes       # 32 bytes per dense id
-
-    def key(self, block: int) -> bytes:
-        return self.base + self.digests[32 * block:32 * block + 32]
-
-    @property
-    def zset(self) -> bytes:
-        return self.base + b"zset"  # 4 bytes after the base: never equal to a 32-byte digest
-
-    def names(self, n_ids: int):
-        yield self.zset
-        for block in range(n_ids):
-            yield self.key(block)
-
-
-def address(block: int) -> bytes:
-    return block.to_bytes(8, "little")
-
-
-# ---- the client loop --------------------------------------------------------------------------
-
-def _commands(conn, design: str, space: KeySpace):
-    """``command(kind, first, keys) -> (packed bytes, replies)`` for one design."""
-    pack_chunks = conn.pack_command
-
-    def pack(*args) -> bytes:
-        return b"".join(pack_chunks(*args))
-    key = space.key
-    zset = space.zset
-
-    def command(kind, first, n):
-        if kind == POINT:
-            return pack(b"GET", key(first)), 1
-        ids = range(first, first + n)
-        if kind == RANGE:
-            if design == "mget":
-                return pack(b"MGET", *[key(i) for i in ids]), 1
-            return pack(b"ZRANGE", zset, first, first + n - 1, b"BYSCORE"), 1
-        if design == "get":
-            return pack(b"SET", key(first), address(first)), 1
-        pairs = [part for i in ids for part in (key(i), address(i))]
-        if design == "mget":
-            return pack(b"MSET", *pairs), 1
-        members = [part for i in ids for part in (i, key(i)[-32:] + address(i))]
-        # both commands in one write: one round trip
-        return pack(b"MSET", *pairs) + pack(b"ZADD", zset, *members), 2
-    return command
-
-
-class Wire:
-    """The timed path of one client: the socket redis-py connected (URL parsing, TLS, AUTH and
-    SELECT done by redis-py) with its own hiredis reader and receive buffer. Through redis-py's
-    ``send_packed_command``/``read_response`` a GET measured ~1.1 µs more per round trip (its
-    per-call bookkeeping), which put kvctrace's p50 at 1.5x redis-benchmark's on loopback."""
-
-    def __init__(self, conn):
-        import hiredis
-        self.conn = conn
-        self.sock = conn._sock  # noqa: SLF001 - see the class docstring
-        from redis.exceptions import ResponseError
-        # error replies come back as ResponseError("OOM ...") objects; rc.refusal reads the code
-        self.reader = hiredis.Reader(replyError=ResponseError)
-        self.buf = bytearray(1 << 16)
-
-    def close(self) -> None:
-        self.conn.disconnect()
-
-
-def _client(wire: Wire, design, space, trips: RoundTrips, mine: np.ndarray, out: array, state: dict, slot: int):
-    """Run the round trips ``mine`` (indices into ``trips``) in order, appending each one's
-    latency (ns) to ``out``. Errors are handed to the main thread through ``state``. The
-    timed window holds only the socket write, the reads until the reply is whole, and the
-    parse (hiredis): nothing else per op."""
-    command = _commands(wire.conn, design, space)
-    sendall, recv_into, buf = wire.sock.sendall, wire.sock.recv_into, wire.buf
-    feed, gets = wire.reader.feed, wire.reader.gets
-    clock, append = time.perf_counter_ns, out.append
-    stop = state["stop"]
-    try:
-        for a in range(0, mine.shape[0], CHUNK_TRIPS):
-            if stop.is_set():
-                return
-            idx = mine[a:a + CHUNK_TRIPS]
-            for kind, first, n in zip(trips.kind[idx].tolist(), trips.first[idx].tolist(), trips.keys[idx].tolist()):
-                packed, replies = command(kind, first, n)
-                t0 = clock()
-                sendall(packed)
-                while replies:  # a reply may arrive in pieces, or two replies in one read
-                    reply = gets()
-                    while reply is False:
-                        got = recv_into(buf)
-                        if not got:
-                            raise ConnectionError("the server closed the connection")
-                        feed(buf, 0, got)
-                        reply = gets()
-                    replies -= 1
-                append(clock() - t0)
-                if isinstance(reply, Exception):
-                    raise reply
-            state["done"][slot] = a + idx.shape[0]
-    except Exception as err:  # handed over: the main thread cleans up and reports it
-        state["errors"].append(err)
-        stop.set()
-
-
-def _connect(url: str) -> Wire:
-    with rc.refused_as_error(url):
-        return Wire(rc.client(url).connection_pool.get_connection())
-
-
-def _run_clients(url, design, space, trips: RoundTrips, clients: int, progress) -> tuple[np.ndarray, float]:
-    """Latency (ns) of every round trip and the wall time (s) of the run."""
-    shares = [np.nonzero(trips.request % clients == c)[0] for c in range(clients)]
-    conns = [_connect(url) for _ in range(clients)]
-    outs = [array("q") for _ in range(clients)]
-    state = {"stop": threading.Event(), "errors": [], "done": [0] * clients}
-    threads = [threading.Thread(target=_client, args=(conns[c], design, space, trips, shares[c], outs[c], state, c),
-                                name=f"kvctrace-bench-index-{c}", daemon=True) for c in range(clients)]
-    total = trips.kind.shape[0]
-    start = time.perf_counter()
-    try:
-        for t in threads:
-            t.start()
-        alive = threads
-        while alive:
-            alive[0].join(0.2)
-            progress(f"{design}: {sum(state['done']):,}/{total:,} round trips")
-            alive = [t for t in alive if t.is_alive()]
-    finally:
-        state["stop"].set()
-        for t in threads:
-            t.join()
-        for wire in conns:
-            wire.close()
-    elapsed = time.perf_counter() - start
-    if state["errors"]:
-        raise state["errors"][0]
-    latency = np.empty(total, np.int64)
-    for share, out in zip(shares, outs):
-        latency[share] = np.frombuffer(out, np.int64)
-    return latency, elapsed
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -305,17 +156,22 @@ def _sigterm_as_interrupt():
 
 
 @contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM wait while the run's keys are being deleted."""
+def _signals_held(deliver: bool = True):
+    """Ctrl-C and SIGTERM wait until the block is done (writing or deleting keys must not stop
+    half-way); one that arrived is then raised as KeyboardInterrupt, unless ``deliver`` is
+    False (the cleanup after an interrupt)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    arrived = []
+    old = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if arrived and deliver:
+        raise KeyboardInterrupt
 
 
 def _check_arguments(trace, designs, clients, max_requests, key_prefix) -> tuple[str, ...]:
@@ -347,28 +203,33 @@ def bench_index(trace, url: str, designs=DESIGNS, *, max_requests: int | None = 
     digests = block_digests(chained_ids(trace, work.n_ids))
     prefix = (key_prefix or rc.fresh_prefix()).encode()
     admin = rc.client(url)
-    version = rc.check_ready(url, admin, prefix, designs, given_prefix=key_prefix is not None)
+    try:
+        with _signals_held():  # the probe key is written and deleted in one piece
+            version = rc.check_ready(url, admin, prefix, designs, given_prefix=key_prefix is not None)
+    except KeyboardInterrupt:
+        raise BenchInterrupted("interrupted before the run wrote any key", path=rc.masked_url(url)) from None
     runs, written = [], 0
     try:
         with _sigterm_as_interrupt():
             for design in designs:
                 space = KeySpace(prefix + design.encode() + b":", digests)
                 trips = round_trips(work, design)
-                latency, elapsed = _run_clients(url, design, space, trips, clients, progress)
+                latency, elapsed = run_clients(url, design, space, trips, clients, progress)
                 runs.append(_design_run(trips, work.ts, latency, elapsed))
                 with _signals_held(), rc.refused_as_error(url):
                     written += rc.delete_keys(admin, space.names(work.n_ids))
+            with rc.refused_as_error(url):
+                left = rc.count_keys(admin, prefix)
     except BaseException as err:
         raise _after_failure(url, admin, prefix, written, err) from None
-    with rc.refused_as_error(url):
-        left = rc.count_keys(admin, prefix)
+    admin.close()
     return IndexBenchResult(version, rc.masked_url(url), prefix.decode(errors="replace"), str(trace.path),
                             work.n_requests, clients, tuple(runs), written, left)
 
 
 def _after_failure(url, admin, prefix: bytes, written: int, err: BaseException) -> BaseException:
     """Delete whatever the run left under its prefix and return the error to raise."""
-    with _signals_held():
+    with _signals_held(deliver=False):
         try:
             written += rc.sweep_prefix(admin, prefix)
             left = rc.count_keys(admin, prefix)
