@@ -27,8 +27,8 @@ from kvctrace.replay import cost
 from kvctrace.replay import redis_client as rc
 from kvctrace.replay.index_bench import (DesignRun, IndexBenchResult, bench_index, block_digests,
                                          chained_ids)
-from kvctrace.replay.index_calibration import (calibration_toml, fit_redis, model_comparison,
-                                               write_calibration)
+from kvctrace.replay.index_calibration import (MIN_GROUP_OPS, calibration_toml, fit_redis,
+                                               model_comparison, write_calibration)
 from kvctrace.replay.index_ops import INSERT, POINT, RANGE, round_trips, workload
 
 from .redis_server import free_port, redis_server
@@ -307,11 +307,11 @@ def hand_file(tmp_path):
 
 # ---- calibration ------------------------------------------------------------------------------
 
-def linear_result(rtt, per_key, keys_counts) -> IndexBenchResult:
-    """A result whose lookups cost exactly rtt + keys x per_key."""
+def linear_result(rtt, per_key, keys_counts, repeat=MIN_GROUP_OPS) -> IndexBenchResult:
+    """A result whose lookups cost exactly rtt + keys x per_key (each count ``repeat`` times)."""
     runs = []
     for design in ("get", "mget"):
-        keys = np.asarray(keys_counts if design == "mget" else [1, 1, 1], np.int64)
+        keys = np.repeat(np.asarray(keys_counts if design == "mget" else [1, 1, 1], np.int64), repeat)
         trips = pl.DataFrame({"request": np.arange(keys.shape[0]), "ts": np.zeros(keys.shape[0]),
                               "op": ["range_lookups" if k > 1 else "point_lookups" for k in keys.tolist()],
                               "keys": keys, "latency_us": rtt + per_key * keys.astype(float)})
@@ -322,7 +322,15 @@ def linear_result(rtt, per_key, keys_counts) -> IndexBenchResult:
 def test_fit_recovers_a_linear_cost():
     cal = fit_redis(linear_result(20.0, 2.0, [1, 2, 5, 9, 9]))
     assert cal.rtt_us == pytest.approx(20.0) and cal.per_key_us == pytest.approx(2.0)
-    assert cal.provenance["n_ops"] == 8 and cal.provenance["server_version"] == "7.0.0"
+    assert cal.provenance["n_ops"] == 8 * MIN_GROUP_OPS and cal.provenance["server_version"] == "7.0.0"
+    assert cal.provenance["fit_points"] == 4  # keys 1, 2, 5, 9
+    # a slow outlier at a keys count with few ops joins a group and does not move the line
+    noisy = linear_result(20.0, 2.0, [1, 2, 5, 9, 9])
+    outlier = pl.DataFrame({"request": [0], "ts": [0.0], "op": ["range_lookups"], "keys": [200],
+                            "latency_us": [5000.0]})
+    mget = dataclasses.replace(noisy.runs[1], trips=pl.concat([noisy.runs[1].trips, outlier]))
+    robust = fit_redis(dataclasses.replace(noisy, runs=(noisy.runs[0], mget)))
+    assert robust.per_key_us == pytest.approx(2.0, rel=0.05)
     # point lookups only: the slope cannot be fitted and stays the model's
     flat = fit_redis(linear_result(20.0, 2.0, [1, 1]))
     assert flat.per_key_us == cost.per_key_us(cost.INDEX_MODELS["redis-mget"])

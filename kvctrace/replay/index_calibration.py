@@ -4,11 +4,12 @@ modelled (docs/index-bench.md).
 The Redis models of ``cost`` price one op as ``rtt_us + keys x per_key_us`` (``redis-get``: a
 GET, keys = 1; ``redis-mget``: one MGET of ``keys`` keys). The fit uses the lookups of the
 ``get`` and ``mget`` designs, the ops those models describe (``zset`` range queries are not
-modelled): the median latency at each keys-per-op count, a least-squares line through those
-medians weighted by how many ops each holds (the model is a typical, not a tail, cost; medians
-keep a few slow outliers from moving it). A negative slope is fitted as 0 (a flat line through
-the weighted mean); with a single keys count (no range lookups) the slope cannot be fitted
-and stays the model's default.
+modelled). The ops are grouped by keys per op (adjacent counts merged until a group holds at
+least ``MIN_GROUP_OPS`` ops); a least-squares line runs through each group's (median keys,
+median latency), weighted by its op count. The model is a typical, not a tail, cost: medians
+keep slow outliers (a loaded machine, a page fault) from moving it. A negative slope is fitted
+as 0 (a flat line through the weighted mean); with a single group (e.g. no range lookups) the
+slope cannot be fitted and stays the model's default.
 
 ``model_comparison`` gives, per design and op type, the measured p50/p99 next to the model's,
 where the model's are quantiles of its per-op cost over the same ops (design ``get`` against
@@ -32,15 +33,37 @@ from .index_bench import IndexBenchResult
 FIT_DESIGNS = ("get", "mget")
 LOOKUPS = ("point_lookups", "range_lookups")
 MODEL_OF_DESIGN = {"get": "redis-get", "mget": "redis-mget", "zset": "redis-mget"}
+# ops behind each fitted point: a median of a handful of ops at a large keys count would be
+# one noisy sample with the most leverage on the slope
+MIN_GROUP_OPS = 20
+
+
+def _key_groups(counts: pl.DataFrame) -> dict:
+    """keys-per-op value -> group: adjacent values merged until each group holds at least
+    MIN_GROUP_OPS ops (a short last group joins the one before)."""
+    group, filled, out = 0, 0, {}
+    for keys, n in counts.iter_rows():
+        if filled >= MIN_GROUP_OPS:
+            group, filled = group + 1, 0
+        out[keys] = group
+        filled += n
+    if filled < MIN_GROUP_OPS and group > 0:
+        out = {k: min(g, group - 1) for k, g in out.items()}
+    return out
 
 
 def _lookup_medians(result: IndexBenchResult) -> pl.DataFrame:
+    """Per group of keys-per-op values: median keys, median latency, op count (medians of
+    both: a cost linear in keys maps one onto the other)."""
     frames = [r.trips.filter(pl.col("op").is_in(LOOKUPS)) for r in result.runs if r.design in FIT_DESIGNS]
     if not frames or not sum(f.height for f in frames):
         raise KvctraceError("--calibrate needs lookups of the get or mget design",
                             field="--calibrate", hint="run with --design get and/or --design mget")
-    return (pl.concat(frames).group_by("keys")
-            .agg(median_us=pl.col("latency_us").median(), n=pl.len()).sort("keys"))
+    ops = pl.concat(frames).select("keys", "latency_us")
+    groups = _key_groups(ops.group_by("keys").agg(n=pl.len()).sort("keys"))
+    return (ops.with_columns(group=pl.col("keys").replace_strict(groups, return_dtype=pl.Int64))
+            .group_by("group").agg(keys=pl.col("keys").median(), median_us=pl.col("latency_us").median(), n=pl.len())
+            .sort("group"))
 
 
 def fit_redis(result: IndexBenchResult) -> cost.RedisCalibration:
@@ -60,7 +83,7 @@ def fit_redis(result: IndexBenchResult) -> cost.RedisCalibration:
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "trace": result.trace, "requests": result.n_requests, "clients": result.clients,
         "designs": [r.design for r in result.runs if r.design in FIT_DESIGNS],
-        "n_ops": int(n.sum()), "keys_per_op_max": int(k.max()), "url": result.url,
+        "n_ops": int(n.sum()), "fit_points": int(k.shape[0]), "url": result.url,
     }
     return cost.RedisCalibration(max(rtt, 0.001), slope, provenance)
 
