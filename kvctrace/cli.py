@@ -81,7 +81,7 @@ def trace_command(db_option=DbOpt):
         def call(**kwargs):
             opts = trace_options(*(kwargs.pop(name) for name, _, _ in _TRACE_OPTIONS))
             return fn(trace_opts=opts, **kwargs)
-        _register(fn.__name__, call, own + shared)
+        _register(fn.__name__.replace("_", "-"), call, own + shared)  # bench_index -> bench-index
         return fn
     return register
 
@@ -177,20 +177,22 @@ def report(trace: TraceArg, out: OutDirOpt = None,
 
 # ---- replay / recommend (policy replayer) ----------------------------------------------------
 
+CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
+
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            policy: Annotated[Optional[str], typer.Option("--policy", help="One-tier run: eviction policy (lru, fifo, lfu, s3fifo, prefix-lru, belady)")] = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
-           json: JsonOpt = False, trace_opts: dict = None):
+           calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
     """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
     metadata, load and prefill time, TTFT percentiles."""
     import json as _json
 
     from .commands import replay as run_replay
     summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
-                         capacity_blocks=capacity_blocks, index=index, out=out).summary()
+                         capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration).summary()
     if json:
         print(_json.dumps(summary, indent=2))
         return
@@ -210,7 +212,7 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
-              json: JsonOpt = False, trace_opts: dict = None):
+              calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
     """Sweep index model x tier capacities x policy x admission threshold, rank by the
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     import json as _json
@@ -220,11 +222,70 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
     rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
                               objective=objective, policies=policies, indexes=indexes, admission=admission,
                               fractions=fractions, tolerance=tolerance, max_memory=max_memory,
-                              workers=workers, out=out)
+                              workers=workers, out=out, calibration=calibration)
     if json:
         print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
         return
     _print_recommendation(rec, top, path)
+
+
+# ---- bench-index (live Redis) ------------------------------------------------------------------
+
+@trace_command()
+def bench_index(trace: TraceArg,
+                redis: Annotated[str, typer.Option("--redis", help="Redis server URL, e.g. redis://127.0.0.1:6379/0 (password: redis://:PASS@HOST:PORT)")],
+                design: Annotated[Optional[list[str]], typer.Option("--design", help="Key design: get, mget or zset; repeat for several (default: all three)")] = None,
+                max_requests: Annotated[Optional[int], typer.Option("--max-requests", help="Replay only the first N requests in time order (default: all)")] = None,
+                clients: Annotated[int, typer.Option("--clients", help="Closed-loop clients (threads, one connection each; requests dealt round-robin)")] = 1,
+                key_prefix: Annotated[Optional[str], typer.Option("--key-prefix", help="Prefix of every key written (default: a fresh kvctrace:<random hex>:); must hold no keys yet")] = None,
+                calibrate: Annotated[Optional[Path], typer.Option("--calibrate", help="Fit the Redis index cost model to the measurements and write it to this TOML (for replay/recommend --calibration)")] = None,
+                json: JsonOpt = False, trace_opts: dict = None):
+    """Replay the trace's metadata operations (lookups, then inserts of new blocks) against a live
+    Redis server, per key design; latency percentiles per op and per 10 minutes of trace time.
+    Keys live under a prefix and are deleted at the end and on Ctrl-C; nothing is flushed."""
+    from .commands import bench_index as run_bench_index
+    from .progress import status
+    from .replay.index_bench import BenchInterrupted
+
+    try:
+        with status(f"bench-index {trace.name}") as update:
+            result, comparison, fitted = run_bench_index(
+                trace, trace_opts, redis_url=redis, designs=design, max_requests=max_requests, clients=clients,
+                key_prefix=key_prefix, calibrate=calibrate, progress=update)
+    except BenchInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        raise typer.Exit(130)
+    if fitted is not None:
+        print(f"wrote {fitted[1]} (rtt {fitted[0].rtt_us:.2f} µs, {fitted[0].per_key_us:.4f} µs per key)", file=sys.stderr)
+    if json:
+        print(result.to_json())
+        return
+    _print_bench_index(result, comparison)
+
+
+def _print_bench_index(result, comparison) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    s = result.summary()
+    con.print(f"[bold]Redis {s['server']['version']}[/] at {result.url}: {result.n_requests:,} requests of "
+              f"{result.trace}, {result.clients} client(s), keys under {result.key_prefix!r}")
+    for d in s["designs"]:
+        t = Table("op", "count", "p50 µs", "p90 µs", "p99 µs",
+                  title=f"design {d['design']}: {d['throughput_ops_s']:,.0f} ops/s", title_justify="left")
+        for op, n in d["ops"].items():
+            q = d["latency_us"][op]
+            t.add_row(op, f"{n:,}", *((f"{q[k]:,.1f}" for k in ("p50", "p90", "p99")) if q else ("-",) * 3))
+        con.print(t)
+    if comparison:
+        t = Table("design", "op", "model", "measured p50", "modelled p50", "measured p99", "modelled p99",
+                  title="measured vs modelled (µs)", title_justify="left")
+        for row in comparison:
+            t.add_row(row["design"], row["op"], row["model"], *(f"{row[k]:,.1f}" for k in (
+                "measured_p50_us", "modelled_p50_us", "measured_p99_us", "modelled_p99_us")))
+        con.print(t)
+    con.print(f"keys written {s['keys_written']:,}, keys left {s['keys_left']:,}")
 
 
 # ---- synth -----------------------------------------------------------------------------------

@@ -123,12 +123,15 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
 
 def replay(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
            preset: str | None = None, policy: str | None = None, capacity_blocks: int | None = None,
-           index: str | None = None, out: Path | None = None):
+           index: str | None = None, out: Path | None = None, calibration: Path | None = None):
     """Replay ``trace`` through the config (see ``replay_config``); with ``out``, also write the
-    per-request results as Parquet. Returns the ReplayResult."""
+    per-request results as Parquet; ``calibration`` (bench-index --calibrate) sets the Redis
+    index costs. Returns the ReplayResult."""
     from .replay import replay as run_replay
+    from .replay.cost import use_calibration
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
-    result = run_replay(_open(trace, trace_options), cfg)
+    with use_calibration(calibration):
+        result = run_replay(_open(trace, trace_options), cfg)
     if out is not None:
         result.to_parquet(out)
     return result
@@ -175,7 +178,8 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
               preset: str | None = None, budgets: list[str] | None = None, objective: str = "p99-ttft",
               policies: str | None = None, indexes: str | None = None, admission: str | None = None,
               fractions: str | None = None, tolerance: float = 0.01, max_memory: str | None = None,
-              workers: str = "threads", out: Path = Path("kvctrace-recommended.toml")):
+              workers: str = "threads", out: Path = Path("kvctrace-recommended.toml"),
+              calibration: Path | None = None):
     """Sweep the grid (lists as comma-separated strings, ``budgets`` as TIER=SIZE, ``max_memory``
     a size such as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons
     as its header comment. Returns (Recommendation, written path)."""
@@ -185,8 +189,10 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
     base = replay_config(config, preset)
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
-    rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
-                        objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit)
+    from .replay.cost import use_calibration
+    with use_calibration(calibration):  # the Redis index costs measured by bench-index --calibrate
+        rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
+                            objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
     return rec, save_config(rec.config, out, header=header)
@@ -200,3 +206,21 @@ def synth(out: Path, fmt: str = "mooncake", requests: int = 1000, seed: int = 0,
     and return what was written (``kvctrace.synth.write``'s summary)."""
     from .synth import write
     return write(out, fmt, requests, seed, block_size, **structure)
+
+
+# ---- bench-index (live Redis) -----------------------------------------------------------------
+
+def bench_index(trace: Path, trace_options: dict | None = None, *, redis_url: str, designs=None,
+                max_requests: int | None = None, clients: int = 1, key_prefix: str | None = None,
+                calibrate: Path | None = None, progress=None):
+    """Replay the trace's metadata operations against the Redis server at ``redis_url``
+    (kvctrace.replay.index_bench); with ``calibrate``, fit the Redis index cost model and
+    write it there as TOML. Returns (IndexBenchResult, measured-vs-modelled rows,
+    (RedisCalibration, path) or None); the rows compare with the fitted model when calibrating."""
+    from .replay.cost import calibrated_models
+    from .replay.index_bench import bench_index as run_bench
+    from .replay.index_calibration import model_comparison, write_calibration
+    result = run_bench(_open(trace, trace_options, progress), redis_url, designs, max_requests=max_requests,
+                       clients=clients, key_prefix=key_prefix, progress=progress)
+    fitted = write_calibration(result, calibrate) if calibrate is not None else None
+    return result, model_comparison(result, calibrated_models(fitted[0]) if fitted else None), fitted
