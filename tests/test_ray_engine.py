@@ -81,13 +81,20 @@ def test_replay_study_ray_equals_local(ray_session, small_trace):
 
 def test_trace_arrays_go_to_the_object_store_once(ray_session, small_trace):
     from kvctrace.engines import ray_engine
-    sweep(small_trace, _small_base(), grid=Grid(policies=("lru",), admission=(1,), fractions=(1.0,)), engine="ray")
-    refs = ray_engine._shared["sweep"][2]
-    sweep(small_trace, _small_base(), grid=GRID, engine="ray")
-    assert ray_engine._shared["sweep"][2] is refs
+    one = Grid(policies=("lru",), admission=(1,), fractions=(1.0,))
+
+    def refs():
+        return {tag: entry[2] for tag, entry in ray_engine._shared.items()}
+    sweep(small_trace, _small_base(), grid=one, engine="ray")
+    first = refs()
+    sweep(small_trace, _small_base(), grid=GRID, engine="ray")  # several chunks' worth of calls
+    replay_study(small_trace, _small_base(), policies=("lru",), scales=(1.0,), index_kinds=(), engine="ray")
+    after = refs()
+    assert all(after[tag] is ref for tag, ref in first.items())  # the study reused offsets and blocks
+    assert set(after) == {"offsets", "blocks", "next_use", "ts", "input_len", "output_len"}
     other = Trace.from_arrays(small_trace.offsets, small_trace.blocks + 1, block_size=512)
-    sweep(other, _small_base(), grid=Grid(policies=("lru",), admission=(1,), fractions=(1.0,)), engine="ray")
-    assert ray_engine._shared["sweep"][2] is not refs
+    sweep(other, _small_base(), grid=one, engine="ray")
+    assert refs()["blocks"] is not first["blocks"]
 
 
 # ---- task semantics ---------------------------------------------------------------------------
@@ -147,7 +154,7 @@ def test_workers_load_kernels_from_the_numba_cache(ray_session, small_trace):
     from kvctrace.replay.distributed import kernel_ref
     base = _small_base()
     sweep(small_trace, base, grid=Grid(policies=("lru",), admission=(1,), fractions=(1.0,)), engine="ray")
-    shared = ray_engine._shared["sweep"][2]
+    shared = tuple(ray_engine._shared[tag][2] for tag in ("offsets", "blocks", "next_use"))
     caps, codes, admit = np.full((1, 4), 10, np.int64), np.zeros((1, 4), np.int64), np.ones((1, 4), np.int64)
     payload = (kernel_ref(K._replay_many), small_trace.n_unique_blocks, caps, codes, admit, (False, True, True))
     # an actor is a new worker process: it cannot have compiled the kernel itself

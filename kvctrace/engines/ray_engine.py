@@ -9,8 +9,9 @@ and module-level functions run as Ray tasks with their results gathered in input
   ``NUMBA_CACHE_DIR`` (``numba_cache_dir()``), so every worker process loads the compiled
   kernels from one on-disk cache instead of compiling them again, and ``NUMBA_NUM_THREADS=1``,
   since a task holds one CPU and Ray runs one task per CPU.
-* ``put_once(tag, owners, build)``: the trace's arrays go into the object store once per trace
-  (keyed by the identity of the arrays they are built from), not once per task or per call.
+* ``put_once(tag, owner, build)``: each of the trace's arrays goes into the object store once
+  per trace (keyed by the identity of the array it is or is built from), not once per task,
+  per call or per computation (a report's sweep and replay study share the block ids).
 * ``map_ordered(fn, payloads, shared)``: one task per payload; ``ray.get`` of the list keeps
   the input order whatever order the tasks finish in. A task whose worker process dies (killed,
   out of memory, node lost) is re-run by Ray up to ``MAX_RETRIES`` times (``max_retries``); an
@@ -29,7 +30,7 @@ from . import require_ray
 
 MAX_RETRIES = 3
 _CLUSTER_CACHE_DIR = "${HOME}/.cache/kvctrace/numba"  # expanded by Ray on each worker node
-_shared: dict = {}  # put_once: tag -> (session and owner ids, weak owners, refs)
+_shared: dict = {}  # put_once: tag -> (session and owner id, weak owner, object reference)
 
 
 def numba_cache_dir(address: str | None = None) -> str:
@@ -88,21 +89,21 @@ def _session_key(ray) -> tuple:
     return ctx.get_node_id(), ctx.get_job_id()
 
 
-def put_once(tag: str, owners: tuple, build) -> tuple:
-    """Object references to the arrays ``build()`` returns, put into the object store once
-    per ``tag`` (what the arrays are for) and ``owners`` (compared by identity, e.g. a
-    trace's offsets and blocks arrays, which must not be changed in place meanwhile). One
-    entry is kept per tag: a new trace replaces the previous one's arrays."""
+def put_once(tag: str, owner, build=None):
+    """Object reference to ``build()`` (default: ``owner`` itself), put into the object store
+    once per ``tag`` (what the value is, e.g. "blocks") and ``owner`` (compared by identity:
+    the array the value is, or is computed from, which must not change in place meanwhile).
+    One entry per tag is kept: a new trace's array replaces the previous one's."""
     ray = require_ray()
     connect()
-    key = (_session_key(ray), tuple(id(o) for o in owners))
+    key = (_session_key(ray), id(owner))
     entry = _shared.get(tag)
-    if entry and entry[0] == key and all(w() is o for w, o in zip(entry[1], owners)):
+    if entry and entry[0] == key and entry[1]() is owner:
         return entry[2]
     _shared.pop(tag, None)
-    refs = tuple(ray.put(a) for a in build())
-    _shared[tag] = (key, [weakref.ref(o) for o in owners], refs)
-    return refs
+    ref = ray.put(owner if build is None else build())
+    _shared[tag] = (key, weakref.ref(owner), ref)
+    return ref
 
 
 @functools.lru_cache(maxsize=None)

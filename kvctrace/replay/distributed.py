@@ -20,7 +20,7 @@ import importlib
 
 import numpy as np
 
-from ..engines import map_ordered
+from ..engines import check_engine, map_ordered
 from ..trace import Trace
 from .engine import HitCounts, replay
 
@@ -49,7 +49,8 @@ def replay_grid(kernel, offsets, blocks, n_unique, next_use, caps, codes, admit,
     *outputs)`` computes for the rows of ``caps``/``codes``/``admit`` (one configuration per
     row), as one Ray task per row; fills ``outputs`` (leading axis: the rows)."""
     from ..engines.ray_engine import put_once
-    shared = put_once("sweep", (offsets, blocks), lambda: (offsets, blocks, next_use))
+    # next_use is a function of the block ids: keyed by them, it too goes in once per trace
+    shared = (put_once("offsets", offsets), put_once("blocks", blocks), put_once("next_use", blocks, lambda: next_use))
     ref = kernel_ref(kernel)
     payloads = [(ref, int(n_unique), caps[c:c + 1], codes[c:c + 1], admit[c:c + 1], tuple(flags))
                 for c in range(caps.shape[0])]
@@ -70,11 +71,10 @@ def _replay_task(offsets, blocks, ts, input_len, output_len, config, facts: dict
 
 def replay_many(trace: Trace, configs, engine: str = "local") -> list:
     """``[replay(trace, c) for c in configs]``, on ``engine`` (results in the same order)."""
-    if engine == "local":
+    if check_engine(engine) == "local":
         return [replay(trace, c) for c in configs]
     from ..engines.ray_engine import put_once
-    shared = put_once("trace", (trace.offsets, trace.blocks),
-                      lambda: tuple(getattr(trace, name) for name in _ARRAY_FIELDS))
+    shared = tuple(put_once(name, getattr(trace, name)) for name in _ARRAY_FIELDS)
     facts = {f.name: getattr(trace, f.name) for f in dataclasses.fields(Trace)
              if f.name not in _ARRAY_FIELDS + ("con",)}
     return map_ordered(engine, _replay_task, [(c, facts) for c in configs], shared=shared)
