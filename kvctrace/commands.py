@@ -88,8 +88,9 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
     study around the config; with ``recommend`` it sweeps first and centres the study on the
     recommended config. ``engine`` runs those replays (``start_engine``)."""
     from .analysis import analyze as run_analyses
+    from .engines import check_engine
     from .report import write_report
-    start_engine(engine, ray_address)
+    check_engine(engine, ray_address)
     opened = _open(trace, trace_options)
     out_dir = out if out is not None else _default_out(opened.path)
     runs = rec = None
@@ -97,6 +98,7 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
         from .report.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
+        start_engine(engine, ray_address)
         if recommend:
             rec = run_recommend(opened, base, engine=engine)
             base = rec.config
@@ -182,13 +184,15 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
     a size such as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons
     as its header comment; ``engine`` runs the replays (``start_engine``). Returns
     (Recommendation, written path)."""
+    from .engines import check_engine
     from .replay.config import parse_bytes, save_config
     from .replay.sweep import recommend as run_recommend
-    start_engine(engine, ray_address)
-    grid = parse_grid(policies, admission, fractions, indexes)
+    check_engine(engine, ray_address)
+    grid = parse_grid(policies, admission, fractions, indexes).validate()
     base = replay_config(config, preset)
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
+    start_engine(engine, ray_address)
     rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
                         objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit,
                         engine=engine)
@@ -221,17 +225,19 @@ def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Pat
     export folder (each partition task reads its own files), on ``engine``; writes
     partitioned.json into ``out`` (default ``reports/<name>/``). Returns (result, path)."""
     from .analysis.partitioned import analyze_partitioned as run, is_export
+    from .engines import check_engine
     from .errors import KvctraceError
-    start_engine(engine, ray_address)
+    check_engine(engine, ray_address)
     if is_export(trace):
         defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
                     "skip_bad_lines": False, "db": None}
         if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
             raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
                                 path=str(trace), hint="drop them, or export again from the trace with them")
-        result = run(trace, partitions, seed=seed, engine=engine)
+        source = trace
     else:
-        result = run(_open(trace, trace_options), partitions, seed=seed, engine=engine)
+        source = _open(trace, trace_options)
+    result = run(source, partitions, seed=seed, engine=engine, ray_address=ray_address)
     path = Path(out if out is not None else _default_out(trace)) / "partitioned.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.to_json() + "\n", encoding="utf-8")

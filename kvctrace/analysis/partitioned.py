@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..engines import check_engine, map_ordered
+from ..engines import check_engine, map_ordered, start as start_engine
 from ..errors import ConfigError, KvctraceError, NoBlockIdsError
 from ..kernels.hashing import dense_ids
 from ..kernels.reuse import distance_counts, hit_ratio_at, stack_distances
@@ -387,13 +387,16 @@ class PartitionedReuse:
 
 
 def analyze_partitioned(source, partitions: int | None = None, *, seed: int | None = None,
-                        engine: str = "local", exact: bool | None = None, mrc_points: int = 64) -> PartitionedReuse:
+                        engine: str = "local", ray_address: str | None = None, exact: bool | None = None,
+                        mrc_points: int = 64) -> PartitionedReuse:
     """Partitioned reuse analysis (module docstring) of ``source``: a ``Trace`` (split into
     ``partitions`` in memory with ``seed``, default 0) or an export folder (its own partitions
-    and seed; given values must match). ``exact``: also compute the exact curve and the error
-    (default: when the trace has at most ``EXACT_LIMIT`` accesses)."""
-    check_engine(engine)
-    start = time.perf_counter()
+    and seed; given values must match), on ``engine`` (for ``ray``: the session already up, or
+    one started locally or at ``ray_address`` once the input is checked). ``exact``: also
+    compute the exact curve and the error (default: when the trace has at most
+    ``EXACT_LIMIT`` accesses)."""
+    check_engine(engine, ray_address)
+    began = time.perf_counter()
     if isinstance(source, Trace):
         if partitions is None:
             raise ConfigError("a trace needs a partition count", field="partitions", hint="e.g. --partitions 8")
@@ -403,6 +406,7 @@ def analyze_partitioned(source, partitions: int | None = None, *, seed: int | No
     else:
         raise KvctraceError("not a trace and not an export folder", path=str(source),
                             hint="pass a Trace, or a folder written by kvctrace export --parquet DIR --partitions P")
+    start_engine(engine, ray_address)
     stats = map_ordered(engine, inp.fn, inp.payloads())
     mapped = time.perf_counter()
     P, n_acc = inp.partitions, sum(s.n_accesses for s in stats)
@@ -427,7 +431,7 @@ def analyze_partitioned(source, partitions: int | None = None, *, seed: int | No
                          schema={"partition": pl.Int64, "accesses": pl.Int64, "unique_blocks": pl.Int64,
                                  "seconds": pl.Float64})
     done = time.perf_counter()
-    timings = {"total": done - start, "partitions_wall": mapped - start, "merge": merged_at - mapped,
+    timings = {"total": done - began, "partitions_wall": mapped - began, "merge": merged_at - mapped,
                "exact": done - merged_at, "partition_max": float(table["seconds"].max() or 0.0),
                "partition_sum": float(table["seconds"].sum())}
     n_unique = sum(s.n_unique for s in stats)

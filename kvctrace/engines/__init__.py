@@ -37,14 +37,18 @@ def require_ray():
                                 hint="pip install 'kvctrace[ray]'") from None
 
 
-def check_engine(engine: str) -> str:
+def check_engine(engine: str, address: str | None = None) -> str:
     """``engine`` when it names an engine, else ``UnknownNameError``; for ``ray``, also checks
-    that the extra is installed (so a missing extra fails before any work starts)."""
+    that the extra is installed, and an ``address`` needs ``ray``. Cheap: commands call it
+    before any work, so these mistakes fail at once."""
     if engine not in ENGINES:
         raise UnknownNameError(f"unknown engine '{engine}'", field="engine",
                                hint="valid engines: " + ", ".join(ENGINES))
     if engine == "ray":
         require_ray()
+    elif address is not None:
+        raise UnknownNameError("--ray-address needs --engine ray", field="ray_address",
+                               hint="add --engine ray, or drop --ray-address")
     return engine
 
 
@@ -52,12 +56,9 @@ def start(engine: str, address: str | None = None, num_cpus: int | None = None) 
     """Make ``engine`` ready: for ``ray``, start a local Ray (``address`` None, ``num_cpus``
     default: this machine's CPUs) or connect to the cluster at ``address``; no-op for ``local``
     and when a Ray session is already up."""
-    if check_engine(engine) == "ray":
+    if check_engine(engine, address) == "ray":
         from . import ray_engine
         ray_engine.connect(address, num_cpus=num_cpus)
-    elif address is not None:
-        raise UnknownNameError("--ray-address needs --engine ray", field="ray_address",
-                               hint="add --engine ray, or drop --ray-address")
 
 
 def map_ordered(engine: str, fn, payloads, shared: tuple = ()) -> list:
