@@ -87,6 +87,12 @@ def trace_command(db_option=DbOpt):
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object instead of the readable output")]
+# Where independent pieces of work run (kvctrace/engines): shared by analyze, report, recommend.
+_ENGINE = "Engine"
+EngineOpt = Annotated[str, typer.Option("--engine", rich_help_panel=_ENGINE, help="local (this process) or ray (one Ray task per replay config or partition; needs the 'ray' extra)")]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=_ENGINE, help="Ray cluster to connect to (host:port, ray://host:10001, or auto); default: start a local Ray with this machine's CPUs")]
+PartitionsOpt = Annotated[Optional[int], typer.Option("--partitions", help="Partitioned reuse analysis: exact stack distances per 1/P block partition, merged into the MRC (docs/ray.md)")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash (default 0; an export folder keeps its own)")]
 
 
 # ---- ingest / info ---------------------------------------------------------------------------
@@ -142,11 +148,23 @@ OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder 
 
 @trace_command()
 def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
-            trace_opts: dict = None):
+            partitions: PartitionsOpt = None, seed: SeedOpt = None, engine: EngineOpt = "local",
+            ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
-    print a summary and write summary.json (and the HTML report)."""
+    print a summary and write summary.json (and the HTML report). With --partitions, --engine
+    ray or an export folder: the partitioned reuse analysis only (partitioned.json)."""
     from .commands import analyze as run_analyze
 
+    if partitions is not None or engine != "local" or trace.is_dir():
+        from .commands import analyze_partitioned
+        result, path = analyze_partitioned(trace, trace_opts, out, partitions=partitions, seed=seed,
+                                           engine=engine, ray_address=ray_address)
+        if json:
+            print(result.to_json())
+            print(f"wrote {path}", file=sys.stderr)
+            return
+        _print_partitioned(result, path)
+        return
     done = run_analyze(trace, trace_opts, out)
     if json:
         print(done.result.to_json())
@@ -165,13 +183,13 @@ def report(trace: TraceArg, out: OutDirOpt = None,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: ConfigOpt = None, preset: PresetOpt = None,
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
-           trace_opts: dict = None):
+           engine: EngineOpt = "local", ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
     from .commands import report as write_trace_report
 
     path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
-                              recommend=recommend)
+                              recommend=recommend, engine=engine, ray_address=ray_address)
     print(f"wrote {path}")
 
 
@@ -212,7 +230,8 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
-              calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
+              calibration: CalibrationOpt = None, json: JsonOpt = False, engine: EngineOpt = "local",
+              ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Sweep index model x tier capacities x policy x admission threshold, rank by the
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     import json as _json
@@ -222,7 +241,8 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
     rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
                               objective=objective, policies=policies, indexes=indexes, admission=admission,
                               fractions=fractions, tolerance=tolerance, max_memory=max_memory,
-                              workers=workers, out=out, calibration=calibration)
+                              workers=workers, out=out, calibration=calibration, engine=engine,
+                              ray_address=ray_address)
     if json:
         print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
         return
@@ -286,6 +306,29 @@ def _print_bench_index(result, comparison) -> None:
                 "measured_p50_us", "modelled_p50_us", "measured_p99_us", "modelled_p99_us")))
         con.print(t)
     con.print(f"keys written {s['keys_written']:,}, keys left {s['keys_left']:,}")
+
+
+# ---- export ----------------------------------------------------------------------------------
+
+@trace_command()
+def export(trace: TraceArg,
+           parquet: Annotated[Path, typer.Option("--parquet", help="Folder to write (must not exist or be empty): part=K/*.parquet, requests.parquet, kvctrace_export.json")],
+           partitions: Annotated[int, typer.Option("--partitions", help="Number of block partitions P (a block's accesses all go to one partition)")],
+           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash")] = 0,
+           json: JsonOpt = False, trace_opts: dict = None):
+    """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
+    (each partition's task reads only its own files; docs/ray.md)."""
+    import json as _json
+
+    from .commands import export as run_export
+
+    manifest = run_export(trace, trace_opts, parquet=parquet, partitions=partitions, seed=seed)
+    if json:
+        print(_json.dumps(manifest, indent=2))
+        return
+    sizes = manifest["partition_accesses"]
+    print(f"wrote {manifest['path']}: {manifest['accesses']:,} accesses of {manifest['requests']:,} requests in "
+          f"{manifest['partitions']} partitions (seed {manifest['seed']}; {min(sizes):,} to {max(sizes):,} accesses each)")
 
 
 # ---- synth -----------------------------------------------------------------------------------
@@ -481,3 +524,38 @@ def _print_recommendation(rec, top, path) -> None:
     for line in rec.reasons:
         con.print(f"  - {line}")
     con.print(f"config written to {path}")
+
+
+def _print_partitioned(result, path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary()
+    con = Console()
+    con.print(f"[bold]{s['path']}[/bold]  partitioned reuse: {s['partitions']} partitions (seed {s['seed']}, "
+              f"engine {s['engine']}), {s['requests']:,} requests, {s['accesses']:,} accesses, "
+              f"{s['unique_blocks']:,} distinct blocks")
+    t = Table(title="exact (per-request figures merged across partitions)", title_justify="left",
+              show_header=False, box=None, pad_edge=False)
+    for key in ("ideal_hit_ratio_blocks", "ideal_prefix_hit_ratio_blocks", "ideal_hit_ratio_tokens",
+                "ideal_prefix_hit_ratio_tokens", "request_hit_rate_mean", "request_prefix_hit_rate_mean",
+                "one_hit_block_share"):
+        t.add_row(key, f"{s[key]:.4f}")
+    con.print(t)
+    err = s["mrc_error"]
+    m = Table("capacity (blocks)", "merged hit ratio", "exact hit ratio",
+              title="block-LRU hit ratio by capacity (merged from partitions)", title_justify="left", box=None)
+    step = max(1, len(s["mrc"]) // 10)
+    for point in s["mrc"][::step] + ([s["mrc"][-1]] if (len(s["mrc"]) - 1) % step else []):
+        exact = point["exact_hit_ratio"]
+        m.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}", "-" if exact is None else f"{exact:.4f}")
+    con.print(m)
+    if err["exact_computed"]:
+        con.print(f"error against the exact curve: MAE {err['mae_linear']:.5f} (linear grid), "
+                  f"{err['mae_log']:.5f} (log grid), max {err['max_abs']:.4f}")
+    else:
+        con.print(f"error against the exact curve: not computed ({err['reason']})")
+    tm = result.timings_s
+    con.print(f"time: {tm['total']:.2f} s (partitions {tm['partitions_wall']:.2f} s wall, slowest "
+              f"{tm['partition_max']:.2f} s; merge {tm['merge']:.3f} s; exact {tm['exact']:.2f} s)")
+    con.print(f"wrote {path}")

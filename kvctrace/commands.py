@@ -82,13 +82,15 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
-           recommend: bool = False) -> Path:
+           recommend: bool = False, engine: str = "local", ray_address: str | None = None) -> Path:
     """Write report.html for ``trace`` (default folder ``reports/<trace name>/``) and return its
     path. With ``replay`` (implied by ``config``, ``preset`` or ``recommend``) it adds the replay
     study around the config; with ``recommend`` it sweeps first and centres the study on the
-    recommended config."""
+    recommended config. ``engine`` runs those replays (``start_engine``)."""
     from .analysis import analyze as run_analyses
+    from .engines import check_engine
     from .report import write_report
+    check_engine(engine, ray_address)
     opened = _open(trace, trace_options)
     out_dir = out if out is not None else _default_out(opened.path)
     runs = rec = None
@@ -96,10 +98,11 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
         from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
+        start_engine(engine, ray_address)
         if recommend:
-            rec = run_recommend(opened, base)
+            rec = run_recommend(opened, base, engine=engine)
             base = rec.config
-        runs = replay_study(opened, base)
+        runs = replay_study(opened, base, engine=engine)
     return write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)
 
 
@@ -179,20 +182,25 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
               policies: str | None = None, indexes: str | None = None, admission: str | None = None,
               fractions: str | None = None, tolerance: float = 0.01, max_memory: str | None = None,
               workers: str = "threads", out: Path = Path("kvctrace-recommended.toml"),
-              calibration: Path | None = None):
+              calibration: Path | None = None, engine: str = "local", ray_address: str | None = None):
     """Sweep the grid (lists as comma-separated strings, ``budgets`` as TIER=SIZE, ``max_memory``
     a size such as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons
-    as its header comment. Returns (Recommendation, written path)."""
+    as its header comment; ``engine`` runs the replays (``start_engine``). Returns
+    (Recommendation, written path)."""
+    from .engines import check_engine
     from .replay.config import parse_bytes, save_config
     from .replay.sweep import recommend as run_recommend
-    grid = parse_grid(policies, admission, fractions, indexes)
+    check_engine(engine, ray_address)
+    grid = parse_grid(policies, admission, fractions, indexes).validate()
     base = replay_config(config, preset)
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
     from .replay.cost import use_calibration
+    start_engine(engine, ray_address)
     with use_calibration(calibration):  # the Redis index costs measured by bench-index --calibrate
         rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
-                            objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit)
+                            objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit,
+                            engine=engine)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
     return rec, save_config(rec.config, out, header=header)
@@ -224,3 +232,46 @@ def bench_index(trace: Path, trace_options: dict | None = None, *, redis_url: st
                        clients=clients, key_prefix=key_prefix, progress=progress)
     fitted = write_calibration(result, calibrate) if calibrate is not None else None
     return result, model_comparison(result, calibrated_models(fitted[0]) if fitted else None), fitted
+
+
+# ---- engines, export, partitioned analysis ----------------------------------------------------
+
+def start_engine(engine: str = "local", ray_address: str | None = None) -> None:
+    """Check ``engine`` (``local`` or ``ray``; a missing 'ray' extra is a one-line error) and,
+    for ``ray``, start a local Ray or connect to the cluster at ``ray_address``."""
+    from .engines import start
+    start(engine, ray_address)
+
+
+def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, partitions: int,
+           seed: int = 0) -> dict:
+    """Write the trace's accesses hash-partitioned by block into the folder ``parquet``
+    (``part=K/*.parquet``, requests.parquet, kvctrace_export.json). Returns the manifest."""
+    from .analysis.partitioned import export_partitions
+    return export_partitions(_open(trace, trace_options), parquet, partitions, seed) | {"path": str(parquet)}
+
+
+def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
+                        partitions: int | None = None, seed: int | None = None, engine: str = "local",
+                        ray_address: str | None = None):
+    """The partitioned reuse analysis of a trace (split into ``partitions`` in memory) or of an
+    export folder (each partition task reads its own files), on ``engine``; writes
+    partitioned.json into ``out`` (default ``reports/<name>/``). Returns (result, path)."""
+    from .analysis.partitioned import analyze_partitioned as run, is_export
+    from .engines import check_engine
+    from .errors import KvctraceError
+    check_engine(engine, ray_address)
+    if is_export(trace):
+        defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
+                    "skip_bad_lines": False, "db": None}
+        if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
+            raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
+                                path=str(trace), hint="drop them, or export again from the trace with them")
+        source = trace
+    else:
+        source = _open(trace, trace_options)
+    result = run(source, partitions, seed=seed, engine=engine, ray_address=ray_address)
+    path = Path(out if out is not None else _default_out(trace)) / "partitioned.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.to_json() + "\n", encoding="utf-8")
+    return result, path
