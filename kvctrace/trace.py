@@ -17,6 +17,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from .tables import store_arrays
+
 
 @dataclass(eq=False)
 class Trace:
@@ -89,10 +91,9 @@ class Trace:
         """Build a trace from CSR arrays (tests, notebooks, synthetic experiments).
 
         ``blocks`` may be any integer ids; they are mapped to dense first-appearance ids."""
-        from .store import trace_from_arrays
-        return trace_from_arrays(offsets, blocks, ts=ts, input_len=input_len,
-                                 output_len=output_len, block_size=block_size, path=path,
-                                 format=format, session_id=session_id, type=type)
+        return cls(**store_arrays(offsets, blocks, ts=ts, input_len=input_len,
+                                   output_len=output_len, block_size=block_size, path=path,
+                                   format=format, session_id=session_id, type=type))
 
     def _repr_html_(self) -> str:
         """Jupyter: a small table of the trace's facts (escaped; see kvctrace.report.html_repr)."""

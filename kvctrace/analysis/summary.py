@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NoBlockIdsError
-from ..store import release_freed_memory
+from ..memory import release_freed_memory
 from ..trace import Trace
 from .access import AccessResult, analyze_access
 from .hotness import HotnessResult, analyze_hotness
