@@ -235,11 +235,15 @@ def read_tree(con: duckdb.DuckDBPyConnection, n_unique: int) -> dict[str, np.nda
     filled = 0
     for batch in con.sql(load_query("store_tree")).to_arrow_reader(1 << 17):
         ids = batch.column("block").to_numpy()
-        if ids.shape[0] and (int(ids.min()) < 0 or int(ids.max()) >= n_unique):
+        if np.array_equal(ids, np.arange(filled, filled + ids.shape[0], dtype=ids.dtype)):
+            where = slice(filled, filled + ids.shape[0])  # rows in block order, as inserted
+        elif ids.shape[0] and 0 <= int(ids.min()) and int(ids.max()) < n_unique:
+            where = ids
+        else:
             filled = -1
             break
         for name in TREE_COLUMNS:
-            out[name][ids] = batch.column(name).to_numpy()
+            out[name][where] = batch.column(name).to_numpy()
         filled += batch.num_rows
     if filled != n_unique:
         raise KvctraceError(f"the store's blocks table does not hold the {n_unique:,} blocks its meta names",

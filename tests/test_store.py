@@ -447,3 +447,26 @@ def test_first_values_matches_naive(raw, rnd):
     ids = np.array(raw, np.int64)
     dense, n_unique = dense_ids(ids)
     assert first_values(dense, ids, n_unique).tolist() == naive.naive_first_values(dense.tolist(), raw)
+
+
+def test_read_tree_in_any_row_order():
+    """The prefix analysis reads the blocks table back (tables.read_tree): rows in any order
+    give the same per-block arrays; a table that does not hold the meta's blocks is an error."""
+    from kvctrace.tables import read_tree
+    lists = [[1, 2, 3], [1, 2, 4], [5], [1, 6, 7, 8]]
+    offsets = np.cumsum([0] + [len(x) for x in lists])
+    tr = Trace.from_arrays(offsets, [b for x in lists for b in x], input_len=[40, 35, 3, 60], block_size=16)
+    want = read_tree(tr.con, tr.n_unique_blocks)
+    table = tr.blocks_table()
+    assert want["parent"].tolist() == table["parent_block"].fill_null(-1).to_list()
+    assert want["tokens"].tolist() == table["tokens"].to_list() == [16, 16, 8, 3, 3, 16, 16, 12]
+    shuffled = table.sample(fraction=1.0, shuffle=True, seed=3).to_arrow()
+    assert shuffled.column("block").to_pylist() != list(range(tr.n_unique_blocks))
+    con = duckdb.connect()
+    con.register("shuffled", shuffled)
+    con.execute("CREATE TABLE blocks AS SELECT * FROM shuffled")
+    got = read_tree(con, tr.n_unique_blocks)
+    for name, values in want.items():
+        assert np.array_equal(got[name], values), name
+    with pytest.raises(kvctrace.KvctraceError, match="blocks table"):
+        read_tree(con, tr.n_unique_blocks + 1)
