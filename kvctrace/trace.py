@@ -17,8 +17,6 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from .tables import store_arrays
-
 
 @dataclass(eq=False)
 class Trace:
@@ -91,6 +89,9 @@ class Trace:
         """Build a trace from CSR arrays (tests, notebooks, synthetic experiments).
 
         ``blocks`` may be any integer ids; they are mapped to dense first-appearance ids."""
+        # imported here, not at the top: the store writer loads Numba and pyarrow, which
+        # ``import kvctrace`` (and so every CLI start) should not pay for
+        from .tables import store_arrays
         return cls(**store_arrays(offsets, blocks, ts=ts, input_len=input_len,
                                    output_len=output_len, block_size=block_size, path=path,
                                    format=format, session_id=session_id, type=type))

@@ -53,5 +53,5 @@ def choose_reader(fmt: str | None, keys, path: Path, line: int) -> Reader:
         needs = ", ".join(f"{reader.NAME} {reader.SIGNATURE}" for reader in _REGISTERED)
         raise TraceFormatError(
             f"cannot tell the trace format from the first record's keys ({', '.join(sorted(map(str, keys))) or 'none'})",
-            path=str(path), line=line, hint=f"the formats need: {needs}; or pass --format")
+            path=str(path), line=line, hint=f"formats and the keys they need: {needs}; or pass --format")
     return READERS[found]
