@@ -89,10 +89,12 @@ class Trace:
         """Build a trace from CSR arrays (tests, notebooks, synthetic experiments).
 
         ``blocks`` may be any integer ids; they are mapped to dense first-appearance ids."""
-        from .store import trace_from_arrays
-        return trace_from_arrays(offsets, blocks, ts=ts, input_len=input_len,
-                                 output_len=output_len, block_size=block_size, path=path,
-                                 format=format, session_id=session_id, type=type)
+        # imported here, not at the top: the store writer loads Numba and pyarrow, which
+        # ``import kvctrace`` (and so every CLI start) should not pay for
+        from .tables import store_arrays
+        return cls(**store_arrays(offsets, blocks, ts=ts, input_len=input_len,
+                                   output_len=output_len, block_size=block_size, path=path,
+                                   format=format, session_id=session_id, type=type))
 
     def _repr_html_(self) -> str:
         """Jupyter: the facts a user wants on opening a trace, from ``info()`` (escaped HTML)."""

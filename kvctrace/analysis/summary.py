@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import NoBlockIdsError
+from ..memory import release_freed_memory
 from ..results import ResultMixin, jsonable
-from ..store import release_freed_memory
 from ..trace import Trace
 from . import registry
 
