@@ -19,7 +19,7 @@ from kvctrace.cli import app
 from kvctrace.errors import UnknownNameError
 from kvctrace.replay import load_preset
 from kvctrace.replay.sweep import Grid, _run_grid, sweep
-from kvctrace.report.study import replay_study
+from kvctrace.replay.study import replay_study
 
 from .test_replay_golden import CONVERSATION, load_mooncake, needs_data
 from .test_replay_recommend import _base as _small_base, small_trace  # noqa: F401  (a fixture)
@@ -176,7 +176,7 @@ class _CacheProbe:
 def _without_ray(monkeypatch):
     def no_ray():
         raise ImportError("No module named 'ray'")
-    monkeypatch.setattr(engines, "_import_ray", no_ray)
+    monkeypatch.setattr(engines.extra, "_import_ray", no_ray)
 
 
 def test_missing_extra_is_one_line(monkeypatch, small_trace, tmp_path):

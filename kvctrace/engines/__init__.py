@@ -12,29 +12,11 @@ installed raises ``MissingExtraError`` with a one-line message and hint.
 """
 from __future__ import annotations
 
-import importlib
-
-from ..errors import KvctraceError, UnknownNameError
+from ..errors import UnknownNameError
+from . import extra
+from .extra import MissingExtraError, require_ray  # noqa: F401  (public names)
 
 ENGINES = ("local", "ray")
-
-
-class MissingExtraError(KvctraceError):
-    """An optional dependency (an extra) that a requested feature needs is not installed."""
-
-
-def _import_ray():
-    """Import Ray (the one import of it in kvctrace; tests replace this to simulate its absence)."""
-    return importlib.import_module("ray")
-
-
-def require_ray():
-    """The ``ray`` module, or ``MissingExtraError`` when the extra is not installed."""
-    try:
-        return _import_ray()
-    except ImportError:
-        raise MissingExtraError("--engine ray needs the 'ray' extra",
-                                hint="pip install 'kvctrace[ray]'") from None
 
 
 def check_engine(engine: str, address: str | None = None) -> str:

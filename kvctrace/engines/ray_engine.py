@@ -26,7 +26,7 @@ import os
 import weakref
 from pathlib import Path
 
-from . import require_ray
+from .extra import require_ray
 
 MAX_RETRIES = 3
 _CLUSTER_CACHE_DIR = "${HOME}/.cache/kvctrace/numba"  # expanded by Ray on each worker node
