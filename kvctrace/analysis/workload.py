@@ -69,7 +69,7 @@ class WorkloadResult(ResultMixin):
         duration = o.get("duration_s") or 0.0
         out = {
             "requests": o.get("requests", 0),
-            "duration_s": duration,
+            "duration_s": round(duration, 9),   # to the ns: no float noise (3536.9990000000003)
             "mean_rate_rps": o["requests"] / duration if duration > 0 else None,
             "input_tokens": o.get("input_tokens", 0),
             "output_tokens": o.get("output_tokens", 0),
