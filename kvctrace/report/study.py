@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..replay import IndexConfig, replay
-from ..replay import policies as _policies
+from ..kernels import policies as _policies
 from ..replay.config import validate
 from ..replay.cost import INDEX_MODELS
 

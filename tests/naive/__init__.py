@@ -18,6 +18,7 @@ from .store import (naive_gather_csr, naive_truncate_csr, naive_prefix_tree, nai
                     naive_first_values)
 from .synth import naive_segment_blocks, naive_simulate_sessions, naive_build_segments
 from .formats import naive_strict_json_line
+from .policies import NAIVE_TIERS
 from .replay import naive_replay
 
 __all__ = [
@@ -65,5 +66,6 @@ __all__ = [
     "naive_simulate_sessions",
     "naive_build_segments",
     "naive_strict_json_line",
+    "NAIVE_TIERS",
     "naive_replay",
 ]

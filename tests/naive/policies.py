@@ -1,22 +1,31 @@
-"""Eviction policies of the naive replayer (tests/naive/replay.py): one tier class per policy."""
+"""Eviction policies of the naive replayer (tests/naive/replay.py): one tier class per
+policy, registered under the policy's name (``NAIVE_TIERS``) as the naive twin of its module
+in kvctrace/kernels/policies/. A tier is built as ``cls(capacity)`` and offers ``holds(b)``,
+``hit(b, st)``, ``insert(b, st) -> victim or None`` (b not held; evict one block when full)
+and ``remove(b)``; ``st`` is the replayer's per-block state (last_t, freq, stamp, next_use)."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 
+NAIVE_TIERS: dict = {}
 
-class _NaiveListTier:
-    """LRU / FIFO as an ordered dict (first = next victim). An arrival is the most recent;
-    an LRU hit makes the block most recent, a FIFO hit changes nothing."""
 
-    def __init__(self, policy, cap):
-        self.policy, self.cap, self.order = policy, cap, OrderedDict()
+def twin(name):
+    """Register the decorated class as the naive twin of policy ``name``."""
+    def register(cls):
+        NAIVE_TIERS[name] = cls
+        return cls
+    return register
+
+
+class _OrderedTier:
+    """A queue as an ordered dict (first = next victim); an arrival is the most recent."""
+
+    def __init__(self, cap):
+        self.cap, self.order = cap, OrderedDict()
 
     def holds(self, b):
         return b in self.order
-
-    def hit(self, b, st):
-        if self.policy == "lru":
-            self.order.move_to_end(b)
 
     def insert(self, b, st):
         victim = None
@@ -29,24 +38,30 @@ class _NaiveListTier:
         del self.order[b]
 
 
-class _NaivePriorityTier:
+@twin("lru")
+class NaiveLRU(_OrderedTier):
+    """A hit makes the block the most recent."""
+
+    def hit(self, b, st):
+        self.order.move_to_end(b)
+
+
+@twin("fifo")
+class NaiveFIFO(_OrderedTier):
+    """A hit changes nothing."""
+
+    def hit(self, b, st):
+        pass
+
+
+class _PriorityTier:
     """A tier as a dict block -> priority; evict the smallest (keys are unique)."""
 
-    def __init__(self, policy, cap):
-        self.policy, self.cap, self.keys = policy, cap, {}
+    def __init__(self, cap):
+        self.cap, self.keys = cap, {}
 
     def holds(self, b):
         return b in self.keys
-
-    def key(self, b, st):
-        if self.policy == "lfu":
-            return (min(st["freq"][b], 4194303), st["last_t"][b])
-        if self.policy == "prefix-lru":
-            r, pos = st["stamp"][b]
-            return (r, -pos)
-        if self.policy == "belady":
-            return -st["next_use"][b]
-        raise ValueError(self.policy)
 
     def hit(self, b, st):
         self.keys[b] = self.key(b, st)
@@ -63,7 +78,27 @@ class _NaivePriorityTier:
         del self.keys[b]
 
 
-class _NaiveS3FIFOTier:
+@twin("lfu")
+class NaiveLFU(_PriorityTier):
+    def key(self, b, st):
+        return (min(st["freq"][b], 4194303), st["last_t"][b])
+
+
+@twin("prefix-lru")
+class NaivePrefixLRU(_PriorityTier):
+    def key(self, b, st):
+        r, pos = st["stamp"][b]
+        return (r, -pos)
+
+
+@twin("belady")
+class NaiveBelady(_PriorityTier):
+    def key(self, b, st):
+        return -st["next_use"][b]
+
+
+@twin("s3fifo")
+class NaiveS3FIFO:
     """S3-FIFO as libCacheSim's S3FIFO.c, with deques (left = head, right = tail)."""
 
     def __init__(self, cap):
@@ -120,3 +155,4 @@ class _NaiveS3FIFOTier:
 
     def remove(self, b):
         (self.small if b in self.small else self.main).remove(b)
+
