@@ -9,12 +9,15 @@ For each, at capacity = 10% of the distinct blocks:
   * libCacheSim's C ``LRU.process_trace`` on the same accesses (binary oracleGeneral file,
     unit sizes); its hit count must equal kvctrace's block hits (printed).
 Timings exclude JIT compilation (a warm-up call first) and writing libCacheSim's input file.
-Then the multi-tier engine (3 tiers, exclusive, each policy) on the synth sequence.
+Then the multi-tier engine (3 tiers, exclusive, each registered policy) on the synth sequence.
 
-    /work/venv/bin/python benchmarks/bench_replay.py
+    /work/venv/bin/python benchmarks/bench_replay.py [--synth-requests N] [--zipf-accesses N]
+
+(smaller sizes for a quick check; the defaults are the sizes above).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -26,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from kvctrace.kernels import policies  # noqa: E402
 from kvctrace.kernels.replay import next_use  # noqa: E402
-from kvctrace.replay import policies  # noqa: E402
 from kvctrace.replay.engine import run_hits  # noqa: E402
 from sequences import synth_blocks, write_oracle_general, zipf_blocks  # noqa: E402
 
@@ -42,9 +45,9 @@ def zipf_sequence(n=10_000_000, n_blocks=1_000_000, seed=0, per_request=20):
 
 
 def kvctrace_lru(offsets, blocks, n_unique, cap):
-    run_hits(offsets[:2], blocks[:offsets[1]], n_unique, [cap], [policies.LRU], [1])  # JIT warm-up
+    run_hits(offsets[:2], blocks[:offsets[1]], n_unique, [cap], [policies.code("lru")], [1])  # JIT warm-up
     t = time.perf_counter()
-    h = run_hits(offsets, blocks, n_unique, [cap], [policies.LRU], [1])
+    h = run_hits(offsets, blocks, n_unique, [cap], [policies.code("lru")], [1])
     return h, time.perf_counter() - t
 
 
@@ -61,7 +64,11 @@ def libcachesim_lru(blocks, cap):
     return int(round((1 - miss_ratio) * blocks.shape[0])), dt
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--synth-requests", type=int, default=360_000, help="requests of the synth workload")
+    ap.add_argument("--zipf-accesses", type=int, default=10_000_000, help="accesses of the Zipf sequence")
+    args = ap.parse_args(argv)
     try:
         import libcachesim  # noqa: F401
         have_lcs = True
@@ -69,7 +76,7 @@ def main():
         have_lcs = False
         print("libcachesim not installed: `pip install libcachesim` for the baseline")
     t = time.perf_counter()
-    seqs = {"synth-mooncake": synth_blocks(360_000, 0), "zipf-1.1": zipf_sequence()}
+    seqs = {"synth-mooncake": synth_blocks(args.synth_requests, 0), "zipf-1.1": zipf_sequence(args.zipf_accesses)}
     print(f"generated sequences in {time.perf_counter() - t:.1f} s")
     print(f"\n{'sequence':16} {'accesses':>11} {'capacity':>9} {'kvctrace M/s':>13} {'libCacheSim M/s':>16} "
           f"{'ratio':>6}  hits equal")

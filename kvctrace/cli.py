@@ -15,6 +15,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ._version import __version__
 from .errors import KvctraceError, KvctraceWarning
+from .kernels.policies import names as policy_names, online_names as online_policy_names
 
 
 def _flags_show_no_type(params: list) -> list:
@@ -278,7 +279,7 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="R
 
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
-           policy: Annotated[Optional[str], typer.Option("--policy", help="One-tier run: eviction policy (lru, fifo, lfu, s3fifo, prefix-lru, belady)")] = None,
+           policy: Annotated[Optional[str], typer.Option("--policy", help=f"One-tier run: eviction policy ({', '.join(policy_names())})")] = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
@@ -299,7 +300,7 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
 def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
               budget: Annotated[Optional[list[str]], typer.Option("--budget", help="Memory budget of a tier, TIER=SIZE (e.g. hbm=48GB); repeat per tier; default: the preset's capacities")] = None,
               objective: Annotated[str, typer.Option("--objective", help="p99-ttft, p90-ttft, p50-ttft, mean-ttft or hit-ratio")] = "p99-ttft",
-              policies: Annotated[Optional[str], typer.Option("--policies", help="Comma-separated policies to sweep (default: lru,fifo,lfu,s3fifo,prefix-lru)")] = None,
+              policies: Annotated[Optional[str], typer.Option("--policies", help=f"Comma-separated policies to sweep (default: {','.join(online_policy_names())})")] = None,
               indexes: Annotated[Optional[str], typer.Option("--indexes", help="Comma-separated index models (default: all: redis-get,redis-mget,sherman,chime,rdma-hash)")] = None,
               admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
               fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,

@@ -58,3 +58,4 @@ def test_lengths_only_trace_says_no_block_ids(tmp_path, monkeypatch):
         r = runner.invoke(app, [cmd, str(AZURE)])
         assert r.exit_code == 1 and "no block ids" in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "kvctrace-recommended.toml").exists()
+

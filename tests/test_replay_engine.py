@@ -1,4 +1,4 @@
-"""Replay kernels against the naive reference replayer (tests/naive.py), and the properties
+"""Replay kernels against the naive reference replayer (tests/naive/replay.py), and the properties
 that must hold: prefix <= block hits, Belady >= every online policy, one-tier LRU = exact LRU,
 an exclusive LRU hierarchy = one LRU of the summed size, determinism."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kvctrace.replay import policies
+from kvctrace.kernels import policies
 from kvctrace.replay.engine import run_hits
-from kvctrace.replay.policies import s3fifo
+from kvctrace.kernels.policies import s3fifo
 from tests.naive import naive_lru_hit_ratio, naive_replay
 
 POLICIES = policies.names()
@@ -91,9 +91,9 @@ def test_one_tier_lru_fast_path_equals_engine_and_naive_lru(tr, cap):
     n_req = len(offsets) - 1
     out = [np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32), np.zeros(n_req, np.int32),
            np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8), np.zeros(T, np.int64), np.zeros(T, np.int64)]
-    K._engine(offsets, blocks, np.int64(n_unique), K.next_use(blocks, np.int64(n_unique)),
-              np.array([cap], np.int64), np.array([0], np.int64), np.array([1], np.int64),
-              False, True, True, *out)
+    K.replay_tiers(offsets, blocks, np.int64(n_unique), K.next_use(blocks, np.int64(n_unique)),
+                   np.array([cap], np.int64), np.array([policies.code("lru")], np.int64), np.array([1], np.int64),
+                   False, True, True, *out)
     assert fast.prefix_hits.tolist() == out[0].tolist()
     assert fast.block_hits.tolist() == out[1].tolist()
     assert fast.index_inserts.tolist() == out[2].tolist()

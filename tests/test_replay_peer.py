@@ -1,14 +1,14 @@
 """Peer check: one-tier LRU, FIFO and S3-FIFO hit counts equal libCacheSim's on the same
 flattened access sequence (libcachesim is a test-only dependency; skipped when absent).
 
-S3-FIFO differs by design only for tiers under 20 blocks (see policies/s3fifo.py), so the
+S3-FIFO differs by design only for tiers under 20 blocks (see kernels/policies/s3fifo.py), so the
 capacities here start at 20."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kvctrace.replay import policies
+from kvctrace.kernels import policies
 from kvctrace.replay.engine import run_hits
 
 from .test_replay_golden import CONVERSATION, load_mooncake

@@ -147,3 +147,11 @@ def test_total_memory_budget(small_trace):
     with pytest.raises(ConfigError) as e:
         recommend(small_trace, base, grid=g, max_memory_bytes=10 * bb)
     assert e.value.field == "max_memory"
+
+
+def test_default_grid_sweeps_every_online_policy(small_trace):
+    from kvctrace.kernels import policies
+    assert Grid().policies == tuple(policies.online_names())
+    g = Grid(admission=(1,), fractions=(1.0,), indexes=("chime",))
+    sw = sweep(small_trace, _base(), grid=g)
+    assert sorted(sw.table["policy"].to_list()) == sorted(policies.online_names())

@@ -1,7 +1,7 @@
 """Cache-tier replay kernels (Numba): a fast single-tier LRU, the general multi-tier engine,
 and a parallel sweep over many tier configurations.
 
-Semantics (shared by all kernels here and by the naive reference in tests/naive.py):
+Semantics (shared by all kernels here and by the naive reference in tests/naive/replay.py):
 requests are replayed in order; the blocks of a request are accessed in position order. An
 access *hits* when the block is held by some tier at that moment; the hit is counted for the
 top-most tier holding it (``block_hits``). A request's *prefix hits* are its leading run of
@@ -13,10 +13,13 @@ admitting tier (inclusive); a block a tier evicts moves down to the next tier th
 moved (exclusive) or copied (inclusive) up to the top admitting tier (``promote``). A tier
 admits a block once the block has been accessed at least ``admit[k]`` times so far.
 
-LRU and FIFO tiers are doubly linked lists in arrays (arrivals at the head, evictions from
-the tail; an LRU hit moves the block to the head). Priority policies (LFU, prefix-LRU,
-Belady) keep each tier in an indexed min-heap keyed by the policy's ``key``
-(kvctrace/replay/policies/); S3-FIFO tiers use the queue kernels of policies/s3fifo.py.
+What a tier does on a hit, an insertion (and which block it evicts) and a removal is its
+policy's: one module per policy in kernels/policies/, each of a *family* (spec.py): LIST
+tiers are doubly linked lists in arrays (lists.py), HEAP tiers indexed min-heaps keyed by the
+policy's key (heap.py), OWN tiers the policy's own fields. The engine keeps the family
+structures and reaches the policy-specific part through kernels/policies/dispatch.py
+(generated from the registry, kernels/policies/__init__.py) by the tier's policy code. The
+per-block state the policies read is described in kernels/policies/state.py.
 
 Per request the engine also counts ``insert_runs``: runs of consecutive ids among the
 missed blocks that entered a tier (a range index writes a run into one leaf).
@@ -26,10 +29,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ..replay.policies import belady, lfu, prefix_lru, s3fifo
+from .policies import dispatch, heap, lists
+from .policies.spec import HEAP, LIST, OWN
+from .policies.state import B_FIELDS, B_FREQ, B_LAST, B_MEMBER, B_NEXT, B_SEEN, B_STAMP, request_stamp
 from .runs import Runs, find_runs, request_lookup_plan
 
-P_LRU, P_FIFO, P_LFU, P_S3FIFO, P_PREFIX_LRU, P_BELADY = 0, 1, 2, 3, 4, 5
 _NOT_CACHED = np.int32(-2)
 
 
@@ -79,7 +83,7 @@ def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
 # ----------------------------------------------------------------------------- one-tier LRU
 
 @nb.njit(cache=True)
-def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, full_hit, insert_runs):
+def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, full_hit, insert_runs):
     """Single-tier block LRU as a doubly linked list in one int32 array (``link[2b]`` = prev,
     ``link[2b+1]`` = next; prev = -2 marks 'not cached'). Returns (inserts, evictions)."""
     link = np.full(2 * n_unique, _NOT_CACHED, np.int32)
@@ -148,98 +152,40 @@ def _lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, 
     return inserts, evictions
 
 
-# ----------------------------------------------------------------------------- heap
-# An indexed binary min-heap per tier: hb[h, i] = block at heap position i, hk[h, i] = its
-# key (kept beside the block so sifting reads contiguous memory), hpos[h, b] = position of b.
-# Sifting moves a hole instead of swapping: entries shift into it and the sifted block is
-# placed once at the end.
+# ----------------------------------------------------------------------------- engine
 
-@nb.njit(cache=True, inline="always")
-def _heap_place(hb, hk, hpos, h, i, b, k):
-    """Put block ``b`` with key ``k`` at heap position ``i`` and record its position."""
-    hb[h, i] = b
-    hk[h, i] = k
-    hpos[h, b] = i
-
-
-@nb.njit(cache=True, inline="always")
-def _sift_up(hb, hk, hpos, h, i):
-    b = hb[h, i]
-    k = hk[h, i]
-    while i > 0:
-        parent = (i - 1) >> 1
-        if hk[h, parent] <= k:
-            break
-        _heap_place(hb, hk, hpos, h, i, hb[h, parent], hk[h, parent])
-        i = parent
-    _heap_place(hb, hk, hpos, h, i, b, k)
-
-
-@nb.njit(cache=True, inline="always")
-def _sift_down(hb, hk, hpos, hsize, h, i):
-    n = hsize[h]
-    b = hb[h, i]
-    k = hk[h, i]
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and hk[h, c + 1] < hk[h, c]:
-            c += 1
-        if hk[h, c] >= k:
-            break
-        _heap_place(hb, hk, hpos, h, i, hb[h, c], hk[h, c])
-        i = c
-    _heap_place(hb, hk, hpos, h, i, b, k)
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_set_key(hb, hk, hpos, hsize, h, i, key):
-    old = hk[h, i]
-    hk[h, i] = key
-    if key < old:
-        _sift_up(hb, hk, hpos, h, i)
-    else:
-        _sift_down(hb, hk, hpos, hsize, h, i)
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_push(hb, hk, hpos, hsize, h, b, key):
-    n = hsize[h]
-    _heap_place(hb, hk, hpos, h, n, b, key)
-    hsize[h] = n + 1
-    _sift_up(hb, hk, hpos, h, n)
-
-
-@nb.njit(cache=True, inline="always")
-def _heap_remove_at(hb, hk, hpos, hsize, h, i):
-    b = hb[h, i]
-    hpos[h, b] = -1
-    n = hsize[h] - 1
-    hsize[h] = n
-    if i < n:
-        _heap_place(hb, hk, hpos, h, i, hb[h, n], hk[h, n])
-        if i > 0 and hk[h, i] < hk[h, (i - 1) >> 1]:
-            _sift_up(hb, hk, hpos, h, i)
-        else:
-            _sift_down(hb, hk, hpos, hsize, h, i)
-    return b
-
-
-# Per-block state, one row per block so one access touches one cache line:
-# last access index, in-cache access count, prefix stamp, next use, accesses so far, and a
-# bitmask of the tiers holding the block.
-B_LAST, B_FREQ, B_STAMP, B_NEXT, B_SEEN, B_MEMBER = 0, 1, 2, 3, 4, 5
-B_FIELDS = 6
-
-
-@nb.njit(cache=True, inline="always")
-def _key(pol, bst, b):
-    if pol == P_LFU:
-        return lfu.key(bst[b, B_FREQ], bst[b, B_LAST])
-    if pol == P_PREFIX_LRU:
-        return prefix_lru.key(bst[b, B_STAMP])
-    return belady.key(bst[b, B_NEXT])
+@nb.njit(cache=True)
+def _new_state(n_unique, caps, pols):
+    """The state arrays of one replay (kernels/policies/state.py), every structure empty, and
+    per tier its policy's family and its slot in that family's arrays."""
+    T = caps.shape[0]
+    fam = np.empty(T, np.int64)
+    slot = np.empty(T, np.int64)
+    n_family = np.zeros(3, np.int64)
+    hcap = 1
+    for k in range(T):
+        f = dispatch.family(pols[k])
+        fam[k] = f
+        slot[k] = n_family[f]
+        n_family[f] += 1
+        if f == HEAP:
+            hcap = max(hcap, min(caps[k], n_unique))
+    n_l, n_h, n_o = n_family[LIST], n_family[HEAP], n_family[OWN]
+    bst = np.zeros((n_unique, B_FIELDS), np.int64)
+    link = np.empty((n_l, n_unique, 2), np.int32)
+    lends = np.empty((max(n_l, 1), 3), np.int64)
+    lends[:, :2] = -1
+    lends[:, 2] = 0
+    hb = np.empty((max(n_h, 1), hcap), np.int64)
+    hk = np.empty((max(n_h, 1), hcap), np.int64)
+    hpos = np.full((n_h, n_unique), -1, np.int64)
+    hsize = np.zeros(max(n_h, 1), np.int64)
+    st = np.zeros((n_o, n_unique, dispatch.OWN_FIELDS), np.int64)
+    sc = np.zeros((max(n_o, 1), dispatch.OWN_SCALARS), np.int64)
+    for k in range(T):
+        if fam[k] == OWN:
+            dispatch.own_init_tier(pols[k], st, sc, slot[k], caps[k])
+    return bst, link, lends, hb, hk, hpos, hsize, st, sc, fam, slot
 
 
 @nb.njit(cache=True, inline="always")
@@ -248,85 +194,31 @@ def _admits(caps, admit, m, seen):
     return caps[m] > 0 and seen >= admit[m]
 
 
-@nb.njit(cache=True, inline="always")
-def _list_unlink(link, lhead, ltail, lsize, s, b):
-    p = link[s, b, 0]
-    nx = link[s, b, 1]
-    if p >= 0:
-        link[s, p, 1] = nx
-    else:
-        lhead[s] = nx
-    if nx >= 0:
-        link[s, nx, 0] = p
-    else:
-        ltail[s] = p
-    lsize[s] -= 1
-
-
-@nb.njit(cache=True, inline="always")
-def _list_push_head(link, lhead, ltail, lsize, s, b):
-    h = lhead[s]
-    link[s, b, 0] = -1
-    link[s, b, 1] = h
-    if h >= 0:
-        link[s, h, 0] = b
-    else:
-        ltail[s] = b
-    lhead[s] = b
-    lsize[s] += 1
-
-
-# ----------------------------------------------------------------------------- engine
-
 @nb.njit(cache=True)
-def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
-            prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
+def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
+                 prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
     """Multi-tier replay; fills the output arrays (see module docstring for semantics).
 
     prefix_hits, block_hits: (n_req, T) int32; index_inserts, insert_runs (n_req,) int32 =
     misses that entered some tier and their runs of consecutive ids; full_tier (n_req,) int8
     = tier of the last block when the whole request was a prefix hit, else -1;
-    tier_inserts, tier_evictions: (T,) int64."""
-    T = caps.shape[0]
-    n_req = offsets.shape[0] - 1
-    # each tier gets a slot in the structure of its policy kind
-    slot = np.empty(T, np.int64)
-    n_h = 0
-    n_s = 0
-    n_l = 0
-    hcap = 1
-    for k in range(T):
-        if pols[k] == P_S3FIFO:
-            slot[k] = n_s
-            n_s += 1
-        elif pols[k] == P_LRU or pols[k] == P_FIFO:
-            slot[k] = n_l
-            n_l += 1
-        else:
-            slot[k] = n_h
-            n_h += 1
-            c = min(caps[k], n_unique)
-            if c > hcap:
-                hcap = c
-    hb = np.empty((max(n_h, 1), hcap), np.int64)
-    hk = np.empty((max(n_h, 1), hcap), np.int64)
-    hpos = np.full((n_h, n_unique), -1, np.int64)
-    hsize = np.zeros(max(n_h, 1), np.int64)
-    st = np.full((n_s, n_unique, s3fifo.N_FIELDS), -1, np.int64)
-    sc = np.zeros((max(n_s, 1), s3fifo.N_SCALARS), np.int64)
-    for k in range(T):
-        if pols[k] == P_S3FIFO:
-            s3fifo.init_slot(sc, slot[k], caps[k])
-            st[slot[k], :, s3fifo.QID] = 0
-            st[slot[k], :, s3fifo.FREQ] = 0
-    link = np.empty((n_l, n_unique, 2), np.int32)
-    lhead = np.full(max(n_l, 1), -1, np.int64)
-    ltail = np.full(max(n_l, 1), -1, np.int64)
-    lsize = np.zeros(max(n_l, 1), np.int64)
-    bst = np.zeros((n_unique, B_FIELDS), np.int64)
-    targets = np.empty(T, np.int64)
+    tier_inserts, tier_evictions: (T,) int64. ``pols`` holds policy codes
+    (kernels/policies/__init__.py).
 
-    for r in range(n_req):
+    Why long: one loop over the accesses, on purpose: the hit, promotion, miss and insertion
+    cascade steps are written out here, with each tier's structure operation per family
+    (kernels/policies/spec.py) and the policy-specific part through the generated
+    kernels/policies/dispatch.py. Helpers taking the state arrays cost: Numba's own inlining
+    (``inline="always"``) reference-counts every array argument at every call in the loop,
+    and a helper LLVM does not inline is a real call; either made the engine up to twice as
+    slow (measured on benchmarks/bench_replay.py's 3-tier runs)."""
+    T = caps.shape[0]
+    for k in range(T):
+        if pols[k] < 0 or pols[k] >= dispatch.N_POLICIES:
+            raise ValueError("unknown policy code")
+    bst, link, lends, hb, hk, hpos, hsize, st, sc, fam, slot = _new_state(n_unique, caps, pols)
+    targets = np.empty(T, np.int64)
+    for r in range(offsets.shape[0] - 1):
         lo, hi = offsets[r], offsets[r + 1]
         open_ = True
         full_tier[r] = -1
@@ -335,7 +227,7 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
             b = blocks[i]
             bst[b, B_SEEN] += 1
             bst[b, B_LAST] = i
-            bst[b, B_STAMP] = prefix_lru.stamp_of(r, i - lo)
+            bst[b, B_STAMP] = request_stamp(r, i - lo)
             bst[b, B_NEXT] = nu_seq[i]
             mask = bst[b, B_MEMBER]
             k = -1
@@ -356,14 +248,12 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                         full_tier[r] = k
                 s = slot[k]
                 pk = pols[k]
-                if pk == P_S3FIFO:
-                    s3fifo.on_hit(st, s, b)
-                elif pk == P_LRU:
-                    if lhead[s] != b:
-                        _list_unlink(link, lhead, ltail, lsize, s, b)
-                        _list_push_head(link, lhead, ltail, lsize, s, b)
-                elif pk != P_FIFO:
-                    _heap_set_key(hb, hk, hpos, hsize, s, hpos[s, b], _key(pk, bst, b))
+                if fam[k] == LIST:
+                    dispatch.list_on_hit(pk, link, lends, s, b)
+                elif fam[k] == HEAP:
+                    heap.set_key(hb, hk, hpos, hsize, s, hpos[s, b], dispatch.heap_key(pk, bst, b))
+                else:
+                    dispatch.own_on_hit(pk, st, sc, s, b)
                 if promote and k > 0:
                     if inclusive:
                         for m in range(k - 1, -1, -1):
@@ -376,12 +266,12 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                                 targets[n_t] = m
                                 n_t += 1
                                 # exclusive: take b out of tier k first
-                                if pk == P_S3FIFO:
-                                    s3fifo.remove(st, sc, s, b)
-                                elif pk == P_LRU or pk == P_FIFO:
-                                    _list_unlink(link, lhead, ltail, lsize, s, b)
+                                if fam[k] == LIST:
+                                    lists.remove(link, lends, s, b)
+                                elif fam[k] == HEAP:
+                                    heap.remove_at(hb, hk, hpos, hsize, s, hpos[s, b])
                                 else:
-                                    _heap_remove_at(hb, hk, hpos, hsize, s, hpos[s, b])
+                                    dispatch.own_remove(pk, st, sc, s, b)
                                 bst[b, B_MEMBER] &= ~(np.int64(1) << k)
                                 break
             else:
@@ -410,19 +300,15 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
                 while True:
                     # insert x into tier tk; v = the block evicted to make room, or -1
                     s = slot[tk]
-                    pk = pols[tk]
-                    v = -1
-                    if pk == P_S3FIFO:
-                        v = s3fifo.insert(st, sc, s, x, caps[tk])
-                    elif pk == P_LRU or pk == P_FIFO:
-                        if lsize[s] >= caps[tk]:
-                            v = np.int64(ltail[s])
-                            _list_unlink(link, lhead, ltail, lsize, s, v)
-                        _list_push_head(link, lhead, ltail, lsize, s, x)
-                    else:
+                    if fam[tk] == LIST:
+                        v = lists.insert(link, lends, s, x, caps[tk])
+                    elif fam[tk] == HEAP:
+                        v = -1
                         if hsize[s] >= caps[tk]:
-                            v = _heap_remove_at(hb, hk, hpos, hsize, s, 0)
-                        _heap_push(hb, hk, hpos, hsize, s, x, _key(pk, bst, x))
+                            v = heap.remove_at(hb, hk, hpos, hsize, s, 0)
+                        heap.push(hb, hk, hpos, hsize, s, x, dispatch.heap_key(pols[tk], bst, x))
+                    else:
+                        v = dispatch.own_insert(pols[tk], st, sc, s, x, caps[tk])
                     bst[x, B_MEMBER] |= np.int64(1) << tk
                     tier_inserts[tk] += 1
                     if v < 0:
@@ -448,12 +334,13 @@ def _engine(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, pro
 # ----------------------------------------------------------------------------- sweep
 
 @nb.njit(cache=True, parallel=True)
-def _replay_many(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
-                 prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
-    """``_engine`` for each row of ``caps``/``pols``/``admit`` (one config per row), in
+def replay_tiers_many(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
+                      prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts,
+                      tier_evictions):
+    """``replay_tiers`` for each row of ``caps``/``pols``/``admit`` (one config per row), in
     parallel over configs. Outputs gain a leading config axis."""
     n_cfg = caps.shape[0]
     for c in nb.prange(n_cfg):
-        _engine(offsets, blocks, n_unique, nu_seq, caps[c], pols[c], admit[c], inclusive, promote,
-                demote, prefix_hits[c], block_hits[c], index_inserts[c], insert_runs[c], full_tier[c],
-                tier_inserts[c], tier_evictions[c])
+        replay_tiers(offsets, blocks, n_unique, nu_seq, caps[c], pols[c], admit[c], inclusive, promote,
+                     demote, prefix_hits[c], block_hits[c], index_inserts[c], insert_runs[c], full_tier[c],
+                     tier_inserts[c], tier_evictions[c])

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError, UnknownNameError
+from ..kernels import policies
 
 HIERARCHY_MODES = ("exclusive", "inclusive")
 MAX_TIERS = 16  # the engine keeps tier membership as a bitmask per block
@@ -34,8 +35,7 @@ def _help(text: str) -> dict:
 class TierConfig:
     name: str = field(metadata=_help("Tier name, e.g. hbm, dram, nvme, pool"))
     policy: str = field(default="lru", metadata=_help(
-        "Eviction policy (see `kvctrace.replay.policies.names()`): lru, fifo, lfu, s3fifo, "
-        "prefix-lru, belady"))
+        "Eviction policy: " + ", ".join(policies.names())))
     capacity_blocks: int | None = field(default=None, metadata=_help(
         "Capacity in blocks (give this or capacity_bytes)"))
     capacity_bytes: int | None = field(default=None, metadata=_help(
@@ -249,7 +249,6 @@ def config_from_dict(data: dict, path: str | None = None) -> ReplayConfig:
 
 def validate(cfg: ReplayConfig, path: str | None = None) -> ReplayConfig:
     """Check values (names, ranges); raise ConfigError naming the TOML key."""
-    from . import policies
     from .cost import INDEX_MODELS
 
     def bad(key, msg, hint=None):

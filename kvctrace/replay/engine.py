@@ -12,8 +12,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
+from ..kernels import policies
 from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
-from . import cost, policies
+from . import cost
 from .config import ReplayConfig
 
 
@@ -68,20 +69,20 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
     admit = np.asarray(admit, np.int64)
     T = caps.shape[0]
     n_req = offsets.shape[0] - 1
-    if T == 1 and codes[0] == policies.LRU and admit[0] <= 1:
+    if T == 1 and codes[0] == policies.code("lru") and admit[0] <= 1:
         ph = np.zeros(n_req, np.int32)
         bh = np.zeros(n_req, np.int32)
         full = np.zeros(n_req, np.bool_)
         runs = np.zeros(n_req, np.int32)
-        ins, ev = K._lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full, runs)
+        ins, ev = K.lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full, runs)
         misses = (np.diff(offsets) - bh).astype(np.int32) * np.int32(caps[0] > 0)  # all admitted
         return HitCounts(ph[:, None], bh[:, None], misses, runs, np.where(full, 0, -1).astype(np.int8),
                          np.array([ins], np.int64), np.array([ev], np.int64))
     if next_use is None:
         next_use = K.next_use(blocks, np.int64(n_unique))
     out = HitCounts.empty(n_req, T)
-    K._engine(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
-              bool(promote), bool(demote), *out.arrays())
+    K.replay_tiers(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
+                   bool(promote), bool(demote), *out.arrays())
     return out
 
 

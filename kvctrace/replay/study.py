@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..kernels import policies as _policies
 from ..replay import IndexConfig
-from ..replay import policies as _policies
 from ..replay.config import validate
 from ..replay.cost import INDEX_MODELS
 

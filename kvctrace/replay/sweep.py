@@ -27,8 +27,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, UnknownNameError
+from ..kernels import policies
 from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
-from . import cost, policies
+from . import cost
 from .config import IndexConfig, ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays, load_and_prefill, percentiles
 
@@ -46,7 +47,7 @@ OBJECTIVES = {
 
 @dataclass(frozen=True)
 class Grid:
-    policies: tuple[str, ...] = field(default=("lru", "fifo", "lfu", "s3fifo", "prefix-lru"),
+    policies: tuple[str, ...] = field(default=tuple(policies.online_names()),
                                       metadata={"help": "Eviction policies (same policy on every tier)"})
     admission: tuple[int, ...] = field(default=(1, 2), metadata={
         "help": "Admission thresholds for the top tier (admit blocks seen at least k times)"})
@@ -99,7 +100,7 @@ def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig,
     if workers == "processes" and R > 1:
         _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
         return out
-    K._replay_many(offsets, blocks, np.int64(n_unique), nu, caps, codes, admit, *args, *out.arrays())
+    K.replay_tiers_many(offsets, blocks, np.int64(n_unique), nu, caps, codes, admit, *args, *out.arrays())
     return out
 
 
@@ -109,8 +110,8 @@ def _process_chunk(payload):
     R, T = caps.shape
     res = HitCounts.empty(offsets.shape[0] - 1, T, configs=(R,)).arrays()
     for c in range(R):
-        K._engine(offsets, blocks, np.int64(n_unique), nu, caps[c], codes[c], admit[c], *args,
-                  *(a[c] for a in res))
+        K.replay_tiers(offsets, blocks, np.int64(n_unique), nu, caps[c], codes[c], admit[c], *args,
+                       *(a[c] for a in res))
     return res
 
 
@@ -225,7 +226,7 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
 
     # Belady at the full budget: the bound the online policies are measured against.
     bound_hits = _run_grid(offsets, blocks, n_unique, np.array([maxcap], np.int64),
-                           np.full((1, T), policies.BELADY, np.int64), np.ones((1, T), np.int64), base, "threads",
+                           np.full((1, T), policies.code("belady"), np.int64), np.ones((1, T), np.int64), base, "threads",
                            engine)
     total = max(int(blocks.shape[0]), 1)
     bound = {"policy": "belady", "prefix_hit_ratio": float(bound_hits.prefix_hits.sum()) / total,

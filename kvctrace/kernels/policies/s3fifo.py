@@ -17,25 +17,26 @@ Follows libCacheSim's ``S3FIFO.c`` (the peer the tests compare with), step for s
   here small is at least 1 block and always admits, so tiny tiers still work. For C >= 20
   hit counts match libCacheSim exactly (tests/test_replay_peer.py).
 
-State for the S3-FIFO tiers of one replay: ``st[slot, block, field]`` (links, queue id,
-freq) and ``sc[slot, k]`` (heads, tails, counts, capacities). Small, main and ghost share the
-link arrays: a block is in at most one of them.
+An OWN-family policy: per block ``st[s, b, :]`` = links, queue id, freq; per tier
+``sc[s, :]`` = heads, tails, counts, capacities. Small, main and ghost share the link fields
+(lists.py): a block is in at most one of them.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from . import PolicySpec
+from . import lists
+from .spec import OWN, PolicySpec
 
-SPEC = PolicySpec("s3fifo", 3, online=True, refresh_on_hit=False,
+SPEC = PolicySpec("s3fifo", online=True, family=OWN,
                   description="small + main FIFO with ghost (SOSP'23, libCacheSim variant)")
 
 SMALL_RATIO = 0.1
 GHOST_RATIO = 0.9
 MOVE_TO_MAIN = 2
 
-# st fields
+# st fields (links first, as lists.py expects)
 PREV, NEXT, QID, FREQ = 0, 1, 2, 3
 N_FIELDS = 4
 # queue ids (QID values); 0 = not in this tier
@@ -54,7 +55,7 @@ def sizes(capacity: int) -> tuple[int, int, int]:
 
 
 @nb.njit(cache=True)
-def init_slot(sc, s, capacity):
+def init_tier(st, sc, s, capacity):
     small = np.int64(capacity * SMALL_RATIO)
     if capacity >= 1 and small < 1:
         small = 1
@@ -68,46 +69,17 @@ def init_slot(sc, s, capacity):
     sc[s, HAS_EVICTED] = 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _push_head(st, sc, s, q, b):
-    h = sc[s, q]
-    st[s, b, PREV] = -1
-    st[s, b, NEXT] = h
-    if h >= 0:
-        st[s, h, PREV] = b
-    else:
-        sc[s, 3 + q] = b
-    sc[s, q] = b
-    sc[s, 6 + q] += 1
+    lists.push_head(st, sc, s, b, q, 3 + q, 6 + q)
     st[s, b, QID] = q
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _unlink(st, sc, s, b):
     q = st[s, b, QID]
-    p = st[s, b, PREV]
-    nx = st[s, b, NEXT]
-    if p >= 0:
-        st[s, p, NEXT] = nx
-    else:
-        sc[s, q] = nx
-    if nx >= 0:
-        st[s, nx, PREV] = p
-    else:
-        sc[s, 3 + q] = p
-    sc[s, 6 + q] -= 1
+    lists.unlink(st, sc, s, b, q, 3 + q, 6 + q)
     st[s, b, QID] = 0
-
-
-@nb.njit(cache=True, inline="always")
-def holds(st, s, b):
-    q = st[s, b, QID]
-    return q == SMALL or q == MAIN
-
-
-@nb.njit(cache=True, inline="always")
-def on_hit(st, s, b):
-    st[s, b, FREQ] += 1
 
 
 @nb.njit(cache=True)
@@ -150,7 +122,7 @@ def _evict_small(st, sc, s):
 
 
 @nb.njit(cache=True)
-def evict(st, sc, s):
+def _evict(st, sc, s):
     """Evict one block from the tier and return it."""
     while True:
         sc[s, HAS_EVICTED] = 1
@@ -163,6 +135,11 @@ def evict(st, sc, s):
 
 
 @nb.njit(cache=True)
+def on_hit(st, sc, s, b):
+    st[s, b, FREQ] += 1
+
+
+@nb.njit(cache=True)
 def insert(st, sc, s, b, capacity):
     """Insert ``b`` (not held); return the block evicted to make room, or -1."""
     ghost_hit = st[s, b, QID] == GHOST
@@ -170,7 +147,7 @@ def insert(st, sc, s, b, capacity):
         _unlink(st, sc, s, b)
     victim = -1
     if sc[s, 7] + sc[s, 8] >= capacity:
-        victim = evict(st, sc, s)
+        victim = _evict(st, sc, s)
     if ghost_hit:
         _push_head(st, sc, s, MAIN, b)
     elif sc[s, HAS_EVICTED] == 0 and sc[s, 7] >= sc[s, 10]:

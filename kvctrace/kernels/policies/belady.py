@@ -1,0 +1,21 @@
+"""Belady/OPT (MIN): evict the block whose next access is farthest in the future.
+
+Offline upper bound: the next-use index of every access is precomputed from the whole
+sequence (``kernels/replay.py: next_use``). With every miss inserted, no policy has more
+block hits on one tier (Belady 1966). A HEAP-family policy (heap.py). Key = -(next use); a
+block never used again gets next use ``n + last access`` so those go first, most recent
+first (the choice among them changes no hit count)."""
+from __future__ import annotations
+
+import numba as nb
+
+from .spec import HEAP, PolicySpec
+from .state import B_NEXT
+
+SPEC = PolicySpec("belady", online=False, family=HEAP,
+                  description="offline optimum: farthest next use first (upper bound)")
+
+
+@nb.njit(cache=True)
+def key(bst, b):
+    return -bst[b, B_NEXT]

@@ -1,0 +1,68 @@
+"""Policy dispatch for the replay engine (kernels/replay.py): for each policy-specific
+operation of a family (spec.py), one branch per policy of that family, selected by the tier's
+policy code. GENERATED from the registry (__init__.py) by
+``python -m kvctrace.kernels.policies.codegen``; do not edit (a test fails when stale)."""
+from __future__ import annotations
+
+import numba as nb
+
+from . import belady, fifo, lfu, lru, prefix_lru, s3fifo
+
+N_POLICIES = 6
+OWN_FIELDS = 4  # per-block int64 fields of the OWN-family policies (the largest)
+OWN_SCALARS = 14  # per-tier int64 scalars of the OWN-family policies (the largest)
+
+
+@nb.njit(cache=True)
+def family(code):
+    if code == 0 or code == 1:  # lru, fifo
+        return 0  # list
+    elif code == 2 or code == 4 or code == 5:  # lfu, prefix-lru, belady
+        return 1  # heap
+    elif code == 3:  # s3fifo
+        return 2  # own
+    return -1
+
+
+@nb.njit(cache=True)
+def list_on_hit(code, link, lends, s, b):
+    if code == 0:  # lru
+        lru.on_hit(link, lends, s, b)
+    elif code == 1:  # fifo
+        fifo.on_hit(link, lends, s, b)
+
+
+@nb.njit(cache=True)
+def heap_key(code, bst, b):
+    if code == 2:  # lfu
+        return lfu.key(bst, b)
+    elif code == 4:  # prefix-lru
+        return prefix_lru.key(bst, b)
+    elif code == 5:  # belady
+        return belady.key(bst, b)
+    return -1
+
+
+@nb.njit(cache=True)
+def own_init_tier(code, st, sc, s, capacity):
+    if code == 3:  # s3fifo
+        s3fifo.init_tier(st, sc, s, capacity)
+
+
+@nb.njit(cache=True)
+def own_on_hit(code, st, sc, s, b):
+    if code == 3:  # s3fifo
+        s3fifo.on_hit(st, sc, s, b)
+
+
+@nb.njit(cache=True)
+def own_insert(code, st, sc, s, b, capacity):
+    if code == 3:  # s3fifo
+        return s3fifo.insert(st, sc, s, b, capacity)
+    return -1
+
+
+@nb.njit(cache=True)
+def own_remove(code, st, sc, s, b):
+    if code == 3:  # s3fifo
+        s3fifo.remove(st, sc, s, b)

@@ -1,0 +1,17 @@
+"""FIFO: evict the block that arrived in the tier first; hits do not reorder.
+
+A block demoted or promoted into a tier joins that tier's queue as a new arrival. A
+LIST-family policy (lists.py)."""
+from __future__ import annotations
+
+import numba as nb
+
+from .spec import LIST, PolicySpec
+
+SPEC = PolicySpec("fifo", online=True, family=LIST,
+                  description="first arrived block first; hits do not reorder")
+
+
+@nb.njit(cache=True)
+def on_hit(link, lends, s, b):
+    pass

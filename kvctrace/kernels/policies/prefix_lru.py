@@ -1,0 +1,24 @@
+"""Leaf-first prefix LRU, as radix-tree caches (SGLang RadixAttention, vLLM prefix caching)
+evict: least recently used *request* first and, among the blocks one request touched, the
+deepest block first.
+
+On each access a block is stamped ``(request index, -position)`` (state.py: request_stamp);
+the key is that stamp. With chained prefix ids a block's parent is accessed in every request
+that accesses the block, at a shallower position, so the parent's stamp is always newer: the
+block with the smallest key never has a cached child, i.e. only leaves are evicted and a
+request's tail goes before its head (plain LRU would evict the head first, since it was
+touched first). A HEAP-family policy (heap.py). Key = request << 24 | (2**24 - 1 - position)."""
+from __future__ import annotations
+
+import numba as nb
+
+from .spec import HEAP, PolicySpec
+from .state import B_STAMP
+
+SPEC = PolicySpec("prefix-lru", online=True, family=HEAP,
+                  description="least recent request first, deepest block of a request first (radix-tree leaves)")
+
+
+@nb.njit(cache=True)
+def key(bst, b):
+    return bst[b, B_STAMP]
