@@ -59,3 +59,22 @@ def test_lengths_only_trace_says_no_block_ids(tmp_path, monkeypatch):
         assert r.exit_code == 1 and "no block ids" in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "kvctrace-recommended.toml").exists()
 
+
+def test_replay_sieve_one_tier():
+    import numpy as np
+
+    from kvctrace.kernels import policies
+    from kvctrace.replay.engine import run_hits
+
+    from .test_replay_golden import load_mooncake
+    assert "sieve" in runner.invoke(app, ["replay", "--help"]).stdout
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--policy", "sieve", "--capacity-blocks", "10000", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert [t["policy"] for t in s["tiers"]] == ["sieve"]
+    tr = load_mooncake()
+    blocks = np.asarray(tr.blocks, np.int64)
+    h = run_hits(np.asarray(tr.offsets, np.int64), blocks, int(tr.n_unique_blocks), [10000],
+                 [policies.code("sieve")], [1])
+    assert s["block_hit_ratio"] == int(h.block_hits.sum()) / blocks.shape[0]
+    assert s["prefix_hit_ratio"] == int(h.prefix_hits.sum()) / blocks.shape[0]

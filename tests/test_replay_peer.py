@@ -1,4 +1,4 @@
-"""Peer check: one-tier LRU, FIFO and S3-FIFO hit counts equal libCacheSim's on the same
+"""Peer check: one-tier LRU, FIFO, S3-FIFO and SIEVE hit counts equal libCacheSim's on the same
 flattened access sequence (libcachesim is a test-only dependency; skipped when absent).
 
 S3-FIFO differs by design only for tiers under 20 blocks (see kernels/policies/s3fifo.py), so the
@@ -39,14 +39,18 @@ def our_hits(blocks: np.ndarray, policy: str, capacity: int) -> int:
     return int(h.block_hits.sum())
 
 
-PEERS = {"lru": "LRU", "fifo": "FIFO", "s3fifo": "S3FIFO"}
+PEERS = {"lru": "LRU", "fifo": "FIFO", "s3fifo": "S3FIFO", "sieve": "Sieve"}
 
 
-def _sequences():
+def _zipf():
     rng = np.random.default_rng(11)
     zipf = rng.zipf(1.1, 100_000) % 30_000
     _, dense = np.unique(zipf, return_inverse=True)
-    seqs = {"zipf": dense.astype(np.int64)}
+    return dense.astype(np.int64)
+
+
+def _sequences():
+    seqs = {"zipf": _zipf()}
     if CONVERSATION.exists():
         seqs["mooncake-conversation"] = load_mooncake().blocks.astype(np.int64)
     return seqs
@@ -61,3 +65,12 @@ def test_hit_counts_match_libcachesim(tmp_path, policy):
             ours = our_hits(seq, policy, cap)
             theirs = lcs_hits(path, getattr(lcs, PEERS[policy]), cap, seq.shape[0])
             assert ours == theirs, (name, policy, cap)
+
+
+def test_sieve_tiny_tiers_match_libcachesim(tmp_path):
+    # unlike S3-FIFO, SIEVE needs no minimum size: tiers of a few blocks match too
+    seq = _zipf()[:20_000]
+    path = tmp_path / "zipf.oracleGeneral"
+    write_oracle_general(path, seq)
+    for cap in (1, 2, 5, 19):
+        assert our_hits(seq, "sieve", cap) == lcs_hits(path, lcs.Sieve, cap, seq.shape[0]), cap

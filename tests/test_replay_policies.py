@@ -101,3 +101,10 @@ def test_unknown_policy_code_is_rejected():
     with pytest.raises(ValueError):
         run_hits(offsets, blocks, 2, [2, 2], [policies.code("lru"), len(policies.MODULES)], [1, 1])
 
+
+def test_sieve_hand_moves_on_when_its_block_is_promoted():
+    # LRU(1) over SIEVE(2), exclusive: block 2 is promoted out of SIEVE while the hand rests on
+    # it; the next eviction must start from its newer neighbour, not from the departed block.
+    import numpy as np
+    blocks = np.array([1, 2, 4, 3, 2, 3, 0, 4], np.int64)
+    _check_same(np.arange(9, dtype=np.int64), blocks, 5, [1, 2], ["lru", "sieve"])

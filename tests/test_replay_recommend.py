@@ -151,7 +151,9 @@ def test_total_memory_budget(small_trace):
 
 def test_default_grid_sweeps_every_online_policy(small_trace):
     from kvctrace.kernels import policies
-    assert Grid().policies == tuple(policies.online_names())
+    assert Grid().policies == tuple(policies.online_names()) and "sieve" in Grid().policies
     g = Grid(admission=(1,), fractions=(1.0,), indexes=("chime",))
     sw = sweep(small_trace, _base(), grid=g)
     assert sorted(sw.table["policy"].to_list()) == sorted(policies.online_names())
+    row = sw.table.filter(pl.col("policy") == "sieve").row(0, named=True)
+    assert replay(small_trace, sw.config_of(row)).prefix_hit_ratio == pytest.approx(row["prefix_hit_ratio"], abs=1e-12)

@@ -156,3 +156,43 @@ class NaiveS3FIFO:
     def remove(self, b):
         (self.small if b in self.small else self.main).remove(b)
 
+
+@twin("sieve")
+class NaiveSIEVE:
+    """SIEVE as in the paper's Algorithm 1 and libCacheSim's Sieve.c: a list, newest first;
+    the hand is the block where the next eviction starts looking (None: the oldest), and it
+    walks toward newer blocks, wrapping from the newest to the oldest."""
+
+    def __init__(self, cap):
+        self.cap, self.queue, self.visited, self.hand = cap, [], {}, None
+
+    def holds(self, b):
+        return b in self.visited
+
+    def hit(self, b, st):
+        self.visited[b] = True
+
+    def _newer(self, i):
+        """The block just newer than position ``i`` (None at the newest end)."""
+        return self.queue[i - 1] if i > 0 else None
+
+    def insert(self, b, st):
+        victim = None
+        if len(self.queue) >= self.cap:
+            i = len(self.queue) - 1 if self.hand is None else self.queue.index(self.hand)
+            while self.visited[self.queue[i]]:
+                self.visited[self.queue[i]] = False
+                i = i - 1 if i > 0 else len(self.queue) - 1
+            victim = self.queue[i]
+            self.hand = self._newer(i)
+            self.remove(victim)
+        self.queue.insert(0, b)
+        self.visited[b] = False
+        return victim
+
+    def remove(self, b):
+        i = self.queue.index(b)
+        if self.hand == b:
+            self.hand = self._newer(i)
+        del self.queue[i]
+        del self.visited[b]

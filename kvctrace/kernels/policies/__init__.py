@@ -17,10 +17,10 @@ from types import ModuleType
 from typing import NamedTuple
 
 from ...errors import UnknownNameError
-from . import belady, fifo, lfu, lru, prefix_lru, s3fifo
+from . import belady, fifo, lfu, lru, prefix_lru, s3fifo, sieve
 from .spec import FAMILY_NAMES, PolicySpec
 
-MODULES: tuple[ModuleType, ...] = (lru, fifo, lfu, s3fifo, prefix_lru, belady)
+MODULES: tuple[ModuleType, ...] = (lru, fifo, lfu, s3fifo, prefix_lru, belady, sieve)
 
 
 class Policy(NamedTuple):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numba as nb
 
-from . import belady, fifo, lfu, lru, prefix_lru, s3fifo
+from . import belady, fifo, lfu, lru, prefix_lru, s3fifo, sieve
 
-N_POLICIES = 6
+N_POLICIES = 7
 OWN_FIELDS = 4  # per-block int64 fields of the OWN-family policies (the largest)
 OWN_SCALARS = 14  # per-tier int64 scalars of the OWN-family policies (the largest)
 
@@ -19,7 +19,7 @@ def family(code):
         return 0  # list
     elif code == 2 or code == 4 or code == 5:  # lfu, prefix-lru, belady
         return 1  # heap
-    elif code == 3:  # s3fifo
+    elif code == 3 or code == 6:  # s3fifo, sieve
         return 2  # own
     return -1
 
@@ -47,18 +47,24 @@ def heap_key(code, bst, b):
 def own_init_tier(code, st, sc, s, capacity):
     if code == 3:  # s3fifo
         s3fifo.init_tier(st, sc, s, capacity)
+    elif code == 6:  # sieve
+        sieve.init_tier(st, sc, s, capacity)
 
 
 @nb.njit(cache=True)
 def own_on_hit(code, st, sc, s, b):
     if code == 3:  # s3fifo
         s3fifo.on_hit(st, sc, s, b)
+    elif code == 6:  # sieve
+        sieve.on_hit(st, sc, s, b)
 
 
 @nb.njit(cache=True)
 def own_insert(code, st, sc, s, b, capacity):
     if code == 3:  # s3fifo
         return s3fifo.insert(st, sc, s, b, capacity)
+    elif code == 6:  # sieve
+        return sieve.insert(st, sc, s, b, capacity)
     return -1
 
 
@@ -66,3 +72,5 @@ def own_insert(code, st, sc, s, b, capacity):
 def own_remove(code, st, sc, s, b):
     if code == 3:  # s3fifo
         s3fifo.remove(st, sc, s, b)
+    elif code == 6:  # sieve
+        sieve.remove(st, sc, s, b)
