@@ -36,21 +36,24 @@ def handle_errors(fn):
 # Options shared by every command that reads a trace (same names as open_trace's keywords); the
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
-TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
+TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet), a folder of kv-cache-tester conversations, or a kvctrace .duckdb")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths | kv-cache-tester | lmcache | servegen | burstgpt (default: detect from the first record)")]
 BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
 PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
 CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
+SessionStartOpt = Annotated[Optional[str], typer.Option("--session-start", rich_help_panel=_READING, help="Where separate conversations (kv-cache-tester) start on one time line: zero | stagger:SECONDS | poisson:RATE_PER_S (default: Poisson, last start expected when the longest conversation ends)")]
+SeedOpt = Annotated[int, typer.Option("--seed", rich_help_panel=_READING, help="Random seed of --session-start poisson (same seed, same time line)")]
 _TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
-                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None))
+                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None),
+                  ("session_start", SessionStartOpt, None), ("seed", SeedOpt, 0))
 
 
-def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -> dict:
+def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, session_start=None, seed=0) -> dict:
     """The keyword arguments of kvctrace.open_trace built from the shared CLI options."""
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
-                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db)
+                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, session_start=session_start, seed=seed)
 
 
 def _register(name: str, fn, params: list) -> None:

@@ -155,6 +155,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
 
     if fresh:
         con.execute(load_query("store_create_tables"))
+        _add_request_columns(con, tables["requests"])
         inserts()
         _offload_tables(con)
         release_freed_memory()
@@ -164,11 +165,29 @@ def _write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool
         if replace:
             con.execute(load_query("store_drop_tables"))
         con.execute(load_query("store_create_tables"))
+        _add_request_columns(con, tables["requests"])
         inserts()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+_FIXED_REQUEST_COLUMNS = 10  # store_create_tables.sql's requests columns; a reader's extra ones follow
+
+
+def _add_request_columns(con: duckdb.DuckDBPyConnection, requests: pa.Table) -> None:
+    """Add the format-specific request columns (``Columns.extra``: model, think_time, ...) that
+    follow the fixed ones, typed as DuckDB reads their Arrow type."""
+    extra = requests.select(requests.column_names[_FIXED_REQUEST_COLUMNS:]).slice(0, 0)
+    if not extra.num_columns:
+        return
+    con.register("_kvctrace_extra_columns", extra)
+    try:
+        for name, duck_type in con.sql("SELECT column_name, column_type FROM (DESCRIBE _kvctrace_extra_columns)").fetchall():
+            con.execute(f'ALTER TABLE requests ADD COLUMN "{name}" {duck_type}')
+    finally:
+        con.unregister("_kvctrace_extra_columns")
 
 
 # Accesses go into the store in pieces of about this many rows (split at request bounds), so
@@ -202,7 +221,7 @@ def _dense(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
 def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
                  offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
                  parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
-                 sorted_input: bool = True, replace: bool = False) -> Trace:
+                 sorted_input: bool = True, replace: bool = False, extra: dict | None = None) -> Trace:
     """Prefix tree and tables for requests already in arrival order (ids made dense by
     ``_dense``)."""
     n = ts.shape[0]
@@ -234,7 +253,8 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
             "session_id": _strings(session_id, n),
             "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
             "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
-            "type": _strings(type, n), "line_no": line_no}),
+            "type": _strings(type, n), "line_no": line_no,
+            **{name: pa.array(values) for name, values in (extra or {}).items()}}),
         "accesses": lambda: _access_chunks(offsets, dense),
         "blocks": blocks,
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
@@ -273,9 +293,10 @@ def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=No
 
 # ---- ingest -----------------------------------------------------------------------------------
 
-def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines) -> str:
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start=None, seed=0) -> str:
     return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
-                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}, sort_keys=True)
+                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines),
+                       "session_start": session_start, "seed": seed}, sort_keys=True)
 
 
 def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
@@ -289,17 +310,20 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
            partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None, progress=None) -> Trace:
-    """Read a trace file and write the store into ``con`` (a new in-memory database if None).
+           options_key: str | None = None, progress=None, session_start: str | None = None,
+           seed: int = 0) -> Trace:
+    """Read a trace file (or a folder of kv-cache-tester conversations) and write the store
+    into ``con`` (a new in-memory database if None).
 
-    ``progress``: optional callable told the current stage (for a status line)."""
+    ``progress``: optional callable told the current stage (for a status line);
+    ``session_start``, ``seed``: where separate conversations start on the time line."""
     progress = progress or (lambda stage: None)
     progress("reading")
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
-                             skip_bad_lines=skip_bad_lines)
+                             skip_bad_lines=skip_bad_lines, session_start=session_start, seed=seed)
     progress("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
@@ -307,7 +331,9 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
+    extra = {name: pa.array(values) for name, values in cols.extra.items()}
     if order is not None:
+        extra = {name: values.take(pa.array(order)) for name, values in extra.items()}
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
         if ids is not None:
             ids, offsets = gather_csr(ids, offsets, order)
@@ -331,7 +357,8 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
-            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
+            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines,
+                                                   session_start, seed)}
     progress("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = _dense(ids)
@@ -341,7 +368,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
                         line_no=line_no, offsets=offsets, dense=dense, n_unique=n_unique,
                         raw_hash=raw_hash, has_ids=has_ids, session_id=session,
                         parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
-                        sorted_input=sorted_input, replace=replace)
+                        sorted_input=sorted_input, replace=replace, extra=extra)
 
 
 # ---- open -------------------------------------------------------------------------------------
@@ -386,6 +413,9 @@ def load_store(con, path: str) -> Trace:
 
 
 def _file_sha256(path: Path) -> str:
+    if path.is_dir():
+        from .formats.kv_cache_tester import folder_sha256
+        return folder_sha256(path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
@@ -395,11 +425,14 @@ def _file_sha256(path: Path) -> str:
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
                partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None, progress=None) -> Trace:
-    """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
+               db=None, progress=None, session_start: str | None = None, seed: int = 0) -> Trace:
+    """Ingest a trace file or a folder of kv-cache-tester conversations (or open a kvctrace
+    ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
-    options, it is opened as is."""
+    options, it is opened as is. ``session_start`` (``zero``, ``stagger:S``, ``poisson:R``;
+    default: see ``formats.kv_cache_tester``) and ``seed`` place separate conversations on one
+    time line."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
@@ -407,16 +440,18 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
                                 hint="drop --db, or pass the original trace file")
         given = {"--format": format is not None, "--block-size": block_size is not None,
                  "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
-                 "--skip-bad-lines": bool(skip_bad_lines)}
+                 "--skip-bad-lines": bool(skip_bad_lines), "--session-start": session_start is not None,
+                 "--seed": seed != 0}
         if any(given.values()):
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path), str(path))
-    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start, seed)
+    sessions = {"session_start": session_start, "seed": seed}
     if db is None:
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
-                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress)
+                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, **sessions)
     db = Path(db)
     if db.exists() and not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
@@ -427,12 +462,12 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         if meta is None and con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0]:
             raise KvctraceError("--db holds tables that kvctrace did not write; refusing to overwrite them",
                                 path=str(db), hint="choose a new database file")
-        if (meta is not None and path.is_file() and meta.get("options") == key
+        if (meta is not None and path.exists() and meta.get("options") == key
                 and meta.get("kvctrace_version") == _version() and meta.get("sha256") == _file_sha256(path)):
             return load_store(con, str(db))
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
                       skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key,
-                      progress=progress)
+                      progress=progress, **sessions)
     except BaseException:
         con.close()
         raise

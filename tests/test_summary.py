@@ -95,7 +95,7 @@ def test_result_holds_every_result_object():
     assert res.reuse is not None and res.access is not None and res.hotness is not None
     assert res.reuse.mrc.height >= 51 and res.reuse.block_time.height <= 5000
     assert res.prefix is not None and res.workload is not None
-    assert set(res.timings_s) == {"reuse", "access", "hotness", "prefix", "workload"}
+    assert set(res.timings_s) == {"reuse", "access", "hotness", "prefix", "workload", "divergence"}
 
 
 def test_lengths_only_trace_reports_reason_not_error():

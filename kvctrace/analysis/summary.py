@@ -21,6 +21,7 @@ from ..errors import NoBlockIdsError
 from ..store import release_freed_memory
 from ..trace import Trace
 from .access import AccessResult, analyze_access
+from .divergence import DivergenceResult, analyze_divergence
 from .hotness import HotnessResult, analyze_hotness
 from .reuse import ReuseResult, analyze_reuse
 
@@ -29,7 +30,7 @@ from .prefix import PrefixResult, analyze_prefix
 from .workload import WorkloadResult, analyze_workload
 from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
-BLOCK_LEVEL = ("reuse", "access", "hotness", "prefix")
+BLOCK_LEVEL = ("reuse", "access", "hotness", "prefix", "divergence")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class AnalysisResult(SummaryHtmlMixin):
     hotness: HotnessResult | None = field(repr=False, default=None)
     prefix: PrefixResult | None = field(repr=False, default=None)
     workload: WorkloadResult | None = field(repr=False, default=None)
+    divergence: DivergenceResult | None = field(repr=False, default=None)
     unavailable: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # wall time per analysis (not in summary)
 
@@ -60,7 +62,7 @@ class AnalysisResult(SummaryHtmlMixin):
                 "sorted_input": bool(tr.sorted_input),
             },
         }
-        for name in ("reuse", "access", "hotness", "prefix", "workload"):
+        for name in ("reuse", "access", "hotness", "prefix", "workload", "divergence"):
             res = getattr(self, name)
             if res is not None:
                 out[name] = {"available": True, **res.summary()}
@@ -75,7 +77,7 @@ class AnalysisResult(SummaryHtmlMixin):
 
 def analyze(trace: Trace, *, reuse_opts: dict | None = None, access_opts: dict | None = None,
             hotness_opts: dict | None = None, prefix_opts: dict | None = None,
-            workload_opts: dict | None = None) -> AnalysisResult:
+            workload_opts: dict | None = None, divergence_opts: dict | None = None) -> AnalysisResult:
     """Run every analysis on ``trace`` (each with its own keyword options).
 
     Block-level analyses on a trace without block ids are recorded as unavailable with the
@@ -84,7 +86,7 @@ def analyze(trace: Trace, *, reuse_opts: dict | None = None, access_opts: dict |
     # distances), while few results are held yet; it lowers peak memory, not the results.
     runs = {"prefix": (analyze_prefix, prefix_opts), "reuse": (analyze_reuse, reuse_opts),
             "hotness": (analyze_hotness, hotness_opts), "access": (analyze_access, access_opts),
-            "workload": (analyze_workload, workload_opts)}
+            "workload": (analyze_workload, workload_opts), "divergence": (analyze_divergence, divergence_opts)}
     results: dict = {}
     unavailable: dict = {}
     timings: dict = {}

@@ -22,17 +22,20 @@ import polars as pl
 from ..errors import TraceFormatError
 from ..kernels import jsonscan
 from ..sql import load_query
-from . import bailian, lengths, mooncake, tokens
+from . import bailian, burstgpt, kv_cache_tester, lengths, lmcache, mooncake, servegen, tokens
 from .common import BadLine, Columns
 from .source import Source, open_source
 
-READERS = {m.NAME: m for m in (mooncake, bailian, tokens, lengths)}
+READERS = {m.NAME: m for m in (mooncake, bailian, tokens, lengths, kv_cache_tester, lmcache, servegen, burstgpt)}
 FORMATS = tuple(READERS)
 
 
 def detect_format(keys) -> str | None:
     """The format whose signature the first record's keys carry (None if none fits)."""
     keys = set(keys)
+    for reader in (kv_cache_tester, lmcache, servegen, burstgpt):  # specific signatures first
+        if reader.matches(keys):
+            return reader.NAME
     if "hash_ids" in keys and "chat_id" in keys:
         return "bailian"
     if "hash_ids" in keys:
@@ -60,7 +63,8 @@ def _reader(fmt: str | None, keys, src: Source, line: int):
             f"cannot tell the trace format from the first record's keys ({', '.join(sorted(map(str, keys))) or 'none'})",
             path=str(src.path), line=line,
             hint="mooncake needs hash_ids, bailian chat_id+hash_ids, tokens token_ids, lengths a "
-                 "timestamp and token counts; or pass --format")
+                 "timestamp and token counts, kv-cache-tester requests+hash_id_scope, lmcache chunk_hashes, "
+                 "servegen request_id+hash_ids without timestamp; or pass --format")
     return READERS[found]
 
 
@@ -342,7 +346,7 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
                                hint="the first line must name the columns") from None
     header = [h.strip() for h in header]
     reader = _reader(fmt, header, src, header_line)
-    if reader is not lengths:
+    if reader not in (lengths, burstgpt):
         raise TraceFormatError(f"CSV traces hold lengths only; a {reader.NAME} trace needs JSON lines",
                                path=str(src.path), line=header_line,
                                hint="write the trace as .jsonl (block ids are lists), or use --format lengths")
@@ -379,15 +383,26 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
 
 
 def read_columns(path, *, format: str | None = None, block_size: int | None = None,
-                 partial_block: str = "include", skip_bad_lines: bool = False) -> tuple[Columns, Source]:
-    """Read any supported trace file into canonical columns (rows in file order)."""
+                 partial_block: str = "include", skip_bad_lines: bool = False,
+                 session_start: str | None = None, seed: int = 0) -> tuple[Columns, Source]:
+    """Read any supported trace file (or a folder of kv-cache-tester conversations) into
+    canonical columns (rows in file order); separate conversations are placed on one time line
+    by ``session_start`` and ``seed`` (``kv_cache_tester.place_sessions``)."""
     if partial_block not in ("include", "drop"):
         raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
     if block_size is not None and block_size < 1:
         raise TraceFormatError(f"--block-size must be >= 1, got {block_size}", hint="e.g. --block-size 16")
-    src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
-    read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
-    return read(src, format, block_size, partial_block, skip_bad_lines), src
+    path = Path(path)
+    if path.is_dir() and format not in (None, kv_cache_tester.NAME):
+        raise TraceFormatError(f"a folder is read as kv-cache-tester conversations, not as {format}", path=str(path),
+                               hint="pass one trace file, or --format kv-cache-tester")
+    src = None if path.is_dir() else open_source(path, skip_bad_lines=skip_bad_lines)
+    if src is None or format == kv_cache_tester.NAME or (format is None and kv_cache_tester.sniff(src)):
+        cols, src = kv_cache_tester.read_path(path, block_size, skip_bad_lines, src=src, detect=format is None)
+    else:
+        read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
+        cols = read(src, format, block_size, partial_block, skip_bad_lines)
+    return kv_cache_tester.place_sessions(cols, session_start, seed), src
 
 
 __all__ = ["Columns", "FORMATS", "READERS", "detect_format", "default_block_size", "read_columns"]

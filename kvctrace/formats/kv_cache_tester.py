@@ -1,0 +1,368 @@
+"""kv-cache-tester agentic-coding sessions (github.com/callanjfox/kv-cache-tester, traces/): one
+JSON document per conversation,
+``{"id", "models", "block_size": 64, "hash_id_scope": "local", "requests": [...], ...}``, each
+request ``{"t": s from the conversation start, "type": "n" | "s", "model", "in", "out",
+"hash_ids": [...], "think_time", "api_time"?, ...}``, and a sub-agent an entry
+``{"t", "type": "subagent", "agent_id", "requests": [...]}`` whose requests' ``t`` count from the
+sub-agent's ``t``.
+
+* Input: one file (a document, a JSON array of documents, or one document per line; optionally
+  .gz/.zst) or a folder of such files (``*.json``/``*.jsonl``, optionally compressed, read in
+  name order; other files such as a LICENSE are ignored).
+* ``hash_ids`` are chained prefix ids of full 64-token blocks (``len == in // block_size``).
+  With ``hash_id_scope: local`` ids are namespaced per conversation (two conversations never
+  share a block): the stored id is ``fmix64(id ^ fmix64(conversation + 0x9E3779B97F4A7C15))``
+  (``kernels.hashing``'s mixer), a bijection per conversation.
+* Sessions: a conversation is a session (``session_id`` = its ``id``); a sub-agent's requests
+  form their own session ``<id>/<agent_id>`` (a separate context). ``type``, ``model``,
+  ``think_time`` and ``api_time`` are request columns.
+* Time line: every conversation starts at t = 0; ``place_sessions`` puts them on one time line
+  (``--session-start``): ``zero`` (all at 0), ``stagger:S`` (conversation k starts at k*S s),
+  ``poisson:R`` (starts form a Poisson process of R conversations per second from 0, seeded by
+  ``--seed``). Default: Poisson at ``(K - 1) / D`` for K conversations whose longest lasts D
+  seconds, so the last one is expected to start when the longest would end and the trace lasts
+  about one to two times the longest conversation. Conversations are started in input order.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TraceFormatError
+from .common import BadLine, Columns, csr_offsets, get_int, get_int_list, get_number, get_str, ids_array
+from .source import Source, open_source
+
+NAME = "kv-cache-tester"
+DEFAULT_BLOCK_SIZE = 64
+SCOPES = ("local", "global")
+_TRACE_SUFFIXES = (".json", ".jsonl")
+_COMPRESSED = (".gz", ".zst", ".zstd")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def matches(keys) -> bool:
+    keys = set(keys)
+    return "requests" in keys and ("hash_id_scope" in keys or "block_size" in keys)
+
+
+def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+    given = first_record.get("block_size")
+    fallback = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else DEFAULT_BLOCK_SIZE
+    return {"block_size": block_size or fallback}
+
+
+def schema(opts: dict) -> dict:
+    return {}  # nested documents: no columnar fast path (from_frame declines)
+
+
+def from_frame(df, line_no: np.ndarray, opts: dict) -> Columns | None:
+    return None
+
+
+# ---- one conversation -------------------------------------------------------------------------
+
+def _at(where: str, getter, entry: dict, name: str, **kw):
+    """``getter(entry, name)`` with the field named by its path in the document."""
+    try:
+        return getter(entry, name, **kw)
+    except BadLine as err:
+        path = f"{where}.{name}" if where else name
+        raise BadLine(err.reason.replace(f"'{name}'", f"'{path}'"), path, err.hint) from None
+
+
+def _hash_ids(entry: dict, where: str) -> np.ndarray:
+    value = entry.get("hash_ids")
+    # Checking element types in C (map) keeps 100M ids fast; any odd element goes to the exact check.
+    if not isinstance(value, list) or (value and set(map(type, value)) != {int}):
+        return ids_array(_at(where, get_int_list, entry, "hash_ids"))
+    try:
+        return np.array(value, np.int64)
+    except OverflowError:
+        return ids_array(_at(where, get_int_list, entry, "hash_ids")).view(np.int64)
+
+
+def _entries(value, where: str) -> list:
+    if not isinstance(value, list):
+        raise BadLine(f"field '{where}' should be a list of request objects, got {type(value).__name__}", where,
+                      "a conversation holds a 'requests' list")
+    return value
+
+
+def _walk(entries: list, where: str, base_t: float, session: str, block_size: int, out: dict) -> None:
+    """Append every request of ``entries`` (sub-agents' requests included) to ``out``."""
+    for i, entry in enumerate(entries):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise BadLine(f"field '{here}' should be an object", here, "each request is a JSON object")
+        t = base_t + _at(here, get_number, entry, "t")
+        kind = _at(here, get_str, entry, "type", optional=True)
+        if kind == "subagent":
+            agent = _at(here, get_str, entry, "agent_id", optional=True) or f"subagent{i}"
+            nested = _entries(entry.get("requests"), f"{here}.requests")
+            _walk(nested, f"{here}.requests", t, f"{session}/{agent}", block_size, out)
+            continue
+        n_in = _at(here, get_int, entry, "in")
+        ids = _hash_ids(entry, here)
+        if ids.shape[0] != n_in // block_size:
+            raise BadLine(f"field '{here}.hash_ids' has {ids.shape[0]} ids but in {n_in} at block size "
+                          f"{block_size} needs {n_in} // {block_size} = {n_in // block_size} (full blocks only)",
+                          f"{here}.hash_ids", "the trace's block size may differ: check its block_size")
+        out["ts"].append(t)
+        out["input_len"].append(n_in)
+        out["output_len"].append(_at(here, get_int, entry, "out", optional=True))
+        out["ids"].append(ids)
+        out["session"].append(session)
+        out["type"].append(kind)
+        out["model"].append(_at(here, get_str, entry, "model", optional=True))
+        out["think_time"].append(_optional_number(entry, "think_time", here))
+        out["api_time"].append(_optional_number(entry, "api_time", here))
+
+
+def _optional_number(entry: dict, name: str, where: str):
+    return None if entry.get(name) is None else _at(where, get_number, entry, name)
+
+
+def parse_record(rec: dict, opts: dict) -> dict:
+    """One conversation document: its requests (in document order) and its id scope."""
+    block_size = opts["block_size"]
+    own = rec.get("block_size")
+    if own is not None and own != block_size:
+        raise BadLine(f"field 'block_size' is {own!r} but the trace is read at block size {block_size}",
+                      "block_size", "every conversation of a trace needs the same block size")
+    scope = get_str(rec, "hash_id_scope", optional=True) or "local"
+    if scope not in SCOPES:
+        raise BadLine(f"field 'hash_id_scope' is {scope!r}", "hash_id_scope", f"use one of: {', '.join(SCOPES)}")
+    conv_id = get_str(rec, "id", optional=True)
+    out = {k: [] for k in ("ts", "input_len", "output_len", "ids", "session", "type", "model", "think_time",
+                           "api_time")}
+    _walk(_entries(rec.get("requests"), "requests"), "requests", 0.0, conv_id or "", block_size, out)
+    out["scope"] = scope
+    out["id"] = conv_id
+    return out
+
+
+def _namespace(ids: np.ndarray, conversation: int) -> np.ndarray:
+    """Local ids of conversation ``conversation`` mapped into one 64-bit space (see module doc)."""
+    from ..kernels.hashing import fmix64
+    with np.errstate(over="ignore"):
+        salt = fmix64(np.uint64(conversation) + _GOLDEN)
+        return fmix64(ids.view(np.uint64) ^ salt)
+
+
+def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
+    """Columns of the parsed conversations (``parse_record``), conversation after conversation;
+    ``line_no`` is each conversation's line, given to all its requests."""
+    per = [len(c["ts"]) for c in rows]
+    ids = [(_namespace(x, k) if c["scope"] == "local" else x.view(np.uint64))
+           for k, c in enumerate(rows) for x in c["ids"]]
+    sessions = []
+    for k, c in enumerate(rows):
+        default = c["id"] or f"conversation{k}"
+        sessions += [s if not s.startswith("/") and s else default + s for s in c["session"]]
+
+    def flat(key, dtype=None):
+        values = [v for c in rows for v in c[key]]
+        return np.array(values, dtype) if dtype is not None else values
+
+    extra = {key: flat(key) for key in ("model", "think_time", "api_time")}  # None -> NULL
+    return Columns(format=NAME, block_size=opts["block_size"], ts=flat("ts", np.float64),
+                   input_len=flat("input_len", np.int64), output_len=flat("output_len", np.int64),
+                   line_no=np.repeat(np.asarray(line_no, np.int64), per),
+                   offsets=csr_offsets([x.shape[0] for x in ids]),
+                   ids=np.concatenate(ids) if ids else np.zeros(0, np.uint64),
+                   session_id=sessions, type=flat("type"), partial_dropped=True,
+                   conversation=np.repeat(np.arange(len(rows), dtype=np.int64), per), extra=extra)
+
+
+# ---- files and folders ------------------------------------------------------------------------
+
+def trace_files(folder: Path) -> list[Path]:
+    """The trace files of a folder, in name order: ``*.json``/``*.jsonl``, optionally .gz/.zst."""
+    def is_trace(p: Path) -> bool:
+        name = p.name.lower()
+        for suffix in _COMPRESSED:
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        return p.is_file() and not p.name.startswith(".") and name.endswith(_TRACE_SUFFIXES)
+    files = sorted((p for p in folder.iterdir() if is_trace(p)), key=lambda p: p.name)
+    if not files:
+        raise TraceFormatError("the directory holds no trace files (*.json, *.jsonl, optionally .gz/.zst)",
+                               path=str(folder), hint="pass a folder of kv-cache-tester conversation files")
+    return files
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over the folder's trace files (name and content, in name order)."""
+    digest = hashlib.sha256()
+    for path in trace_files(Path(folder)):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class _Digest:
+    def __init__(self, value: str):
+        self._value = value
+
+    def value(self) -> str:
+        return self._value
+
+
+def _documents(src: Source) -> list:
+    """(line, raw text, parsed value) of each document: the whole file, the elements of a JSON
+    array, or one per non-blank line."""
+    try:
+        doc = json.loads(src.data)
+    except json.JSONDecodeError as err:
+        if err.msg != "Extra data":
+            raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
+                                   line=err.lineno, hint="each file holds one conversation document "
+                                   "(or a JSON array of them, or one per line)") from None
+        out = []
+        for number, line in src.iter_lines():
+            if line.strip():
+                try:
+                    out.append((number, line, json.loads(line)))
+                except json.JSONDecodeError as bad:
+                    out.append((number, line, BadLine(f"malformed JSON ({bad.msg} at column {bad.colno})", None,
+                                                      "each line must be one conversation document")))
+        return out
+    except UnicodeDecodeError:
+        raise TraceFormatError("not UTF-8 text", path=str(src.path), line=1, hint="is this a trace file?") from None
+    if isinstance(doc, list):
+        return [(1, json.dumps(d), d) for d in doc]
+    return [(1, src.data, doc)]
+
+
+def _conversations(src: Source, opts: dict, skip_bad_lines: bool, rows: list, line_no: list, rejects: list):
+    for number, raw, doc in _documents(src):
+        try:
+            if isinstance(doc, BadLine):
+                raise doc
+            if not isinstance(doc, dict):
+                raise BadLine(f"expected a conversation object, got a JSON {type(doc).__name__}", None,
+                              "each document is one conversation {\"id\", \"requests\": [...], ...}")
+            rows.append(parse_record(doc, opts))
+            line_no.append(number)
+        except BadLine as err:
+            if not skip_bad_lines:
+                raise TraceFormatError(err.reason, path=str(src.path), line=number, field=err.field,
+                                       hint=err.hint) from None
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            rejects.append((number, text, f"{src.path.name}: {err.reason}"))
+
+
+def sniff(src: Source) -> bool:
+    """True when the file's first document is a kv-cache-tester conversation."""
+    if src.kind not in ("json", "jsonl"):
+        return False
+    first = next((line for _, line in src.iter_lines() if line.strip()), b"")
+    try:
+        doc = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if src.kind != "json":
+            return False
+        try:
+            doc = json.loads(src.data)  # one document over several lines
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+    if isinstance(doc, list):
+        doc = doc[0] if doc else None
+    return isinstance(doc, dict) and matches(doc.keys())
+
+
+def read_path(path, block_size: int | None = None, skip_bad_lines: bool = False,
+              src: Source | None = None, detect: bool = False) -> tuple[Columns, Source]:
+    """Read a kv-cache-tester file (``src``: already opened) or folder of files into canonical
+    columns (conversations in file-name order, then document order). The returned ``Source``
+    names the file or folder and carries its sha256 (``folder_sha256`` for a folder).
+    ``detect``: the format was not given, so a folder's first file must look like one."""
+    path = Path(path)
+    files = trace_files(path) if path.is_dir() else [path]
+    rows, line_no, rejects, opts = [], [], [], None
+    for file in files:
+        src = src if src is not None and not path.is_dir() else open_source(file, skip_bad_lines=skip_bad_lines)
+        sha = src.sha256
+        if detect and opts is None and path.is_dir() and not sniff(src):
+            raise TraceFormatError(f"is a directory, and its first trace file ({file.name}) is not a "
+                                   "kv-cache-tester conversation", path=str(path),
+                                   hint="a directory is read as kv-cache-tester conversations; pass one trace "
+                                        "file otherwise (or --format kv-cache-tester to see what is wrong)")
+        if src.kind == "parquet" or src.kind == "csv":
+            raise TraceFormatError("a kv-cache-tester trace is JSON", path=str(file), line=1,
+                                   hint="pass the conversation .json files (or a folder of them)")
+        if opts is None:
+            first = _first_object(src)
+            opts = options(first, block_size, "drop")
+        rejects += [(n, raw, f"{file.name}: {reason}") for n, raw, reason in src.pre_rejects]
+        _conversations(src, opts, skip_bad_lines, rows, line_no, rejects)
+        src.data = b""
+    if not rows:
+        raise TraceFormatError(f"no valid conversations: {len(rejects):,} documents rejected", path=str(path),
+                               hint="check the format (--format kv-cache-tester)")
+    cols = from_rows(rows, np.array(line_no, np.int64), opts)
+    cols.rejects = rejects
+    digest = _Digest(folder_sha256(path)) if path.is_dir() else sha
+    return cols, Source(path=path, kind="folder" if path.is_dir() else "json", sha256=digest)
+
+
+def _first_object(src: Source) -> dict:
+    for _, _, doc in _documents(src):
+        if isinstance(doc, dict):
+            return doc
+    return {}
+
+
+# ---- one time line ----------------------------------------------------------------------------
+
+def _session_spec(spec: str | None) -> tuple[str, float]:
+    hint = "use zero, stagger:SECONDS or poisson:RATE_PER_S, e.g. poisson:0.05"
+    if spec is None:
+        return "default", 0.0
+    kind, _, value = spec.strip().partition(":")
+    if kind == "zero" and not value:
+        return "zero", 0.0
+    if kind in ("stagger", "poisson"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if number > 0 and np.isfinite(number) or (kind == "stagger" and number == 0):
+            return kind, number
+    raise TraceFormatError(f"cannot read --session-start {spec!r}", field="--session-start", hint=hint)
+
+
+def session_starts(durations: np.ndarray, spec: str | None, seed: int = 0) -> np.ndarray:
+    """Start time (s) of each conversation on the shared time line (see the module doc)."""
+    kind, value = _session_spec(spec)
+    k = durations.shape[0]
+    if kind == "zero" or k == 0:
+        return np.zeros(k)
+    if kind == "stagger":
+        return np.arange(k, dtype=np.float64) * value
+    if kind == "default":
+        longest = float(durations.max())
+        if k == 1 or longest <= 0:
+            return np.zeros(k)
+        value = (k - 1) / longest
+    gaps = np.random.default_rng(seed).exponential(1.0 / value, k - 1)
+    return np.concatenate(([0.0], np.cumsum(gaps)))
+
+
+def place_sessions(cols: Columns, spec: str | None, seed: int = 0) -> Columns:
+    """Shift each conversation's requests by its start time (``cols.conversation`` says which
+    conversation a request belongs to; its ``ts`` counts from that conversation's start)."""
+    if cols.conversation is None:
+        if spec is not None:
+            raise TraceFormatError(f"--session-start applies to traces of separate conversations "
+                                   f"(kv-cache-tester), not to a {cols.format} trace", field="--session-start",
+                                   hint="drop --session-start")
+        return cols
+    conv = cols.conversation
+    k = int(conv.max()) + 1 if conv.shape[0] else 0
+    durations = np.zeros(k)
+    np.maximum.at(durations, conv, cols.ts)
+    cols.ts = cols.ts + session_starts(durations, spec, seed)[conv]
+    return cols
