@@ -289,6 +289,8 @@ _HEADLINE = {
                "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"},
     "workload": {"mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
                  "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"},
+    "divergence": {"level", "requests", "requests_diverging", "requests_sharing_nothing",
+                   "shared_tokens_share_of_input", "tokens_lost_total", "divergence_block_p50"},
 }
 
 
@@ -328,7 +330,7 @@ def _print_analysis(summary: dict, written: list) -> None:
             return f"{v:,}"
         return str(v)
 
-    for name in ("reuse", "access", "hotness", "prefix", "workload"):
+    for name in ("reuse", "access", "hotness", "prefix", "workload", "divergence"):
         section = summary.get(name) or {}
         if not section.get("available", False):
             console.print(f"[bold]{name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
@@ -345,6 +347,9 @@ def _print_analysis(summary: dict, written: list) -> None:
                 continue  # definitions and the rest live in summary.json
             table.add_row(key, fmt_value(value))
         console.print(table)
+    if (summary.get("divergence") or {}).get("headline"):
+        console.print("[bold]why requests miss the prefix cache[/bold]")
+        console.print(summary["divergence"]["headline"], markup=False, highlight=False)
     mrc = summary.get("mrc")
     if mrc:
         table = Table(title="exact block-LRU hit ratio by capacity", title_justify="left", box=None)

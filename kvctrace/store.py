@@ -49,6 +49,13 @@ def _nullable_int(values, null_below: int = 0) -> pa.Array:
                                  [pa.py_buffer(valid), pa.py_buffer(values)])
 
 
+def _arrow(values) -> pa.Array:
+    """A reader's extra request column (``Columns.extra``) as an Arrow array."""
+    if isinstance(values, pa.ChunkedArray):
+        return pa.concat_arrays(values.chunks) if values.num_chunks != 1 else values.chunk(0)
+    return values if isinstance(values, pa.Array) else pa.array(values)
+
+
 def _strings(values, n: int) -> pa.Array:
     return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
@@ -254,7 +261,7 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
             "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
             "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
             "type": _strings(type, n), "line_no": line_no,
-            **{name: pa.array(values) for name, values in (extra or {}).items()}}),
+            **{name: _arrow(values) for name, values in (extra or {}).items()}}),
         "accesses": lambda: _access_chunks(offsets, dense),
         "blocks": blocks,
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
@@ -299,6 +306,25 @@ def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, ses
                        "session_start": session_start, "seed": seed}, sort_keys=True)
 
 
+def _prefix_columns(offsets, dense, n_unique: int, block_size: int, input_len, tokens: pa.Array) -> dict:
+    """``prefix_shared_tokens`` and ``prefix_match_req``: each request's token-exact longest
+    prefix shared with an earlier request and the earliest such request
+    (``kernels.divergence.token_prefix``), computed while the tokens are in memory so that the
+    divergence analysis need not read them back. Left out when a request's ``input_len`` is not
+    its token count (the analysis then reads the tokens)."""
+    from .kernels.divergence import token_prefix
+    tokens = pa.concat_arrays(tokens.chunks) if isinstance(tokens, pa.ChunkedArray) else tokens
+    if tokens.offset != 0 or tokens.null_count:
+        return {}
+    token_offsets = np.asarray(tokens.offsets).astype(np.int64, copy=False)
+    values = np.asarray(tokens.values)[token_offsets[0]:token_offsets[-1]]
+    token_offsets = token_offsets - token_offsets[0]
+    if not np.array_equal(np.diff(token_offsets), input_len):
+        return {}
+    shared, match = token_prefix(offsets, dense, n_unique, block_size, values, token_offsets)
+    return {"prefix_shared_tokens": pa.array(shared), "prefix_match_req": pa.array(match)}
+
+
 def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
     """Permutation to (timestamp, line) order, or None when the file is already in order."""
     ts = cols.ts
@@ -331,7 +357,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
-    extra = {name: pa.array(values) for name, values in cols.extra.items()}
+    extra = {name: _arrow(values) for name, values in cols.extra.items()}
     if order is not None:
         extra = {name: values.take(pa.array(order)) for name, values in extra.items()}
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
@@ -363,6 +389,8 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     has_ids = ids is not None
     dense, n_unique, raw_hash = _dense(ids)
     del ids
+    if has_ids and "tokens" in extra:
+        extra.update(_prefix_columns(offsets, dense, n_unique, bs_eff, input_len, extra["tokens"]))
     return _materialize(con if con is not None else memory_connection(), path=str(src.path), fmt=cols.format,
                         block_size=bs_eff, ts=ts, input_len=input_len, output_len=output_len,
                         line_no=line_no, offsets=offsets, dense=dense, n_unique=n_unique,

@@ -25,6 +25,14 @@ def naive_longest_shared_prefix(sequences):
     return out
 
 
+def naive_extends(sequences):
+    """Per request: does an earlier request's whole (non-empty) sequence equal this request's
+    longest shared prefix (the request continues where that one ended)?"""
+    shared = naive_longest_shared_prefix(sequences)
+    return [k > 0 and any(len(sequences[q]) == k and sequences[q] == seq[:k] for q in range(r))
+            for r, (seq, (k, _)) in enumerate(zip(sequences, shared))]
+
+
 def naive_block_tokens(n_shared_blocks, n_blocks, input_len, block_size):
     """Tokens held by a request's first ``n_shared_blocks`` blocks: full blocks, the request's
     last block holding ``input_len - (n-1)*block_size`` clipped to [0, block_size]."""

@@ -22,7 +22,7 @@ from kvctrace.kernels.divergence import block_divergence, gather_windows, token_
 from kvctrace.kernels.hashing import dense_ids, hash_token_blocks
 from kvctrace.kernels.reuse import hit_tokens, per_request_hits, stack_distances_by_request
 
-from .naive_divergence import naive_block_tokens, naive_longest_shared_prefix, naive_pearson
+from .naive_divergence import naive_block_tokens, naive_extends, naive_longest_shared_prefix, naive_pearson
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MOONCAKE = DATASETS / "mooncake" / "conversation_trace.jsonl"
@@ -69,6 +69,7 @@ def test_block_divergence_equals_reference_and_reuse_prefix_hits(requests, block
     per_request = [dense[offsets[r]:offsets[r + 1]].tolist() for r in range(len(requests))]
     expected = naive_longest_shared_prefix(per_request)
     assert list(zip(block["shared_blocks"].tolist(), block["match_req"].tolist())) == expected
+    assert block["extends"].tolist() == naive_extends(per_request)
     # the shared blocks are the reuse analysis's prefix hits, in blocks and in tokens
     dist, _ = stack_distances_by_request(offsets, dense, n_unique)
     assert block["shared_blocks"].tolist() == per_request_hits(offsets, dist)[1].tolist()
@@ -178,6 +179,37 @@ def test_multi_turn_chat_diverges_where_the_earlier_prompt_ended(tmp_path):
     assert all(site["example"]["kind"] == "appended" for site in s["top_sites"])
     assert "where an earlier request's prompt ended" in s["headline"]
     assert s["by_role"] == {"assistant": 1.0}
+
+
+def test_ingest_stores_the_token_prefix_when_a_reader_keeps_tokens(tmp_path, monkeypatch):
+    """A text reader hands its tokens to the store (``Columns.extra['tokens']``); the store then
+    keeps each request's token-exact shared prefix, and the analysis reads it instead of the tokens."""
+    from kvctrace.formats import tokens as tokens_format
+    plain = tokens_format._columns
+
+    def with_tokens(ts, tokens, offsets, *rest):
+        cols = plain(ts, tokens, offsets, *rest)
+        cols.extra = {**cols.extra, "tokens": pa.LargeListArray.from_arrays(
+            pa.array(offsets, pa.int64()), pa.array(tokens.astype(np.int32)))}
+        return cols
+    monkeypatch.setattr(tokens_format, "_columns", with_tokens)
+    rng = random.Random(2)
+    base = [rng.randint(0, 3) for _ in range(60)]
+    prompts = [base[:rng.randint(0, 60)] + [rng.randint(0, 3) for _ in range(rng.randint(0, 9))] for _ in range(40)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": 40 - i, "token_ids": p}) + "\n" for i, p in enumerate(prompts)))
+    trace = open_trace(path, block_size=4, partial_block="drop")  # requests arrive in reverse file order
+    stored = trace.sql("SELECT prefix_shared_tokens, prefix_match_req FROM requests ORDER BY req_id")
+    arrival = prompts[::-1]
+    assert list(zip(*stored.to_dict(as_series=False).values())) == naive_longest_shared_prefix(arrival)
+    res = analyze_divergence(trace)
+    assert res.level == "token"
+    assert res.requests["shared_tokens"].to_list() == stored["prefix_shared_tokens"].to_list()
+    # the same figures as reading the tokens back
+    trace.con.execute("ALTER TABLE requests DROP COLUMN prefix_shared_tokens")
+    again = analyze_divergence(trace)
+    assert again.requests["shared_tokens"].to_list() == res.requests["shared_tokens"].to_list()
+    assert again.requests["match_req"].to_list() == res.requests["match_req"].to_list()
 
 
 def test_plain_prompts_have_no_messages(tmp_path):

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from ..errors import ConfigError
 from ..formats.common import list_column
-from ..kernels.divergence import block_divergence, token_divergence
+from ..kernels.divergence import block_divergence, gather_windows, scatter_windows, token_divergence
 from ..trace import Trace
 from .access import require_block_ids
 from .divergence_text import describe_sites, headline
@@ -69,6 +68,7 @@ class DivergenceResult(SummaryHtmlMixin):
             "requests": n, "requests_diverging": n_div,
             "requests_fully_shared": n - n_div,
             "requests_sharing_nothing": int((req["shared_tokens"] == 0).sum()) if n else 0,
+            "requests_extending_earlier": int(req["extends_earlier"].sum()) if n else 0,
             "shared_tokens_share_of_input": (float(req["shared_tokens"].sum()) / input_total) if input_total else None,
             "shared_tokens_mean": float(req["shared_tokens"].mean()) if n else None,
             "tokens_lost_total": int(div["tokens_after"].sum()) if n_div else 0,
@@ -117,27 +117,55 @@ def request_columns(trace: Trace) -> set:
         "AND database_name = current_database()").fetchall()}
 
 
-def _has_tokens(trace: Trace, columns: set) -> bool:
+def _token_counts(trace: Trace, columns: set) -> np.ndarray | None:
+    """Tokens per request when the store keeps every request's tokens, else None."""
     if "tokens" not in columns or trace.n_requests == 0:
-        return False
-    return trace.con.execute("SELECT count(tokens) = count(*) FROM requests").fetchall()[0][0]
+        return None
+    frame = trace.sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
+    if frame["n"].null_count():
+        return None
+    counts = np.empty(trace.n_requests, np.int64)
+    counts[frame["req_id"].to_numpy()] = frame["n"].to_numpy()
+    return counts
 
 
-def store_windows(trace: Trace):
-    """A ``fetch_windows`` that reads only the requested token windows from the store."""
+def _stored_prefix(trace: Trace, columns: set):
+    """(shared tokens, match) per request as the store computed them at ingest (text traces,
+    ``store._prefix_columns``; there every request's token count is its ``input_len``), or None."""
+    if not {"prefix_shared_tokens", "prefix_match_req"} <= columns or trace.n_requests == 0:
+        return None
+    frame = trace.sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
+    if frame["s"].null_count() or frame["m"].null_count():
+        return None
+    order = np.argsort(frame["req_id"].to_numpy(), kind="stable")
+    return frame["s"].to_numpy()[order].astype(np.int64), frame["m"].to_numpy()[order].astype(np.int64)
+
+
+WINDOW_BATCH_TOKENS = 1 << 22  # about this many tokens are read from the store at a time
+
+
+def store_windows(trace: Trace, n_tokens: np.ndarray):
+    """A ``fetch_windows`` that streams the requests' tokens from the store once, in record
+    batches of about ``WINDOW_BATCH_TOKENS`` tokens (memory stays bounded), and keeps only the
+    windows. Rows are read in stored order without ORDER BY (sorting token lists costs more
+    than reading them); each batch names its requests."""
     def fetch(req, start, length):
-        table = pa.table({"i": np.arange(req.shape[0], dtype=np.int64), "req": req, "start": start, "len": length})
-        trace.con.register("_kvctrace_windows", table)
-        try:
-            got = trace.con.sql(
-                "SELECT list_slice(r.tokens, w.start + 1, w.start + w.len) AS win FROM _kvctrace_windows w "
-                "JOIN requests r ON r.req_id = w.req ORDER BY w.i").to_arrow_table()
-        finally:
-            trace.con.unregister("_kvctrace_windows")
-        values, offsets = list_column(pl.from_arrow(got)["win"])
-        if not np.array_equal(np.diff(offsets), length):
-            raise ValueError("token windows do not match the requests' token counts")
-        return np.ascontiguousarray(values, np.int64), offsets
+        woff = np.zeros(req.shape[0] + 1, np.int64)
+        np.cumsum(length, out=woff[1:])
+        out = np.empty(int(woff[-1]), np.int64)
+        row_of = np.full(max(trace.n_requests, 1), -1, np.int64)
+        rows = max(1, int(WINDOW_BATCH_TOKENS // max(1.0, float(n_tokens.mean()) if n_tokens.shape[0] else 1.0)))
+        reader = trace.con.sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
+        for batch in reader:
+            ids = batch.column(0).to_numpy()
+            row_of[ids] = np.arange(ids.shape[0])
+            pick = np.flatnonzero(row_of[req] >= 0)
+            if pick.shape[0]:
+                values, offsets = list_column(pl.from_arrow(batch.column(1)))
+                wtok, wlen = gather_windows(values, offsets)(row_of[req[pick]], start[pick], length[pick])
+                scatter_windows(out, woff, pick, wtok, wlen)
+            row_of[ids] = -1
+        return out, woff
     return fetch
 
 
@@ -169,15 +197,19 @@ def _messages(trace: Trace, columns: set, token: np.ndarray) -> tuple:
 def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl.DataFrame]:
     """(level, per-request frame) of ``trace``: req_id, input_len, n_blocks, shared_blocks,
     prefix_hit_tokens, shared_tokens, match_req, divergence_token (null when the whole prompt is
-    shared), divergence_block, tokens_after, message_index, role, message_start."""
+    shared), divergence_block, tokens_after, extends_earlier (an earlier request's whole block
+    list is the shared prefix), message_index, role, message_start."""
     columns = request_columns(trace) if columns is None else columns
     offsets, blocks = trace.offsets, trace.blocks
     bs = int(trace.block_size)
     block = block_divergence(offsets, blocks, int(trace.n_unique_blocks), trace.input_len, bs)
-    if _has_tokens(trace, columns):
+    stored = _stored_prefix(trace, columns)
+    n_tokens = _token_counts(trace, columns) if stored is None else None
+    if stored is not None:
+        level, (shared, match), total = "token", stored, np.asarray(trace.input_len, np.int64)
+    elif n_tokens is not None:
         level = "token"
-        n_tokens = trace.sql("SELECT len(tokens) AS n FROM requests ORDER BY req_id")["n"].to_numpy().astype(np.int64)
-        shared, match = token_divergence(offsets, blocks, n_tokens, bs, block, store_windows(trace))
+        shared, match = token_divergence(offsets, blocks, n_tokens, bs, block, store_windows(trace, n_tokens))
         total = n_tokens
     else:
         level = "block"
@@ -198,6 +230,7 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
         "prefix_hit_tokens": block["shared_tokens"], "shared_tokens": shared, "match_req": match,
         "divergence_token": div_token, "divergence_block": div_block,
         "tokens_after": np.where(diverges, np.maximum(total - shared, 0), 0),
+        "extends_earlier": block["extends"] & diverges,
         "message_index": index if index is not None else np.full(n, -1, np.int64),
         "role": pl.Series("role", role if role is not None else [None] * n, dtype=pl.String),
         "message_start": msg_start if msg_start is not None else np.full(n, -1, np.int64)})

@@ -213,6 +213,14 @@ def headline(requests: pl.DataFrame, sites: list, level: str, block_size: int) -
     s = sites[0]
     kind = s["example"].get("kind")
     where = _where(s, level, block_size)
+    diverging = analysed.filter(pl.col("divergence_token").is_not_null())
+    extending = float(diverging["extends_earlier"].mean()) if diverging.height else 0.0
+    if extending >= 0.5:
+        none = float((analysed["shared_tokens"] == 0).mean())
+        return (f"{_pct(extending)} of the requests that diverge do so where an earlier request's prompt ended: "
+                "they extend earlier prompts with new content (the next turn of a conversation or agent loop), "
+                "and prefix caching already serves everything before it"
+                + (f"; {_pct(none)} share nothing with any earlier request." if none > 0 else "."))
     if kind == "appended":
         return (f"{_pct(s['share'])} of requests diverge where an earlier request's prompt ended, at {where}: "
                 "they extend earlier prompts with new content, and prefix caching already serves everything before it.")

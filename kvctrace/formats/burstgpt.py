@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from . import lengths
 from .common import Columns
@@ -46,7 +47,7 @@ def _with_labels(cols: Columns, model, typ, session) -> Columns:
     cols.type = _labels(typ) if typ is not None else None
     cols.session_id = _labels(session) if session is not None else None
     if model is not None:
-        cols.extra = {"model": _labels(model)}
+        cols.extra = {"model": pa.array(_labels(model), pa.string())}
     return cols
 
 

@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import TraceFormatError
 from .common import BadLine, Columns, csr_offsets, get_int, get_int_list, get_number, get_str, ids_array
@@ -167,7 +168,8 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
         values = [v for c in rows for v in c[key]]
         return np.array(values, dtype) if dtype is not None else values
 
-    extra = {key: flat(key) for key in ("model", "think_time", "api_time")}  # None -> NULL
+    extra = {"model": pa.array(flat("model"), pa.string()),  # None -> NULL
+             **{key: pa.array(flat(key), pa.float64()) for key in ("think_time", "api_time")}}
     return Columns(format=NAME, block_size=opts["block_size"], ts=flat("ts", np.float64),
                    input_len=flat("input_len", np.int64), output_len=flat("output_len", np.int64),
                    line_no=np.repeat(np.asarray(line_no, np.int64), per),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 
 from .common import BadLine, Columns, csr_offsets, get_int, get_number, get_str, require
 
@@ -84,4 +85,4 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
                    input_len=np.array(seq_len, np.int64), output_len=np.zeros(len(rows), np.int64),
                    line_no=line_no, offsets=csr_offsets([len(x) for x in ids]),
                    ids=np.array([x for row in ids for x in row], np.uint64),
-                   extra={"request_id": list(request_id), "model": list(model)})
+                   extra={"request_id": pa.array(request_id, pa.string()), "model": pa.array(model, pa.string())})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from ..kernels.hashing import rechain
 from .common import (Columns, check_block_count, csr_offsets, get_int, get_int_list, get_str, ids_array,
@@ -36,7 +37,7 @@ def schema(opts: dict) -> dict:
 def _columns(request_id, typ, input_len, output_len, ids, offsets, line_no, opts) -> Columns:
     return Columns(format=NAME, block_size=opts["block_size"], ts=np.zeros(input_len.shape[0]),
                    input_len=input_len, output_len=output_len, line_no=line_no, offsets=offsets,
-                   ids=rechain(ids, offsets), type=typ, extra={"request_id": request_id})
+                   ids=rechain(ids, offsets), type=typ, extra={"request_id": pa.array(request_id, pa.string())})
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:

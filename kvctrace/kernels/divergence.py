@@ -248,10 +248,27 @@ def _gather_windows(tokens, token_offsets, req, start, length):
     return out, woff
 
 
+@nb.njit(cache=True)
+def _scatter_windows(out, woff, pick, wtok, wlen):
+    """Copy window ``j`` of ``wtok`` (CSR ``wlen``) to window ``pick[j]`` of ``out`` (CSR ``woff``)."""
+    for j in range(pick.shape[0]):
+        dst = woff[pick[j]]
+        for k in range(wlen[j + 1] - wlen[j]):
+            out[dst + k] = wtok[wlen[j] + k]
+
+
+def scatter_windows(out: np.ndarray, woff: np.ndarray, pick: np.ndarray, wtok: np.ndarray, wlen: np.ndarray) -> None:
+    """Place windows gathered for a subset ``pick`` of the requested ones into the full result."""
+    _scatter_windows(out, woff, np.ascontiguousarray(pick, np.int64), np.ascontiguousarray(wtok, out.dtype),
+                     np.ascontiguousarray(wlen, np.int64))
+
+
 def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, input_len: np.ndarray,
                      block_size: int) -> dict:
     """Block-level divergence of a CSR trace of dense first-appearance ids; see ``_block_pass``.
-    ``match_req`` is the earliest request holding the last shared block (-1 when none)."""
+    ``match_req`` is the earliest request holding the last shared block (-1 when none);
+    ``extends`` says whether an earlier request's whole block list is the shared prefix (the
+    request continues where that one ended, e.g. the next turn of a conversation)."""
     offsets = np.ascontiguousarray(offsets, np.int64)
     blocks = np.ascontiguousarray(blocks, np.int64)
     input_len = np.ascontiguousarray(input_len, np.int64)
@@ -262,8 +279,14 @@ def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, inp
     shared, last, shared_tok, first_req, depth, parent = _block_pass(
         offsets, blocks, np.int64(n_unique), input_len, np.int64(block_size))
     match = np.where(last >= 0, first_req[np.maximum(last, 0)] if n_unique else -1, -1)
+    # extends: an earlier request's blocks are exactly this request's shared blocks (it ended there)
+    n_req = offsets.shape[0] - 1
+    has = np.diff(offsets) > 0
+    ended_at = np.full(max(n_unique, 1), n_req, np.int64)
+    np.minimum.at(ended_at, blocks[offsets[1:][has] - 1], np.flatnonzero(has))
+    extends = (last >= 0) & (ended_at[np.maximum(last, 0)] < np.arange(n_req))
     return {"shared_blocks": shared, "last_shared": last, "shared_tokens": shared_tok, "match_req": match,
-            "first_req": first_req, "depth": depth, "parent": parent}
+            "first_req": first_req, "depth": depth, "parent": parent, "extends": extends}
 
 
 def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarray, block_size: int,
@@ -322,3 +345,13 @@ def gather_windows(tokens: np.ndarray, token_offsets: np.ndarray):
         return _gather_windows(tokens, token_offsets, np.ascontiguousarray(req, np.int64),
                                np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64))
     return fetch
+
+
+def token_prefix(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, block_size: int, tokens: np.ndarray,
+                 token_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Token-exact (shared tokens, earliest matching request) of every request of a trace whose
+    tokens are in memory (flat ``tokens`` with CSR ``token_offsets``); what the store keeps for
+    text traces at ingest, so the analysis need not read the tokens back."""
+    n_tokens = np.diff(np.asarray(token_offsets, np.int64))
+    block = block_divergence(offsets, blocks, n_unique, n_tokens, block_size)
+    return token_divergence(offsets, blocks, n_tokens, block_size, block, gather_windows(tokens, token_offsets))
