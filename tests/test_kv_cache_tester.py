@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from kvctrace import KvctraceError, open_trace
 from kvctrace.analysis import analyze
 from kvctrace.analysis.reuse import analyze_reuse
 from kvctrace.cli import app
-from kvctrace.formats.kv_cache_tester import session_starts
+from kvctrace.formats.kv_cache_tester import extract_hash_ids, session_starts
+from kvctrace.kernels.intlists import parse_int_lists
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 KVCT = DATASETS / "kv-cache-tester"
@@ -220,3 +222,47 @@ def test_a_folder_is_not_read_as_another_format(tmp_path):
     empty.mkdir()
     with pytest.raises(KvctraceError, match="no trace files"):
         open_trace(empty)
+
+
+# ---- the hash_ids fast path -------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=20), st.sampled_from(["", " ", "\n", " \t\r\n"]))
+def test_int_lists_parse_like_json(values, ws):
+    body = (ws + ("," + ws).join(str(v) for v in values) + ws).encode()
+    parsed, offsets, ok = parse_int_lists(b"[" + body + b"]", np.array([1]), np.array([1 + len(body)]))
+    assert ok.tolist() == [True] and parsed.tolist() == values == json.loads(b"[" + body + b"]")
+    assert offsets.tolist() == [0, len(values)]
+
+
+@pytest.mark.parametrize("body", ["1.5", "01", "1,,2", "1,", ",1", "-", "9223372036854775808", "-9223372036854775809",
+                                  "true", "1 2", '"1"', "1e3"])
+def test_int_lists_flag_what_is_not_strict_json_int64(body):
+    data = f"[{body}]".encode()
+    _, offsets, ok = parse_int_lists(data, np.array([1]), np.array([len(data) - 1]))
+    assert ok.tolist() == [False] and offsets.tolist() == [0, 0]
+
+
+def test_extract_hash_ids_touches_keys_only_and_keeps_lines():
+    doc = '{"note": "\\"hash_ids\\":[1,2]",\n "hash_ids": [3,\n 4, 5],\n "other": [1.5, 2], "hash_ids2": [9]}'
+    text, (prefix, values, offsets) = extract_hash_ids(doc.encode())
+    parsed = json.loads(text)
+    assert parsed["note"] == '"hash_ids":[1,2]' and parsed["other"] == [1.5, 2] and parsed["hash_ids2"] == [9]
+    k = int(parsed["hash_ids"][len(prefix):])
+    assert values[offsets[k]:offsets[k + 1]].tolist() == [3, 4, 5]
+    assert text.count(b"\n") == doc.count("\n")
+
+
+def test_a_bad_field_after_a_multi_line_list_names_its_line(tmp_path):
+    doc = conversation("c")
+    text = json.dumps(doc, indent=1).replace('"out": 4', '"out": -4')
+    path = tmp_path / "pretty.json"
+    path.write_text(text)
+    with pytest.raises(KvctraceError) as info:
+        open_trace(path)
+    assert info.value.line == 1 and info.value.field == "requests[1].out"  # a document's fields: its first line
+    bad = tmp_path / "broken.json"
+    bad.write_text(text.replace('"t": 5.0', '"t": 5.0,,'))
+    with pytest.raises(KvctraceError) as info:
+        open_trace(bad)
+    assert info.value.line == next(i for i, l in enumerate(text.splitlines(), 1) if '"t": 5.0' in l)

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceFormatError
+from ..kernels.intlists import parse_int_lists
 from .common import BadLine, Columns, csr_offsets, get_int, get_int_list, get_number, get_str, ids_array
 from .source import Source, open_source
 
@@ -74,8 +77,11 @@ def _at(where: str, getter, entry: dict, name: str, **kw):
         raise BadLine(err.reason.replace(f"'{name}'", f"'{path}'"), path, err.hint) from None
 
 
-def _hash_ids(entry: dict, where: str) -> np.ndarray:
+def _hash_ids(entry: dict, where: str, lists) -> np.ndarray:
     value = entry.get("hash_ids")
+    if lists is not None and isinstance(value, str) and value.startswith(lists[0]):
+        k = int(value[len(lists[0]):])  # a list parsed by extract_hash_ids
+        return lists[1][lists[2][k]:lists[2][k + 1]]
     # Checking element types in C (map) keeps 100M ids fast; any odd element goes to the exact check.
     if not isinstance(value, list) or (value and set(map(type, value)) != {int}):
         return ids_array(_at(where, get_int_list, entry, "hash_ids"))
@@ -92,7 +98,7 @@ def _entries(value, where: str) -> list:
     return value
 
 
-def _walk(entries: list, where: str, base_t: float, session: str, block_size: int, out: dict) -> None:
+def _walk(entries: list, where: str, base_t: float, session: str, block_size: int, out: dict, lists) -> None:
     """Append every request of ``entries`` (sub-agents' requests included) to ``out``."""
     for i, entry in enumerate(entries):
         here = f"{where}[{i}]"
@@ -103,10 +109,10 @@ def _walk(entries: list, where: str, base_t: float, session: str, block_size: in
         if kind == "subagent":
             agent = _at(here, get_str, entry, "agent_id", optional=True) or f"subagent{i}"
             nested = _entries(entry.get("requests"), f"{here}.requests")
-            _walk(nested, f"{here}.requests", t, f"{session}/{agent}", block_size, out)
+            _walk(nested, f"{here}.requests", t, f"{session}/{agent}", block_size, out, lists)
             continue
         n_in = _at(here, get_int, entry, "in")
-        ids = _hash_ids(entry, here)
+        ids = _hash_ids(entry, here, lists)
         if ids.shape[0] != n_in // block_size:
             raise BadLine(f"field '{here}.hash_ids' has {ids.shape[0]} ids but in {n_in} at block size "
                           f"{block_size} needs {n_in} // {block_size} = {n_in // block_size} (full blocks only)",
@@ -139,26 +145,43 @@ def parse_record(rec: dict, opts: dict) -> dict:
     conv_id = get_str(rec, "id", optional=True)
     out = {k: [] for k in ("ts", "input_len", "output_len", "ids", "session", "type", "model", "think_time",
                            "api_time")}
-    _walk(_entries(rec.get("requests"), "requests"), "requests", 0.0, conv_id or "", block_size, out)
+    _walk(_entries(rec.get("requests"), "requests"), "requests", 0.0, conv_id or "", block_size, out,
+          opts.get("hash_id_lists"))
     out["scope"] = scope
     out["id"] = conv_id
     return out
 
 
-def _namespace(ids: np.ndarray, conversation: int) -> np.ndarray:
-    """Local ids of conversation ``conversation`` mapped into one 64-bit space (see module doc)."""
+def _namespace(ids: np.ndarray, conversation: np.ndarray) -> np.ndarray:
+    """Local ids mapped into one 64-bit space, each by its conversation's salt (see module doc)."""
     from ..kernels.hashing import fmix64
     with np.errstate(over="ignore"):
-        salt = fmix64(np.uint64(conversation) + _GOLDEN)
+        salt = fmix64(conversation.astype(np.uint64) + _GOLDEN)
         return fmix64(ids.view(np.uint64) ^ salt)
+
+
+def _block_ids(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, CSR offsets) of every request, local ids namespaced by conversation (one
+    conversation at a time, so temporaries stay small)."""
+    offsets = csr_offsets([x.shape[0] for c in rows for x in c["ids"]])
+    ids = np.empty(int(offsets[-1]), np.uint64)
+    pos = 0
+    for k, c in enumerate(rows):
+        n = sum(x.shape[0] for x in c["ids"])
+        if n:
+            part = ids[pos:pos + n]
+            np.concatenate([x.view(np.uint64) for x in c["ids"]], out=part)
+            if c["scope"] == "local":
+                part[:] = _namespace(part, np.uint64(k))
+        pos += n
+    return ids, offsets
 
 
 def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
     """Columns of the parsed conversations (``parse_record``), conversation after conversation;
     ``line_no`` is each conversation's line, given to all its requests."""
     per = [len(c["ts"]) for c in rows]
-    ids = [(_namespace(x, k) if c["scope"] == "local" else x.view(np.uint64))
-           for k, c in enumerate(rows) for x in c["ids"]]
+    ids, offsets = _block_ids(rows)
     sessions = []
     for k, c in enumerate(rows):
         default = c["id"] or f"conversation{k}"
@@ -173,8 +196,7 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
     return Columns(format=NAME, block_size=opts["block_size"], ts=flat("ts", np.float64),
                    input_len=flat("input_len", np.int64), output_len=flat("output_len", np.int64),
                    line_no=np.repeat(np.asarray(line_no, np.int64), per),
-                   offsets=csr_offsets([x.shape[0] for x in ids]),
-                   ids=np.concatenate(ids) if ids else np.zeros(0, np.uint64),
+                   offsets=offsets, ids=ids,
                    session_id=sessions, type=flat("type"), partial_dropped=True,
                    conversation=np.repeat(np.arange(len(rows), dtype=np.int64), per), extra=extra)
 
@@ -212,34 +234,81 @@ class _Digest:
         return self._value
 
 
-def _documents(src: Source) -> list:
+_HASH_LIST = re.compile(rb'"hash_ids"\s*:\s*\[([^\[\]]*)\]')
+
+
+def extract_hash_ids(data: bytes) -> tuple[bytes, tuple | None]:
+    """``data`` with every strict integer ``hash_ids`` list replaced by a marker string, and
+    (marker prefix, flat ids, CSR offsets) of those lists (``kernels.intlists``). A JSON key
+    ``"hash_ids"`` cannot occur inside a JSON string (its quotes would be escaped), so the
+    pattern finds keys only; lists it cannot parse strictly stay for ``json.loads`` and the exact
+    checks. Line breaks inside a list are kept, so line numbers do not move."""
+    matches = list(_HASH_LIST.finditer(data))
+    if not matches:
+        return data, None
+    starts = np.fromiter((m.start(1) for m in matches), np.int64, len(matches))
+    ends = np.fromiter((m.end(1) for m in matches), np.int64, len(matches))
+    values, offsets, ok = parse_int_lists(data, starts, ends)
+    nonce = os.urandom(6).hex()  # a marker no real trace holds
+    pieces, prev = [], 0
+    for k, (m, good) in enumerate(zip(matches, ok.tolist())):
+        if good:
+            pieces += [data[prev:m.start()], b'"hash_ids":"\\u0000%s:%d"' % (nonce.encode(), k),
+                       b"\n" * data.count(b"\n", m.start(), m.end())]
+            prev = m.end()
+    pieces.append(data[prev:])
+    return b"".join(pieces), (f"\x00{nonce}:", values, offsets)
+
+
+def _documents(src: Source) -> tuple[list, tuple | None]:
     """(line, raw text, parsed value) of each document: the whole file, the elements of a JSON
-    array, or one per non-blank line."""
+    array, or one per non-blank line; and the ``hash_ids`` lists parsed out of the text."""
+    text, lists = extract_hash_ids(src.data)
     try:
-        doc = json.loads(src.data)
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg != "Extra data":
-            raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
-                                   line=err.lineno, hint="each file holds one conversation document "
-                                   "(or a JSON array of them, or one per line)") from None
+            _malformed(src)
         out = []
-        for number, line in src.iter_lines():
+        for number, (line, raw) in enumerate(zip(text.split(b"\n"), src.data.split(b"\n")), 1):
             if line.strip():
                 try:
-                    out.append((number, line, json.loads(line)))
-                except json.JSONDecodeError as bad:
-                    out.append((number, line, BadLine(f"malformed JSON ({bad.msg} at column {bad.colno})", None,
-                                                      "each line must be one conversation document")))
-        return out
+                    out.append((number, raw, json.loads(line)))
+                except json.JSONDecodeError:
+                    bad = _decode_error(raw)
+                    out.append((number, raw, BadLine(f"malformed JSON ({bad.msg} at column {bad.colno})", None,
+                                                     "each line must be one conversation document")))
+        return out, lists
     except UnicodeDecodeError:
         raise TraceFormatError("not UTF-8 text", path=str(src.path), line=1, hint="is this a trace file?") from None
     if isinstance(doc, list):
-        return [(1, json.dumps(d), d) for d in doc]
-    return [(1, src.data, doc)]
+        return [(1, json.dumps(d), d) for d in doc], lists
+    return [(1, src.data, doc)], lists
 
 
-def _conversations(src: Source, opts: dict, skip_bad_lines: bool, rows: list, line_no: list, rejects: list):
-    for number, raw, doc in _documents(src):
+def _decode_error(data: bytes) -> json.JSONDecodeError:
+    """The error ``json.loads`` gives for the original text (exact line and column)."""
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as err:
+        return err
+    except UnicodeDecodeError as err:
+        return json.JSONDecodeError(f"not UTF-8 text ({err.reason})", data.decode("utf-8", "replace"), err.start)
+    return json.JSONDecodeError("malformed JSON", "", 0)
+
+
+def _malformed(src: Source):
+    err = _decode_error(src.data)
+    raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
+                           line=err.lineno, hint="each file holds one conversation document "
+                           "(or a JSON array of them, or one per line)") from None
+
+
+def _conversations(src: Source, opts: dict, skip_bad_lines: bool, rows: list, line_no: list, rejects: list,
+                   documents: tuple):
+    docs, lists = documents
+    opts = {**opts, "hash_id_lists": lists}
+    for number, raw, doc in docs:
         try:
             if isinstance(doc, BadLine):
                 raise doc
@@ -295,11 +364,12 @@ def read_path(path, block_size: int | None = None, skip_bad_lines: bool = False,
         if src.kind == "parquet" or src.kind == "csv":
             raise TraceFormatError("a kv-cache-tester trace is JSON", path=str(file), line=1,
                                    hint="pass the conversation .json files (or a folder of them)")
+        documents = _documents(src)
         if opts is None:
-            first = _first_object(src)
+            first = next((d for _, _, d in documents[0] if isinstance(d, dict)), {})
             opts = options(first, block_size, "drop")
         rejects += [(n, raw, f"{file.name}: {reason}") for n, raw, reason in src.pre_rejects]
-        _conversations(src, opts, skip_bad_lines, rows, line_no, rejects)
+        _conversations(src, opts, skip_bad_lines, rows, line_no, rejects, documents)
         src.data = b""
     if not rows:
         raise TraceFormatError(f"no valid conversations: {len(rejects):,} documents rejected", path=str(path),
@@ -308,13 +378,6 @@ def read_path(path, block_size: int | None = None, skip_bad_lines: bool = False,
     cols.rejects = rejects
     digest = _Digest(folder_sha256(path)) if path.is_dir() else sha
     return cols, Source(path=path, kind="folder" if path.is_dir() else "json", sha256=digest)
-
-
-def _first_object(src: Source) -> dict:
-    for _, _, doc in _documents(src):
-        if isinstance(doc, dict):
-            return doc
-    return {}
 
 
 # ---- one time line ----------------------------------------------------------------------------
