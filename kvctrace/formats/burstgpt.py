@@ -16,6 +16,8 @@ from .common import Columns
 
 NAME = "burstgpt"
 DEFAULT_BLOCK_SIZE = lengths.DEFAULT_BLOCK_SIZE
+SIGNATURE = "Timestamp, Request tokens, Response tokens and Model or Log Type"
+CSV = True
 _LABELS = {"model": "model", "type": "log type", "session": "session id"}
 
 
@@ -29,8 +31,8 @@ def matches(keys) -> bool:
         _key(keys, "log type") is not None or _key(keys, "model") is not None)
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
-    opts = lengths.options(first_record, block_size, partial)
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
+    opts = lengths.options(first_record, block_size, partial, **({"text_cells": True} if text_cells else {}))
     return {**opts, **{label: _key(first_record, name) for label, name in _LABELS.items()}}
 
 

@@ -41,6 +41,8 @@ from .source import Source, open_source
 
 NAME = "kv-cache-tester"
 DEFAULT_BLOCK_SIZE = 64
+SIGNATURE = "requests+hash_id_scope (or block_size)"
+CSV = False  # nested conversation documents
 SCOPES = ("local", "global")
 _TRACE_SUFFIXES = (".json", ".jsonl")
 _COMPRESSED = (".gz", ".zst", ".zstd")
@@ -52,7 +54,7 @@ def matches(keys) -> bool:
     return "requests" in keys and ("hash_id_scope" in keys or "block_size" in keys)
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     given = first_record.get("block_size")
     fallback = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else DEFAULT_BLOCK_SIZE
     return {"block_size": block_size or fallback}

@@ -22,6 +22,8 @@ from .common import BadLine, Columns, csr_offsets, get_int, get_number, get_str,
 
 NAME = "lmcache"
 DEFAULT_BLOCK_SIZE = 256
+SIGNATURE = "chunk_hashes"
+CSV = False  # chunk_hashes are lists
 _HEX = re.compile(r"(0[xX])?([0-9a-fA-F]{1,64})")
 _M64 = (1 << 64) - 1
 
@@ -30,7 +32,7 @@ def matches(keys) -> bool:
     return "chunk_hashes" in set(keys)
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     chunk = first_record.get("chunk_size")
     valid = isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0
     return {"block_size": block_size or (chunk if valid else DEFAULT_BLOCK_SIZE)}

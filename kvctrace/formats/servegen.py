@@ -18,6 +18,8 @@ from .common import (Columns, check_block_count, csr_offsets, get_int, get_int_l
 
 NAME = "servegen"
 DEFAULT_BLOCK_SIZE = 16
+SIGNATURE = "request_id+input_length+hash_ids without timestamp"
+CSV = False  # hash_ids are lists
 
 
 def matches(keys) -> bool:
@@ -25,7 +27,7 @@ def matches(keys) -> bool:
     return {"request_id", "input_length", "hash_ids"} <= keys and "timestamp" not in keys
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE}
 
 
