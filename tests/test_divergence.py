@@ -264,6 +264,11 @@ def test_snippets_decode_with_a_local_tokenizer_file(tmp_path):
     tok.save(str(path))
     decode, how = token_decoder(str(tmp_path))
     assert how == "tokenizer" and decode(tok.encode("Current time").ids) == "Current time"
+    import hashlib
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert token_decoder(f"{tmp_path} (tokenizer.json sha256 {sha})")[1] == "tokenizer"  # the text formats' label
+    assert token_decoder(str(path), sha256="0" * 64)[1] == "token ids"  # not the file that tokenized the trace
+    assert token_decoder("bytes (approximation: UTF-8 bytes as tokens)")[1] == "bytes"
     assert token_decoder("/no/such/tokenizer.json")[1] == "token ids"
     assert token_decoder(None)[0]([1, 2]) == "[1 2]"
     assert token_decoder("bytes")[0](list("é".encode())) == "é"

@@ -47,30 +47,44 @@ def escape_snippet(text: str, limit: int = SNIPPET_CHARS, tail: bool = False) ->
     return "…" + "".join(out[-limit:]) if tail else "".join(out[:limit]) + "…"
 
 
-def token_decoder(spec: str | None):
-    """(decode(ids) -> str, how) for the store's ``tokenizer`` meta value; how is
-    ``tokenizer``, ``bytes`` or ``token ids``."""
+_LABELLED = re.compile(r"^(?P<spec>.*) \((?:tokenizer\.json )?sha256 (?P<sha>[0-9a-f]+)\)$")
+
+
+def token_decoder(spec: str | None, sha256: str | None = None):
+    """(decode(ids) -> str, how) for the store's ``tokenizer`` meta value (``bytes…``, a path,
+    or a path labelled with its tokenizer.json sha256); how is ``tokenizer``, ``bytes`` or
+    ``token ids``. A tokenizer file whose sha256 differs from the recorded one is not used."""
     def ids_text(ids):
         return "[" + " ".join(str(int(t)) for t in ids) + "]"
-    if spec == "bytes":
+    if spec and spec.split(" ")[0] == "bytes":
         def from_bytes(ids):
             ids = [int(t) for t in ids]
             if any(t < 0 or t > 255 for t in ids):
                 return ids_text(ids)
             return bytes(ids).decode("utf-8", errors="replace")
         return from_bytes, "bytes"
-    if spec:
-        path = Path(spec)
-        file = path / "tokenizer.json" if path.is_dir() else path
-        if file.is_file():
-            try:
-                from tokenizers import Tokenizer
-                tokenizer = Tokenizer.from_file(str(file))
-            except Exception:  # noqa: BLE001 - not loadable here: fall back to token ids
-                tokenizer = None
-            if tokenizer is not None:
-                return (lambda ids: tokenizer.decode([int(t) for t in ids], skip_special_tokens=False)), "tokenizer"
+    labelled = _LABELLED.match(spec or "")
+    if labelled:
+        spec, sha256 = labelled["spec"], sha256 or labelled["sha"]
+    tokenizer = _load_tokenizer(Path(spec), sha256) if spec else None
+    if tokenizer is not None:
+        return (lambda ids: tokenizer.decode([int(t) for t in ids], skip_special_tokens=False)), "tokenizer"
     return ids_text, "token ids"
+
+
+def _load_tokenizer(path: Path, sha256: str | None):
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        return None
+    if sha256:
+        import hashlib
+        if hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
+            return None
+    try:
+        from tokenizers import Tokenizer
+        return Tokenizer.from_file(str(file))
+    except Exception:  # noqa: BLE001 - not loadable here: snippets show token ids
+        return None
 
 
 def _common_suffix(a: np.ndarray, b: np.ndarray) -> int:
@@ -158,7 +172,8 @@ def describe_sites(trace, requests: pl.DataFrame, sites: pl.DataFrame, has_token
                   "divergence_block": s["block"]}
             out.append(_site_dict(s, ex))
         return out, None
-    decode, how = token_decoder((trace.meta or {}).get("tokenizer"))
+    meta = trace.meta or {}
+    decode, how = token_decoder(meta.get("tokenizer"), meta.get("tokenizer_sha256") or None)
     wanted = {s["example_req"] for s in rows_} | {s["example_match"] for s in rows_ if s["example_match"] >= 0}
     fetched = _fetch(trace, sorted(wanted)) if wanted else {}
     return [_site_dict(s, _text_example(s, fetched, decode, context)) for s in rows_], how

@@ -220,12 +220,17 @@ def trace_files(folder: Path) -> list[Path]:
     return files
 
 
-def folder_sha256(folder: Path) -> str:
-    """sha256 over the folder's trace files (name and content, in name order)."""
+def _folder_digest(files) -> str:
+    """sha256 over (file name, file sha256 hex) pairs in name order."""
     digest = hashlib.sha256()
-    for path in trace_files(Path(folder)):
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for name, file_hex in files:
+        digest.update(name.encode() + b"\0" + file_hex.encode() + b"\n")
     return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 of a folder's trace files (their names and contents, in name order)."""
+    return _folder_digest((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in trace_files(Path(folder)))
 
 
 class _Digest:
@@ -333,12 +338,12 @@ def sniff(src: Source) -> bool:
         return False
     first = next((line for _, line in src.iter_lines() if line.strip()), b"")
     try:
-        doc = json.loads(first)
+        doc = json.loads(extract_hash_ids(first)[0])  # only the keys matter: skip parsing the ids
     except (json.JSONDecodeError, UnicodeDecodeError):
         if src.kind != "json":
             return False
         try:
-            doc = json.loads(src.data)  # one document over several lines
+            doc = json.loads(extract_hash_ids(src.data)[0])  # one document over several lines
         except (json.JSONDecodeError, UnicodeDecodeError):
             return False
     if isinstance(doc, list):
@@ -354,10 +359,10 @@ def read_path(path, block_size: int | None = None, skip_bad_lines: bool = False,
     ``detect``: the format was not given, so a folder's first file must look like one."""
     path = Path(path)
     files = trace_files(path) if path.is_dir() else [path]
-    rows, line_no, rejects, opts = [], [], [], None
+    rows, line_no, rejects, opts, digests = [], [], [], None, []
     for file in files:
         src = src if src is not None and not path.is_dir() else open_source(file, skip_bad_lines=skip_bad_lines)
-        sha = src.sha256
+        digests.append((file.name, src.sha256))
         if detect and opts is None and path.is_dir() and not sniff(src):
             raise TraceFormatError(f"is a directory, and its first trace file ({file.name}) is not a "
                                    "kv-cache-tester conversation", path=str(path),
@@ -378,7 +383,8 @@ def read_path(path, block_size: int | None = None, skip_bad_lines: bool = False,
                                hint="check the format (--format kv-cache-tester)")
     cols = from_rows(rows, np.array(line_no, np.int64), opts)
     cols.rejects = rejects
-    digest = _Digest(folder_sha256(path)) if path.is_dir() else sha
+    digest = (_Digest(_folder_digest((name, sha.value()) for name, sha in digests)) if path.is_dir()
+              else digests[0][1])
     return cols, Source(path=path, kind="folder" if path.is_dir() else "json", sha256=digest)
 
 
