@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import TraceFormatError
-from ..kernels.intlists import parse_int_lists
+from ..kernels.intlists import namespace_ids, parse_int_lists
 from .common import BadLine, Columns, csr_offsets, get_int, get_int_list, get_number, get_str, ids_array
 from .source import Source, open_source
 
@@ -46,7 +46,6 @@ CSV = False  # nested conversation documents
 SCOPES = ("local", "global")
 _TRACE_SUFFIXES = (".json", ".jsonl")
 _COMPRESSED = (".gz", ".zst", ".zstd")
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def matches(keys) -> bool:
@@ -83,7 +82,7 @@ def _hash_ids(entry: dict, where: str, lists) -> np.ndarray:
     value = entry.get("hash_ids")
     if lists is not None and isinstance(value, str) and value.startswith(lists[0]):
         k = int(value[len(lists[0]):])  # a list parsed by extract_hash_ids
-        return lists[1][lists[2][k]:lists[2][k + 1]]
+        return lists[1][lists[2][k]:lists[2][k] + lists[3][k]]
     # Checking element types in C (map) keeps 100M ids fast; any odd element goes to the exact check.
     if not isinstance(value, list) or (value and set(map(type, value)) != {int}):
         return ids_array(_at(where, get_int_list, entry, "hash_ids"))
@@ -154,14 +153,6 @@ def parse_record(rec: dict, opts: dict) -> dict:
     return out
 
 
-def _namespace(ids: np.ndarray, conversation: np.ndarray) -> np.ndarray:
-    """Local ids mapped into one 64-bit space, each by its conversation's salt (see module doc)."""
-    from ..kernels.hashing import fmix64
-    with np.errstate(over="ignore"):
-        salt = fmix64(conversation.astype(np.uint64) + _GOLDEN)
-        return fmix64(ids.view(np.uint64) ^ salt)
-
-
 def _block_ids(rows: list) -> tuple[np.ndarray, np.ndarray]:
     """(ids, CSR offsets) of every request, local ids namespaced by conversation (one
     conversation at a time, so temporaries stay small)."""
@@ -174,7 +165,7 @@ def _block_ids(rows: list) -> tuple[np.ndarray, np.ndarray]:
             part = ids[pos:pos + n]
             np.concatenate([x.view(np.uint64) for x in c["ids"]], out=part)
             if c["scope"] == "local":
-                part[:] = _namespace(part, np.uint64(k))
+                namespace_ids(part, k)
         pos += n
     return ids, offsets
 
@@ -255,7 +246,7 @@ def extract_hash_ids(data: bytes) -> tuple[bytes, tuple | None]:
         return data, None
     starts = np.fromiter((m.start(1) for m in matches), np.int64, len(matches))
     ends = np.fromiter((m.end(1) for m in matches), np.int64, len(matches))
-    values, offsets, ok = parse_int_lists(data, starts, ends)
+    values, first, counts, ok = parse_int_lists(data, starts, ends)
     nonce = os.urandom(6).hex()  # a marker no real trace holds
     pieces, prev = [], 0
     for k, (m, good) in enumerate(zip(matches, ok.tolist())):
@@ -264,7 +255,7 @@ def extract_hash_ids(data: bytes) -> tuple[bytes, tuple | None]:
                        b"\n" * data.count(b"\n", m.start(), m.end())]
             prev = m.end()
     pieces.append(data[prev:])
-    return b"".join(pieces), (f"\x00{nonce}:", values, offsets)
+    return b"".join(pieces), (f"\x00{nonce}:", values, first, counts)
 
 
 def _documents(src: Source) -> tuple[list, tuple | None]:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .hashing import fmix64
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
 _INT64_MAX_DIV10 = (1 << 63) // 10  # 922337203685477580
 
 
@@ -44,8 +48,7 @@ def _parse_span(buf, lo, hi, out, at):
                 return -1  # outside int64: the exact path decides
             v = v * 10 + d
             i += 1
-        if out.shape[0]:
-            out[at + n] = -v if neg else v
+        out[at + n] = -v if neg else v
         n += 1
         while i < hi and _space(buf[i]):
             i += 1
@@ -60,26 +63,41 @@ def _parse_span(buf, lo, hi, out, at):
 
 @nb.njit(cache=True)
 def _parse_lists(buf, starts, ends):
+    """One cheap pass counts commas (an upper bound on each span's values), one pass parses and
+    checks; a span that fails keeps its reserved room empty (count 0)."""
     m = starts.shape[0]
+    first = np.zeros(m + 1, np.int64)
+    for k in range(m):
+        commas = 0
+        for i in range(starts[k], ends[k]):
+            if buf[i] == 44:
+                commas += 1
+        first[k + 1] = first[k] + commas + 1
+    values = np.empty(first[m], np.int64)
     counts = np.zeros(m, np.int64)
     ok = np.zeros(m, np.bool_)
-    empty = np.zeros(0, np.int64)
     for k in range(m):
-        c = _parse_span(buf, starts[k], ends[k], empty, 0)
+        c = _parse_span(buf, starts[k], ends[k], values, first[k])
         ok[k] = c >= 0
         counts[k] = max(c, 0)
-    offsets = np.zeros(m + 1, np.int64)
-    for k in range(m):
-        offsets[k + 1] = offsets[k] + counts[k]
-    values = np.empty(offsets[m], np.int64)
-    for k in range(m):
-        if ok[k]:
-            _parse_span(buf, starts[k], ends[k], values, offsets[k])
-    return values, offsets, ok
+    return values, first[:m], counts, ok
 
 
-def parse_int_lists(data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values, CSR offsets, ok) of the list bodies ``data[starts[k]:ends[k]]``: flagged spans
-    (ok False) have no values."""
+@nb.njit(cache=True)
+def _salt_ids(ids, salt):
+    for i in range(ids.shape[0]):
+        ids[i] = fmix64(ids[i] ^ salt)
+
+
+def namespace_ids(ids: np.ndarray, space: int) -> None:
+    """Map ids into name space ``space`` in place: ``fmix64(id ^ fmix64(space + golden))``
+    (``kernels.hashing``'s mixer, a bijection for each space)."""
+    salt = fmix64(np.uint64(space) + _GOLDEN)
+    _salt_ids(ids, np.uint64(salt))
+
+
+def parse_int_lists(data: bytes, starts: np.ndarray, ends: np.ndarray):
+    """(values, first, counts, ok) of the list bodies ``data[starts[k]:ends[k]]``: span ``k``'s
+    values are ``values[first[k]:first[k] + counts[k]]``; flagged spans (ok False) have none."""
     buf = np.frombuffer(data, np.uint8)
     return _parse_lists(buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64))
