@@ -36,21 +36,24 @@ def handle_errors(fn):
 # Options shared by every command that reads a trace (same names as open_trace's keywords); the
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
-TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
+TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet), a folder of kv-cache-tester conversations, or a kvctrace .duckdb")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths | kv-cache-tester | lmcache | servegen | burstgpt (default: detect from the first record)")]
 BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
 PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
 CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
+SessionStartOpt = Annotated[Optional[str], typer.Option("--session-start", rich_help_panel=_READING, help="Where separate conversations (kv-cache-tester) start on one time line: zero | stagger:SECONDS | poisson:RATE_PER_S (default: Poisson, last start expected when the longest conversation ends)")]
+SeedOpt = Annotated[int, typer.Option("--seed", rich_help_panel=_READING, help="Random seed of --session-start poisson (same seed, same time line)")]
 _TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
-                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None))
+                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None),
+                  ("session_start", SessionStartOpt, None), ("seed", SeedOpt, 0))
 
 
-def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -> dict:
+def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, session_start=None, seed=0) -> dict:
     """The keyword arguments of kvctrace.open_trace built from the shared CLI options."""
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
-                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db)
+                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, session_start=session_start, seed=seed)
 
 
 def _register(name: str, fn, params: list) -> None:
@@ -74,12 +77,17 @@ def trace_command(db_option=DbOpt):
         kw = inspect.Parameter.KEYWORD_ONLY
         own = [p.replace(kind=kw) for p in inspect.signature(fn, eval_str=True).parameters.values()
                if p.name != "trace_opts"]
+        # a command's own option of a shared name (--seed of analyze and export) is the one
+        # option: its value also goes to the trace options (None there means the default)
+        mine = {p.name for p in own}
         shared = [inspect.Parameter(name, kw, default=default, annotation=db_option if name == "db" else option)
-                  for name, option, default in _TRACE_OPTIONS]
+                  for name, option, default in _TRACE_OPTIONS if name not in mine]
 
         @functools.wraps(fn)
         def call(**kwargs):
-            opts = trace_options(*(kwargs.pop(name) for name, _, _ in _TRACE_OPTIONS))
+            opts = trace_options(*(default if name in mine and kwargs[name] is None else
+                                   kwargs[name] if name in mine else kwargs.pop(name)
+                                   for name, _, default in _TRACE_OPTIONS))
             return fn(trace_opts=opts, **kwargs)
         _register(fn.__name__.replace("_", "-"), call, own + shared)  # bench_index -> bench-index
         return fn
@@ -92,7 +100,7 @@ _ENGINE = "Engine"
 EngineOpt = Annotated[str, typer.Option("--engine", rich_help_panel=_ENGINE, help="local (this process) or ray (one Ray task per replay config or partition; needs the 'ray' extra)")]
 RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=_ENGINE, help="Ray cluster to connect to (host:port, ray://host:10001, or auto); default: start a local Ray with this machine's CPUs")]
 PartitionsOpt = Annotated[Optional[int], typer.Option("--partitions", help="Partitioned reuse analysis: exact stack distances per 1/P block partition, merged into the MRC (docs/ray.md)")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash (default 0; an export folder keeps its own)")]
+PartitionSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash and of --session-start poisson (default 0; an export folder keeps its own)")]
 
 
 # ---- ingest / info ---------------------------------------------------------------------------
@@ -148,14 +156,15 @@ OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder 
 
 @trace_command()
 def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
-            partitions: PartitionsOpt = None, seed: SeedOpt = None, engine: EngineOpt = "local",
+            partitions: PartitionsOpt = None, seed: PartitionSeedOpt = None, engine: EngineOpt = "local",
             ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
     print a summary and write summary.json (and the HTML report). With --partitions, --engine
     ray or an export folder: the partitioned reuse analysis only (partitioned.json)."""
     from .commands import analyze as run_analyze
 
-    if partitions is not None or engine != "local" or trace.is_dir():
+    from .commands import is_export
+    if partitions is not None or engine != "local" or is_export(trace):
         from .commands import analyze_partitioned
         result, path = analyze_partitioned(trace, trace_opts, out, partitions=partitions, seed=seed,
                                            engine=engine, ray_address=ray_address)
@@ -314,7 +323,7 @@ def _print_bench_index(result, comparison) -> None:
 def export(trace: TraceArg,
            parquet: Annotated[Path, typer.Option("--parquet", help="Folder to write (must not exist or be empty): part=K/*.parquet, requests.parquet, kvctrace_export.json")],
            partitions: Annotated[int, typer.Option("--partitions", help="Number of block partitions P (a block's accesses all go to one partition)")],
-           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash")] = 0,
+           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash and of --session-start poisson")] = 0,
            json: JsonOpt = False, trace_opts: dict = None):
     """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
     (each partition's task reads only its own files; docs/ray.md)."""
@@ -418,6 +427,11 @@ def _print_analysis(summary: dict, written: list) -> None:
                 continue  # definitions and the rest live in summary.json
             table.add_row(key, fv(value))
         console.print(table)
+    for analysis in ANALYSES:  # sentences a user acts on (the divergence headline), in full
+        sentence = (summary.get(analysis.name) or {}).get(analysis.sentence) if analysis.sentence else None
+        if sentence:
+            console.print(f"[bold]{analysis.title}[/bold]")
+            console.print(sentence, markup=False, highlight=False)
     mrc = summary.get("mrc")
     if mrc:
         table = Table(title="exact block-LRU hit ratio by capacity", title_justify="left", box=None)

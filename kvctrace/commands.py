@@ -251,6 +251,13 @@ def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, par
     return export_partitions(_open(trace, trace_options), parquet, partitions, seed) | {"path": str(parquet)}
 
 
+def is_export(path: Path) -> bool:
+    """True for a folder written by ``export`` (read by the partitioned analysis), as opposed to
+    a trace file or a folder of conversations."""
+    from .analysis.partitioned import is_export as export_folder
+    return export_folder(path)
+
+
 def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
                         partitions: int | None = None, seed: int | None = None, engine: str = "local",
                         ray_address: str | None = None):
@@ -263,7 +270,7 @@ def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Pat
     check_engine(engine, ray_address)
     if is_export(trace):
         defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
-                    "skip_bad_lines": False, "db": None}
+                    "skip_bad_lines": False, "db": None, "session_start": None, "seed": seed or 0}
         if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
             raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
                                 path=str(trace), hint="drop them, or export again from the trace with them")

@@ -9,15 +9,16 @@ memory by default; ``db=PATH`` writes a file, and a file that already holds the 
 ``open_trace("x.duckdb")`` opens a kvctrace database directly."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from .errors import KvctraceError, TraceFormatError
 from .formats import read_columns
+from .formats.containers import trace_sha256
 from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
@@ -29,9 +30,29 @@ from .trace import Trace
 
 # ---- ingest -----------------------------------------------------------------------------------
 
-def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines) -> str:
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start=None, seed=0) -> str:
     return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
-                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}, sort_keys=True)
+                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines),
+                       "session_start": session_start, "seed": seed}, sort_keys=True)
+
+
+def _prefix_columns(offsets, dense, n_unique: int, block_size: int, input_len, tokens: pa.Array) -> dict:
+    """``prefix_shared_tokens`` and ``prefix_match_req``: each request's token-exact longest
+    prefix shared with an earlier request and the earliest such request
+    (``kernels.divergence.token_prefix``), computed while the tokens are in memory so that the
+    divergence analysis need not read them back. Left out when a request's ``input_len`` is not
+    its token count (the analysis then reads the tokens)."""
+    from .kernels.divergence import token_prefix
+    tokens = pa.concat_arrays(tokens.chunks) if isinstance(tokens, pa.ChunkedArray) else tokens
+    if tokens.offset != 0 or tokens.null_count:
+        return {}
+    token_offsets = np.asarray(tokens.offsets).astype(np.int64, copy=False)
+    values = np.asarray(tokens.values)[token_offsets[0]:token_offsets[-1]]
+    token_offsets = token_offsets - token_offsets[0]
+    if not np.array_equal(np.diff(token_offsets), input_len):
+        return {}
+    shared, match = token_prefix(offsets, dense, n_unique, block_size, values, token_offsets)
+    return {"prefix_shared_tokens": pa.array(shared), "prefix_match_req": pa.array(match)}
 
 
 def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
@@ -45,17 +66,20 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
            partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None, progress=None) -> Trace:
-    """Read a trace file and write the store into ``con`` (a new in-memory database if None).
+           options_key: str | None = None, progress=None, session_start: str | None = None,
+           seed: int = 0) -> Trace:
+    """Read a trace file (or a folder of kv-cache-tester conversations) and write the store
+    into ``con`` (a new in-memory database if None).
 
-    ``progress``: optional callable told the current stage (for a status line)."""
+    ``progress``: optional callable told the current stage (for a status line);
+    ``session_start``, ``seed``: where separate conversations start on the time line."""
     progress = progress or (lambda stage: None)
     progress("reading")
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
-                             skip_bad_lines=skip_bad_lines)
+                             skip_bad_lines=skip_bad_lines, session_start=session_start, seed=seed)
     progress("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
@@ -63,7 +87,10 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
+    extra = {name: values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+             for name, values in cols.extra.items()}
     if order is not None:
+        extra = {name: values.take(pa.array(order)) for name, values in extra.items()}
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
         if ids is not None:
             ids, offsets = gather_csr(ids, offsets, order)
@@ -87,17 +114,20 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
-            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
+            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines,
+                                                   session_start, seed)}
     progress("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = dense_block_ids(ids)
     del ids
+    if has_ids and "tokens" in extra:
+        extra.update(_prefix_columns(offsets, dense, n_unique, bs_eff, input_len, extra["tokens"]))
     return Trace(**materialize(con if con is not None else memory_connection(), path=str(src.path),
                                fmt=cols.format, block_size=bs_eff, ts=ts, input_len=input_len,
                                output_len=output_len, line_no=line_no, offsets=offsets, dense=dense,
                                n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids, session_id=session,
                                parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
-                               sorted_input=sorted_input, replace=replace))
+                               sorted_input=sorted_input, replace=replace, extra=extra))
 
 
 # ---- open -------------------------------------------------------------------------------------
@@ -141,21 +171,16 @@ def load_store(con, path: str) -> Trace:
                  rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
                partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None, progress=None) -> Trace:
-    """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
+               db=None, progress=None, session_start: str | None = None, seed: int = 0) -> Trace:
+    """Ingest a trace file or a folder of kv-cache-tester conversations (or open a kvctrace
+    ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
-    options, it is opened as is."""
+    options, it is opened as is. ``session_start`` (``zero``, ``stagger:S``, ``poisson:R``;
+    default: see ``formats.sessions``) and ``seed`` place separate conversations on one
+    time line."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
@@ -163,16 +188,18 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
                                 hint="drop --db, or pass the original trace file")
         given = {"--format": format is not None, "--block-size": block_size is not None,
                  "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
-                 "--skip-bad-lines": bool(skip_bad_lines)}
+                 "--skip-bad-lines": bool(skip_bad_lines), "--session-start": session_start is not None,
+                 "--seed": seed != 0}
         if any(given.values()):
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path), str(path))
-    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start, seed)
+    sessions = {"session_start": session_start, "seed": seed}
     if db is None:
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
-                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress)
+                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, **sessions)
     db = Path(db)
     if db.exists() and not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
@@ -183,12 +210,12 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         if meta is None and con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0]:
             raise KvctraceError("--db holds tables that kvctrace did not write; refusing to overwrite them",
                                 path=str(db), hint="choose a new database file")
-        if (meta is not None and path.is_file() and meta.get("options") == key
-                and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == _file_sha256(path)):
+        if (meta is not None and path.exists() and meta.get("options") == key
+                and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == trace_sha256(path)):
             return load_store(con, str(db))
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
                       skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key,
-                      progress=progress)
+                      progress=progress, **sessions)
     except BaseException:
         con.close()
         raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .access import analyze_access
+from .divergence import analyze_divergence
 from .hotness import analyze_hotness
 from .prefix import analyze_prefix
 from .reuse import analyze_reuse
@@ -32,7 +33,9 @@ class Analysis:
     the console prints (empty: every scalar; everything is in summary.json either way).
     ``report_sections``: ids of the report sections that draw it, in page order.
     ``run_rank``: position in the run order (lower first): the analyses with the largest
-    temporary arrays run first, while few results are held, which lowers peak memory."""
+    temporary arrays run first, while few results are held, which lowers peak memory.
+    ``sentence``: a summary key holding a sentence the console prints in full after the
+    tables (empty: none)."""
     name: str
     title: str
     run: Callable
@@ -40,6 +43,7 @@ class Analysis:
     headline: tuple[str, ...]
     report_sections: tuple[str, ...]
     run_rank: int
+    sentence: str = ""
 
 
 # In summary.json and console order.
@@ -74,6 +78,11 @@ ANALYSES: tuple[Analysis, ...] = (
         headline=("mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
                   "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"),
         report_sections=("workload",), run_rank=4),
+    Analysis(
+        "divergence", "prefix divergence", analyze_divergence, needs_block_ids=True,
+        headline=("level", "requests", "requests_diverging", "requests_sharing_nothing",
+                  "shared_tokens_share_of_input", "tokens_lost_total", "divergence_block_p50"),
+        report_sections=("divergence",), run_rank=5, sentence="headline"),
 )
 
 

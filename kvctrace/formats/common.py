@@ -35,6 +35,8 @@ class Columns:
     type: list | None = None           # per request: str or None
     rejects: list = field(default_factory=list)   # (line_no, raw, reason)
     partial_dropped: bool = False      # ids already exclude the last partial block (tokens 'drop')
+    conversation: np.ndarray | None = None  # int64 per request: its separate conversation, whose clock ts counts from
+    extra: dict = field(default_factory=dict)  # format-specific request columns: name -> values (list/numpy/Arrow)
 
     @property
     def has_block_ids(self) -> bool:

@@ -8,14 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TraceFormatError
-from . import bailian, lengths, mooncake, tokens
+from . import bailian, burstgpt, kv_cache_tester, lengths, lmcache, mooncake, servegen, tokens
 from .common import Reader
 
 # Detection precedence: ``detect_format`` asks the readers in this order and the first whose
 # ``matches`` holds wins, so a format whose signature extends another's comes before it
-# (bailian's chat_id + hash_ids before mooncake's hash_ids); lengths, which matches any
-# timestamp-and-length record, comes last.
-_REGISTERED: tuple[Reader, ...] = (bailian, mooncake, tokens, lengths)
+# (servegen's request_id + hash_ids without a timestamp, then bailian's chat_id + hash_ids,
+# before mooncake's hash_ids; burstgpt's named CSV columns before lengths); lengths, which
+# matches any timestamp-and-length record, comes last.
+_REGISTERED: tuple[Reader, ...] = (kv_cache_tester, lmcache, servegen, bailian, mooncake, tokens,
+                                   burstgpt, lengths)
 
 READERS: dict[str, Reader] = {reader.NAME: reader for reader in _REGISTERED}
 FORMATS = tuple(READERS)
@@ -28,6 +30,12 @@ def detect_format(keys) -> str | None:
         if reader.matches(keys):
             return reader.NAME
     return None
+
+
+def document_readers() -> tuple[Reader, ...]:
+    """The readers that read whole files and folders themselves (``sniff`` and ``read_path``:
+    documents spanning lines, such as kv-cache-tester conversations), in registry order."""
+    return tuple(reader for reader in _REGISTERED if hasattr(reader, "read_path"))
 
 
 def default_block_size(fmt: str) -> int:
