@@ -37,20 +37,24 @@ def handle_errors(fn):
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
 TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
-BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
-PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | prompts | lengths (default: detect from the first record)")]
+BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16, prompts 16)")]
+PartialOpt = Annotated[Optional[str], typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM) (default: drop for prompts, else include)")]
 CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
-_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
-                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None))
+TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", rich_help_panel=_READING, help="Text traces (prompts): a tokenizer.json, a model folder holding one, or 'bytes' (UTF-8 bytes as tokens, an approximation); local files only")]
+ChatTemplateOpt = Annotated[Optional[Path], typer.Option("--chat-template", rich_help_panel=_READING, help="Text traces: Jinja chat template file (default: the tokenizer folder's, else a plain 'role: content' template)")]
+_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, None),
+                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None),
+                  ("tokenizer", TokenizerOpt, None), ("chat_template", ChatTemplateOpt, None))
 
 
-def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -> dict:
+def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, tokenizer=None, chat_template=None) -> dict:
     """The keyword arguments of kvctrace.open_trace built from the shared CLI options."""
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
-                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db)
+                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, tokenizer=tokenizer,
+                chat_template=chat_template)
 
 
 def _register(name: str, fn, params: list) -> None:
@@ -231,12 +235,14 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
 # API and their help texts cannot drift apart.
 
 def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
-    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
-    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
+    """Write a synthetic trace (mooncake, bailian, tokens or prompts format) with controllable structure:
+    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals;
+    prompts writes chat text (see kvctrace/synth_prompts.py)."""
     from .synth import write
 
     s = write(out, fmt, requests, seed, block_size, **structure)
     detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
+    detail += " (about; text)" if fmt == "prompts" else ""
     print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
           f"{s.duration_s:,.1f} s")
 
@@ -311,6 +317,8 @@ def _print_analysis(summary: dict, written: list) -> None:
                   f"{t['requests']:,} requests, {t['accesses']:,} block accesses, "
                   f"{t['unique_blocks']:,} distinct blocks, {t['duration_s']:.1f} s"
                   + (f", {t['rejected_lines']:,} rejected lines" if t["rejected_lines"] else ""))
+    if t.get("tokenizer"):  # text traces (bytes: labelled an approximation)
+        console.print(f"tokenizer {t['tokenizer']}, chat template {t['chat_template']}", markup=False, highlight=False)
     if not t.get("sorted_input", True):
         console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
 
@@ -403,6 +411,9 @@ def _print_info(info: dict, db) -> None:
         ("rejected lines", f"{info['rejected_lines']:,}"),
         ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
     ]
+    if info.get("tokenizer"):  # text traces: which tokenizer, which template, what was skipped
+        rows += [("tokenizer", info["tokenizer"]), ("chat template", info["chat_template"]),
+                 ("non-text parts skipped", f"{info['non_text_parts_skipped']:,}")]
     if db is not None:
         rows.append(("database", str(db)))
     for key, value in rows:

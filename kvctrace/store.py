@@ -53,6 +53,19 @@ def _strings(values, n: int) -> pa.Array:
     return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
+# Request columns a reader may add (``Columns.extra``), in table order, with their Arrow types;
+# NULL where a reader has none. Text traces fill them (docs/text-inputs.md).
+REQUEST_EXTRAS = {"tokens": pa.large_list(pa.int32()), "msg_offsets": pa.large_list(pa.int32()),
+                  "msg_roles": pa.list_(pa.string()), "cached_tokens": pa.int64(),
+                  "reported_prompt_tokens": pa.int64(), "model": pa.string()}
+
+
+def _request_extras(extra: dict | None, n: int) -> dict:
+    extra = extra or {}
+    return {name: extra[name].cast(kind) if name in extra else pa.nulls(n, kind)
+            for name, kind in REQUEST_EXTRAS.items()}
+
+
 # DuckDB's allocator keeps freed memory for reuse and, without its background threads, returns
 # it to the system only when later allocations happen to trigger it: an ingest's transient
 # buffers (parsed JSON, uncompressed table data before a checkpoint) would stay resident
@@ -202,7 +215,7 @@ def _dense(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
 def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
                  offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
                  parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
-                 sorted_input: bool = True, replace: bool = False) -> Trace:
+                 sorted_input: bool = True, replace: bool = False, extra: dict | None = None) -> Trace:
     """Prefix tree and tables for requests already in arrival order (ids made dense by
     ``_dense``)."""
     n = ts.shape[0]
@@ -234,7 +247,7 @@ def _materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, ou
             "session_id": _strings(session_id, n),
             "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
             "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
-            "type": _strings(type, n), "line_no": line_no}),
+            "type": _strings(type, n), "line_no": line_no, **_request_extras(extra, n)}),
         "accesses": lambda: _access_chunks(offsets, dense),
         "blocks": blocks,
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
@@ -273,9 +286,13 @@ def trace_from_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=No
 
 # ---- ingest -----------------------------------------------------------------------------------
 
-def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines) -> str:
-    return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
-                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}, sort_keys=True)
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer=None, chat_template=None) -> str:
+    key = {"format": format, "block_size": block_size, "partial_block": partial_block,
+           "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}
+    if tokenizer is not None or chat_template is not None:  # a text trace: which tokenizer, which files
+        from .tokenize import fingerprint
+        key["text"] = fingerprint(tokenizer, chat_template)
+    return json.dumps(key, sort_keys=True)
 
 
 def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
@@ -287,26 +304,33 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 
 
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
-           partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
+           partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None, progress=None) -> Trace:
+           options_key: str | None = None, progress=None, tokenizer=None, chat_template=None) -> Trace:
     """Read a trace file and write the store into ``con`` (a new in-memory database if None).
 
-    ``progress``: optional callable told the current stage (for a status line)."""
-    progress = progress or (lambda stage: None)
-    progress("reading")
+    ``progress``: optional callable told the current stage (for a status line).
+    ``partial_block`` None: the format's own default (drop for text traces, else include)."""
+    stage = progress or (lambda text: None)
+    stage("reading")
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
-                             skip_bad_lines=skip_bad_lines)
-    progress("ordering and re-blocking")
+                             skip_bad_lines=skip_bad_lines, tokenizer=tokenizer, chat_template=chat_template,
+                             progress=progress)
+    key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
+                                      chat_template)
+    partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
+    stage("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
+    extra = {name: column.take(pa.array(order)) for name, column in cols.extra.items()} if order is not None \
+        else cols.extra
     if order is not None:
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
         if ids is not None:
@@ -328,11 +352,10 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
         keep = input_len // bs_eff
         if (np.diff(offsets) > keep).any():
             ids, offsets = truncate_csr(ids, offsets, keep)
-    meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
+    meta = {**cols.meta, "source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
-            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
-            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
-    progress("dense ids, prefix tree, tables")
+            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
+    stage("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = _dense(ids)
     del ids
@@ -341,7 +364,7 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
                         line_no=line_no, offsets=offsets, dense=dense, n_unique=n_unique,
                         raw_hash=raw_hash, has_ids=has_ids, session_id=session,
                         parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
-                        sorted_input=sorted_input, replace=replace)
+                        sorted_input=sorted_input, replace=replace, extra=extra)
 
 
 # ---- open -------------------------------------------------------------------------------------
@@ -394,29 +417,33 @@ def _file_sha256(path: Path) -> str:
 
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
-               partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None, progress=None) -> Trace:
+               partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
+               db=None, progress=None, tokenizer=None, chat_template=None) -> Trace:
     """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
-    options, it is opened as is."""
+    options, it is opened as is. ``partial_block`` None: the format's own default (drop for
+    text traces, else include). ``tokenizer`` / ``chat_template``: for text traces
+    (docs/text-inputs.md); part of the options that decide whether ``db`` is re-used."""
+    text = {"tokenizer": tokenizer, "chat_template": chat_template}
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
             raise KvctraceError("the trace is already a DuckDB database; --db does not apply", path=str(path),
                                 hint="drop --db, or pass the original trace file")
         given = {"--format": format is not None, "--block-size": block_size is not None,
-                 "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
-                 "--skip-bad-lines": bool(skip_bad_lines)}
+                 "--partial-block": partial_block not in (None, "include"), "--coarsen": coarsen != 1,
+                 "--skip-bad-lines": bool(skip_bad_lines), "--tokenizer": tokenizer is not None,
+                 "--chat-template": chat_template is not None}
         if any(given.values()):
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path), str(path))
-    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer, chat_template)
     if db is None:
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
-                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress)
+                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, **text)
     db = Path(db)
     if db.exists() and not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
@@ -432,7 +459,7 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
             return load_store(con, str(db))
         return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
                       skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key,
-                      progress=progress)
+                      progress=progress, **text)
     except BaseException:
         con.close()
         raise

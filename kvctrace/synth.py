@@ -41,13 +41,15 @@ import polars as pl
 from .errors import ConfigError
 from .kernels.hashing import CONTENT_SEED, combine, dense_ids, rechain
 
-FORMATS = ("mooncake", "bailian", "tokens")
+FORMATS = ("mooncake", "bailian", "tokens", "prompts")  # prompts: chat text, see synth_prompts.py
 DEFAULT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16, "tokens": 16}
 TYPES = ("text", "file", "image", "search")
 
 # Segment ids carry their kind in the top bits so ids of different kinds never meet.
 _SYS, _DOC, _USER, _OUT = 1, 2, 3, 4
 _KIND_SHIFT = 48
+SEGMENT_KINDS = {"system": _SYS, "document": _DOC, "user": _USER, "output": _OUT}
+SEGMENT_KIND_SHIFT = _KIND_SHIFT
 
 
 @dataclass(frozen=True)
@@ -434,8 +436,8 @@ def _list_column(values: np.ndarray, offsets: np.ndarray, name: str) -> pl.Serie
 
 def records(work: Workload, format: str = "mooncake", block_size: int | None = None) -> pl.DataFrame:
     """The workload as one row per request in ``format``'s columns (DESIGN.md, datasets README)."""
-    if format not in FORMATS:
-        raise ConfigError(f"unknown synth format {format!r}", field="format", hint="one of " + ", ".join(FORMATS))
+    if format not in DEFAULT_BLOCK_SIZE:  # prompts records are text: synth_prompts.records
+        raise ConfigError(f"unknown synth format {format!r}", field="format", hint="one of " + ", ".join(DEFAULT_BLOCK_SIZE))
     bs = DEFAULT_BLOCK_SIZE[format] if block_size is None else int(block_size)
     if bs < 1:
         raise ConfigError(f"block_size must be >= 1, got {bs}", field="block_size", hint="e.g. 512 for mooncake, 16 for bailian")
@@ -489,6 +491,9 @@ def write(path, format: str = "mooncake", n_requests: int = 1000, seed: int = 0,
           block_size: int | None = None, **structure) -> SynthSummary:
     """Generate and write a synthetic trace as JSONL (``.gz`` / ``.zst`` suffix compresses)."""
     path = Path(path)
+    if format == "prompts":
+        from .synth_prompts import write as write_prompts
+        return write_prompts(path, n_requests, seed, **structure)
     work = synthesize(n_requests, seed, **structure)
     frame = records(work, format, block_size)
     write_jsonl(frame, path)
@@ -509,14 +514,21 @@ def write_trace(path, format: str = "mooncake", n_requests: int = 1000, seed: in
 def write_jsonl(frame: pl.DataFrame, path: Path) -> None:
     """One JSON object per row, compressed by suffix (.gz, .zst)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix not in (".gz", ".zst"):
+    if path.suffix.lower() not in (".gz", ".zst"):
         frame.write_ndjson(path)
         return
     buf = io.BytesIO()
     frame.write_ndjson(buf)
-    data = buf.getvalue()
-    if suffix == ".gz":
+    write_jsonl_bytes(buf.getvalue(), path)
+
+
+def write_jsonl_bytes(data: bytes, path: Path) -> None:
+    """JSON-lines text written as is, or compressed by suffix (.gz, .zst) reproducibly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix not in (".gz", ".zst"):
+        path.write_bytes(data)
+    elif suffix == ".gz":
         # no name, mtime=0: the same trace gives the same bytes
         with open(path, "wb") as fh, gzip.GzipFile(filename="", fileobj=fh, mode="wb", compresslevel=6,
                                                    mtime=0) as gz:

@@ -11,7 +11,14 @@ CREATE TABLE requests (
     parent_id  BIGINT,
     turn       BIGINT,
     type       VARCHAR,
-    line_no    BIGINT NOT NULL
+    line_no    BIGINT NOT NULL,
+    -- text traces only (docs/text-inputs.md), else NULL
+    tokens                 INTEGER[],
+    msg_offsets            INTEGER[],
+    msg_roles              VARCHAR[],
+    cached_tokens          BIGINT,
+    reported_prompt_tokens BIGINT,
+    model                  VARCHAR
 );
 CREATE TABLE accesses (
     req_id BIGINT NOT NULL,

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NoBlockIdsError
+from ..formats.prompts import text_facts
 from ..store import release_freed_memory
 from ..trace import Trace
 from .access import AccessResult, analyze_access
@@ -57,7 +58,7 @@ class AnalysisResult(SummaryHtmlMixin):
                 "requests": tr.n_requests, "accesses": tr.n_accesses,
                 "unique_blocks": int(tr.n_unique_blocks), "duration_s": tr.duration_s,
                 "rejected_lines": int(tr.rejected_lines), "has_block_ids": bool(tr.has_block_ids),
-                "sorted_input": bool(tr.sorted_input),
+                "sorted_input": bool(tr.sorted_input), **text_facts(tr.meta),
             },
         }
         for name in ("reuse", "access", "hotness", "prefix", "workload"):

@@ -22,11 +22,12 @@ import polars as pl
 from ..errors import TraceFormatError
 from ..kernels import jsonscan
 from ..sql import load_query
-from . import bailian, lengths, mooncake, tokens
+from . import bailian, lengths, mooncake, prompts, tokens
 from .common import BadLine, Columns
 from .source import Source, open_source
 
-READERS = {m.NAME: m for m in (mooncake, bailian, tokens, lengths)}
+READERS = {m.NAME: m for m in (mooncake, bailian, tokens, prompts, lengths)}
+TEXT_SETTINGS = ("tokenizer", "chat_template")  # reader settings only text readers (with bind()) take
 FORMATS = tuple(READERS)
 
 
@@ -39,6 +40,8 @@ def detect_format(keys) -> str | None:
         return "mooncake"
     if "token_ids" in keys:
         return "tokens"
+    if prompts.matches(keys):
+        return "prompts"
     if lengths.matches(keys):
         return "lengths"
     return None
@@ -48,20 +51,32 @@ def default_block_size(fmt: str) -> int:
     return READERS[fmt].DEFAULT_BLOCK_SIZE
 
 
+def _bind(reader, src: Source):
+    """A reader with ``bind`` gets the command's reader settings (``read_columns``); given to
+    any other reader, a text setting is an error rather than silently ignored."""
+    if hasattr(reader, "bind"):
+        return reader.bind(src.settings)
+    given = [f"--{k.replace('_', '-')}" for k in TEXT_SETTINGS if src.settings.get(k) is not None]
+    if given:
+        raise TraceFormatError(f"{', '.join(given)} apply to text traces (format prompts), not to a "
+                               f"{reader.NAME} trace", path=str(src.path), hint=f"drop {', '.join(given)}")
+    return reader
+
+
 def _reader(fmt: str | None, keys, src: Source, line: int):
     if fmt is not None:
         if fmt not in READERS:
             raise TraceFormatError(f"unknown format {fmt!r}", path=str(src.path),
                                    hint=f"use one of: {', '.join(FORMATS)}")
-        return READERS[fmt]
+        return _bind(READERS[fmt], src)
     found = detect_format(keys)
     if found is None:
         raise TraceFormatError(
             f"cannot tell the trace format from the first record's keys ({', '.join(sorted(map(str, keys))) or 'none'})",
             path=str(src.path), line=line,
-            hint="mooncake needs hash_ids, bailian chat_id+hash_ids, tokens token_ids, lengths a "
-                 "timestamp and token counts; or pass --format")
-    return READERS[found]
+            hint="mooncake needs hash_ids, bailian chat_id+hash_ids, tokens token_ids, prompts a prompt "
+                 "or messages, lengths a timestamp and token counts; or pass --format")
+    return _bind(READERS[found], src)
 
 
 def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
@@ -234,6 +249,8 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
     reader = _reader(fmt, first.keys(), src, first_line)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
+    if schema is None:  # no columnar path (text records): every record is parsed
+        return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
     background = _BackgroundRead(src, schema)
     try:
         line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
@@ -323,6 +340,8 @@ def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Colu
     first = df.row(0, named=True)
     reader = _reader(fmt, df.columns, src, 1)
     opts = reader.options(first, block_size, partial)
+    if reader.schema(opts) is None:  # no columnar path (text records): every row is parsed
+        return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
     try:
         cols = reader.from_frame(_cast(df, reader.schema(opts)), np.arange(1, df.height + 1, dtype=np.int64), opts)
     except (pl.exceptions.PolarsError, ValueError, OverflowError):
@@ -379,15 +398,22 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
 
 
 def read_columns(path, *, format: str | None = None, block_size: int | None = None,
-                 partial_block: str = "include", skip_bad_lines: bool = False) -> tuple[Columns, Source]:
-    """Read any supported trace file into canonical columns (rows in file order)."""
-    if partial_block not in ("include", "drop"):
+                 partial_block: str | None = None, skip_bad_lines: bool = False, tokenizer=None,
+                 chat_template=None, progress=None) -> tuple[Columns, Source]:
+    """Read any supported trace file into canonical columns (rows in file order).
+
+    ``partial_block`` None is the format's own default (drop for text, else include);
+    ``tokenizer``, ``chat_template`` and ``progress`` (a callable told how far tokenizing got)
+    are the settings of text readers (docs/text-inputs.md)."""
+    if partial_block not in (None, "include", "drop"):
         raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
     if block_size is not None and block_size < 1:
         raise TraceFormatError(f"--block-size must be >= 1, got {block_size}", hint="e.g. --block-size 16")
     src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
+    src.settings = {"tokenizer": tokenizer, "chat_template": chat_template, "partial_block": partial_block,
+                    "progress": progress, "path": str(src.path)}
     read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
-    return read(src, format, block_size, partial_block, skip_bad_lines), src
+    return read(src, format, block_size, partial_block or "include", skip_bad_lines), src
 
 
 __all__ = ["Columns", "FORMATS", "READERS", "detect_format", "default_block_size", "read_columns"]

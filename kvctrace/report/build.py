@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..formats.prompts import text_facts
 from . import charts
 
 REPORT_FILE = "report.html"
@@ -189,6 +190,14 @@ def overview_section(result) -> Section:
         ("rejected lines", fmt_int(tr.rejected_lines), "lines not ingested (kept in the rejects table)"),
     ]
     notes = []
+    text = text_facts(tr.meta or {})
+    if text:  # a text trace: the tokenizer (bytes: an approximation) and the chat template
+        facts += [("tokenizer", text["tokenizer"], "how the text became tokens (docs/text-inputs.md)"),
+                  ("chat template", text["chat_template"], None),
+                  ("non-text parts skipped", fmt_int(text["non_text_parts_skipped"]), "images, audio, files: not tokenized")]
+        if "approximation" in text["tokenizer"]:
+            notes.append("Tokens are the UTF-8 bytes of the text, an approximation of a real tokenizer "
+                         "(pass --tokenizer with the model's tokenizer.json for exact tokens).")
     if not getattr(tr, "sorted_input", True):
         notes.append("The trace was not in timestamp order; requests were sorted by (timestamp, line).")
     if not tr.has_block_ids:
