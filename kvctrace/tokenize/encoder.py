@@ -12,14 +12,15 @@ only pre-tokenizers that work piece by piece: not Metaspace's ``prepend_scheme: 
 kvctrace cuts the text the same way (leftmost-longest matches, non-normalized tokens first)
 and encodes each distinct piece once: a chat log repeats its system prompts, documents and
 session histories, so most pieces are already in the cache. Other tokenizers encode whole
-texts (same results, slower). As a guard, the first texts of a run and the first text of every later batch
-are also encoded whole and compared; a difference switches the run to whole texts.
+texts (same results, slower). As a guard, the first texts of a run and the first text of every
+later batch are also encoded whole and compared; a difference switches the run to whole texts.
 
 **Message starts.** A message starting at character ``c`` of a text starts at token
 ``len(lcp(encode(text), encode(text[:c])))``: the number of leading tokens the request shares
 with the rendering of the conversation before the message (the rendering's token count when
-no token spans the boundary). With pieces, that is the tokens of the pieces before ``c`` plus,
-when ``c`` falls inside a piece, the common prefix of that piece's and its head's tokens."""
+no token spans the boundary), and never before the previous message's start. With pieces,
+that is the tokens of the pieces before ``c`` plus, when ``c`` falls inside a piece, the
+common prefix of that piece's and its head's tokens."""
 from __future__ import annotations
 
 import bisect
@@ -34,6 +35,7 @@ _PIECE_LOCAL_PRE_TOKENIZERS = {"ByteLevel", "Split", "Digits", "Punctuation", "W
                                "Sequence"}
 # Texts encoded whole and compared with the piece path at the start of a run.
 GUARD_TEXTS = 8
+GUARD_MAX_CHARS = 1 << 16  # longer texts are not guarded (the guard must stay a small cost)
 # Distinct pieces kept between batches, in tokens (oldest half dropped beyond it).
 CACHE_TOKENS = 1 << 24
 
@@ -196,7 +198,7 @@ class Encoder:
         piece_ids = dict(zip((a for a, _, _ in pieces), parts))
         for k, a, c in heads:
             extra = lcp(piece_ids[a], self._cache[text[a:c]]) if c > a else 0
-            offsets[k] = (before[a] if a >= 0 else total) + extra
+            offsets[k] = max(offsets[k - 1], (before[a] if a >= 0 else total) + extra)
         ids = np.concatenate(parts) if parts else np.empty(0, np.int32)
         return ids, offsets
 
@@ -206,7 +208,7 @@ class Encoder:
             return
         n = max(1, self._guard_first)
         self._guard_first = 0
-        checked = [(t, o[0]) for t, o in zip(texts[:n], out[:n])]
+        checked = [(t, o[0]) for t, o in zip(texts, out) if len(t) <= GUARD_MAX_CHARS][:n]
         whole = self._batch([t for t, _ in checked], add_special_tokens=False)
         for (text, ids), enc in zip(checked, whole):
             if enc.ids != ids.tolist():
