@@ -187,3 +187,11 @@ def test_bytes_is_labelled_an_approximation_everywhere(tmp_path):
     html = done.report_path.read_text()
     assert label in html and "an approximation of a real tokenizer" in html
     assert open_trace(path, tokenizer="bytes").info()["tokenizer"] == label
+
+
+def test_the_tokens_format_keeps_its_token_ids_when_they_fit(tmp_path):
+    small = write_jsonl(tmp_path / "s.jsonl", [{"timestamp": 0, "token_ids": [5, 6, 7]}, {"timestamp": 1, "token_ids": []}])
+    assert open_trace(small).requests()["tokens"].to_list() == [[5, 6, 7], []]
+    huge = write_jsonl(tmp_path / "h.jsonl", [{"timestamp": 0, "token_ids": [5, 2**40]}])
+    req = open_trace(huge).requests()
+    assert req["tokens"].to_list() == [None] and req["msg_offsets"].to_list() == [None]

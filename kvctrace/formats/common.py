@@ -142,6 +142,16 @@ def csr_offsets(lengths) -> np.ndarray:
     return out
 
 
+def tokens_column(tokens: np.ndarray, offsets: np.ndarray) -> dict:
+    """The ``tokens`` request column (``Columns.extra``) of token ids in CSR form, or nothing
+    when an id does not fit the column's 32 bits (ids of the tokens format may be any 64-bit
+    integer; real vocabularies fit)."""
+    import pyarrow as pa
+    if tokens.shape[0] and (tokens.min() < -(1 << 31) or tokens.max() >= (1 << 31)):
+        return {}
+    return {"tokens": pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(tokens.astype(np.int32)))}
+
+
 def list_column(series) -> tuple[np.ndarray, np.ndarray]:
     """Flat values and int64 offsets of a polars List column, zero-copy from Arrow where possible."""
     import pyarrow as pa

@@ -31,7 +31,7 @@ from ..errors import TraceFormatError
 from ..kernels.hashing import hash_token_blocks
 from ..progress import status
 from ..tokenize import TemplateFailed, TextPipeline, load_tokenizer
-from .common import BadLine, Columns, get_int, get_str
+from .common import BadLine, Columns, get_int, get_str, tokens_column
 
 NAME = "prompts"
 DEFAULT_BLOCK_SIZE = 16
@@ -223,7 +223,7 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
         ts = ts - ts.min()  # epoch seconds lose precision as float64; keep them small
     ids, id_offsets = hash_token_blocks(tok.tokens.astype(np.int64), tok.offsets, opts["block_size"], opts["partial"])
     pipeline = opts["pipeline"]
-    extra = {"tokens": _list_array(tok.tokens, tok.offsets),
+    extra = {**tokens_column(tok.tokens, tok.offsets),
              "msg_offsets": _list_array(tok.msg_offsets, tok.msg_index),
              "msg_roles": pa.array(list(roles), pa.list_(pa.string())),
              "cached_tokens": pa.array(list(cached), pa.int64()),

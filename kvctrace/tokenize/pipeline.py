@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import bar_text
 from .encoder import BytesEncoder, Encoder, PiecePathMismatch
 from .loading import TokenizerFiles
 from .template import ChatTemplate
@@ -55,6 +56,8 @@ class TextPipeline:
         ids: list = [None] * n
         msg: list = [None] * n
         done = tokens = 0
+        tell = progress or (lambda text: None)
+        tell(f"tokenizing {bar_text(0)}")
         while done < n:
             end, size = done, 0
             while end < n and (end == done or size < BATCH_CHARS):
@@ -69,8 +72,7 @@ class TextPipeline:
                 ids[r], msg[r] = got, at
             tokens += sum(ids[r].shape[0] for r in range(done, end))
             done = end
-            if progress is not None:
-                progress(f"tokenizing {done / n:.0%} ({done:,} of {n:,} requests, {tokens / 1e6:,.1f} M tokens)")
+            tell(f"tokenizing {bar_text(done / n)} ({done:,} of {n:,} requests, {tokens / 1e6:,.1f} M tokens)")
         return Tokenized(tokens=_flat(ids, np.int32), offsets=_csr(ids), msg_offsets=_flat(msg, np.int32),
                          msg_index=_csr(msg), path=encoder.path + note)
 

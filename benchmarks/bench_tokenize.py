@@ -1,0 +1,115 @@
+"""Text to block ids: a synthetic chat log (``kvctrace synth --format prompts``, a few million
+tokens) read, rendered with its chat template, tokenized with the shipped byte-level BPE
+(datasets/tokenizer-bpe-4k) and hashed into chained block ids (``kvctrace.formats.read_columns``),
+in tokens per second, next to two baselines in the same run on the same rendered texts:
+``tokenizers``' ``encode_batch`` alone (Rust threads), and a one-at-a-time ``encode`` loop.
+
+Each measurement runs in a fresh child process (imports and Numba's first kernel load excluded;
+an untimed child first warms Numba's on-disk cache); peak memory is the child's max RSS. The log is generated into
+``benchmarks/_data/`` (git-ignored). ``--profile`` adds a cProfile of the kvctrace run (where
+the time goes).
+
+    python benchmarks/bench_tokenize.py [--requests 2400] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "_data"
+TOKENIZER = REPO / "datasets" / "tokenizer-bpe-4k"
+# The structure of datasets/synth_chat_prompts.jsonl.zst (datasets/README.md), more requests.
+STRUCTURE = dict(system_prompts=6, system_prompt_tokens=600, documents=40, document_tokens=1200, document_alpha=1.0,
+                 search_tokens=300, turns_mean=3, user_tokens=120, output_tokens=180, think_time_s=30, rate=1)
+
+_SETUP = r"""
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+path, tokenizer, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+from kvctrace.formats import read_columns
+import numpy as np
+from kvctrace.kernels.hashing import hash_token_blocks
+hash_token_blocks(np.zeros(4, np.int64), np.array([0, 4]), 2, "drop")  # Numba loads its kernel: not timed
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+_KVCTRACE = _SETUP + r"""
+if mode == "profile":
+    import cProfile, pstats
+    cProfile.run("read_columns(path, tokenizer=tokenizer)", "/tmp/kvctrace-bench-tokenize.prof")
+    stats = pstats.Stats("/tmp/kvctrace-bench-tokenize.prof", stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(14)
+    stats.sort_stats("cumulative").print_stats(r"kvctrace", 16)
+    sys.exit(0)
+t = time.perf_counter()
+cols, _ = read_columns(path, tokenizer=tokenizer)
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "tokens": int(cols.input_len.sum()), "blocks": int(cols.ids.shape[0]),
+                  "path": cols.meta["tokenize_path"], "peak_rss_mib": peak()}))
+"""
+
+_BASELINE = _SETUP + r"""
+# the same texts kvctrace tokenizes: rendered with the same template (untimed)
+from kvctrace.formats import prompts
+from kvctrace.formats.source import open_source
+from kvctrace.tokenize import load_tokenizer
+src = open_source(path)
+opts = prompts.options({"timestamp": 0}, None, "drop", settings={"tokenizer": tokenizer})
+texts = [prompts.parse_record(json.loads(line), opts)[6] for line in src.lines() if line.strip()]
+del src
+tok = load_tokenizer(tokenizer).tokenizer
+t = time.perf_counter()
+if mode == "batch":
+    n = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+else:
+    n = sum(len(tok.encode(text, add_special_tokens=False).ids) for text in texts)
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "tokens": n, "peak_rss_mib": peak()}))
+"""
+
+
+def run(code: str, *args: str) -> dict:
+    res = subprocess.run([sys.executable, "-c", code.replace("{repo!r}", repr(str(REPO))), *args], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(res.stderr)
+    if res.stderr.strip():
+        print(res.stderr, file=sys.stderr)
+    return json.loads(res.stdout) if res.stdout.strip() else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2400)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of the kvctrace run")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from kvctrace.synth_prompts import write
+
+    DATA.mkdir(exist_ok=True)
+    log = DATA / f"chat_prompts_{args.requests}_{args.seed}.jsonl"
+    if not log.exists():
+        write(log, args.requests, args.seed, **STRUCTURE)
+    print(f"{log.name}: {log.stat().st_size / 2**20:,.1f} MiB of JSON lines; tokenizer {TOKENIZER.name}")
+    run(_KVCTRACE, str(log), str(TOKENIZER), "warm")  # Numba's cache, the page cache
+    rows = [("kvctrace read_columns (read, template, tokenize, hash)", run(_KVCTRACE, str(log), str(TOKENIZER), "time")),
+            ("tokenizers encode_batch alone (rendered texts)", run(_BASELINE, str(log), str(TOKENIZER), "batch")),
+            ("tokenizers encode, one text at a time", run(_BASELINE, str(log), str(TOKENIZER), "loop"))]
+    ours = rows[0][1]
+    print(f"{ours['tokens']:,} tokens, {ours['blocks']:,} block ids; kvctrace encoded by {ours['path']}")
+    print(f"{'':58s} {'wall s':>8s} {'M tokens/s':>11s} {'vs kvctrace':>12s} {'peak MiB':>9s}")
+    for name, r in rows:
+        rate = r["tokens"] / r["wall_s"] / 1e6
+        print(f"{name:58s} {r['wall_s']:8.2f} {rate:11.2f} {r['wall_s'] / ours['wall_s']:11.2f}x {r['peak_rss_mib']:9.0f}")
+    if args.profile:
+        run(_KVCTRACE, str(log), str(TOKENIZER), "profile")
+
+
+if __name__ == "__main__":
+    main()
