@@ -43,6 +43,8 @@ BAD = {  # name: (line 2, field, words)
     "timestamp_text": ({"timestamp": "soon", "prompt": "a"}, "timestamp", "not an ISO-8601 date-time"),
     "timestamp_missing": ({"prompt": "a"}, "timestamp", "missing field 'timestamp'"),
     "timestamp_bool": ({"timestamp": True, "prompt": "a"}, "timestamp", "should be seconds"),
+    "timestamp_ms": ({"timestamp": 1_700_000_000_000, "prompt": "a"}, "timestamp", "out of range"),
+    "timestamp_inf": ('{"timestamp": 1e400, "prompt": "a"}', "timestamp", "should be seconds"),
     "output_negative": ({"timestamp": 2, "prompt": "a", "output_tokens": -1}, "output_tokens", "negative"),
     "cached_type": ({"timestamp": 2, "prompt": "a", "cached_tokens": "7"}, "cached_tokens", "should be an integer"),
 }
@@ -55,7 +57,7 @@ def run(*args):
 
 def log_with(tmp_path, bad: dict, name="bad"):
     path = tmp_path / f"{name}.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in (GOOD, bad, GOOD3)) + "\n")
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in (GOOD, bad, GOOD3)) + "\n")
     return path
 
 

@@ -149,7 +149,7 @@ def tokens_column(tokens: np.ndarray, offsets: np.ndarray) -> dict:
     import pyarrow as pa
     if tokens.shape[0] and (tokens.min() < -(1 << 31) or tokens.max() >= (1 << 31)):
         return {}
-    return {"tokens": pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(tokens.astype(np.int32)))}
+    return {"tokens": pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(tokens.astype(np.int32, copy=False)))}
 
 
 def list_column(series) -> tuple[np.ndarray, np.ndarray]:

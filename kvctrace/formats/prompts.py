@@ -39,6 +39,7 @@ DEFAULT_PARTIAL_BLOCK = "drop"
 TEXT_PART_TYPES = ("text", "input_text", "output_text")
 TS_NAMES = ("timestamp", "created")
 PROMPT_ROLE = "prompt"  # msg_roles of a prompt record
+MAX_SECONDS = 1e11      # timestamps beyond (the year 5138) are rejected: milliseconds, most likely
 
 
 def matches(keys) -> bool:
@@ -114,6 +115,9 @@ def _timestamp(rec: dict, opts: dict):
             raise BadLine(f"field '{name}' is not an ISO-8601 date-time: {value!r:.40}", name,
                           "use seconds or text such as 2024-05-01T12:00:00Z") from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if abs(value) >= MAX_SECONDS:
+            raise BadLine(f"field '{name}' is out of range ({value:.4g} s is after the year 5000)", name,
+                          "timestamps are seconds; milliseconds or nanoseconds must be divided first")
         return float(value)
     else:
         raise BadLine(f"field '{name}' should be seconds or an ISO-8601 date-time, got {value!r:.40}", name,

@@ -69,7 +69,7 @@ def piece_path_problem(tokenizer) -> str | None:
 
 def _alternation(contents) -> re.Pattern | None:
     # longest first: Python's leftmost match then takes the longest token at each position
-    ordered = sorted(set(contents), key=lambda c: (-len(c), c))
+    ordered = sorted({c for c in contents if c}, key=lambda c: (-len(c), c))
     return re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
 
