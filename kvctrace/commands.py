@@ -2,7 +2,8 @@
 
 The CLI (cli.py) only turns its options into these arguments and renders what they return, so
 every command can be run and tested from Python. ``trace_options`` is the keyword arguments of
-``kvctrace.open_trace`` (format, block_size, partial_block, coarsen, skip_bad_lines, db).
+``kvctrace.open_trace`` (format, block_size, partial_block, coarsen, skip_bad_lines, db, and for
+text traces tokenizer and chat_template).
 """
 from __future__ import annotations
 
