@@ -414,6 +414,8 @@ def _print_info(info: dict, db) -> None:
     if info.get("tokenizer"):  # text traces: which tokenizer, which template, what was skipped
         rows += [("tokenizer", info["tokenizer"]), ("chat template", info["chat_template"]),
                  ("non-text parts skipped", f"{info['non_text_parts_skipped']:,}")]
+        if info["message_start_fallbacks"]:
+            rows.append(("message starts fell back", f"{info['message_start_fallbacks']:,} requests"))
     if db is not None:
         rows.append(("database", str(db)))
     for key, value in rows:

@@ -73,6 +73,7 @@ def test_prompt_and_chat_records_follow_the_rules(tmp_path, tok_dir, tok):
     info = tr.info()
     assert info["tokenizer"].startswith(str(tok_dir)) and "sha256" in info["tokenizer"]
     assert "tokenizer_config.json" in info["chat_template"] and tr.meta["tokenize_path"] == "pieces"
+    assert tr.meta["tokenizer_spec"] == str(tok_dir) and info["message_start_fallbacks"] == 0
 
 
 sentences = st.lists(st.sampled_from(["Hello", " there", "\n", "é", "日本", " 42", "!", "<|im_end|>", "  ", "ducks"]),

@@ -234,7 +234,8 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
              "reported_prompt_tokens": pa.array(list(prompt_tokens), pa.int64()),
              "model": pa.array(list(model), pa.string())}
     n_chat = sum(s is not None for s in starts)
-    meta = {"tokenizer": pipeline.files.label, "tokenizer_sha256": pipeline.files.sha256 or "",
+    meta = {"tokenizer": pipeline.files.label, "tokenizer_spec": pipeline.files.spec,
+            "tokenizer_sha256": pipeline.files.sha256 or "",
             "chat_template_source": pipeline.files.chat_template_source if n_chat else "none (prompt records only)",
             "tokenize_path": tok.path, "text_records": f"{n_chat} messages, {n - n_chat} prompt",
             "non_text_parts_skipped": str(sum(skipped)),
