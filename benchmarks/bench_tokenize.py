@@ -64,7 +64,11 @@ from kvctrace.formats.source import open_source
 from kvctrace.tokenize import load_tokenizer
 src = open_source(path)
 opts = prompts.options({"timestamp": 0}, None, "drop", settings={"tokenizer": tokenizer})
-texts = [prompts.parse_record(json.loads(line), opts)[6] for line in src.lines() if line.strip()]
+for line in src.lines():
+    if line.strip():
+        prompts.parse_record(json.loads(line), opts)  # renders and queues the record's text
+texts = opts["pipeline"].texts
+opts["pipeline"].close()
 del src
 tok = load_tokenizer(tokenizer).tokenizer
 t, c = time.perf_counter(), cpu()

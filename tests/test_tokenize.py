@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from kvctrace.synth_prompts import training_texts, write_tokenizer
 from kvctrace.tokenize import (BYTES_LABEL, DEFAULT_CHAT_TEMPLATE, ChatTemplate, Encoder, TemplateFailed,
-                               TextPipeline, TokenizerError, load_tokenizer, piece_path_problem)
+                               TextPipeline, TokenizerError, TokenizerFiles, load_tokenizer, piece_path_problem)
 from kvctrace.tokenize.encoder import PiecePathMismatch, lcp
 from kvctrace.tokenize.train import CHATML_TEMPLATE, SPECIAL_TOKENS, train_bpe
 
@@ -236,12 +236,25 @@ def test_pieces_are_encoded_once_and_the_guard_catches_a_wrong_piece_path(bpe, m
 
 def test_pipeline_restarts_on_whole_texts_when_the_guard_fires(metaspace, monkeypatch):
     import kvctrace.tokenize.pipeline as pipeline_module
-    pipeline = TextPipeline(load_tokenizer("bytes"))
-    pipeline.files = pipeline.files.__class__(**{**pipeline.files.__dict__, "tokenizer": metaspace})
     monkeypatch.setattr(pipeline_module, "Encoder", lambda tok, pieces: Encoder(tok, pieces=pieces is not False))
-    out = pipeline.tokenize(["a<|im_end|>b c"], [[0]])
+    files = TokenizerFiles("m", "m", None, metaspace, DEFAULT_CHAT_TEMPLATE, "default", "", "")
+    out = TextPipeline(files).tokenize(["a<|im_end|>b c"], [[0]])
     assert "disagreed" in out.path
     assert out.tokens.tolist() == metaspace.encode("a<|im_end|>b c", add_special_tokens=False).ids
+
+
+def test_batches_are_tokenized_in_the_background_in_record_order(bpe, monkeypatch):
+    import kvctrace.tokenize.pipeline as pipeline_module
+    monkeypatch.setattr(pipeline_module, "BATCH_CHARS", 50)
+    files = TokenizerFiles("b", "b", None, bpe, CHATML_TEMPLATE, "t", "", "")
+    pipeline = TextPipeline(files)
+    texts = [f"<|im_start|>user\nquestion number {i} about ducks<|im_end|>\n" * (1 + i % 3) for i in range(40)]
+    seen = []
+    out = pipeline.tokenize(texts, [[0] if i % 2 else None for i in range(40)], seen.append)
+    assert len(pipeline._jobs) > 5 and seen[-1].startswith("tokenizing") and pipeline._worker is None
+    for i, text in enumerate(texts):
+        got = out.tokens[out.offsets[i]:out.offsets[i + 1]].tolist()
+        assert got == (bpe.encode(text, add_special_tokens=False) if i % 2 else bpe.encode(text)).ids
 
 
 def test_bytes_are_utf8_and_message_starts_are_byte_offsets():

@@ -64,7 +64,7 @@ def options(first_record: dict, block_size: int | None, partial: str, settings: 
     files = load_tokenizer(settings["tokenizer"], settings.get("chat_template"))
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE,
             "partial": settings.get("partial_block") or DEFAULT_PARTIAL_BLOCK,
-            "pipeline": TextPipeline(files), "progress": settings.get("progress"),
+            "pipeline": TextPipeline(files, settings.get("progress")), "progress": settings.get("progress"),
             "has_ts": _first_present(first_record, TS_NAMES) is not None if isinstance(first_record, dict) else True}
 
 
@@ -170,8 +170,9 @@ def _messages(value) -> tuple[list, list, int]:
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
-    """(ts, session, output_len, model, cached_tokens, prompt_tokens, text, message starts or
-    None for a prompt, roles, skipped parts)."""
+    """(ts, session, output_len, model, cached_tokens, prompt_tokens, is a chat, roles, skipped
+    parts); the record's text is queued for tokenizing (``TextPipeline.add``) as the last step,
+    so every record returned has exactly one queued text."""
     req = _request(rec)
     usage = _usage(rec)
     ts = _timestamp(rec, opts)
@@ -194,14 +195,16 @@ def parse_record(rec: dict, opts: dict) -> tuple:
         if not isinstance(req["prompt"], str):
             raise BadLine(f"field 'prompt' should be a string, got {type(req['prompt']).__name__}", "prompt",
                           "write the prompt as text (or as chat 'messages')")
-        return ts, session, output_len, model, cached, prompt_tokens, req["prompt"], None, [PROMPT_ROLE], 0
+        opts["pipeline"].add(req["prompt"], None)
+        return ts, session, output_len, model, cached, prompt_tokens, False, [PROMPT_ROLE], 0
     messages, roles, skipped = _messages(req["messages"])
     try:
         text, starts = opts["pipeline"].render(messages, tools=req.get("tools"), documents=req.get("documents"),
                                                timestamp=ts or 0.0)
     except TemplateFailed as err:
         raise BadLine(str(err), "messages", "check the chat template (--chat-template) against this record") from None
-    return ts, session, output_len, model, cached, prompt_tokens, text, starts, roles, skipped
+    opts["pipeline"].add(text, starts)
+    return ts, session, output_len, model, cached, prompt_tokens, True, roles, skipped
 
 
 # ---- all records ----------------------------------------------------------------------------
@@ -210,18 +213,18 @@ def _list_array(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
     return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values))
 
 
-def _tokenize(opts: dict, texts, starts):
+def _tokenized(opts: dict):
     if opts["progress"] is not None:
-        return opts["pipeline"].tokenize(texts, starts, opts["progress"])
+        return opts["pipeline"].tokenized(opts["progress"])
     with status("tokenizing") as update:
-        return opts["pipeline"].tokenize(texts, starts, update)
+        return opts["pipeline"].tokenized(update)
 
 
 def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
-    (ts, session, output_len, model, cached, prompt_tokens, texts, starts, roles, skipped) = \
-        zip(*rows) if rows else ((),) * 10
+    (ts, session, output_len, model, cached, prompt_tokens, is_chat, roles, skipped) = \
+        zip(*rows) if rows else ((),) * 9
     n = len(rows)
-    tok = _tokenize(opts, list(texts), list(starts))
+    tok = _tokenized(opts)
     ts = np.array(ts, np.float64) if opts["has_ts"] else np.arange(n, dtype=np.float64)
     if n:
         ts = ts - ts.min()  # epoch seconds lose precision as float64; keep them small
@@ -233,7 +236,7 @@ def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
              "cached_tokens": pa.array(list(cached), pa.int64()),
              "reported_prompt_tokens": pa.array(list(prompt_tokens), pa.int64()),
              "model": pa.array(list(model), pa.string())}
-    n_chat = sum(s is not None for s in starts)
+    n_chat = sum(is_chat)
     meta = {"tokenizer": pipeline.files.label, "tokenizer_spec": pipeline.files.spec,
             "tokenizer_sha256": pipeline.files.sha256 or "",
             "chat_template_source": pipeline.files.chat_template_source if n_chat else "none (prompt records only)",

@@ -141,6 +141,7 @@ class Encoder:
         self._cache = _Cache()
         self._prompt_cache = _Cache()
         self._guard_first = GUARD_TEXTS if problem is None else 0
+        self._specials: dict = {}  # added-token id -> its one-id array
         self._batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # 0.20+: no offsets
 
     def _encode_missing(self, texts, cache: _Cache, add_special_tokens: bool) -> None:
@@ -157,48 +158,54 @@ class Encoder:
 
     def chats(self, texts: list[str], starts: list[list[int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Ids of each rendered chat text and the token offset of each message start."""
-        if self._splitter is None:
-            split = [[(0, len(t), -1)] if t else [] for t in texts]
-        else:
-            split = [self._splitter.split(t) for t in texts]
+        split = [self._pieces(t) for t in texts]
         heads = [self._heads(t, p, s) for t, p, s in zip(texts, split, starts)]
-        wanted = [t[a:b] for t, pieces in zip(texts, split) for a, b, tid in pieces if tid < 0]
-        wanted += [t[a:c] for t, h in zip(texts, heads) for _, a, c in h if c > a]
+        wanted = [piece for pieces in split for _, _, _, piece in pieces if piece is not None]
+        wanted += [head for h in heads for _, _, head in h if head]
         self._encode_missing(wanted, self._cache, False)
-        out = [self._assemble(t, p, h, len(s)) for t, p, h, s in zip(texts, split, heads, starts)]
+        out = [self._assemble(p, h, len(s)) for p, h, s in zip(split, heads, starts)]
         self._guard(texts, out)
         self._cache.trim()
         return [o[0] for o in out], [o[1] for o in out]
 
     # -- pieces -----------------------------------------------------------------------------------
+    def _pieces(self, text: str) -> list[tuple[int, int, int, str | None]]:
+        """(start, end, added-token id or -1, text of a non-added piece) of each piece."""
+        if self._splitter is None:
+            return [(0, len(text), -1, text)] if text else []
+        return [(a, b, tid, text[a:b] if tid < 0 else None) for a, b, tid in self._splitter.split(text)]
+
     @staticmethod
-    def _heads(text, pieces, starts) -> list[tuple[int, int, int]]:
-        """(message index, piece start, message start) for each message start after 0; the
-        piece is the one holding the start."""
-        piece_starts = [a for a, _, _ in pieces]
+    def _heads(text, pieces, starts) -> list[tuple[int, int, str]]:
+        """(message index, index of the piece holding its start or -1 after the last piece, the
+        piece's text before the start) for each message start after 0."""
+        piece_starts = [a for a, _, _, _ in pieces]
         out = []
         for k, c in enumerate(starts):
             if k == 0 or not pieces:
                 continue
             if c >= len(text):
-                out.append((k, -1, -1))  # after the last piece: all tokens come before
+                out.append((k, -1, ""))  # after the last piece: all tokens come before
                 continue
-            a, b, tid = pieces[bisect.bisect_right(piece_starts, c) - 1]
-            out.append((k, a, c if tid < 0 else a))
+            i = bisect.bisect_right(piece_starts, c) - 1
+            a, _, tid, _ = pieces[i]
+            out.append((k, i, text[a:c] if tid < 0 else ""))
         return out
 
-    def _assemble(self, text, pieces, heads, n_messages) -> tuple[np.ndarray, np.ndarray]:
-        parts = [self._cache[text[a:b]] if tid < 0 else np.array([tid], np.int32) for a, b, tid in pieces]
-        before = {}  # piece start -> tokens before it
-        total = 0
-        for (a, _, _), ids in zip(pieces, parts):
-            before[a] = total
-            total += ids.shape[0]
+    def _special(self, tid: int) -> np.ndarray:
+        ids = self._specials.get(tid)
+        if ids is None:
+            ids = self._specials[tid] = np.array([tid], np.int32)
+        return ids
+
+    def _assemble(self, pieces, heads, n_messages) -> tuple[np.ndarray, np.ndarray]:
+        parts = [self._cache[piece] if piece is not None else self._special(tid) for _, _, tid, piece in pieces]
         offsets = np.zeros(n_messages, np.int32)
-        piece_ids = dict(zip((a for a, _, _ in pieces), parts))
-        for k, a, c in heads:
-            extra = lcp(piece_ids[a], self._cache[text[a:c]]) if c > a else 0
-            offsets[k] = max(offsets[k - 1], (before[a] if a >= 0 else total) + extra)
+        if heads:
+            before = list(itertools.accumulate((p.shape[0] for p in parts), initial=0))  # tokens before piece i
+            for k, i, head in heads:
+                extra = lcp(parts[i], self._cache[head]) if head else 0
+                offsets[k] = max(offsets[k - 1], before[i] + extra)
         ids = np.concatenate(parts) if parts else np.empty(0, np.int32)
         return ids, offsets
 
@@ -209,6 +216,8 @@ class Encoder:
         n = max(1, self._guard_first)
         self._guard_first = 0
         checked = [(t, o[0]) for t, o in zip(texts, out) if len(t) <= GUARD_MAX_CHARS][:n]
+        if not checked:
+            return
         whole = self._batch([t for t, _ in checked], add_special_tokens=False)
         for (text, ids), enc in zip(checked, whole):
             if enc.ids != ids.tolist():
