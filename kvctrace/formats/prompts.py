@@ -11,8 +11,9 @@ request fields from ``request`` and ``completion_tokens``, ``prompt_tokens`` and
 ``prompt_tokens_details.cached_tokens`` from ``response.usage``.
 
 Records are rendered (chat template) as they are read, so a record the template cannot
-render is a bad line like any other; all records are then tokenized in parallel batches
-(``kvctrace.tokenize``) and hashed with the chained-hash kernel at ``--block-size`` (default
+render is a bad line like any other; their texts are tokenized in parallel batches in a
+background thread while reading goes on (``kvctrace.tokenize``), then hashed with the
+chained-hash kernel at ``--block-size`` (default
 16, last partial block dropped by default as vLLM does): the ids equal those of the
 ``tokens`` format for the same token lists. Each request keeps its tokens, where each
 message starts (token offset) and its role, ``cached_tokens`` and ``model`` as request
