@@ -6,8 +6,8 @@ in tokens per second, next to two baselines in the same run on the same rendered
 
 Each measurement runs in a fresh child process (imports and Numba's first kernel load excluded;
 an untimed child first warms Numba's on-disk cache); peak memory is the child's max RSS. The log is generated into
-``benchmarks/_data/`` (git-ignored). ``--profile`` adds a cProfile of the kvctrace run (where
-the time goes).
+``benchmarks/_data/`` (git-ignored). ``--profile`` adds where kvctrace's time goes: CPU seconds
+of each stage, run one after the other.
 
     python benchmarks/bench_tokenize.py [--requests 2400] [--profile]
 """
@@ -43,12 +43,29 @@ def cpu():  # user + system seconds of every thread (the tokenizers' Rust thread
 """
 
 _KVCTRACE = _SETUP + r"""
-if mode == "profile":
-    import cProfile, pstats
-    cProfile.run("read_columns(path, tokenizer=tokenizer)", "/tmp/kvctrace-bench-tokenize.prof")
-    stats = pstats.Stats("/tmp/kvctrace-bench-tokenize.prof", stream=sys.stderr)
-    stats.sort_stats("tottime").print_stats(14)
-    stats.sort_stats("cumulative").print_stats(r"kvctrace", 16)
+if mode == "profile":  # the stages one after the other (no overlap), CPU seconds of each
+    import kvctrace.tokenize.pipeline as pipeline_module
+    from kvctrace.formats import prompts
+    from kvctrace.formats.source import open_source
+    pipeline_module.BATCH_CHARS = 1 << 62  # tokenize only when asked
+    stages, c = [], cpu()
+    def stage(name):
+        global c
+        stages.append((name, cpu() - c))
+        c = cpu()
+    src = open_source(path)
+    records = [json.loads(line) for line in src.lines() if line.strip()]
+    stage("read, decompress, JSON")
+    opts = prompts.options(records[0], None, "drop", settings={"tokenizer": tokenizer})
+    stage("load tokenizer, compile template")
+    rows = [prompts.parse_record(rec, opts) for rec in records]
+    stage("check fields, render, message starts")
+    tok = opts["pipeline"].tokenized()
+    stage(f"tokenize ({tok.path})")
+    hash_token_blocks(tok.tokens.astype(np.int64), tok.offsets, 16, "drop")
+    stage("chained block hashes")
+    for name, seconds in stages:
+        print(f"  {name:45s} {seconds:6.2f} CPU s", file=sys.stderr)
     sys.exit(0)
 t, c = time.perf_counter(), cpu()
 cols, _ = read_columns(path, tokenizer=tokenizer)
@@ -94,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2400)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="also print a cProfile of the kvctrace run")
+    parser.add_argument("--profile", action="store_true", help="also print the CPU seconds of each kvctrace stage")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from kvctrace.synth_prompts import write
@@ -119,6 +136,7 @@ def main() -> None:
     print("(CPU s: user + system time of all the child's threads; on a busy machine wall time stretches, CPU time "
           "much less)")
     if args.profile:
+        print("where kvctrace's time goes (stages run one after the other):")
         run(_KVCTRACE, str(log), str(TOKENIZER), "profile")
 
 
