@@ -56,7 +56,7 @@ if mode == "profile":  # the stages one after the other (no overlap), CPU second
     src = open_source(path)
     records = [json.loads(line) for line in src.lines() if line.strip()]
     stage("read, decompress, JSON")
-    opts = prompts.options(records[0], None, "drop", settings={"tokenizer": tokenizer})
+    opts = prompts.bind({"tokenizer": tokenizer}).options(records[0], None, "drop")
     stage("load tokenizer, compile template")
     rows = [prompts.parse_record(rec, opts) for rec in records]
     stage("check fields, render, message starts")
@@ -80,7 +80,7 @@ from kvctrace.formats import prompts
 from kvctrace.formats.source import open_source
 from kvctrace.tokenize import load_tokenizer
 src = open_source(path)
-opts = prompts.options({"timestamp": 0}, None, "drop", settings={"tokenizer": tokenizer})
+opts = prompts.bind({"tokenizer": tokenizer}).options({"timestamp": 0}, None, "drop")
 for line in src.lines():
     if line.strip():
         prompts.parse_record(json.loads(line), opts)  # renders and queues the record's text

@@ -1,10 +1,9 @@
 """kvctrace: what an LLM serving trace does to a KV-cache store, and what to build for it."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .errors import KvctraceError  # noqa: E402
-from .trace import Trace  # noqa: E402
+from ._version import __version__
+from .errors import KvctraceError
+from .trace import Trace
 
 
 def open_trace(path, **options) -> Trace:

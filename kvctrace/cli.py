@@ -85,12 +85,18 @@ def trace_command(db_option=DbOpt):
         def call(**kwargs):
             opts = trace_options(*(kwargs.pop(name) for name, _, _ in _TRACE_OPTIONS))
             return fn(trace_opts=opts, **kwargs)
-        _register(fn.__name__, call, own + shared)
+        _register(fn.__name__.replace("_", "-"), call, own + shared)  # bench_index -> bench-index
         return fn
     return register
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object instead of the readable output")]
+# Where independent pieces of work run (kvctrace/engines): shared by analyze, report, recommend.
+_ENGINE = "Engine"
+EngineOpt = Annotated[str, typer.Option("--engine", rich_help_panel=_ENGINE, help="local (this process) or ray (one Ray task per replay config or partition; needs the 'ray' extra)")]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=_ENGINE, help="Ray cluster to connect to (host:port, ray://host:10001, or auto); default: start a local Ray with this machine's CPUs")]
+PartitionsOpt = Annotated[Optional[int], typer.Option("--partitions", help="Partitioned reuse analysis: exact stack distances per 1/P block partition, merged into the MRC (docs/ray.md)")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash (default 0; an export folder keeps its own)")]
 
 
 # ---- ingest / info ---------------------------------------------------------------------------
@@ -110,15 +116,16 @@ def ingest(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     import json as json_mod
 
     from .commands import ingest as run_ingest
+    from .formatting import format_value as fv
 
     info = _with_status(trace, run_ingest, trace_opts)
     if json:
         print(json_mod.dumps(info))
         return
-    print(f"{info['path']}: {info['format']}, {info['requests']:,} requests, "
-          + (f"{info['accesses']:,} block accesses, {info['unique_blocks']:,} unique blocks, "
+    print(f"{info['path']}: {info['format']}, {fv(info['requests'])} requests, "
+          + (f"{fv(info['accesses'])} block accesses, {fv(info['unique_blocks'])} unique blocks, "
              if info["has_block_ids"] else "no block ids, ")
-          + f"{info['rejected_lines']:,} rejected lines -> {info['db']}")
+          + f"{fv(info['rejected_lines'])} rejected lines -> {info['db']}")
     if not info["sorted_input"]:
         print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
 
@@ -145,11 +152,23 @@ OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder 
 
 @trace_command()
 def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
-            trace_opts: dict = None):
+            partitions: PartitionsOpt = None, seed: SeedOpt = None, engine: EngineOpt = "local",
+            ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
-    print a summary and write summary.json (and the HTML report)."""
+    print a summary and write summary.json (and the HTML report). With --partitions, --engine
+    ray or an export folder: the partitioned reuse analysis only (partitioned.json)."""
     from .commands import analyze as run_analyze
 
+    if partitions is not None or engine != "local" or trace.is_dir():
+        from .commands import analyze_partitioned
+        result, path = analyze_partitioned(trace, trace_opts, out, partitions=partitions, seed=seed,
+                                           engine=engine, ray_address=ray_address)
+        if json:
+            print(result.to_json())
+            print(f"wrote {path}", file=sys.stderr)
+            return
+        _print_partitioned(result, path)
+        return
     done = run_analyze(trace, trace_opts, out)
     if json:
         print(done.result.to_json())
@@ -168,17 +187,19 @@ def report(trace: TraceArg, out: OutDirOpt = None,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: ConfigOpt = None, preset: PresetOpt = None,
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
-           trace_opts: dict = None):
+           engine: EngineOpt = "local", ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
     from .commands import report as write_trace_report
 
     path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
-                              recommend=recommend)
+                              recommend=recommend, engine=engine, ray_address=ray_address)
     print(f"wrote {path}")
 
 
 # ---- replay / recommend (policy replayer) ----------------------------------------------------
+
+CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
 
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
@@ -186,14 +207,14 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
-           json: JsonOpt = False, trace_opts: dict = None):
+           calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
     """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
     metadata, load and prefill time, TTFT percentiles."""
     import json as _json
 
     from .commands import replay as run_replay
     summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
-                         capacity_blocks=capacity_blocks, index=index, out=out).summary()
+                         capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration).summary()
     if json:
         print(_json.dumps(summary, indent=2))
         return
@@ -213,7 +234,8 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
-              json: JsonOpt = False, trace_opts: dict = None):
+              calibration: CalibrationOpt = None, json: JsonOpt = False, engine: EngineOpt = "local",
+              ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Sweep index model x tier capacities x policy x admission threshold, rank by the
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     import json as _json
@@ -223,11 +245,94 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
     rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
                               objective=objective, policies=policies, indexes=indexes, admission=admission,
                               fractions=fractions, tolerance=tolerance, max_memory=max_memory,
-                              workers=workers, out=out)
+                              workers=workers, out=out, calibration=calibration, engine=engine,
+                              ray_address=ray_address)
     if json:
         print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
         return
     _print_recommendation(rec, top, path)
+
+
+# ---- bench-index (live Redis) ------------------------------------------------------------------
+
+@trace_command()
+def bench_index(trace: TraceArg,
+                redis: Annotated[str, typer.Option("--redis", help="Redis server URL, e.g. redis://127.0.0.1:6379/0 (password: redis://:PASS@HOST:PORT)")],
+                design: Annotated[Optional[list[str]], typer.Option("--design", help="Key design: get, mget or zset; repeat for several (default: all three)")] = None,
+                max_requests: Annotated[Optional[int], typer.Option("--max-requests", help="Replay only the first N requests in time order (default: all)")] = None,
+                clients: Annotated[int, typer.Option("--clients", help="Closed-loop clients (threads, one connection each; requests dealt round-robin)")] = 1,
+                key_prefix: Annotated[Optional[str], typer.Option("--key-prefix", help="Prefix of every key written (default: a fresh kvctrace:<random hex>:); must hold no keys yet")] = None,
+                calibrate: Annotated[Optional[Path], typer.Option("--calibrate", help="Fit the Redis index cost model to the measurements and write it to this TOML (for replay/recommend --calibration)")] = None,
+                json: JsonOpt = False, trace_opts: dict = None):
+    """Replay the trace's metadata operations (lookups, then inserts of new blocks) against a live
+    Redis server, per key design; latency percentiles per op and per 10 minutes of trace time.
+    Keys live under a prefix and are deleted at the end and on Ctrl-C; nothing is flushed."""
+    from .commands import bench_index as run_bench_index
+    from .progress import status
+    from .replay.index_bench import BenchInterrupted
+
+    try:
+        with status(f"bench-index {trace.name}") as update:
+            result, comparison, fitted = run_bench_index(
+                trace, trace_opts, redis_url=redis, designs=design, max_requests=max_requests, clients=clients,
+                key_prefix=key_prefix, calibrate=calibrate, progress=update)
+    except BenchInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        raise typer.Exit(130)
+    if fitted is not None:
+        print(f"wrote {fitted[1]} (rtt {fitted[0].rtt_us:.2f} µs, {fitted[0].per_key_us:.4f} µs per key)", file=sys.stderr)
+    if json:
+        print(result.to_json())
+        return
+    _print_bench_index(result, comparison)
+
+
+def _print_bench_index(result, comparison) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    s = result.summary()
+    con.print(f"[bold]Redis {s['server']['version']}[/] at {result.url}: {result.n_requests:,} requests of "
+              f"{result.trace}, {result.clients} client(s), keys under {result.key_prefix!r}")
+    for d in s["designs"]:
+        t = Table("op", "count", "p50 µs", "p90 µs", "p99 µs",
+                  title=f"design {d['design']}: {d['throughput_ops_s']:,.0f} ops/s", title_justify="left")
+        for op, n in d["ops"].items():
+            q = d["latency_us"][op]
+            t.add_row(op, f"{n:,}", *((f"{q[k]:,.1f}" for k in ("p50", "p90", "p99")) if q else ("-",) * 3))
+        con.print(t)
+    if comparison:
+        t = Table("design", "op", "model", "measured p50", "modelled p50", "measured p99", "modelled p99",
+                  title="measured vs modelled (µs)", title_justify="left")
+        for row in comparison:
+            t.add_row(row["design"], row["op"], row["model"], *(f"{row[k]:,.1f}" for k in (
+                "measured_p50_us", "modelled_p50_us", "measured_p99_us", "modelled_p99_us")))
+        con.print(t)
+    con.print(f"keys written {s['keys_written']:,}, keys left {s['keys_left']:,}")
+
+
+# ---- export ----------------------------------------------------------------------------------
+
+@trace_command()
+def export(trace: TraceArg,
+           parquet: Annotated[Path, typer.Option("--parquet", help="Folder to write (must not exist or be empty): part=K/*.parquet, requests.parquet, kvctrace_export.json")],
+           partitions: Annotated[int, typer.Option("--partitions", help="Number of block partitions P (a block's accesses all go to one partition)")],
+           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash")] = 0,
+           json: JsonOpt = False, trace_opts: dict = None):
+    """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
+    (each partition's task reads only its own files; docs/ray.md)."""
+    import json as _json
+
+    from .commands import export as run_export
+
+    manifest = run_export(trace, trace_opts, parquet=parquet, partitions=partitions, seed=seed)
+    if json:
+        print(_json.dumps(manifest, indent=2))
+        return
+    sizes = manifest["partition_accesses"]
+    print(f"wrote {manifest['path']}: {manifest['accesses']:,} accesses of {manifest['requests']:,} requests in "
+          f"{manifest['partitions']} partitions (seed {manifest['seed']}; {min(sizes):,} to {max(sizes):,} accesses each)")
 
 
 # ---- synth -----------------------------------------------------------------------------------
@@ -238,19 +343,21 @@ def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[i
     """Write a synthetic trace (mooncake, bailian, tokens or prompts format) with controllable structure:
     shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals;
     prompts writes chat text (see kvctrace/synth_prompts.py)."""
-    from .synth import write
+    from .commands import synth
+    from .formatting import format_value as fv
 
-    s = write(out, fmt, requests, seed, block_size, **structure)
-    detail = f"{s.blocks:,} block ids (block size {s.block_size})" if s.block_size else f"{s.tokens:,} tokens"
+    s = synth(out, fmt, requests, seed, block_size, **structure)
+    detail = f"{fv(s.blocks)} block ids (block size {s.block_size})" if s.block_size else f"{fv(s.tokens)} tokens"
     detail += " (about; text)" if fmt == "prompts" else ""
-    print(f"wrote {s.path}: {s.format}, {s.requests:,} requests, {s.sessions:,} sessions, {detail}, "
-          f"{s.duration_s:,.1f} s")
+    print(f"wrote {s.path}: {s.format}, {fv(s.requests)} requests, {fv(s.sessions)} sessions, {detail}, "
+          f"{fv(s.duration_s, digits=1)} s")
 
 
 def _register_synth() -> None:
     import dataclasses
 
-    from .synth import FORMATS, SynthConfig
+    from .synth import SynthConfig
+    from .synth_prompts import FORMATS  # the hashed formats and prompts (chat text)
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [
@@ -274,27 +381,6 @@ _register_synth()
 
 # ---- rendering -------------------------------------------------------------------------------
 
-# Rows shown on the console per section (everything is in summary.json); sections not listed
-# show all their scalar values.
-_HEADLINE = {
-    "reuse": {"ideal_hit_ratio_blocks", "ideal_hit_ratio_tokens", "ideal_prefix_hit_ratio_blocks",
-              "request_hit_rate_mean", "request_hit_rate_share_ge_0_5", "request_hit_rate_share_ge_0_8",
-              "request_hit_rate_share_gt_0_8", "prefix_and_block_hits_agree", "one_hit_block_share",
-              "reuse_time_s_p50", "reuse_time_requests_p50", "shards.fixed_rate.mae_linear",
-              "shards.fixed_size.mae_linear"},
-    "access": {"sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05",
-               "runs_test_requests_tested", "point_lookups", "range_scans", "mean_runs_per_request"},
-    "hotness": {"gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
-                "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
-                "drift_jaccard_mean"},
-    "prefix": {"tree.nodes", "tree.max_depth", "tree.mean_depth", "tree.max_fanout",
-               "groups.shared_prefix_groups", "groups.largest_group_requests",
-               "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"},
-    "workload": {"mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
-                 "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"},
-}
-
-
 def _flatten(section: dict, prefix: str = "") -> list:
     """(dotted key, scalar) pairs of a summary section; lists are left to summary.json."""
     rows = []
@@ -307,48 +393,39 @@ def _flatten(section: dict, prefix: str = "") -> list:
 
 
 def _print_analysis(summary: dict, written: list) -> None:
-    """Readable rich rendering of an analysis summary: one table per section, scalars only."""
+    """Readable rich rendering of an analysis summary: one table per registered analysis, its
+    headline scalars only (everything is in summary.json)."""
     from rich.console import Console
     from rich.table import Table
+
+    from .analysis.registry import ANALYSES
+    from .formatting import format_value as fv
 
     console = Console()
     t = summary["trace"]
     console.print(f"[bold]{t['path']}[/bold]  format {t['format']}, block size {t['block_size']}, "
-                  f"{t['requests']:,} requests, {t['accesses']:,} block accesses, "
-                  f"{t['unique_blocks']:,} distinct blocks, {t['duration_s']:.1f} s"
-                  + (f", {t['rejected_lines']:,} rejected lines" if t["rejected_lines"] else ""))
+                  f"{fv(t['requests'])} requests, {fv(t['accesses'])} block accesses, "
+                  f"{fv(t['unique_blocks'])} distinct blocks, {fv(t['duration_s'], digits=1)} s"
+                  + (f", {fv(t['rejected_lines'])} rejected lines" if t["rejected_lines"] else ""))
     if t.get("tokenizer"):  # text traces (bytes: labelled an approximation)
         console.print(f"tokenizer {t['tokenizer']}, chat template {t['chat_template']}", markup=False, highlight=False)
     if not t.get("sorted_input", True):
         console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
-
-    def fmt_value(v):
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, float):
-            if v.is_integer() and abs(v) >= 1:
-                return f"{v:,.0f}"
-            return f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    for name in ("reuse", "access", "hotness", "prefix", "workload"):
-        section = summary.get(name) or {}
+    for analysis in ANALYSES:
+        section = summary.get(analysis.name) or {}
         if not section.get("available", False):
-            console.print(f"[bold]{name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
+            console.print(f"[bold]{analysis.name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
             continue
         rows = _flatten(section)
-        wanted = _HEADLINE.get(name)
-        if wanted:
-            rows = [r for r in rows if r[0] in wanted]
-        table = Table(title=name, title_justify="left", show_header=False, box=None, pad_edge=False)
+        if analysis.headline:
+            rows = [r for r in rows if r[0] in analysis.headline]
+        table = Table(title=analysis.name, title_justify="left", show_header=False, box=None, pad_edge=False)
         table.add_column("metric", style="cyan")
         table.add_column("value", justify="right")
         for key, value in rows:
             if key == "available" or value is None or (isinstance(value, str) and len(value) > 60):
                 continue  # definitions and the rest live in summary.json
-            table.add_row(key, fmt_value(value))
+            table.add_row(key, fv(value))
         console.print(table)
     mrc = summary.get("mrc")
     if mrc:
@@ -357,7 +434,7 @@ def _print_analysis(summary: dict, written: list) -> None:
         table.add_column("hit ratio", justify="right")
         step = max(1, len(mrc) // 10)
         for point in mrc[::step] + ([mrc[-1]] if (len(mrc) - 1) % step else []):
-            table.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}")
+            table.add_row(fv(point["capacity_blocks"]), fv(point["hit_ratio"], digits=4))
         console.print(table)
     for path in written:
         console.print(f"wrote {path}")
@@ -367,23 +444,24 @@ def _print_replay(s: dict, out) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
     from .replay.config import format_bytes
     con = Console()
-    con.print(f"[bold]{s['config']}[/]: {s['n_requests']:,} requests, {s['n_accesses']:,} block accesses "
+    con.print(f"[bold]{s['config']}[/]: {fv(s['n_requests'])} requests, {fv(s['n_accesses'])} block accesses "
               f"({s['block_size']} tokens/block), index {s['index']}, overlap {s['overlap']}")
-    con.print(f"prefix hit ratio {s['prefix_hit_ratio']:.4f}   block hit ratio {s['block_hit_ratio']:.4f}   "
-              f"token hit ratio {s['token_hit_ratio']:.4f}")
+    con.print(f"prefix hit ratio {fv(s['prefix_hit_ratio'], digits=4)}   "
+              f"block hit ratio {fv(s['block_hit_ratio'], digits=4)}   token hit ratio {fv(s['token_hit_ratio'], digits=4)}")
     t = Table("tier", "policy", "capacity", "prefix hits", "block hits", "read", "written", "evictions")
     for tier in s["tiers"]:
-        t.add_row(tier["name"], tier["policy"], f"{tier['capacity_blocks']:,} blocks ({format_bytes(tier['capacity_bytes'])})",
-                  f"{tier['prefix_hits']:,} ({tier['prefix_hit_ratio']:.3f})", f"{tier['block_hits']:,}",
-                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), f"{tier['evictions']:,}")
+        t.add_row(tier["name"], tier["policy"], f"{fv(tier['capacity_blocks'])} blocks ({format_bytes(tier['capacity_bytes'])})",
+                  f"{fv(tier['prefix_hits'])} ({fv(tier['prefix_hit_ratio'], digits=3)})", fv(tier["block_hits"]),
+                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), fv(tier["evictions"]))
     con.print(t)
     p = Table("per request", "p50", "p90", "p99", "mean")
     for key, label in (("ttft_ms", "TTFT (ms)"), ("metadata_us", "metadata (µs)"), ("load_us", "load (µs)"),
                        ("prefill_ms", "prefill (ms)")):
         v = s[key]
-        p.add_row(label, *(f"{v[q]:,.3f}" for q in ("p50", "p90", "p99", "mean")))
+        p.add_row(label, *(fv(v[q], digits=3) for q in ("p50", "p90", "p99", "mean")))
     con.print(p)
     if out is not None:
         con.print(f"per-request results: {out}")
@@ -393,6 +471,8 @@ def _print_info(info: dict, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
+
     console = Console()
     console.print(f"[bold]{info['path']}[/bold]", soft_wrap=True, markup=True, highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -401,28 +481,28 @@ def _print_info(info: dict, db) -> None:
     blocks = info["has_block_ids"]
     rows = [
         ("format", info["format"]),
-        ("block size (tokens)", f"{info['block_size']:,}" + (f" ({info['source_block_size']:,} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
-        ("requests", f"{info['requests']:,}"),
-        ("block accesses", f"{info['accesses']:,}" if blocks else "n/a (no block ids)"),
-        ("unique blocks", f"{info['unique_blocks']:,}" if blocks else "n/a (no block ids)"),
-        ("duration", f"{info['duration_s']:,.1f} s"),
-        ("input tokens", f"{info['input_tokens']:,}"),
-        ("output tokens", f"{info['output_tokens']:,}"),
-        ("rejected lines", f"{info['rejected_lines']:,}"),
+        ("block size (tokens)", fv(info["block_size"]) + (f" ({fv(info['source_block_size'])} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
+        ("requests", fv(info["requests"])),
+        ("block accesses", fv(info["accesses"]) if blocks else "n/a (no block ids)"),
+        ("unique blocks", fv(info["unique_blocks"]) if blocks else "n/a (no block ids)"),
+        ("duration", f"{fv(info['duration_s'], digits=1)} s"),
+        ("input tokens", fv(info["input_tokens"])),
+        ("output tokens", fv(info["output_tokens"])),
+        ("rejected lines", fv(info["rejected_lines"])),
         ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
     ]
     if info.get("tokenizer"):  # text traces: which tokenizer, which template, what was skipped
         rows += [("tokenizer", info["tokenizer"]), ("chat template", info["chat_template"]),
-                 ("non-text parts skipped", f"{info['non_text_parts_skipped']:,}")]
+                 ("non-text parts skipped", fv(info["non_text_parts_skipped"]))]
         if info["message_start_fallbacks"]:
-            rows.append(("message starts fell back", f"{info['message_start_fallbacks']:,} requests"))
+            rows.append(("message starts fell back", f"{fv(info['message_start_fallbacks'])} requests"))
     if db is not None:
         rows.append(("database", str(db)))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     if info["rejected_lines"]:
-        print(f"note: {info['rejected_lines']:,} lines were rejected; see the rejects table", file=sys.stderr)
+        print(f"note: {fv(info['rejected_lines'])} lines were rejected; see the rejects table", file=sys.stderr)
 
 
 def _print_recommendation(rec, top, path) -> None:
@@ -430,6 +510,7 @@ def _print_recommendation(rec, top, path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .formatting import format_value as fv
     from .replay.config import format_bytes
     sw = rec.sweep
     con = Console()
@@ -446,8 +527,8 @@ def _print_recommendation(rec, top, path) -> None:
     for row in rows.iter_rows(named=True):
         style = "bold green" if row["rank"] == rec.row["rank"] else None
         t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}",
-                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), f"{row['prefix_hit_ratio']:.4f}",
-                  f"{row['ttft_p50_ms']:,.1f}", f"{row['ttft_p99_ms']:,.1f}", f"{row['metadata_p99_us']:,.1f}",
+                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), fv(row["prefix_hit_ratio"], digits=4),
+                  fv(row["ttft_p50_ms"], digits=1), fv(row["ttft_p99_ms"], digits=1), fv(row["metadata_p99_us"], digits=1),
                   style=style)
     con.print(t)
     r = rec.row
@@ -457,3 +538,38 @@ def _print_recommendation(rec, top, path) -> None:
     for line in rec.reasons:
         con.print(f"  - {line}")
     con.print(f"config written to {path}")
+
+
+def _print_partitioned(result, path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary()
+    con = Console()
+    con.print(f"[bold]{s['path']}[/bold]  partitioned reuse: {s['partitions']} partitions (seed {s['seed']}, "
+              f"engine {s['engine']}), {s['requests']:,} requests, {s['accesses']:,} accesses, "
+              f"{s['unique_blocks']:,} distinct blocks")
+    t = Table(title="exact (per-request figures merged across partitions)", title_justify="left",
+              show_header=False, box=None, pad_edge=False)
+    for key in ("ideal_hit_ratio_blocks", "ideal_prefix_hit_ratio_blocks", "ideal_hit_ratio_tokens",
+                "ideal_prefix_hit_ratio_tokens", "request_hit_rate_mean", "request_prefix_hit_rate_mean",
+                "one_hit_block_share"):
+        t.add_row(key, f"{s[key]:.4f}")
+    con.print(t)
+    err = s["mrc_error"]
+    m = Table("capacity (blocks)", "merged hit ratio", "exact hit ratio",
+              title="block-LRU hit ratio by capacity (merged from partitions)", title_justify="left", box=None)
+    step = max(1, len(s["mrc"]) // 10)
+    for point in s["mrc"][::step] + ([s["mrc"][-1]] if (len(s["mrc"]) - 1) % step else []):
+        exact = point["exact_hit_ratio"]
+        m.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}", "-" if exact is None else f"{exact:.4f}")
+    con.print(m)
+    if err["exact_computed"]:
+        con.print(f"error against the exact curve: MAE {err['mae_linear']:.5f} (linear grid), "
+                  f"{err['mae_log']:.5f} (log grid), max {err['max_abs']:.4f}")
+    else:
+        con.print(f"error against the exact curve: not computed ({err['reason']})")
+    tm = result.timings_s
+    con.print(f"time: {tm['total']:.2f} s (partitions {tm['partitions_wall']:.2f} s wall, slowest "
+              f"{tm['partition_max']:.2f} s; merge {tm['merge']:.3f} s; exact {tm['exact']:.2f} s)")
+    con.print(f"wrote {path}")

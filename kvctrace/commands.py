@@ -16,7 +16,7 @@ _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet"
 
 
 def _open(trace, trace_options: dict | None, progress=None):
-    from . import open_trace
+    from .store import open_trace
     return open_trace(trace, **(trace_options or {}), **({"progress": progress} if progress else {}))
 
 
@@ -83,24 +83,27 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
-           recommend: bool = False) -> Path:
+           recommend: bool = False, engine: str = "local", ray_address: str | None = None) -> Path:
     """Write report.html for ``trace`` (default folder ``reports/<trace name>/``) and return its
     path. With ``replay`` (implied by ``config``, ``preset`` or ``recommend``) it adds the replay
     study around the config; with ``recommend`` it sweeps first and centres the study on the
-    recommended config."""
+    recommended config. ``engine`` runs those replays (``start_engine``)."""
     from .analysis import analyze as run_analyses
+    from .engines import check_engine
     from .report import write_report
+    check_engine(engine, ray_address)
     opened = _open(trace, trace_options)
     out_dir = out if out is not None else _default_out(opened.path)
     runs = rec = None
     if replay or recommend or config is not None or preset is not None:
-        from .report.study import replay_study
+        from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
+        start_engine(engine, ray_address)
         if recommend:
-            rec = run_recommend(opened, base)
+            rec = run_recommend(opened, base, engine=engine)
             base = rec.config
-        runs = replay_study(opened, base)
+        runs = replay_study(opened, base, engine=engine)
     return write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)
 
 
@@ -124,12 +127,15 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
 
 def replay(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
            preset: str | None = None, policy: str | None = None, capacity_blocks: int | None = None,
-           index: str | None = None, out: Path | None = None):
+           index: str | None = None, out: Path | None = None, calibration: Path | None = None):
     """Replay ``trace`` through the config (see ``replay_config``); with ``out``, also write the
-    per-request results as Parquet. Returns the ReplayResult."""
+    per-request results as Parquet; ``calibration`` (bench-index --calibrate) sets the Redis
+    index costs. Returns the ReplayResult."""
     from .replay import replay as run_replay
+    from .replay.cost import use_calibration
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
-    result = run_replay(_open(trace, trace_options), cfg)
+    with use_calibration(calibration):
+        result = run_replay(_open(trace, trace_options), cfg)
     if out is not None:
         result.to_parquet(out)
     return result
@@ -176,18 +182,101 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
               preset: str | None = None, budgets: list[str] | None = None, objective: str = "p99-ttft",
               policies: str | None = None, indexes: str | None = None, admission: str | None = None,
               fractions: str | None = None, tolerance: float = 0.01, max_memory: str | None = None,
-              workers: str = "threads", out: Path = Path("kvctrace-recommended.toml")):
+              workers: str = "threads", out: Path = Path("kvctrace-recommended.toml"),
+              calibration: Path | None = None, engine: str = "local", ray_address: str | None = None):
     """Sweep the grid (lists as comma-separated strings, ``budgets`` as TIER=SIZE, ``max_memory``
     a size such as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons
-    as its header comment. Returns (Recommendation, written path)."""
+    as its header comment; ``engine`` runs the replays (``start_engine``). Returns
+    (Recommendation, written path)."""
+    from .engines import check_engine
     from .replay.config import parse_bytes, save_config
     from .replay.sweep import recommend as run_recommend
-    grid = parse_grid(policies, admission, fractions, indexes)
+    check_engine(engine, ray_address)
+    grid = parse_grid(policies, admission, fractions, indexes).validate()
     base = replay_config(config, preset)
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
-    rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
-                        objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit)
+    from .replay.cost import use_calibration
+    start_engine(engine, ray_address)
+    with use_calibration(calibration):  # the Redis index costs measured by bench-index --calibrate
+        rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
+                            objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit,
+                            engine=engine)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
     return rec, save_config(rec.config, out, header=header)
+
+
+# ---- synth ------------------------------------------------------------------------------------
+
+def synth(out: Path, fmt: str = "mooncake", requests: int = 1000, seed: int = 0,
+          block_size: int | None = None, **structure):
+    """Write a synthetic trace to ``out`` (``structure``: the fields of ``kvctrace.synth.SynthConfig``)
+    and return what was written (``kvctrace.synth.write``'s summary); ``fmt`` prompts writes a
+    chat log (``kvctrace.synth_prompts.write``; ``block_size`` does not apply)."""
+    if fmt == "prompts":
+        from .synth_prompts import write as write_chat_log
+        return write_chat_log(out, requests, seed, **structure)
+    from .synth import write
+    return write(out, fmt, requests, seed, block_size, **structure)
+
+
+# ---- bench-index (live Redis) -----------------------------------------------------------------
+
+def bench_index(trace: Path, trace_options: dict | None = None, *, redis_url: str, designs=None,
+                max_requests: int | None = None, clients: int = 1, key_prefix: str | None = None,
+                calibrate: Path | None = None, progress=None):
+    """Replay the trace's metadata operations against the Redis server at ``redis_url``
+    (kvctrace.replay.index_bench); with ``calibrate``, fit the Redis index cost model and
+    write it there as TOML. Returns (IndexBenchResult, measured-vs-modelled rows,
+    (RedisCalibration, path) or None); the rows compare with the fitted model when calibrating."""
+    from .replay.cost import calibrated_models
+    from .replay.index_bench import bench_index as run_bench
+    from .replay.index_calibration import model_comparison, write_calibration
+    result = run_bench(_open(trace, trace_options, progress), redis_url, designs, max_requests=max_requests,
+                       clients=clients, key_prefix=key_prefix, progress=progress)
+    fitted = write_calibration(result, calibrate) if calibrate is not None else None
+    return result, model_comparison(result, calibrated_models(fitted[0]) if fitted else None), fitted
+
+
+# ---- engines, export, partitioned analysis ----------------------------------------------------
+
+def start_engine(engine: str = "local", ray_address: str | None = None) -> None:
+    """Check ``engine`` (``local`` or ``ray``; a missing 'ray' extra is a one-line error) and,
+    for ``ray``, start a local Ray or connect to the cluster at ``ray_address``."""
+    from .engines import start
+    start(engine, ray_address)
+
+
+def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, partitions: int,
+           seed: int = 0) -> dict:
+    """Write the trace's accesses hash-partitioned by block into the folder ``parquet``
+    (``part=K/*.parquet``, requests.parquet, kvctrace_export.json). Returns the manifest."""
+    from .analysis.partitioned import export_partitions
+    return export_partitions(_open(trace, trace_options), parquet, partitions, seed) | {"path": str(parquet)}
+
+
+def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
+                        partitions: int | None = None, seed: int | None = None, engine: str = "local",
+                        ray_address: str | None = None):
+    """The partitioned reuse analysis of a trace (split into ``partitions`` in memory) or of an
+    export folder (each partition task reads its own files), on ``engine``; writes
+    partitioned.json into ``out`` (default ``reports/<name>/``). Returns (result, path)."""
+    from .analysis.partitioned import analyze_partitioned as run, is_export
+    from .engines import check_engine
+    from .errors import KvctraceError
+    check_engine(engine, ray_address)
+    if is_export(trace):
+        defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
+                    "skip_bad_lines": False, "db": None}
+        if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
+            raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
+                                path=str(trace), hint="drop them, or export again from the trace with them")
+        source = trace
+    else:
+        source = _open(trace, trace_options)
+    result = run(source, partitions, seed=seed, engine=engine, ray_address=ray_address)
+    path = Path(out if out is not None else _default_out(trace)) / "partitioned.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.to_json() + "\n", encoding="utf-8")
+    return result, path

@@ -41,7 +41,7 @@ import polars as pl
 from .errors import ConfigError
 from .kernels.hashing import CONTENT_SEED, combine, dense_ids, rechain
 
-FORMATS = ("mooncake", "bailian", "tokens", "prompts")  # prompts: chat text, see synth_prompts.py
+FORMATS = ("mooncake", "bailian", "tokens")
 DEFAULT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16, "tokens": 16}
 TYPES = ("text", "file", "image", "search")
 
@@ -436,8 +436,8 @@ def _list_column(values: np.ndarray, offsets: np.ndarray, name: str) -> pl.Serie
 
 def records(work: Workload, format: str = "mooncake", block_size: int | None = None) -> pl.DataFrame:
     """The workload as one row per request in ``format``'s columns (DESIGN.md, datasets README)."""
-    if format not in DEFAULT_BLOCK_SIZE:  # prompts records are text: synth_prompts.records
-        raise ConfigError(f"unknown synth format {format!r}", field="format", hint="one of " + ", ".join(DEFAULT_BLOCK_SIZE))
+    if format not in FORMATS:
+        raise ConfigError(f"unknown synth format {format!r}", field="format", hint="one of " + ", ".join(FORMATS))
     bs = DEFAULT_BLOCK_SIZE[format] if block_size is None else int(block_size)
     if bs < 1:
         raise ConfigError(f"block_size must be >= 1, got {bs}", field="block_size", hint="e.g. 512 for mooncake, 16 for bailian")
@@ -491,9 +491,6 @@ def write(path, format: str = "mooncake", n_requests: int = 1000, seed: int = 0,
           block_size: int | None = None, **structure) -> SynthSummary:
     """Generate and write a synthetic trace as JSONL (``.gz`` / ``.zst`` suffix compresses)."""
     path = Path(path)
-    if format == "prompts":
-        from .synth_prompts import write as write_prompts
-        return write_prompts(path, n_requests, seed, **structure)
     work = synthesize(n_requests, seed, **structure)
     frame = records(work, format, block_size)
     write_jsonl(frame, path)

@@ -31,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .synth import FORMATS as HASHED_FORMATS
 from .synth import SEGMENT_KIND_SHIFT, SEGMENT_KINDS, TYPES, SynthSummary, synthesize, write_jsonl_bytes
 
+FORMATS = (*HASHED_FORMATS, "prompts")  # what ``kvctrace synth --format`` writes
 WORDS_PER_TOKEN = 0.75
 EPOCH_S = 1_700_000_000          # timestamps are this + the workload's seconds
 CLOCK_PROMPT = 0                 # the system prompt that embeds the request's time

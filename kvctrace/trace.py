@@ -92,12 +92,27 @@ class Trace:
         """Build a trace from CSR arrays (tests, notebooks, synthetic experiments).
 
         ``blocks`` may be any integer ids; they are mapped to dense first-appearance ids."""
-        from .store import trace_from_arrays
-        return trace_from_arrays(offsets, blocks, ts=ts, input_len=input_len,
-                                 output_len=output_len, block_size=block_size, path=path,
-                                 format=format, session_id=session_id, type=type)
+        # imported here, not at the top: the store writer loads Numba and pyarrow, which
+        # ``import kvctrace`` (and so every CLI start) should not pay for
+        from .tables import store_arrays
+        return cls(**store_arrays(offsets, blocks, ts=ts, input_len=input_len,
+                                   output_len=output_len, block_size=block_size, path=path,
+                                   format=format, session_id=session_id, type=type))
 
     def _repr_html_(self) -> str:
-        """Jupyter: a small table of the trace's facts (escaped; see kvctrace.report.html_repr)."""
-        from .report.html_repr import trace_html
-        return trace_html(self)
+        """Jupyter: the facts a user wants on opening a trace, from ``info()`` (escaped HTML)."""
+        from pathlib import Path
+
+        from .results import dict_html
+        info = self.info()
+        no_ids = "n/a (no block ids)"
+        facts = {
+            "path": info["path"], "format": info["format"], "block size (tokens)": info["block_size"],
+            "requests": info["requests"],
+            "block accesses": info["accesses"] if info["has_block_ids"] else no_ids,
+            "unique blocks": info["unique_blocks"] if info["has_block_ids"] else no_ids,
+            "duration (s)": info["duration_s"], "rejected lines": info["rejected_lines"],
+        }
+        if not info["sorted_input"]:
+            facts["note"] = "input was not in timestamp order; requests were sorted"
+        return dict_html(f"Trace {Path(info['path']).name}", facts)

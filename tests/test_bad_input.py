@@ -220,7 +220,7 @@ def test_bad_options(tmp_path):
 def test_skip_bad_lines_on_a_large_file_keeps_the_fast_path(tmp_path, monkeypatch):
     """A few bad lines among many: only they are parsed one by one; the result equals the
     per-record path's."""
-    import kvctrace.formats as formats
+    import kvctrace.formats.containers as formats
     lines = [line(dict(GOOD, timestamp=i, hash_ids=[i % 7, 100 + i])) for i in range(400)]
     lines[10] = "{broken"
     lines[200] = line(dict(GOOD, input_length="600"))

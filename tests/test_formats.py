@@ -49,6 +49,47 @@ def test_detect_format(keys, fmt):
     assert detect_format(keys) == fmt
 
 
+READER_MEMBERS = {"NAME", "DEFAULT_BLOCK_SIZE", "SIGNATURE", "CSV", "matches", "options", "schema",
+                  "from_frame", "parse_record", "from_rows"}
+
+
+def test_every_registered_reader_satisfies_the_reader_protocol():
+    """Each registered reader module has every ``Reader`` member: constants of the declared
+    types, functions with the protocol's parameters (names, kinds, defaults)."""
+    import inspect
+    import typing
+
+    from kvctrace.formats import Reader
+    constants = typing.get_type_hints(Reader)
+    methods = {n for n, v in vars(Reader).items() if inspect.isfunction(v) and not n.startswith("_")}
+    assert set(constants) | methods == READER_MEMBERS
+    for name, reader in READERS.items():
+        assert isinstance(reader, Reader), name
+        assert reader.NAME == name
+        for const, typ in constants.items():
+            assert isinstance(getattr(reader, const), typ), (name, const)
+        for method in methods:
+            want = list(inspect.signature(getattr(Reader, method)).parameters.values())[1:]  # no self
+            got = list(inspect.signature(getattr(reader, method)).parameters.values())
+            assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in want], \
+                (name, method)
+
+
+def test_each_reader_matches_its_own_first_record():
+    """``matches`` is each reader's own test; detection asks them in registry order, so each
+    first record is detected as its own format (bailian's also matches mooncake's test)."""
+    firsts = {"mooncake": MOONCAKE[0],
+              "bailian": {"chat_id": 1, "parent_chat_id": -1, "timestamp": 0, "input_length": 3,
+                          "output_length": 1, "type": "text", "turn": 1, "hash_ids": [1]},
+              "tokens": {"timestamp": 0, "token_ids": [1, 2]},
+              "lengths": {"timestamp": 0, "input_length": 3}}
+    for name, first in firsts.items():
+        assert READERS[name].matches(first.keys()), name
+        assert detect_format(first.keys()) == name
+    assert READERS["mooncake"].matches(firsts["bailian"].keys())  # hence bailian is asked first
+    assert not any(r.matches(["foo"]) for r in READERS.values())
+
+
 def test_every_container_gives_the_same_trace(tmp_path):
     text = jsonl(MOONCAKE)
     (tmp_path / "t.jsonl").write_text(text)
@@ -218,7 +259,7 @@ def test_strict_scan_matches_naive(records, cuts, sep):
 
 
 def test_fast_path_taken_on_good_files(tmp_path, monkeypatch):
-    import kvctrace.formats as formats
+    import kvctrace.formats.containers as formats
     monkeypatch.setattr(formats, "_slow", lambda *a, **k: pytest.fail("per-record path used on a good file"))
     path = tmp_path / "t.jsonl"
     path.write_text(jsonl(MOONCAKE))
@@ -234,7 +275,7 @@ def test_fast_path_taken_on_good_files(tmp_path, monkeypatch):
 
 
 def test_utf8_byte_order_mark_is_ignored(tmp_path, monkeypatch):
-    import kvctrace.formats as formats
+    import kvctrace.formats.containers as formats
     monkeypatch.setattr(formats, "_slow", lambda *a, **k: pytest.fail("per-record path used on a good file"))
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + jsonl(MOONCAKE).encode())
     assert open_trace(tmp_path / "bom.jsonl").n_requests == 3

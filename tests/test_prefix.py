@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvctrace.analysis.prefix import analyze_prefix
+from types import SimpleNamespace
+
+from kvctrace.analysis.prefix import analyze_prefix, prefix_tree_of
 from kvctrace.errors import NoBlockIdsError
-from kvctrace.kernels.prefix import prefix_tree, session_reuse
+from kvctrace.kernels.prefix import session_reuse
 from kvctrace.trace import Trace
 
 from . import naive
@@ -36,7 +38,7 @@ def chained_trace(contents, sessions=None, **kw):
 def test_tree_and_groups_match_naive(contents):
     requests, trace = chained_trace(contents)
     u = trace.n_unique_blocks
-    t = prefix_tree(trace.offsets, trace.blocks, u, block_size=1)
+    t = prefix_tree_of(trace)  # the store's tree (blocks table) and its groups
     parent = {}
     for req in requests:
         for i, b in enumerate(req):
@@ -126,17 +128,26 @@ def test_golden_conversation_prefix():
 
 @pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets not present")
 def test_prefix_tree_equals_store_blocks_table():
+    """The tree the analysis reads is the store's blocks table, and that table equals the
+    naive walk over the requests (tests/naive.py) on a real trace."""
     from kvctrace import store
     if not hasattr(store, "open_trace"):
         pytest.skip("kvctrace.open_trace not implemented yet")
     trace = mooncake_trace(CONVERSATION)
-    t = prefix_tree(trace.offsets, trace.blocks, trace.n_unique_blocks,
-                    input_len=trace.input_len, block_size=trace.block_size)
+    bounds = trace.offsets.tolist()
+    lists = [trace.blocks[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    rows = naive.naive_prefix_tree(lists, trace.input_len.tolist(), trace.block_size)
+    t = SimpleNamespace(parent=np.array([-1 if r[2] is None else r[2] for r in rows]),
+                        depth=np.array([r[3] for r in rows]), first_req=np.array([r[1] for r in rows]),
+                        tokens=np.array([r[4] for r in rows]))
     table = trace.blocks_table()
     assert (table["parent_block"].fill_null(-1).to_numpy() == t.parent).all()
     assert (table["depth"].to_numpy() == t.depth).all()
     assert (table["first_req"].to_numpy() == t.first_req).all()
     assert (table["tokens"].to_numpy() == t.tokens).all()
+    read = prefix_tree_of(trace)
+    for name in ("parent", "depth", "first_req", "tokens"):
+        assert np.array_equal(getattr(read, name), getattr(t, name)), name
 
 
 def test_synthetic_bailian_trace_with_sessions_types_turns(tmp_path):

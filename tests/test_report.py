@@ -157,6 +157,16 @@ def test_sections_hold_the_analysis_figures(generated_result):
     assert groups.rows[0][2] == f"{top['n_requests']:,}"
 
 
+def test_every_registered_analysis_has_its_report_sections(generated_result):
+    from kvctrace.analysis.registry import ANALYSES
+    from kvctrace.report.build import ANALYSIS_SECTIONS
+    named = [sid for analysis in ANALYSES for sid in analysis.report_sections]
+    assert len(named) == len(set(named))
+    assert sorted(named) == sorted(ANALYSIS_SECTIONS)    # every id has a builder, every builder an analysis
+    ids = [s.id for s in build_sections(generated_result)]
+    assert ids == ["overview", *ANALYSIS_SECTIONS, "replay"]
+
+
 def test_lengths_only_trace_says_reuse_cannot_be_measured(tmp_path):
     trace = generated_trace(50)
     trace = dataclasses.replace(trace, has_block_ids=False, blocks=np.zeros(0, np.int64),
@@ -255,7 +265,7 @@ def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
 
 def test_replay_study_scales_every_tier_and_varies_the_index():
     from kvctrace.replay import load_preset
-    from kvctrace.report.study import replay_study
+    from kvctrace.replay.study import replay_study
     trace = generated_trace(120)
     base = load_preset("h100-llama3-8b")
     runs = replay_study(trace, base, policies=("lru", "fifo"), scales=(0.5, 2.0), index_kinds=("sherman", "chime"))

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvctrace
-from kvctrace import Trace, open_trace, store
+from kvctrace import Trace, open_trace, store, tables as store_tables
 from kvctrace.formats.bailian import chat_sessions
 from kvctrace.kernels.hashing import hash_token_blocks
 from kvctrace.kernels.tree import access_rows, gather_csr, prefix_tree, truncate_csr
@@ -251,13 +251,13 @@ def test_opening_a_foreign_duckdb_is_an_error(tmp_path):
 def test_failed_ingest_leaves_no_tables(tmp_path, on_disk):
     con = duckdb.connect(str(tmp_path / "x.duckdb") if on_disk else ":memory:")
     good = pa.table({"a": [1]})
-    tables = {name: good for name in store.TABLES}  # wrong columns: the inserts fail part-way
+    tables = {name: good for name in store_tables.TABLES}  # wrong columns: the inserts fail part-way
     tables["requests"] = pa.table({
         "req_id": [0], "ts": [0.0], "input_len": [1], "output_len": [1], "n_blocks": [0],
         "session_id": pa.nulls(1, pa.string()), "parent_id": pa.nulls(1, pa.int64()),
         "turn": pa.nulls(1, pa.int64()), "type": pa.nulls(1, pa.string()), "line_no": [1]})
     with pytest.raises(duckdb.Error):
-        store._write_tables(con, tables, replace=False)
+        store_tables.write_tables(con, tables, replace=False)
     assert con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0] == 0
     con.close()
 
@@ -428,7 +428,7 @@ def test_failed_replacement_keeps_the_previous_store(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise KeyboardInterrupt  # interrupted in the middle of writing the new tables
 
-    monkeypatch.setattr(store, "prefix_tree", fail)
+    monkeypatch.setattr(store_tables, "prefix_tree", fail)
     with pytest.raises(KeyboardInterrupt):
         open_trace(trace, db=db, coarsen=2)
     monkeypatch.undo()
@@ -447,3 +447,26 @@ def test_first_values_matches_naive(raw, rnd):
     ids = np.array(raw, np.int64)
     dense, n_unique = dense_ids(ids)
     assert first_values(dense, ids, n_unique).tolist() == naive.naive_first_values(dense.tolist(), raw)
+
+
+def test_read_tree_in_any_row_order():
+    """The prefix analysis reads the blocks table back (tables.read_tree): rows in any order
+    give the same per-block arrays; a table that does not hold the meta's blocks is an error."""
+    from kvctrace.tables import read_tree
+    lists = [[1, 2, 3], [1, 2, 4], [5], [1, 6, 7, 8]]
+    offsets = np.cumsum([0] + [len(x) for x in lists])
+    tr = Trace.from_arrays(offsets, [b for x in lists for b in x], input_len=[40, 35, 3, 60], block_size=16)
+    want = read_tree(tr.con, tr.n_unique_blocks)
+    table = tr.blocks_table()
+    assert want["parent"].tolist() == table["parent_block"].fill_null(-1).to_list()
+    assert want["tokens"].tolist() == table["tokens"].to_list() == [16, 16, 8, 3, 3, 16, 16, 12]
+    shuffled = table.sample(fraction=1.0, shuffle=True, seed=3).to_arrow()
+    assert shuffled.column("block").to_pylist() != list(range(tr.n_unique_blocks))
+    con = duckdb.connect()
+    con.register("shuffled", shuffled)
+    con.execute("CREATE TABLE blocks AS SELECT * FROM shuffled")
+    got = read_tree(con, tr.n_unique_blocks)
+    for name, values in want.items():
+        assert np.array_equal(got[name], values), name
+    with pytest.raises(kvctrace.KvctraceError, match="blocks table"):
+        read_tree(con, tr.n_unique_blocks + 1)

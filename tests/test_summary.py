@@ -1,6 +1,7 @@
 """analyze(): every analysis in one result, and the summary dict behind summary.json."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from kvctrace import Trace
 from kvctrace.analysis import AnalysisResult, analyze, trace_name, write_summary
+from kvctrace.results import ResultMixin
 
 from . import naive
 
@@ -134,3 +136,63 @@ def test_write_summary(tmp_path):
     ("x.parquet", "x"), (".jsonl", "trace")])
 def test_trace_name(path, name):
     assert trace_name(path) == name
+
+
+def test_registry_drives_run_order_summary_and_attributes(monkeypatch):
+    from kvctrace.analysis import registry
+    from kvctrace.results import Result
+    order = []
+    patched = tuple(dataclasses.replace(a, run=_recording(a.run, a.name, order)) for a in registry.ANALYSES)
+    monkeypatch.setattr(registry, "ANALYSES", patched)
+    res = analyze(random_trace(5))
+    # largest temporaries first (peak memory); summary and console in registry order
+    assert order == ["prefix", "reuse", "hotness", "access", "workload"]
+    assert list(res.summary())[2:] == ["reuse", "access", "hotness", "prefix", "workload", "mrc"]
+    for name in registry.names():
+        assert isinstance(getattr(res, name), Result) and res.results[name] is getattr(res, name)
+    with pytest.raises(AttributeError):
+        res.no_such_analysis
+
+
+def _recording(fn, name, order):
+    def run(trace, **options):
+        order.append(name)
+        return fn(trace, **options)
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class _CountResult(ResultMixin):
+    requests: int
+
+    def summary(self) -> dict:
+        return {"requests_counted": self.requests}
+
+
+def test_a_new_analysis_is_one_registry_entry(monkeypatch, capsys):
+    """A registered analysis is run, gets its summary section, its attribute, its options and
+    its console rows without any other list being edited."""
+    from kvctrace.analysis import registry
+    from kvctrace.analysis.registry import Analysis
+    from kvctrace.cli import _print_analysis
+    seen = {}
+
+    def analyze_count(trace, *, scale=1):
+        seen["scale"] = scale
+        return _CountResult(trace.n_requests * scale)
+    entry = Analysis("count", "request count", analyze_count, needs_block_ids=True, headline=("requests_counted",),
+                     report_sections=("count",), run_rank=9)
+    monkeypatch.setattr(registry, "ANALYSES", registry.ANALYSES + (entry,))
+    res = analyze(random_trace(6), count_opts={"scale": 2})
+    assert seen == {"scale": 2} and res.count.requests == 2 * res.trace.n_requests
+    assert res.summary()["count"] == {"available": True, "requests_counted": 600}
+    with pytest.raises(TypeError, match="count_opts"):
+        analyze(random_trace(6), cuont_opts={})
+    lengths_only = Trace.from_arrays(np.zeros(4, np.int64), np.zeros(0, np.int64), ts=np.arange(3, dtype=float),
+                                     input_len=np.full(3, 100), output_len=np.full(3, 10))
+    lengths_only.has_block_ids = False
+    s = analyze(lengths_only).summary()
+    assert s["count"]["available"] is False and "only workload statistics apply" in s["count"]["reason"]
+    _print_analysis(res.summary(), [])
+    console = capsys.readouterr().out
+    assert "requests_counted" in console and "600" in console

@@ -25,7 +25,7 @@ import polars as pl
 from ..errors import ConfigError, NoBlockIdsError
 from ..kernels.runs import (RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW,
                             find_runs, runs_test)
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 
 RUNS_TEST_STATUS_NAMES = {RUNS_TEST_TESTED: "tested", RUNS_TEST_TOO_FEW: "too_few_ids",
                           RUNS_TEST_DEGENERATE: "degenerate"}
@@ -45,7 +45,7 @@ def _float_or_none(x) -> float | None:
 
 
 @dataclass(frozen=True)
-class AccessResult(SummaryHtmlMixin):
+class AccessResult(ResultMixin):
     """Per-request access pattern, run-length distribution and headline shares."""
     per_request: pl.DataFrame   # one row per request, see analyze_access
     run_lengths: pl.DataFrame   # run_length, runs, blocks, share_of_runs, share_of_blocks

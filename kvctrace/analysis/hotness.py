@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..kernels.hotness import (MAX_GROUPS, block_first_position, first_access_flags,
                                heat_by_group, window_top_k)
 from .access import require_block_ids
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 
 TOP_PCTS = (0.1, 1.0, 5.0, 10.0, 20.0, 50.0)
 HOT_SET_QUANTILES = (0.5, 0.8, 0.9, 0.99)
@@ -138,7 +138,7 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HotnessResult(SummaryHtmlMixin):
+class HotnessResult(ResultMixin):
     # block, accesses (Int32). A block's depth and first request are in the store's blocks
     # table (trace.blocks_table()); not repeated here, as this frame is kept with the result.
     per_block: pl.DataFrame

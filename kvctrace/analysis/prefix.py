@@ -1,7 +1,8 @@
 """Prefix structure: shared-prefix groups (system prompts, conversation histories), the shape
 of the prefix tree, and sharing within vs across sessions.
 
-Definitions (tree and groups: ``kvctrace.kernels.prefix``):
+Definitions (tree and groups: ``kvctrace.kernels.prefix``; the tree itself is the store's
+``blocks`` table, built once at ingest and read here with ``tables.read_tree``):
 * shared-prefix group = a maximal shared prefix: the prefix ending at node v, shared by the
   ``n_requests`` >= 2 requests that pass through v, and not extendable without losing one.
   ``prefix_tokens`` = tokens from the root to v (a partial last block counts its real tokens
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..kernels.prefix import prefix_tree, session_reuse
+from ..kernels.prefix import PrefixTree, prefix_groups, session_reuse
+from ..tables import read_tree
 from .access import require_block_ids
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,18 @@ def _session_codes(trace) -> np.ndarray | None:
     return codes.fill_null(-1).cast(pl.Int64).to_numpy()
 
 
-def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
-    """Prefix structure of ``trace``; ``top_groups`` keeps only the largest groups in the
-    frame (the summary always covers all of them)."""
-    require_block_ids(trace, "the prefix-structure analysis")
-    offsets, blocks, u = trace.offsets, trace.blocks, int(trace.n_unique_blocks)
-    input_len = trace.input_len if trace.input_len is not None and \
-        trace.input_len.shape[0] == trace.n_requests else None
-    t = prefix_tree(offsets, blocks, u, input_len=input_len, block_size=trace.block_size)
+def prefix_tree_of(trace) -> PrefixTree:
+    """The trace's prefix tree (the store's ``blocks`` table) with its shared-prefix groups."""
+    tree = read_tree(trace.con, int(trace.n_unique_blocks))
+    return prefix_groups(trace.offsets, trace.blocks, **tree)
 
+
+def _groups_frame(t: PrefixTree) -> pl.DataFrame:
+    """One row per maximal shared prefix, largest first."""
     idx = np.flatnonzero(t.shared)
     seg_blocks, seg_tokens = t.segments(idx)
     n_req = t.n_requests[idx].astype(np.int64)   # the tree's node arrays are int32
-    groups = pl.DataFrame({
+    return pl.DataFrame({
         "node": idx.astype(np.int64), "root": t.root[idx].astype(np.int64),
         "prefix_blocks": t.depth[idx].astype(np.int64) + 1,
         "prefix_tokens": t.cum_tokens[idx].astype(np.int64),
@@ -92,12 +93,15 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
         "first_req": t.first_req[idx].astype(np.int64), "top_level": t.shared_anc[idx] < 0,
     }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
 
-    total_input_tokens = int(trace.input_len.sum()) if input_len is not None else None
+
+def _groups_summary(trace, t: PrefixTree, groups: pl.DataFrame) -> dict:
+    offsets, blocks = trace.offsets, trace.blocks
+    total_input_tokens = int(trace.input_len.sum()) if _has_input_len(trace) else None
     top = groups.filter(pl.col("top_level"))
     first_blocks = blocks[offsets[:-1][np.diff(offsets) > 0]]
     n_nonempty = int(first_blocks.shape[0])
     exclusive_total = int(groups["exclusive_reusable_tokens"].sum()) if groups.height else 0
-    groups_summary = {
+    return {
         "shared_prefix_groups": groups.height,
         "top_level_groups": top.height,
         "largest_group_requests": int(groups["n_requests"].max()) if groups.height else 0,
@@ -111,6 +115,13 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
             exclusive_total / total_input_tokens if total_input_tokens else None,
     }
 
+
+def _has_input_len(trace) -> bool:
+    return trace.input_len is not None and trace.input_len.shape[0] == trace.n_requests
+
+
+def _tree_shape(t: PrefixTree, u: int) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    """Scalar tree statistics and the depth and fan-out distributions."""
     leaves = t.n_children == 0
     internal = ~leaves
     depths, dcount = _value_counts(t.depth)
@@ -124,37 +135,50 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
         "max_fanout": int(t.n_children.max()) if u else None,
         "branching_nodes": int((t.n_children >= 2).sum()),
     }
+    return (tree,
+            pl.DataFrame({"depth": depths.astype(np.int64), "nodes": dcount.astype(np.int64)}),
+            pl.DataFrame({"fanout": fanouts.astype(np.int64), "nodes": fcount.astype(np.int64)}))
+
+
+def _session_sharing(trace, u: int) -> tuple[pl.DataFrame | None, dict | None]:
+    """Re-accesses within vs across sessions (both readings), or (None, None) without sessions."""
+    codes = _session_codes(trace)
+    if codes is None:
+        return None, None
+    blocks = trace.blocks
+    by_first, by_prev, multi = session_reuse(trace.offsets, blocks, u, codes)
+    rows = []
+    for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
+        known = int(c[0] + c[1])
+        rows.append({"reading": reading, "within": int(c[0]), "across": int(c[1]),
+                     "unknown": int(c[2]),
+                     "within_share": float(c[0] / known) if known else None})
+    counts = np.bincount(blocks, minlength=u)
+    n_multi = int(multi.sum())
+    return pl.DataFrame(rows), {
+        "sessions": int(codes.max()) + 1,
+        "requests_without_session": int((codes < 0).sum()),
+        "reuse_within_session_share_by_first": rows[0]["within_share"],
+        "reuse_within_session_share_by_previous": rows[1]["within_share"],
+        "blocks_in_multiple_sessions": n_multi,
+        "blocks_in_multiple_sessions_share": n_multi / u if u else None,
+        "accesses_to_multi_session_blocks_share":
+            float(counts[multi].sum() / blocks.shape[0]) if blocks.shape[0] else None,
+    }
+
+
+def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
+    """Prefix structure of ``trace``; ``top_groups`` keeps only the largest groups in the
+    frame (the summary always covers all of them)."""
+    require_block_ids(trace, "the prefix-structure analysis")
+    u = int(trace.n_unique_blocks)
+    t = prefix_tree_of(trace)
+    groups = _groups_frame(t)
+    groups_summary = _groups_summary(trace, t, groups)
+    tree, depth_distribution, fanout_distribution = _tree_shape(t, u)
     if top_groups is not None:
         groups = groups.head(int(top_groups))
-
-    codes = _session_codes(trace)
-    session_frame = sessions = None
-    if codes is not None:
-        by_first, by_prev, multi = session_reuse(offsets, blocks, u, codes)
-        rows = []
-        for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
-            known = int(c[0] + c[1])
-            rows.append({"reading": reading, "within": int(c[0]), "across": int(c[1]),
-                         "unknown": int(c[2]),
-                         "within_share": float(c[0] / known) if known else None})
-        session_frame = pl.DataFrame(rows)
-        counts = np.bincount(blocks, minlength=u)
-        n_multi = int(multi.sum())
-        sessions = {
-            "sessions": int(codes.max()) + 1,
-            "requests_without_session": int((codes < 0).sum()),
-            "reuse_within_session_share_by_first": rows[0]["within_share"],
-            "reuse_within_session_share_by_previous": rows[1]["within_share"],
-            "blocks_in_multiple_sessions": n_multi,
-            "blocks_in_multiple_sessions_share": n_multi / u if u else None,
-            "accesses_to_multi_session_blocks_share":
-                float(counts[multi].sum() / blocks.shape[0]) if blocks.shape[0] else None,
-        }
-    return PrefixResult(
-        groups=groups,
-        depth_distribution=pl.DataFrame({"depth": depths.astype(np.int64),
-                                         "nodes": dcount.astype(np.int64)}),
-        fanout_distribution=pl.DataFrame({"fanout": fanouts.astype(np.int64),
-                                          "nodes": fcount.astype(np.int64)}),
-        session_sharing=session_frame, tree=tree, groups_summary=groups_summary,
-        sessions=sessions)
+    session_frame, sessions = _session_sharing(trace, u)
+    return PrefixResult(groups=groups, depth_distribution=depth_distribution,
+                        fanout_distribution=fanout_distribution, session_sharing=session_frame,
+                        tree=tree, groups_summary=groups_summary, sessions=sessions)

@@ -38,14 +38,14 @@ from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_requ
                              quantiles_from_counts, reuse_request_counts, reuse_seconds, stack_distances,
                              stack_distances_by_request)
 from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
+from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..trace import Trace
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 MAX_PLOT_POINTS = 5000
 
 
 @dataclass(frozen=True)
-class ReuseResult(SummaryHtmlMixin):
+class ReuseResult(ResultMixin):
     """Everything ``analyze_reuse`` measured. Frames are for tables and charts; the scalars
     and ``summary()`` are for reports and JSON."""
     block_size: int
@@ -207,6 +207,41 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     with ``shards_s_max`` tracked blocks) and report their error against the exact curve.
     Raises ``NoBlockIdsError`` for a trace without block ids (lengths-only).
     """
+    _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_points)
+    offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
+    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
+    n_req = int(offsets.shape[0] - 1)
+    n_acc = int(blocks.shape[0])
+    n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if n_acc else 0)
+    ts = np.asarray(trace.ts, dtype=np.float64)
+
+    dist, reuse_req = stack_distances_by_request(offsets, blocks, n_unique)
+    counts, cold = distance_counts(dist)
+    requests, hit_ratios = _request_hits(trace, offsets, dist, ts, n_acc - cold)
+    win = float(window_s) if window_s else _nice_window(trace.duration_s)
+    windows = _reuse_windows(requests, ts, win)
+    block_time = _block_time(offsets, blocks, dist, ts, plot_points)
+    del dist  # one int per access: not kept while the curves are built
+    reuse_time, reuse_time_hist = _reuse_times(offsets, reuse_req, ts)
+    del reuse_req
+
+    caps = log_capacities(n_unique, mrc_points)
+    mrc = _exact_curve(counts, n_acc, n_unique, caps)
+    nz = np.flatnonzero(counts)
+    dcounts = pl.DataFrame({"distance": nz.astype(np.int64), "count": counts[nz]})
+    one_hit = _one_hit_share(blocks, n_unique)   # before SHARDS: its bincount is freed first
+    shards_frame, shards_info = None, {}
+    if shards and n_acc:
+        shards_frame, shards_info = _shards(blocks, n_unique, counts, n_acc, shards_rate, shards_s_max, caps)
+    return ReuseResult(
+        block_size=int(trace.block_size), n_requests=n_req, n_accesses=n_acc, n_unique_blocks=n_unique,
+        **hit_ratios, one_hit_block_share=one_hit, cold_accesses=int(cold),
+        window_s=win, requests=requests, windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
+        reuse_time=reuse_time, reuse_time_hist=reuse_time_hist, shards=shards_frame, shards_info=shards_info,
+        _hit_distances=nz.astype(np.int64), _cum_hits=np.cumsum(counts[nz]).astype(np.int64))
+
+
+def _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_points) -> None:
     if not trace.has_block_ids:
         raise NoBlockIdsError("the trace has no block ids, so block reuse cannot be measured",
                               path=trace.path, hint="only workload statistics apply to a lengths-only trace")
@@ -218,96 +253,32 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
         raise ConfigError(f"shards_s_max={shards_s_max} must be >= 1", field="shards_s_max", hint="e.g. 8192")
     if mrc_points < 2 or plot_points < 2:
         raise ConfigError("mrc_points and plot_points must be >= 2", field="mrc_points" if mrc_points < 2 else "plot_points")
-    offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
-    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
-    n_req = int(offsets.shape[0] - 1)
-    n_acc = int(blocks.shape[0])
-    n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if n_acc else 0)
-    ts = np.asarray(trace.ts, dtype=np.float64)
-    n_blocks = np.diff(offsets)
 
-    dist, reuse_req = stack_distances_by_request(offsets, blocks, n_unique)
-    counts, cold = distance_counts(dist)
+
+def _request_hits(trace, offsets, dist, ts, n_hits) -> tuple[pl.DataFrame, dict]:
+    """The per-request frame (block and prefix readings, blocks and tokens) and the
+    ``ReuseResult`` fields derived from it: ideal hit ratios, request hit rates and their
+    shares and CDF, and whether the two readings agree."""
+    n_req = int(offsets.shape[0] - 1)
+    n_acc = int(dist.shape[0])
+    n_blocks = np.diff(offsets)
     hits, prefix_hits = per_request_hits(offsets, dist)
     hit_tok, all_tok = hit_tokens(offsets, dist, trace.input_len, trace.block_size)
     phit_tok, _ = hit_tokens(offsets, dist, trace.input_len, trace.block_size, prefix_only=True)
-
     has = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(has, hits / np.maximum(n_blocks, 1), np.nan)
         prate = np.where(has, prefix_hits / np.maximum(n_blocks, 1), np.nan)
     rate_v, prate_v = rate[has], prate[has]
     tok_total = int(all_tok.sum())
-    n_hits = n_acc - cold
     requests = pl.DataFrame({
         "req_id": np.arange(n_req, dtype=np.int64), "ts": ts, "n_blocks": n_blocks,
         "hit_blocks": hits, "prefix_hit_blocks": prefix_hits, "hit_rate": rate,
         "prefix_hit_rate": prate, "tokens": all_tok, "hit_tokens": hit_tok,
         "prefix_hit_tokens": phit_tok}).with_columns(
         pl.col("hit_rate").fill_nan(None), pl.col("prefix_hit_rate").fill_nan(None))
-
-    # Reuse over time windows.
-    win = float(window_s) if window_s else _nice_window(trace.duration_s)
-    wid = np.floor(ts / win).astype(np.int64) if n_req else np.zeros(0, np.int64)
-    windows = (requests.with_columns(pl.Series("window", wid))
-               .group_by("window").agg(
-                   pl.len().alias("requests"), pl.col("n_blocks").sum().alias("accesses"),
-                   pl.col("hit_blocks").sum().alias("hit_blocks"),
-                   pl.col("prefix_hit_blocks").sum().alias("prefix_hit_blocks"),
-                   pl.col("hit_rate").mean().alias("mean_request_hit_rate"))
-               .sort("window")
-               .with_columns((pl.col("window") * win).alias("t_start"),
-                             ((pl.col("window") + 1) * win).alias("t_end"),
-                             (pl.col("accesses") - pl.col("hit_blocks")).alias("new_blocks"),
-                             pl.when(pl.col("accesses") > 0)
-                             .then(pl.col("hit_blocks") / pl.col("accesses")).alias("hit_ratio"),
-                             pl.when(pl.col("accesses") > 0)
-                             .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
-
-    # Fig. 1b: block id vs time, evenly strided over accesses.
-    if n_acc:
-        idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
-    else:
-        idx = np.zeros(0, np.int64)
-    req_idx = np.searchsorted(offsets, idx, side="right") - 1
-    block_time = pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
-                               "reused": dist[idx] >= 0})
-    del dist  # one int per access: not kept while the curves are built
-
-    # Reuse time (non-cold accesses) in seconds and requests.
-    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
-    req_counts = reuse_request_counts(reuse_req, n_req)
-    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
-    reuse_time = pl.DataFrame({
-        "quantile": qs,
-        "seconds": (np.quantile(reuse_s, qs, overwrite_input=True)  # reuse_s is dropped next
-                    if reuse_s.shape[0] else [None] * len(qs)),
-        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
-        schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    reuse_time_hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
-    del reuse_s, reuse_req, req_counts
-
-    # Exact MRC.
-    caps = log_capacities(n_unique, mrc_points)
-    unlimited_cap = max(int(counts.shape[0]), 1)   # any C > max distance hits every warm access
-    caps_all = np.unique(np.concatenate([caps, [unlimited_cap]])) if n_unique else caps
-    hr = hit_ratio_at(counts, n_acc, caps_all)
-    mrc = pl.DataFrame({"capacity_blocks": caps_all, "hit_ratio": hr, "miss_ratio": 1.0 - hr,
-                        "unlimited": caps_all >= unlimited_cap})
-    nz = np.flatnonzero(counts)
-    dcounts = pl.DataFrame({"distance": nz.astype(np.int64), "count": counts[nz]})
-
-    per_block = np.bincount(blocks, minlength=n_unique) if n_acc else np.zeros(0, np.int64)
-    one_hit = float(np.count_nonzero(per_block == 1) / n_unique) if n_unique else 0.0
-    del per_block
-
-    shards_frame, shards_info = None, {}
-    if shards and n_acc:
-        shards_frame, shards_info = _shards(blocks, n_unique, counts, n_acc, shards_rate, shards_s_max, caps)
-
     differs = int(np.count_nonzero(hits != prefix_hits))
-    return ReuseResult(
-        block_size=int(trace.block_size), n_requests=n_req, n_accesses=n_acc, n_unique_blocks=n_unique,
+    return requests, dict(
         ideal_hit_ratio_blocks=float(n_hits / n_acc) if n_acc else 0.0,
         ideal_hit_ratio_tokens=float(hit_tok.sum() / tok_total) if tok_total else 0.0,
         ideal_prefix_hit_ratio_blocks=float(prefix_hits.sum() / n_acc) if n_acc else 0.0,
@@ -317,12 +288,71 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
         request_hit_rate_shares=_shares(rate_v), request_prefix_hit_rate_shares=_shares(prate_v),
         prefix_and_block_hits_agree=differs == 0, requests_prefix_differs=differs,
         requests_without_blocks=int(n_req - np.count_nonzero(has)),
-        one_hit_block_share=one_hit, cold_accesses=int(cold), window_s=win,
-        requests=requests, hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]),
-        windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
-        reuse_time=reuse_time, reuse_time_hist=reuse_time_hist,
-        shards=shards_frame, shards_info=shards_info,
-        _hit_distances=nz.astype(np.int64), _cum_hits=np.cumsum(counts[nz]).astype(np.int64))
+        hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]))
+
+
+def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:
+    """Reuse over time: requests, accesses and hits per window of ``win`` seconds."""
+    wid = np.floor(ts / win).astype(np.int64) if requests.height else np.zeros(0, np.int64)
+    return (requests.with_columns(pl.Series("window", wid))
+            .group_by("window").agg(
+                pl.len().alias("requests"), pl.col("n_blocks").sum().alias("accesses"),
+                pl.col("hit_blocks").sum().alias("hit_blocks"),
+                pl.col("prefix_hit_blocks").sum().alias("prefix_hit_blocks"),
+                pl.col("hit_rate").mean().alias("mean_request_hit_rate"))
+            .sort("window")
+            .with_columns((pl.col("window") * win).alias("t_start"),
+                          ((pl.col("window") + 1) * win).alias("t_end"),
+                          (pl.col("accesses") - pl.col("hit_blocks")).alias("new_blocks"),
+                          pl.when(pl.col("accesses") > 0)
+                          .then(pl.col("hit_blocks") / pl.col("accesses")).alias("hit_ratio"),
+                          pl.when(pl.col("accesses") > 0)
+                          .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
+
+
+def _block_time(offsets, blocks, dist, ts, plot_points: int) -> pl.DataFrame:
+    """Fig. 1b: block id vs time, evenly strided over accesses (at most ``plot_points``)."""
+    n_acc = int(blocks.shape[0])
+    if n_acc:
+        idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
+    else:
+        idx = np.zeros(0, np.int64)
+    req_idx = np.searchsorted(offsets, idx, side="right") - 1
+    return pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
+                         "reused": dist[idx] >= 0})
+
+
+def _reuse_times(offsets, reuse_req, ts) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Reuse time of the non-cold accesses in seconds and in requests: quantiles and log2
+    histograms. The per-access arrays live only inside this call."""
+    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
+    req_counts = reuse_request_counts(reuse_req, int(offsets.shape[0] - 1))
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    reuse_time = pl.DataFrame({
+        "quantile": qs,
+        "seconds": (np.quantile(reuse_s, qs, overwrite_input=True)  # reuse_s is dropped next
+                    if reuse_s.shape[0] else [None] * len(qs)),
+        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
+        schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
+    hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
+    return reuse_time, hist
+
+
+def _exact_curve(counts, n_acc: int, n_unique: int, caps) -> pl.DataFrame:
+    """The exact block-LRU curve at the log-spaced ``caps`` plus the unlimited point."""
+    unlimited_cap = max(int(counts.shape[0]), 1)   # any C > max distance hits every warm access
+    caps_all = np.unique(np.concatenate([caps, [unlimited_cap]])) if n_unique else caps
+    hr = hit_ratio_at(counts, n_acc, caps_all)
+    return pl.DataFrame({"capacity_blocks": caps_all, "hit_ratio": hr, "miss_ratio": 1.0 - hr,
+                         "unlimited": caps_all >= unlimited_cap})
+
+
+def _one_hit_share(blocks, n_unique: int) -> float:
+    """Share of distinct blocks accessed exactly once."""
+    if not n_unique:
+        return 0.0
+    per_block = np.bincount(blocks, minlength=n_unique) if blocks.shape[0] else np.zeros(0, np.int64)
+    return float(np.count_nonzero(per_block == 1) / n_unique)
 
 
 def _shards(blocks, n_unique, counts, n_acc, rate, s_max, log_caps):

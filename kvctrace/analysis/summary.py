@@ -7,101 +7,88 @@ block-level section says why it could not be measured instead of failing.
 """
 from __future__ import annotations
 
-import json
-import math
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .. import __version__
+from .._version import __version__
 from ..errors import NoBlockIdsError
-from ..formats.prompts import text_facts
-from ..store import release_freed_memory
+from ..memory import release_freed_memory
+from ..results import ResultMixin, jsonable
 from ..trace import Trace
-from .access import AccessResult, analyze_access
-from .hotness import HotnessResult, analyze_hotness
-from .reuse import ReuseResult, analyze_reuse
+from . import registry
 
-from .prefix import PrefixResult, analyze_prefix
-
-from .workload import WorkloadResult, analyze_workload
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
-
-BLOCK_LEVEL = ("reuse", "access", "hotness", "prefix")
+# summary.json's ``trace`` section: these facts of ``Trace.info()``, in this order.
+TRACE_KEYS = ("path", "format", "block_size", "requests", "accesses", "unique_blocks", "duration_s",
+              "rejected_lines", "has_block_ids", "sorted_input")
+TEXT_KEYS = ("tokenizer", "chat_template", "non_text_parts_skipped", "message_start_fallbacks")
 
 
 @dataclass(frozen=True)
-class AnalysisResult(SummaryHtmlMixin):
-    """Every analysis of one trace. A section is ``None`` when it could not be measured; the
-    reason is in ``unavailable[section]``."""
+class AnalysisResult(ResultMixin):
+    """Every analysis of one trace: ``results`` maps an analysis name (``registry.names()``) to
+    its result, also read as an attribute (``result.reuse``). A section is ``None`` when it
+    could not be measured; the reason is in ``unavailable[section]``."""
     trace: Trace = field(repr=False)
-    reuse: ReuseResult | None = field(repr=False, default=None)
-    access: AccessResult | None = field(repr=False, default=None)
-    hotness: HotnessResult | None = field(repr=False, default=None)
-    prefix: PrefixResult | None = field(repr=False, default=None)
-    workload: WorkloadResult | None = field(repr=False, default=None)
+    results: dict = field(repr=False, default_factory=dict)
     unavailable: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # wall time per analysis (not in summary)
 
+    def __getattr__(self, name: str):
+        # only reached when normal lookup fails; __dict__ is read directly so that copying or
+        # unpickling (before ``results`` is set) cannot recurse
+        if name in registry.names():
+            return self.__dict__.get("results", {}).get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def summary(self) -> dict:
-        """JSON-able summary: ``trace``, ``reuse``, ``mrc``, ``access``, ``hotness``,
-        ``prefix``, ``workload`` (a missing section is ``{"available": false, "reason": ...}``;
-        ``mrc`` is then ``null``)."""
-        tr = self.trace
-        out: dict = {
-            "kvctrace_version": __version__,
-            "trace": {
-                "path": str(tr.path), "format": tr.format, "block_size": int(tr.block_size),
-                "requests": tr.n_requests, "accesses": tr.n_accesses,
-                "unique_blocks": int(tr.n_unique_blocks), "duration_s": tr.duration_s,
-                "rejected_lines": int(tr.rejected_lines), "has_block_ids": bool(tr.has_block_ids),
-                "sorted_input": bool(tr.sorted_input), **text_facts(tr.meta),
-            },
-        }
-        for name in ("reuse", "access", "hotness", "prefix", "workload"):
-            res = getattr(self, name)
+        """JSON-able summary: ``trace``, one section per analysis (``reuse``, ``access``,
+        ``hotness``, ``prefix``, ``workload``) and ``mrc`` (a missing section is
+        ``{"available": false, "reason": ...}``; ``mrc`` is then ``null``)."""
+        info = self.trace.info()
+        # text traces add their facts (tokenizer, labelled an approximation for bytes; template)
+        out: dict = {"kvctrace_version": __version__, "trace": {key: info[key] for key in TRACE_KEYS}
+                     | {key: info[key] for key in TEXT_KEYS if key in info}}
+        for name in registry.names():
+            res = self.results.get(name)
             if res is not None:
                 out[name] = {"available": True, **res.summary()}
             else:
                 out[name] = {"available": False, "reason": self.unavailable.get(name, "not run")}
         out["mrc"] = self.reuse.mrc_points() if self.reuse is not None else None
-        return _jsonable(out)
-
-    def to_json(self) -> str:
-        return json.dumps(self.summary(), indent=2, allow_nan=False)
+        return jsonable(out)
 
 
-def analyze(trace: Trace, *, reuse_opts: dict | None = None, access_opts: dict | None = None,
-            hotness_opts: dict | None = None, prefix_opts: dict | None = None,
-            workload_opts: dict | None = None) -> AnalysisResult:
-    """Run every analysis on ``trace`` (each with its own keyword options).
+def analyze(trace: Trace, **options) -> AnalysisResult:
+    """Run every registered analysis on ``trace``; ``<name>_opts`` (e.g. ``reuse_opts={"shards":
+    False}``) are the keyword options of analysis ``name``.
 
     Block-level analyses on a trace without block ids are recorded as unavailable with the
     reason, not raised."""
-    # Run order: the analyses with the largest temporary arrays first (prefix tree, stack
-    # distances), while few results are held yet; it lowers peak memory, not the results.
-    runs = {"prefix": (analyze_prefix, prefix_opts), "reuse": (analyze_reuse, reuse_opts),
-            "hotness": (analyze_hotness, hotness_opts), "access": (analyze_access, access_opts),
-            "workload": (analyze_workload, workload_opts)}
+    known = {f"{name}_opts" for name in registry.names()}
+    for key in options:
+        if key not in known:
+            raise TypeError(f"analyze() got an unexpected keyword argument {key!r}; "
+                            f"options: {', '.join(sorted(known))}")
     results: dict = {}
     unavailable: dict = {}
     timings: dict = {}
-    for name, (fn, opts) in runs.items():
-        if name in BLOCK_LEVEL and not trace.has_block_ids:
+    _, applies = registry.no_block_ids_scope()
+    for analysis in registry.run_order():
+        name = analysis.name
+        if analysis.needs_block_ids and not trace.has_block_ids:
             unavailable[name] = (f"the trace has no block ids (format {trace.format}): {name} "
-                                 "cannot be measured; only workload statistics apply")
+                                 f"cannot be measured; only {applies} apply")
             continue
         start = time.perf_counter()
         try:
-            results[name] = fn(trace, **(opts or {}))
+            results[name] = analysis.run(trace, **(options.get(f"{name}_opts") or {}))
         except NoBlockIdsError as err:
             unavailable[name] = err.message
         timings[name] = time.perf_counter() - start
     release_freed_memory()  # the SQL statistics' DuckDB buffers: not held under the report
-    return AnalysisResult(trace=trace, unavailable=unavailable, timings_s=timings, **results)
+    return AnalysisResult(trace=trace, results=results, unavailable=unavailable, timings_s=timings)
 
 
 def trace_name(path) -> str:
@@ -120,23 +107,3 @@ def write_summary(result: AnalysisResult, out_dir) -> Path:
     path = out / "summary.json"
     path.write_text(result.to_json() + "\n", encoding="utf-8")
     return path
-
-
-def _jsonable(value):
-    """numpy scalars to Python, NaN/inf to None, tuples to lists (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"summary value of type {type(value).__name__} is not JSON-able: {value!r}")

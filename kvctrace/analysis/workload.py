@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from ..errors import ConfigError
+from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..sql import load_query
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
 
 NICE_WINDOWS_S = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 DEFAULT_DISPERSION_WINDOWS_S = (1.0, 10.0, 60.0, 600.0)
@@ -52,7 +52,7 @@ def default_window_s(duration_s: float, max_windows: int = 200) -> float:
 
 
 @dataclass(frozen=True)
-class WorkloadResult(SummaryHtmlMixin):
+class WorkloadResult(ResultMixin):
     overview: dict                  # requests, duration_s, tokens, session/type/turn counts
     arrivals: pl.DataFrame          # window_idx, start_s, requests, input_tokens, output_tokens, requests_per_s, input_tokens_per_s, complete
     arrival_window_s: float

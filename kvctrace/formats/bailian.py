@@ -9,15 +9,20 @@ import numpy as np
 import polars as pl
 
 from ..kernels.hashing import rechain
-from .common import (Columns, check_block_count, csr_offsets, get_int, get_int_list, get_number, get_str,
-                     ids_array)
-from .mooncake import checked_block_columns
+from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_int, get_int_list,
+                     get_number, get_str, has_keys, ids_array)
 
 NAME = "bailian"
 DEFAULT_BLOCK_SIZE = 16
+SIGNATURE = "chat_id+hash_ids"
+CSV = False  # hash_ids are lists
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def matches(keys) -> bool:
+    return has_keys(keys, "chat_id", "hash_ids")
+
+
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE}
 
 

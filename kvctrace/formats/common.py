@@ -1,4 +1,5 @@
-"""What every format reader produces (``Columns``) and the per-record checks of the slow path.
+"""What a format reader is (``Reader``), what it produces (``Columns``), and the checks its
+two paths share.
 
 Readers have two paths that must agree: a fast columnar one (polars with an explicit schema,
 strict about types, validated with vectorised checks) for well-formed files, and a
@@ -7,9 +8,12 @@ exact line and field, or (``--skip-bad-lines``) rejects the line with its reason
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+import polars as pl
 
 U64_MASK = (1 << 64) - 1
 
@@ -41,6 +45,50 @@ class Columns:
     @property
     def n_requests(self) -> int:
         return int(self.ts.shape[0])
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """One trace format: a module in ``kvctrace/formats/`` listed in ``registry.READERS``.
+
+    The container code (``containers.py``) finds the reader (``--format`` or ``matches``),
+    asks it for its ``options`` from the first record, reads the file's records as a typed
+    frame of ``schema(opts)`` and hands it to ``from_frame`` (the fast path). When that fails
+    or finds a bad row, every record goes through ``parse_record`` (raising ``BadLine`` with
+    the field and a hint) and the parsed rows through ``from_rows`` (the exact path). Both
+    paths must give equal ``Columns``."""
+
+    NAME: str                 # the --format name
+    DEFAULT_BLOCK_SIZE: int   # tokens per block when --block-size is not given
+    SIGNATURE: str            # what ``matches`` looks for, in words (for the "cannot tell" hint)
+    CSV: bool                 # records are flat scalars, so a CSV can hold them (cells as text)
+
+    def matches(self, keys: Collection[str]) -> bool:
+        """Whether a first record with these keys (a CSV header, a Parquet schema) is this
+        format. Detection asks the readers in registry order; the first match wins."""
+
+    def options(self, first_record: Mapping, block_size: int | None, partial: str,
+                text_cells: bool = False) -> dict:
+        """Reading options for this file (``opts`` below) from its first record, --block-size
+        and --partial-block. ``text_cells``: every cell is text (a CSV; only when ``CSV``)."""
+
+    def schema(self, opts: dict) -> dict:
+        """Column name -> polars dtype of the typed frame ``from_frame`` receives."""
+
+    def from_frame(self, df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:
+        """Fast path: canonical columns of a typed frame, or None when a row needs the
+        per-record path's exact diagnosis."""
+
+    def parse_record(self, rec: dict, opts: dict) -> tuple:
+        """Exact path: one record's checked values (raises ``BadLine``)."""
+
+    def from_rows(self, rows: list, line_no: np.ndarray, opts: dict) -> Columns:
+        """Exact path: canonical columns of the tuples ``parse_record`` returned."""
+
+
+def has_keys(keys: Collection[str], *required: str) -> bool:
+    """A ``matches`` helper: the record carries every one of ``required``."""
+    return set(required) <= set(keys)
 
 
 class BadLine(Exception):
@@ -166,3 +214,22 @@ def list_column(series) -> tuple[np.ndarray, np.ndarray]:
         values = values[offsets[0]:offsets[-1]]
         offsets = offsets - offsets[0]
     return values, offsets
+
+
+def valid_lengths(input_len, output_len, counts, block_size) -> bool:
+    """Vectorised form of the per-record checks (lengths >= 0, one id per block)."""
+    return bool((input_len >= 0).all() and (output_len >= 0).all()
+                and np.array_equal(counts, (input_len + block_size - 1) // block_size))
+
+
+def checked_block_columns(df: pl.DataFrame, fields, block_size: int):
+    """``(ids, offsets, input_len, output_len)`` of a frame with ``hash_ids`` lists, or None
+    when a field is missing or a row's lengths do not fit (the slow path then says which)."""
+    if any(df[c].null_count() for c in fields):
+        return None
+    ids, offsets = list_column(df["hash_ids"])
+    input_len = df["input_length"].to_numpy()
+    output_len = df["output_length"].to_numpy()
+    if not valid_lengths(input_len, output_len, np.diff(offsets), block_size):
+        return None
+    return ids, offsets, input_len, output_len

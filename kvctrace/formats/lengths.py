@@ -13,10 +13,13 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 
+from ..errors import TraceFormatError
 from .common import BadLine, Columns, get_int, get_number, require
 
 NAME = "lengths"
 DEFAULT_BLOCK_SIZE = 16
+SIGNATURE = "a timestamp and token counts"
+CSV = True
 TS_NAMES = ("timestamp", "ts", "time", "arrival_time", "arrival_timestamp", "created", "created_at")
 INPUT_NAMES = ("input_length", "contexttokens", "context_tokens", "input_tokens", "prompt_tokens",
                "prompt_length", "input_len", "num_prompt_tokens", "request tokens", "request_tokens")
@@ -36,19 +39,19 @@ def matches(keys) -> bool:
     return _pick(keys, TS_NAMES) is not None and _pick(keys, INPUT_NAMES) is not None
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
+    """``text_cells`` (a CSV): integers and timestamps arrive as text and are parsed from it."""
     keys = list(first_record)
     ts_name = _pick(keys, TS_NAMES)
     in_name = _pick(keys, INPUT_NAMES)
     if ts_name is None or in_name is None:
-        from ..errors import TraceFormatError
         raise TraceFormatError(
             f"a lengths trace needs a timestamp and an input-length column; found {', '.join(keys)}",
             field="timestamp" if ts_name is None else "input_length",
             hint=f"name them one of {', '.join(TS_NAMES)} and {', '.join(INPUT_NAMES)}")
-    ts_text = isinstance(first_record.get(ts_name), str)
+    ts_text = text_cells or isinstance(first_record.get(ts_name), str)
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "ts": ts_name, "input": in_name,
-            "output": _pick(keys, OUTPUT_NAMES), "ts_text": ts_text}
+            "output": _pick(keys, OUTPUT_NAMES), "ts_text": ts_text, "text": text_cells}
 
 
 def schema(opts: dict) -> dict:
@@ -131,7 +134,7 @@ def _text_int(rec: dict, name: str, optional: bool = False) -> int:
 
 def parse_record(rec: dict, opts: dict) -> tuple:
     ts = _parse_ts(require(rec, opts["ts"]), opts["ts"])
-    if opts.get("text"):
+    if opts["text"]:
         input_len = _text_int(rec, opts["input"])
         output_len = _text_int(rec, opts["output"], optional=True) if opts["output"] else 0
     else:

@@ -6,39 +6,27 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .common import Columns, check_block_count, csr_offsets, get_int, get_int_list, get_number, ids_array, list_column
+from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_int, get_int_list,
+                     get_number, has_keys, ids_array)
 
 NAME = "mooncake"
 DEFAULT_BLOCK_SIZE = 512
+SIGNATURE = "hash_ids"
+CSV = False  # hash_ids are lists
 MS = 1e-3  # timestamps are milliseconds
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def matches(keys) -> bool:
+    return has_keys(keys, "hash_ids")
+
+
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE}
 
 
 def schema(opts: dict) -> dict:
     return {"timestamp": pl.Float64, "input_length": pl.Int64, "output_length": pl.Int64,
             "hash_ids": pl.List(pl.Int64)}
-
-
-def valid_lengths(input_len, output_len, counts, block_size) -> bool:
-    """Vectorised form of the per-record checks (lengths >= 0, one id per block)."""
-    return bool((input_len >= 0).all() and (output_len >= 0).all()
-                and np.array_equal(counts, (input_len + block_size - 1) // block_size))
-
-
-def checked_block_columns(df: pl.DataFrame, fields, block_size: int):
-    """``(ids, offsets, input_len, output_len)`` of a frame with ``hash_ids`` lists, or None
-    when a field is missing or a row's lengths do not fit (the slow path then says which)."""
-    if any(df[c].null_count() for c in fields):
-        return None
-    ids, offsets = list_column(df["hash_ids"])
-    input_len = df["input_length"].to_numpy()
-    output_len = df["output_length"].to_numpy()
-    if not valid_lengths(input_len, output_len, np.diff(offsets), block_size):
-        return None
-    return ids, offsets, input_len, output_len
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:

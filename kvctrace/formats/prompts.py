@@ -36,6 +36,8 @@ from .common import BadLine, Columns, get_int, get_str, tokens_column
 
 NAME = "prompts"
 DEFAULT_BLOCK_SIZE = 16
+SIGNATURE = "prompt or messages (or request with created/timestamp)"
+CSV = False  # messages are nested
 DEFAULT_PARTIAL_BLOCK = "drop"
 TEXT_PART_TYPES = ("text", "input_text", "output_text")
 TS_NAMES = ("timestamp", "created")
@@ -51,13 +53,19 @@ def matches(keys) -> bool:
 def bind(settings: dict):
     """This reader with the command's text settings (``tokenizer``, ``chat_template``,
     ``partial_block`` as given or None, ``progress``, ``path``)."""
-    return types.SimpleNamespace(NAME=NAME, DEFAULT_BLOCK_SIZE=DEFAULT_BLOCK_SIZE, matches=matches,
-                                 options=functools.partial(options, settings=settings), schema=schema,
-                                 from_frame=from_frame, parse_record=parse_record, from_rows=from_rows)
+    return types.SimpleNamespace(NAME=NAME, DEFAULT_BLOCK_SIZE=DEFAULT_BLOCK_SIZE, SIGNATURE=SIGNATURE, CSV=CSV,
+                                 matches=matches, options=functools.partial(_options, settings=settings),
+                                 schema=schema, from_frame=from_frame, parse_record=parse_record,
+                                 from_rows=from_rows)
 
 
-def options(first_record: dict, block_size: int | None, partial: str, settings: dict | None = None) -> dict:
-    settings = settings or {}
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
+    """The reader without settings (``bind`` gives them): a text trace needs --tokenizer."""
+    return _options(first_record, block_size, partial, settings={})
+
+
+def _options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False, *,
+             settings: dict) -> dict:
     if settings.get("tokenizer") is None:
         raise TraceFormatError("a text trace (format prompts) needs --tokenizer", path=settings.get("path"),
                                hint="--tokenizer MODEL_FOLDER or PATH/tokenizer.json, or --tokenizer bytes "

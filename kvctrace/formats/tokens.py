@@ -8,14 +8,20 @@ import numpy as np
 import polars as pl
 
 from ..kernels.hashing import hash_token_blocks
-from .common import (Columns, csr_offsets, get_int, get_int_list, get_number, get_str, ids_array, list_column,
-                     tokens_column)
+from .common import (Columns, csr_offsets, get_int, get_int_list, get_number, get_str, has_keys, ids_array,
+                     list_column, tokens_column)
 
 NAME = "tokens"
 DEFAULT_BLOCK_SIZE = 16
+SIGNATURE = "token_ids"
+CSV = False  # token_ids are lists
 
 
-def options(first_record: dict, block_size: int | None, partial: str) -> dict:
+def matches(keys) -> bool:
+    return has_keys(keys, "token_ids")
+
+
+def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "partial": partial}
 
 

@@ -1,10 +1,12 @@
-"""Prefix tree of a chained trace, its maximal shared prefixes, and session sharing (Numba).
+"""Maximal shared prefixes and session sharing over a chained trace's prefix tree (Numba).
 
 With chained ids (every format kvctrace ingests yields them: an id names a block together
 with its whole prefix) the prefix tree (trie) of the requests' block sequences has one node
 per block id: a block's parent is the block before it in the request where it first appeared
-(-1 at position 0: a root), its depth is that position. Dense first-appearance ids make a
-parent's id smaller than its children's, so one pass in id order sees parents first.
+(-1 at position 0: a root), its depth is that position. The tree is built once, at ingest,
+into the store's ``blocks`` table (``kernels/tree.py``); the functions here take its
+``parent`` and ``tokens`` columns. Dense first-appearance ids make a parent's id smaller
+than its children's, so one pass in id order sees parents first.
 
 * ``n_requests[b]``: requests that contain block b (on a chained trace: requests whose prefix
   passes through node b).
@@ -21,32 +23,18 @@ import numpy as np
 
 
 @nb.njit(cache=True)
-def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
-    # Per-node arrays are int32 (the wrapper checks that ids, requests, positions and token
-    # sums fit): on millions of nodes they are the analysis' largest allocation.
-    n_req = offsets.shape[0] - 1
-    parent = np.full(n_unique, -1, np.int32)
-    depth = np.full(n_unique, -1, np.int32)
-    first_req = np.full(n_unique, -1, np.int32)
-    tokens = np.full(n_unique, block_size, np.int32)
+def _prefix_groups(offsets, blocks, parent, tokens):
+    # Per-node arrays are int32 (the wrapper checks that requests and token sums fit): on
+    # millions of nodes they are the analysis' largest allocation.
+    n_unique = parent.shape[0]
     n_requests = np.zeros(n_unique, np.int32)
     n_ending = np.zeros(n_unique, np.int32)
     last_req = np.full(n_unique, -1, np.int32)
-    for r in range(n_req):
+    for r in range(offsets.shape[0] - 1):
         s = offsets[r]
         e = offsets[r + 1]
         for t in range(s, e):
             b = blocks[t]
-            if depth[b] < 0:
-                depth[b] = t - s
-                first_req[b] = r
-                if t > s:
-                    parent[b] = blocks[t - 1]
-                if t == e - 1 and input_len.shape[0] == n_req:
-                    # the last block of a request may be partial (Mooncake includes it)
-                    rest = input_len[r] - (e - s - 1) * block_size
-                    if 0 < rest < block_size:
-                        tokens[b] = rest
             if last_req[b] != r:
                 last_req[b] = r
                 n_requests[b] += 1
@@ -75,8 +63,7 @@ def _prefix_tree(offsets, blocks, n_unique, input_len, block_size):
             cum_tokens[b] = cum_tokens[p] + tokens[b]
             root[b] = root[p]
             shared_anc[b] = p if shared[p] else shared_anc[p]
-    return (parent, depth, first_req, tokens, cum_tokens, n_requests, n_ending, n_children,
-            shared, shared_anc, root)
+    return cum_tokens, n_requests, n_ending, n_children, shared, shared_anc, root
 
 
 @nb.njit(cache=True)
@@ -112,7 +99,7 @@ def _session_reuse(offsets, blocks, n_unique, session):
 
 
 class PrefixTree:
-    """Arrays over block ids (see module docstring); built by ``prefix_tree``."""
+    """Arrays over block ids (see module docstring); built by ``prefix_groups``."""
     __slots__ = ("parent", "depth", "first_req", "tokens", "cum_tokens", "n_requests",
                  "n_ending", "n_children", "shared", "shared_anc", "root")
 
@@ -140,18 +127,26 @@ class PrefixTree:
         return blocks, tokens
 
 
-def prefix_tree(offsets, blocks, n_unique: int, input_len=None, block_size: int = 1) -> PrefixTree:
-    """The prefix tree of a chained trace. ``input_len`` (tokens per request), when given,
-    sizes a request's partial last block; otherwise every block has ``block_size`` tokens."""
+def prefix_groups(offsets, blocks, parent, depth, first_req, tokens) -> PrefixTree:
+    """The prefix tree of a chained trace with its shared-prefix groups, from the store's
+    tree columns (``parent`` -1 at a root, ``depth``, ``first_req``, ``tokens``: one int32
+    entry per dense block id, as in the ``blocks`` table) and the trace's CSR accesses."""
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     blocks = np.ascontiguousarray(blocks, dtype=np.int64)
-    il = (np.zeros(0, np.int64) if input_len is None
-          else np.ascontiguousarray(input_len, dtype=np.int64))
+    columns = [np.ascontiguousarray(c, dtype=np.int32) for c in (parent, depth, first_req, tokens)]
+    n_unique = columns[0].shape[0]
+    if any(c.shape[0] != n_unique for c in columns):
+        raise ValueError("the tree columns need one entry per block")
     limit = np.iinfo(np.int32).max
-    longest = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
-    if max(int(n_unique), offsets.shape[0], int(block_size), longest * int(block_size)) >= limit:
-        raise ValueError("prefix_tree keeps node arrays as int32: too many blocks, requests or tokens")
-    return PrefixTree(*_prefix_tree(offsets, blocks, int(n_unique), il, int(block_size)))
+    longest = int(columns[1].max()) + 1 if n_unique else 0
+    max_tokens = int(columns[3].max()) if n_unique else 0
+    if max(n_unique, offsets.shape[0], longest * max_tokens) >= limit:
+        raise ValueError("prefix_groups keeps node arrays as int32: too many blocks, requests or tokens")
+    parent, depth, first_req, tokens = columns
+    cum_tokens, n_requests, n_ending, n_children, shared, shared_anc, root = _prefix_groups(
+        offsets, blocks, parent, tokens)
+    return PrefixTree(parent, depth, first_req, tokens, cum_tokens, n_requests, n_ending,
+                      n_children, shared, shared_anc, root)
 
 
 def session_reuse(offsets, blocks, n_unique: int, session_codes):

@@ -8,7 +8,8 @@ on every access, hits exactly when ``0 <= d < C``, so the hit ratio at ``C`` is 
 accesses with ``0 <= d < C`` (Mattson et al. 1970), for every ``C`` at once.
 
 Algorithm (O(N log N)): a Fenwick tree over access times holds a 1 at the time of each block's
-most recent access (stored as a bitmap plus a Fenwick tree over its 64-bit words). At time ``t`` with previous access ``p``, all markers lie at times
+most recent access (stored as a bitmap plus a Fenwick tree over its 64-bit words:
+``kernels/markers.py``). At time ``t`` with previous access ``p``, all markers lie at times
 ``<= t-1`` and there is one per distinct block seen so far (``seen``), so the number of markers
 in ``(p, t)`` is ``seen - prefix(p)``: one prefix query instead of a range query. Then the
 marker moves from ``p`` to ``t``.
@@ -20,55 +21,7 @@ import math
 import numba as nb
 import numpy as np
 
-
-@nb.njit(cache=True, inline="always")
-def _popcount64(x):
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
-
-
-# Markers live in a bitmap, one bit per access time; a Fenwick tree counts the markers of each
-# finished 64-bit word. The tree has n/64 entries, so it stays in cache; the word being filled
-# (the current time) joins the tree only once complete, since every query asks about a time
-# before ``t``. The helpers below are shared with the SHARDS kernels (kernels/sampling.py).
-
-@nb.njit(cache=True, inline="always")
-def _publish_word(bits, tree, w_done):
-    """Word ``w_done`` is complete: add its marker count to the tree."""
-    c = _popcount64(bits[w_done])
-    n_words = tree.shape[0] - 1
-    i = w_done + 1
-    while i <= n_words:
-        tree[i] += c
-        i += i & (-i)
-
-
-@nb.njit(cache=True, inline="always")
-def _markers_upto(bits, tree, p):
-    """Number of markers at times ``<= p``."""
-    w = p >> 6
-    k = np.uint64(p & 63)
-    one = np.uint64(1)
-    s = _popcount64(bits[w] & (((one << k) - one) | (one << k)))
-    i = w
-    while i > 0:
-        s += tree[i]
-        i &= i - 1
-    return s
-
-
-@nb.njit(cache=True, inline="always")
-def _remove_marker(bits, tree, p, w_now):
-    w = p >> 6
-    bits[w] &= ~(np.uint64(1) << np.uint64(p & 63))
-    if w < w_now:  # only finished words are counted in the tree
-        n_words = tree.shape[0] - 1
-        i = w + 1
-        while i <= n_words:
-            tree[i] -= 1
-            i += i & (-i)
+from .markers import markers_upto, publish_word, remove_marker
 
 
 @nb.njit(cache=True)
@@ -89,7 +42,7 @@ def _stack_distances(offsets, blocks, n_unique):
         for t in range(offsets[r], offsets[r + 1]):
             w_now = t >> 6
             if (t & 63) == 0 and w_now > 0:
-                _publish_word(bits, tree, w_now - 1)
+                publish_word(bits, tree, w_now - 1)
             b = blocks[t]
             state = last[b]
             if state < 0:
@@ -98,9 +51,9 @@ def _stack_distances(offsets, blocks, n_unique):
                 seen += 1
             else:
                 p = state >> 32
-                dist[t] = seen - _markers_upto(bits, tree, p)
+                dist[t] = seen - markers_upto(bits, tree, p)
                 reuse_req[t] = r - (state & 0xFFFFFFFF)
-                _remove_marker(bits, tree, p, w_now)
+                remove_marker(bits, tree, p, w_now)
             bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
             last[b] = (np.int64(t) << 32) | r
     return dist, reuse_req

@@ -29,7 +29,8 @@ import numba as nb
 import numpy as np
 
 from .hashing import fmix64
-from .reuse import _markers_upto, _publish_word, _remove_marker, _stack_distances
+from .markers import markers_upto, publish_word, remove_marker
+from .reuse import stack_distances
 
 MODULUS_BITS = 24
 SHARDS_SEED = np.uint64(0x5348415244533135)  # "SHARDS15"
@@ -108,7 +109,7 @@ def _compact(bits, tree, last, hb, size):
     # Publish every word before the one holding time size-1; that one is published by the
     # main loop (when size is a multiple of 64) or is still being filled.
     for w in range((size - 1) >> 6 if size > 0 else 0):
-        _publish_word(bits, tree, w)
+        publish_word(bits, tree, w)
     return size
 
 
@@ -141,15 +142,15 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
             t = _compact(bits, tree, last, hb, size)
         w_now = t >> 6
         if (t & 63) == 0 and w_now > 0:
-            _publish_word(bits, tree, w_now - 1)
+            publish_word(bits, tree, w_now - 1)
         rate = threshold / float(np.int64(1) << bits_p)
         p = last[b]
         if p < 0:
             cold += 1.0 / g
             size = _heap_push(hh, hb, size, h, b)
         else:
-            d = size - _markers_upto(bits, tree, p)
-            _remove_marker(bits, tree, p, w_now)
+            d = size - markers_upto(bits, tree, p)
+            remove_marker(bits, tree, p, w_now)
             k = np.int64(d / rate)
             if k > n_unique:
                 k = n_unique
@@ -162,7 +163,7 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
             while size > 0 and hh[0] == new_threshold:
                 victim = hb[0]
                 # the word of time t-1 is not yet published
-                _remove_marker(bits, tree, last[victim], (t - 1) >> 6)
+                remove_marker(bits, tree, last[victim], (t - 1) >> 6)
                 last[victim] = -1
                 size = _heap_pop(hh, hb, size)
             g *= new_threshold / float(threshold)
@@ -186,7 +187,7 @@ def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bo
     n_sampled = int(sampled.shape[0])
     if n_sampled == 0:
         return np.zeros(1, np.float64), 0.0, 0
-    dist, _ = _stack_distances(np.array([0, n_sampled], np.int64), sampled, np.int64(n_unique))
+    dist = stack_distances(sampled, n_unique)
     finite = dist[dist >= 0]
     scaled = np.floor(finite / real_rate).astype(np.int64)
     counts = np.bincount(scaled, minlength=1).astype(np.float64)

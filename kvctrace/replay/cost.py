@@ -198,3 +198,87 @@ def ttft_us(meta_us: np.ndarray, load_total_us: np.ndarray, prefill: np.ndarray,
     if overlap == "layerwise":
         return meta_us + np.maximum(load_total_us, prefill)
     return meta_us + load_total_us + prefill
+
+
+# ---- calibration of the Redis models (``kvctrace bench-index --calibrate``) -------------------
+# A calibration file holds a fitted Redis op cost, ``rtt_us + keys x per_key_us``, and its
+# provenance (kvctrace.replay.index_calibration writes it). Loaded, it replaces the round trip
+# (``rtt_us``) of the Redis kinds and their per-key cost, which the models express as
+# ``point_bytes`` over the link: ``link_gbit_s`` is set so that point_bytes / link = per_key_us.
+
+REDIS_KINDS = ("redis-get", "redis-mget")
+_MIN_PER_KEY_US = 1e-6  # a fitted per-key cost of 0 kept finite (the link bandwidth is derived from it)
+
+
+@dataclass(frozen=True)
+class RedisCalibration:
+    rtt_us: float
+    per_key_us: float
+    provenance: dict
+
+
+def per_key_us(model: IndexModel) -> float:
+    """The model's cost of one more key in a Redis op (µs)."""
+    return model.point_bytes * 8.0 / (model.link_gbit_s * 1e3)
+
+
+def load_calibration(path) -> RedisCalibration:
+    """Read a calibration TOML (``[redis] rtt_us, per_key_us``; ``[provenance]``)."""
+    import math
+    import tomllib
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read calibration: {err.strerror}", path=str(p),
+                          hint="write one with: kvctrace bench-index TRACE --redis URL --calibrate FILE") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", path=str(p)) from None
+    redis = data.get("redis")
+    if not isinstance(redis, dict):
+        raise ConfigError("missing the [redis] table", field="redis", path=str(p))
+    values = {}
+    for key, zero_ok in (("rtt_us", False), ("per_key_us", True)):
+        v = redis.get(key)
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                or v < 0 or (v == 0 and not zero_ok)):
+            raise ConfigError(f"expected a number {'>= 0' if zero_ok else '> 0'}, got {v!r}",
+                              field=f"redis.{key}", path=str(p))
+        values[key] = float(v)
+    return RedisCalibration(values["rtt_us"], values["per_key_us"], dict(data.get("provenance", {})))
+
+
+def calibrated_models(cal: RedisCalibration) -> dict[str, IndexModel]:
+    """The Redis kinds of INDEX_MODELS with the calibration's round trip and per-key cost."""
+    source = (f"calibrated by kvctrace bench-index: Redis {cal.provenance.get('server_version', '?')}, "
+              f"{cal.provenance.get('date', '?')}, trace {cal.provenance.get('trace', '?')}, "
+              f"{cal.provenance.get('n_ops', '?')} ops")
+    out = {}
+    for kind in REDIS_KINDS:
+        m = INDEX_MODELS[kind]
+        link = m.point_bytes * 8.0 / (max(cal.per_key_us, _MIN_PER_KEY_US) * 1e3)
+        out[kind] = replace(m, rtt_us=cal.rtt_us, link_gbit_s=link, source=source)
+    return out
+
+
+def use_calibration(path):
+    """Context manager: the Redis entries of INDEX_MODELS come from the calibration file while
+    the block runs (``None``: nothing changes), so every part of a replay or a sweep that
+    prices the Redis kinds sees them. A config's explicit ``[index]`` overrides still apply."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def swapped():
+        if path is None:
+            yield
+            return
+        saved = {k: INDEX_MODELS[k] for k in REDIS_KINDS}
+        INDEX_MODELS.update(calibrated_models(load_calibration(path)))
+        try:
+            yield
+        finally:
+            INDEX_MODELS.update(saved)
+    return swapped()

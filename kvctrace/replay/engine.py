@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 from . import cost, policies
 from .config import ReplayConfig
 

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, UnknownNameError
-from ..report.html_repr import SummaryHtmlMixin  # Jupyter rendering of summary()
+from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 from . import cost, policies
 from .config import IndexConfig, ReplayConfig, format_bytes, validate
 from .engine import HitCounts, _arrays, load_and_prefill, percentiles
@@ -83,7 +83,8 @@ def tier_budgets(base: ReplayConfig, block_size: int, budgets: dict | None) -> l
     return [int(budgets[t.name]) // bb if t.name in budgets else t.capacity_in_blocks(bb) for t in base.tiers]
 
 
-def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig, workers: str):
+def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig, workers: str,
+              engine: str = "local"):
     """Hit counts for every row of caps/codes/admit, as one HitCounts with a leading axis."""
     from ..kernels import replay as K
     R, T = caps.shape
@@ -91,6 +92,10 @@ def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig,
     nu = K.next_use(blocks, np.int64(n_unique))
     args = (bool(base.hierarchy == "inclusive"), bool(base.promote_on_hit), bool(base.demote_on_evict))
     out = HitCounts.empty(n_req, T, configs=(R,))
+    if engine == "ray":  # one Ray task per config, the same kernel (replay/distributed.py)
+        from .distributed import replay_grid
+        replay_grid(K._replay_many, offsets, blocks, n_unique, nu, caps, codes, admit, args, out.arrays())
+        return out
     if workers == "processes" and R > 1:
         _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
         return out
@@ -191,13 +196,16 @@ class SweepResult(SummaryHtmlMixin):
 
 
 def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
-          objective: str = "p99-ttft", workers: str = "threads") -> SweepResult:
-    """Replay and price every grid config; rank by ``objective`` (ties: less memory first)."""
+          objective: str = "p99-ttft", workers: str = "threads", engine: str = "local") -> SweepResult:
+    """Replay and price every grid config; rank by ``objective`` (ties: less memory first).
+    ``engine="ray"`` runs the replays as Ray tasks (kvctrace/engines; identical results)."""
     if objective not in OBJECTIVES:
         raise UnknownNameError(f"unknown objective '{objective}'", field="objective",
                                hint="valid objectives: " + ", ".join(OBJECTIVES))
     if workers not in ("threads", "processes"):
         raise ConfigError(f"unknown workers '{workers}'", field="workers", hint="threads or processes")
+    from ..engines import check_engine
+    check_engine(engine)
     grid.validate()
     offsets, blocks, n_unique = _arrays(trace)
     bs = int(trace.block_size)
@@ -217,7 +225,8 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
 
     # Belady at the full budget: the bound the online policies are measured against.
     bound_hits = _run_grid(offsets, blocks, n_unique, np.array([maxcap], np.int64),
-                           np.full((1, T), policies.BELADY, np.int64), np.ones((1, T), np.int64), base, "threads")
+                           np.full((1, T), policies.BELADY, np.int64), np.ones((1, T), np.int64), base, "threads",
+                           engine)
     total = max(int(blocks.shape[0]), 1)
     bound = {"policy": "belady", "prefix_hit_ratio": float(bound_hits.prefix_hits.sum()) / total,
              "block_hit_ratio": float(bound_hits.block_hits.sum()) / total}
@@ -232,7 +241,7 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
     rows = []
     for start in range(0, len(points), chunk):
         sl = slice(start, start + chunk)
-        hits = _run_grid(offsets, blocks, n_unique, caps[sl], codes[sl], admit[sl], base, workers)
+        hits = _run_grid(offsets, blocks, n_unique, caps[sl], codes[sl], admit[sl], base, workers, engine)
         rows += pricing.rows(points[sl], start, hits)
     col, higher = OBJECTIVES[objective]
     table = (pl.DataFrame(rows).with_row_index("grid_order")
@@ -258,13 +267,13 @@ class Recommendation(SummaryHtmlMixin):
 
 def recommend(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
               objective: str = "p99-ttft", tolerance: float = 0.01, workers: str = "threads",
-              max_memory_bytes: int | None = None) -> Recommendation:
+              max_memory_bytes: int | None = None, engine: str = "local") -> Recommendation:
     """Sweep, then pick the smallest-memory config within ``tolerance`` (relative) of the best
     objective value, and say why it wins. ``max_memory_bytes`` caps the total capacity of
     all tiers (a budget across tiers, on top of the per-tier ``budgets``)."""
     if not tolerance >= 0:
         raise ConfigError("tolerance must be >= 0", field="tolerance")
-    sw = sweep(trace, base, budgets=budgets, grid=grid, objective=objective, workers=workers)
+    sw = sweep(trace, base, budgets=budgets, grid=grid, objective=objective, workers=workers, engine=engine)
     col, higher = OBJECTIVES[objective]
     t = sw.table
     if max_memory_bytes is not None:

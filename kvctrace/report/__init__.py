@@ -1,8 +1,8 @@
 """The HTML workload report and the charts behind it (the same charts notebooks display).
 
 ``write_report(result, out_dir)`` writes a self-contained ``report.html``; ``charts`` holds the
-pure ``frame -> alt.Chart`` functions. Imported lazily so that ``kvctrace.report.html_repr``
-(used by result objects for Jupyter) does not pull in Altair.
+pure ``frame -> alt.Chart`` functions. Imported lazily, so that importing ``kvctrace.report``
+does not pull in Altair and Jinja2 until a chart or a report is asked for.
 """
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..formats.prompts import text_facts
+from ..analysis import registry
+from ..formatting import format_value as fmt
 from . import charts
 
 REPORT_FILE = "report.html"
@@ -81,48 +82,6 @@ class Section:
     unavailable: str | None = None
 
 
-# ---------------------------------------------------------------- formatting
-
-def fmt_int(x) -> str:
-    return "n/a" if x is None else f"{int(x):,}"
-
-
-def fmt_ratio(x, digits: int = 4) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
-
-
-def fmt_pct(x, digits: int = 1) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.{digits}f}%"
-
-
-def fmt_seconds(x) -> str:
-    if x is None:
-        return "n/a"
-    x = float(x)
-    if x >= 3600:
-        return f"{x / 3600:.2f} h ({x:,.0f} s)"
-    if x >= 60:
-        return f"{x / 60:.1f} min ({x:,.0f} s)"
-    return f"{x:.3g} s"
-
-
-def fmt_cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            return ""
-        if abs(v) >= 1000 or (v.is_integer() and abs(v) < 1e15):
-            return f"{v:,.0f}"
-        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.4g}"
-    return str(value)
-
-
 def frame_table(frame: pl.DataFrame, title: str, caption: str, columns: dict | None = None,
                 max_rows: int = 50) -> Table:
     """A ``Table`` of at most ``max_rows`` rows; ``columns`` maps frame column -> header."""
@@ -130,7 +89,7 @@ def frame_table(frame: pl.DataFrame, title: str, caption: str, columns: dict | N
     cols = [c for c in columns if c in frame.columns]
     sub = frame.select(cols).head(max_rows)
     numeric = [sub.schema[c].is_numeric() for c in cols]
-    rows = [[fmt_cell(v) for v in row] for row in sub.iter_rows()]
+    rows = [[fmt(v, missing="") for v in row] for row in sub.iter_rows()]
     if frame.height > max_rows:
         caption += f" Top {max_rows:,} of {frame.height:,} rows."
     return Table(title=title, caption=caption, columns=[columns[c] for c in cols], rows=rows, numeric=numeric)
@@ -173,38 +132,39 @@ def _spec_json(spec: dict) -> str:
 # ---------------------------------------------------------------- sections
 
 def overview_section(result) -> Section:
-    tr = result.trace
+    info = result.trace.info()
     reuse = result.reuse
+    blocks = info["has_block_ids"]
     facts = [
-        ("trace", Path(str(tr.path)).name, str(tr.path)),
-        ("format", str(tr.format), None),
-        ("block size", f"{int(tr.block_size):,} tokens" if tr.has_block_ids else "n/a (no block ids)", None),
-        ("requests", fmt_int(tr.n_requests), None),
-        ("block accesses", fmt_int(tr.n_accesses) if tr.has_block_ids else "n/a (no block ids)", None),
-        ("unique blocks", fmt_int(tr.n_unique_blocks) if tr.has_block_ids else "n/a (no block ids)", None),
-        ("duration", fmt_seconds(tr.duration_s), None),
-        ("ideal hit ratio (blocks)", fmt_ratio(reuse.ideal_hit_ratio_blocks) if reuse else "n/a",
+        ("trace", Path(info["path"]).name, info["path"]),
+        ("format", str(info["format"]), None),
+        ("block size", f"{fmt(info['block_size'])} tokens" if blocks else "n/a (no block ids)", None),
+        ("requests", fmt(info["requests"]), None),
+        ("block accesses", fmt(info["accesses"]) if blocks else "n/a (no block ids)", None),
+        ("unique blocks", fmt(info["unique_blocks"]) if blocks else "n/a (no block ids)", None),
+        ("duration", fmt(info["duration_s"], unit="s"), None),
+        ("ideal hit ratio (blocks)", fmt(reuse.ideal_hit_ratio_blocks, digits=4) if reuse else "n/a",
          "share of block accesses that an unlimited cache serves"),
-        ("ideal hit ratio (tokens)", fmt_ratio(reuse.ideal_hit_ratio_tokens) if reuse else "n/a",
+        ("ideal hit ratio (tokens)", fmt(reuse.ideal_hit_ratio_tokens, digits=4) if reuse else "n/a",
          "token-weighted: a partial last block counts its real tokens"),
-        ("rejected lines", fmt_int(tr.rejected_lines), "lines not ingested (kept in the rejects table)"),
+        ("rejected lines", fmt(info["rejected_lines"]), "lines not ingested (kept in the rejects table)"),
     ]
     notes = []
-    text = text_facts(tr.meta or {})
-    if text:  # a text trace: the tokenizer (bytes: an approximation) and the chat template
-        facts += [("tokenizer", text["tokenizer"], "how the text became tokens (docs/text-inputs.md)"),
-                  ("chat template", text["chat_template"], None),
-                  ("non-text parts skipped", fmt_int(text["non_text_parts_skipped"]), "images, audio, files: not tokenized")]
-        if "approximation" in text["tokenizer"]:
+    if info.get("tokenizer"):  # a text trace: the tokenizer (bytes: an approximation) and the chat template
+        facts += [("tokenizer", info["tokenizer"], "how the text became tokens (docs/text-inputs.md)"),
+                  ("chat template", info["chat_template"], None),
+                  ("non-text parts skipped", fmt(info["non_text_parts_skipped"]), "images, audio, files: not tokenized")]
+        if "approximation" in info["tokenizer"]:
             notes.append("Tokens are the UTF-8 bytes of the text, an approximation of a real tokenizer "
                          "(pass --tokenizer with the model's tokenizer.json for exact tokens).")
-    if not getattr(tr, "sorted_input", True):
+    if not info["sorted_input"]:
         notes.append("The trace was not in timestamp order; requests were sorted by (timestamp, line).")
-    if not tr.has_block_ids:
-        notes.append("This trace has no block ids (lengths only): reuse, access pattern, hotness and "
-                     "prefix structure cannot be measured; only workload statistics apply.")
+    if not blocks:
+        cannot, applies = registry.no_block_ids_scope()
+        notes.append(f"This trace has no block ids (lengths only): {cannot} cannot be measured; "
+                     f"only {applies} apply.")
     for name, reason in sorted(result.unavailable.items()):
-        if tr.has_block_ids or name == "workload":
+        if blocks or not registry.get(name).needs_block_ids:   # else the note above says why
             notes.append(f"{name}: {reason}")
     return Section("overview", "Overview", facts=facts, notes=notes)
 
@@ -214,17 +174,17 @@ def workload_section(result) -> Section:
     if w is None:
         return _unavailable(result, "workload", "workload", "Workload")
     s = w.summary()
-    facts = [("mean arrival rate", f"{fmt_ratio(s.get('mean_rate_rps'), 3)} req/s", None),
-             ("peak window", fmt_int(s.get("peak_window_requests")), f"requests in {w.arrival_window_s:g} s"),
-             ("inter-arrival CV", fmt_ratio(s.get("interarrival_cv"), 2), "1 = Poisson, > 1 bursty"),
-             ("simultaneous arrivals", fmt_pct(s.get("interarrival_zero_gap_share")), "gaps of zero seconds"),
-             ("input length p50 / p99", f"{fmt_cell(s.get('input_len_p50'))} / {fmt_cell(s.get('input_len_p99'))}", "tokens"),
-             ("output length p50 / p99", f"{fmt_cell(s.get('output_len_p50'))} / {fmt_cell(s.get('output_len_p99'))}", "tokens")]
+    facts = [("mean arrival rate", f"{fmt(s.get('mean_rate_rps'), digits=3)} req/s", None),
+             ("peak window", fmt(s.get("peak_window_requests")), f"requests in {w.arrival_window_s:g} s"),
+             ("inter-arrival CV", fmt(s.get("interarrival_cv"), digits=2), "1 = Poisson, > 1 bursty"),
+             ("simultaneous arrivals", fmt(s.get("interarrival_zero_gap_share"), unit="%"), "gaps of zero seconds"),
+             ("input length p50 / p99", f"{fmt(s.get('input_len_p50'))} / {fmt(s.get('input_len_p99'))}", "tokens"),
+             ("output length p50 / p99", f"{fmt(s.get('output_len_p50'))} / {fmt(s.get('output_len_p99'))}", "tokens")]
     if s.get("sessions") is not None:
-        facts.append(("sessions", fmt_int(s.get("sessions")),
-                      f"{fmt_pct(s.get('multi_request_session_share'))} with ≥ 2 requests"))
+        facts.append(("sessions", fmt(s.get("sessions")),
+                      f"{fmt(s.get('multi_request_session_share'), unit='%')} with ≥ 2 requests"))
     if w.types is not None:
-        facts.append(("request types", fmt_int(w.types.height), None))
+        facts.append(("request types", fmt(w.types.height), None))
     chart_list = [charts.arrival_rate(w.arrivals, w.arrival_window_s)]
     if w.length_quantiles.height:
         chart_list.append(charts.length_distribution(w.length_quantiles))
@@ -264,15 +224,15 @@ def reusability_section(result) -> Section:
         return _unavailable(result, "reuse", "reusability", "Reusability")
     s = r.request_hit_rate_shares
     facts = [
-        ("ideal hit ratio, blocks", fmt_ratio(r.ideal_hit_ratio_blocks), "unlimited cache, block-weighted"),
-        ("ideal hit ratio, tokens", fmt_ratio(r.ideal_hit_ratio_tokens), "unlimited cache, token-weighted"),
-        ("ideal prefix hit ratio, blocks", fmt_ratio(r.ideal_prefix_hit_ratio_blocks),
+        ("ideal hit ratio, blocks", fmt(r.ideal_hit_ratio_blocks, digits=4), "unlimited cache, block-weighted"),
+        ("ideal hit ratio, tokens", fmt(r.ideal_hit_ratio_tokens, digits=4), "unlimited cache, token-weighted"),
+        ("ideal prefix hit ratio, blocks", fmt(r.ideal_prefix_hit_ratio_blocks, digits=4),
          "only the leading run of cached blocks counts"),
-        ("mean per-request hit rate", fmt_ratio(r.request_hit_rate_mean), None),
-        ("requests with hit rate ≥ 0.5", fmt_pct(s["ge_0_5"]), None),
-        ("requests with hit rate ≥ 0.8", fmt_pct(s["ge_0_8"]), None),
-        ("requests with hit rate > 0.8", fmt_pct(s["gt_0_8"]), None),
-        ("one-hit blocks", fmt_pct(r.one_hit_block_share), "blocks accessed exactly once"),
+        ("mean per-request hit rate", fmt(r.request_hit_rate_mean, digits=4), None),
+        ("requests with hit rate ≥ 0.5", fmt(s["ge_0_5"], unit="%"), None),
+        ("requests with hit rate ≥ 0.8", fmt(s["ge_0_8"], unit="%"), None),
+        ("requests with hit rate > 0.8", fmt(s["gt_0_8"], unit="%"), None),
+        ("one-hit blocks", fmt(r.one_hit_block_share, unit="%"), "blocks accessed exactly once"),
     ]
     notes = []
     if not r.prefix_and_block_hits_agree:
@@ -289,17 +249,17 @@ def reuse_distance_section(result) -> Section:
     if r is None:
         return _unavailable(result, "reuse", "reuse-distance", "Reuse distance and miss-ratio curve")
     summary = r.summary()
-    facts = [("reuse time p50", fmt_seconds(summary.get("reuse_time_s_p50")), None),
-             ("reuse time p90", fmt_seconds(summary.get("reuse_time_s_p90")), None),
-             ("reuse time p50 (requests)", fmt_cell(summary.get("reuse_time_requests_p50")), None),
-             ("first (cold) accesses", fmt_int(r.cold_accesses), None)]
+    facts = [("reuse time p50", fmt(summary.get("reuse_time_s_p50"), unit="s"), None),
+             ("reuse time p90", fmt(summary.get("reuse_time_s_p90"), unit="s"), None),
+             ("reuse time p50 (requests)", fmt(summary.get("reuse_time_requests_p50")), None),
+             ("first (cold) accesses", fmt(r.cold_accesses), None)]
     for cap in (1_000, 10_000, 100_000):
         if cap < r.n_unique_blocks:
-            facts.append((f"LRU hit ratio at {cap:,} blocks", fmt_ratio(float(r.hit_ratio_at([cap])[0])), None))
+            facts.append((f"LRU hit ratio at {cap:,} blocks", fmt(float(r.hit_ratio_at([cap])[0]), digits=4), None))
     for kind in ("fixed_rate", "fixed_size"):
         info = (r.shards_info or {}).get(kind)
         if info:
-            facts.append((f"SHARDS {kind.replace('_', '-')} error", fmt_ratio(info.get("mae_linear")),
+            facts.append((f"SHARDS {kind.replace('_', '-')} error", fmt(info.get("mae_linear"), digits=4),
                           "mean absolute error of the hit ratio against the exact curve"))
     figs = _figures("reuse-distance", [
         charts.miss_ratio_curve(r.mrc, r.shards),
@@ -314,12 +274,12 @@ def access_section(result) -> Section:
     a = result.access
     if a is None:
         return _unavailable(result, "access", "access", "Access pattern")
-    facts = [("sequential share, mean per request", fmt_ratio(a.sequential_share_mean_per_request), None),
-             ("sequential share, block-weighted", fmt_ratio(a.sequential_share_blocks), None),
-             ("runs test: share with p > 0.05", fmt_pct(a.runs_test_share_p_gt_0_05),
+    facts = [("sequential share, mean per request", fmt(a.sequential_share_mean_per_request, digits=4), None),
+             ("sequential share, block-weighted", fmt(a.sequential_share_blocks, digits=4), None),
+             ("runs test: share with p > 0.05", fmt(a.runs_test_share_p_gt_0_05, unit="%"),
               f"over {a.runs_test_requests_tested:,} requests tested"),
-             ("point lookups", fmt_int(a.point_lookups), "isolated blocks"),
-             ("range scans", fmt_int(a.range_scans), f"covering {a.range_scan_blocks:,} blocks")]
+             ("point lookups", fmt(a.point_lookups), "isolated blocks"),
+             ("range scans", fmt(a.range_scans), f"covering {a.range_scan_blocks:,} blocks")]
     chart_list = [charts.sequential_share_distribution(a.per_request), charts.run_length_distribution(a.run_lengths)]
     notes = []
     if a.runs_test_requests_tested:
@@ -356,13 +316,13 @@ def hotness_section(result) -> Section:
     if h is None:
         return _unavailable(result, "hotness", "hotness", "Hotness")
     s = h.summary()
-    facts = [("Gini coefficient", fmt_ratio(h.gini, 3), "0 = every block equally hot, 1 = one block takes all"),
-             ("Zipf exponent", fmt_ratio(h.zipf_alpha, 3), f"fit over ranks {h.zipf_fit_ranks[0]:,}–{h.zipf_fit_ranks[1]:,}"),
-             ("top 1% of blocks take", fmt_pct(s.get("top_1pct_access_share")), "of accesses"),
-             ("top 10% of blocks take", fmt_pct(s.get("top_10pct_access_share")), "of accesses"),
-             ("one-hit blocks", fmt_pct(s.get("one_hit_block_share")), None),
-             ("hot set for 80% of accesses", fmt_int(s.get("hot_set_blocks_80pct")), "blocks"),
-             ("mean hot-set overlap", fmt_ratio(s.get("drift_jaccard_mean"), 3),
+    facts = [("Gini coefficient", fmt(h.gini, digits=3), "0 = every block equally hot, 1 = one block takes all"),
+             ("Zipf exponent", fmt(h.zipf_alpha, digits=3), f"fit over ranks {h.zipf_fit_ranks[0]:,}–{h.zipf_fit_ranks[1]:,}"),
+             ("top 1% of blocks take", fmt(s.get("top_1pct_access_share"), unit="%"), "of accesses"),
+             ("top 10% of blocks take", fmt(s.get("top_10pct_access_share"), unit="%"), "of accesses"),
+             ("one-hit blocks", fmt(s.get("one_hit_block_share"), unit="%"), None),
+             ("hot set for 80% of accesses", fmt(s.get("hot_set_blocks_80pct")), "blocks"),
+             ("mean hot-set overlap", fmt(s.get("drift_jaccard_mean"), digits=3),
               f"Jaccard of top-{h.drift_top_k} between {h.drift_window_s:g} s windows")]
     chart_list = [charts.lorenz_curve(h.lorenz), charts.rank_frequency(h.rank_frequency, zipf_line(h))]
     notes = []
@@ -392,17 +352,17 @@ def prefix_section(result) -> Section:
     if p is None:
         return _unavailable(result, "prefix", "prefix", "Prefix structure")
     g, t = p.groups_summary, p.tree
-    facts = [("shared-prefix groups", fmt_int(g.get("shared_prefix_groups")), None),
-             ("top-level groups", fmt_int(g.get("top_level_groups")), "distinct shared starting prefixes"),
-             ("requests starting with a shared prefix", fmt_pct(g.get("requests_starting_with_shared_prefix_share")), None),
-             ("reusable prefix tokens", fmt_int(g.get("reusable_prefix_tokens_total")),
-              f"{fmt_pct(g.get('reusable_prefix_tokens_share_of_input'))} of input tokens"),
-             ("prefix-tree nodes", fmt_int(t.get("nodes")), f"{fmt_int(t.get('roots'))} roots, {fmt_int(t.get('leaves'))} leaves"),
-             ("max depth", fmt_int(t.get("max_depth")), "blocks"),
-             ("mean fan-out of internal nodes", fmt_ratio(t.get("mean_fanout_internal"), 2), None)]
+    facts = [("shared-prefix groups", fmt(g.get("shared_prefix_groups")), None),
+             ("top-level groups", fmt(g.get("top_level_groups")), "distinct shared starting prefixes"),
+             ("requests starting with a shared prefix", fmt(g.get("requests_starting_with_shared_prefix_share"), unit="%"), None),
+             ("reusable prefix tokens", fmt(g.get("reusable_prefix_tokens_total")),
+              f"{fmt(g.get('reusable_prefix_tokens_share_of_input'), unit='%')} of input tokens"),
+             ("prefix-tree nodes", fmt(t.get("nodes")), f"{fmt(t.get('roots'))} roots, {fmt(t.get('leaves'))} leaves"),
+             ("max depth", fmt(t.get("max_depth")), "blocks"),
+             ("mean fan-out of internal nodes", fmt(t.get("mean_fanout_internal"), digits=2), None)]
     if p.sessions:
-        facts.append(("sessions", fmt_int(p.sessions.get("sessions")), None))
-        facts.append(("reuse within the same session", fmt_pct(p.sessions.get("reuse_within_session_share_by_first")),
+        facts.append(("sessions", fmt(p.sessions.get("sessions")), None))
+        facts.append(("reuse within the same session", fmt(p.sessions.get("reuse_within_session_share_by_first"), unit="%"),
                       "re-accesses whose block first appeared in the same session"))
     tables = [frame_table(p.groups, "Top shared-prefix groups",
                           "Maximal prefixes shared by at least two requests, most shared first; reusable "
@@ -471,15 +431,15 @@ def recommendation_parts(rec):
     col, _ = OBJECTIVES[sw.objective]
     label = OBJECTIVE_LABELS.get(col, col)
     bb = sw.base.block_bytes(sw.block_size)
-    tiers = ", ".join(f"{name} {fmt_int(row[f'cap_{name}'])} blocks ({format_bytes(row[f'cap_{name}'] * bb)})"
+    tiers = ", ".join(f"{name} {fmt(row[f'cap_{name}'])} blocks ({format_bytes(row[f'cap_{name}'] * bb)})"
                       for name in sw.tier_names)
     facts = [("objective", f"{sw.objective} ({label})", f"{sw.table.height:,} configurations swept"),
              ("recommended index", str(row["index"]), None),
              ("recommended policy", str(row["policy"]), f"admit to {sw.tier_names[0]} after ≥ {row['admission']} access(es)"),
              ("tier capacities", tiers, f"{format_bytes(row['memory_bytes'])} in all"),
              ("TTFT p50 / p99", f"{row['ttft_p50_ms']:,.1f} / {row['ttft_p99_ms']:,.1f} ms", None),
-             ("prefix hit ratio", fmt_ratio(row["prefix_hit_ratio"]),
-              f"Belady bound at the full budget: {fmt_ratio(sw.bound.get('prefix_hit_ratio'))}")]
+             ("prefix hit ratio", fmt(row["prefix_hit_ratio"], digits=4),
+              f"Belady bound at the full budget: {fmt(sw.bound.get('prefix_hit_ratio'), digits=4)}")]
     figs = [charts.sweep_tradeoff(sw.table, col, label, int(row["rank"]))]
     cols = {"rank": "rank", "index": "index", "policy": "policy", "admission": "admit ≥"}
     cols.update({f"cap_{n}": f"{n} (blocks)" for n in sw.tier_names})
@@ -521,7 +481,7 @@ def replay_section(replay, recommendation=None) -> Section:
                          "metadata p50 (µs)": s["metadata_us"]["p50"], "metadata p99 (µs)": s["metadata_us"]["p99"]})
         tables.append(frame_table(pl.DataFrame(rows), "Replays by index model",
                                   "The replays shown in the latency charts: the same tiers, one per metadata index model."))
-        facts.append(("replays", fmt_int(len(results)), None))
+        facts.append(("replays", fmt(len(results)), None))
     if recommendation is not None:
         rec_facts, rec_figs, rec_tables, rec_lists = recommendation_parts(recommendation)
         facts = rec_facts + facts
@@ -533,13 +493,17 @@ def replay_section(replay, recommendation=None) -> Section:
                    intro="The trace replayed through emulated cache tiers and metadata indexes.")
 
 
-SECTION_BUILDERS = [overview_section, workload_section, reusability_section, reuse_distance_section, access_section,
-                    hotness_section, prefix_section]
+# The sections that draw the analyses, by id, in page order. Every id an analysis names in
+# kvctrace.analysis.registry has its builder here (tests/test_report.py checks both ways).
+ANALYSIS_SECTIONS = {"workload": workload_section, "reusability": reusability_section,
+                     "reuse-distance": reuse_distance_section, "access": access_section,
+                     "hotness": hotness_section, "prefix": prefix_section}
 
 
 def build_sections(result, replay=None, recommendation=None) -> list:
     """The report's sections, in page order, as plain data (structure stage)."""
-    return [build(result) for build in SECTION_BUILDERS] + [replay_section(replay, recommendation)]
+    return ([overview_section(result)] + [build(result) for build in ANALYSIS_SECTIONS.values()]
+            + [replay_section(replay, recommendation)])
 
 
 # ---------------------------------------------------------------- render
@@ -555,7 +519,7 @@ def render_html(sections: list, title: str, summary: dict | None = None) -> str:
     """The complete self-contained page (render stage)."""
     from markupsafe import Markup
 
-    from .. import __version__
+    from .._version import __version__
     from .assets import script_safe, vega_bundle
     template = _environment().get_template("report.html.j2")
     summary_json = _spec_json(summary) if summary is not None else None

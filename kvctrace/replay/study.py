@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..replay import IndexConfig, replay
+from ..replay import IndexConfig
 from ..replay import policies as _policies
 from ..replay.config import validate
 from ..replay.cost import INDEX_MODELS
@@ -32,12 +32,14 @@ def scaled_config(config, block_size: int, scale: float, policy: str | None = No
 
 
 def replay_study(trace, config, *, policies=DEFAULT_POLICIES, scales=DEFAULT_SCALES,
-                 index_kinds=DEFAULT_INDEX_KINDS) -> list:
-    """The list of ``ReplayResult`` the report's replay section draws (see module docstring)."""
+                 index_kinds=DEFAULT_INDEX_KINDS, engine: str = "local") -> list:
+    """The list of ``ReplayResult`` the report's replay section draws (see module docstring);
+    ``engine="ray"`` replays each config in a Ray task (same results)."""
+    from ..replay.distributed import replay_many
     bs = int(trace.block_size)
-    runs = [replay(trace, scaled_config(config, bs, s, p)) for p in policies for s in scales]
+    configs = [scaled_config(config, bs, s, p) for p in policies for s in scales]
     for kind in index_kinds:
         # a fresh IndexConfig: each kind gets its own default round trips (as `--index` does)
         cfg = dataclasses.replace(config, index=IndexConfig(kind=kind), name=f"{config.name} index {kind}")
-        runs.append(replay(trace, validate(cfg)))
-    return runs
+        configs.append(validate(cfg))
+    return replay_many(trace, configs, engine)

@@ -1,0 +1,360 @@
+"""Containers: how a trace file's records reach a reader (``common.Reader``).
+
+JSON lines go through DuckDB's ``read_json`` (in a thread) after a strict Numba type scan
+(``kernels/jsonscan.py``); a JSON array and Parquet through per-record or polars columns; CSV
+through polars with strict casts (only for readers whose records are flat: ``Reader.CSV``).
+gzip/zstd compression, byte-order marks and truncated streams are handled by ``source.py``
+before. Each container falls back to the per-record path only when the fast path fails or
+finds a bad row (with ``--skip-bad-lines``, only for the lines the scan flags), so errors
+always name the exact line and field."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import threading
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from ..errors import TraceFormatError
+from ..kernels import jsonscan
+from ..memory import DUCKDB_CONFIG
+from ..sql import load_query
+from .common import BadLine, Columns
+from .registry import choose_reader, csv_formats
+from .source import Source, open_source
+
+
+def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
+    if src.unit != "line":  # JSON arrays and Parquet: say which record/row, not a text line
+        return TraceFormatError(f"{src.unit} {line}: {err.reason}", path=str(src.path), field=err.field,
+                                hint=err.hint)
+    return TraceFormatError(err.reason, path=str(src.path), line=line, field=err.field, hint=err.hint)
+
+
+def _json_object(text: bytes) -> dict:
+    try:
+        rec = json.loads(text)
+    except UnicodeDecodeError:
+        raise BadLine("line is not UTF-8 text", None, "the file may be binary or in another encoding") from None
+    except json.JSONDecodeError as err:
+        raise BadLine(f"malformed JSON ({err.msg} at column {err.colno})", None,
+                      "each line must be one complete JSON object") from None
+    if not isinstance(rec, dict):
+        raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
+                      "each line must be one JSON object such as {\"timestamp\": 0, ...}")
+    return rec
+
+
+def _raw(text: bytes) -> str:
+    return text.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
+    for i, line in src.iter_lines():
+        if not line.strip():
+            continue
+        try:
+            return _json_object(line), i
+        except BadLine as err:
+            if not skip_bad_lines:
+                raise _bad(src, i, err) from None
+    raise TraceFormatError("no line holds a JSON object: nothing to ingest", path=str(src.path),
+                           hint="check that this is a JSON-lines trace")
+
+
+def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, reader, opts, src: Source) -> Columns:
+    if cols is None:
+        cols = reader.from_rows(rows, np.array(line_nos, np.int64), opts)
+    cols.rejects = list(src.pre_rejects) + rejects
+    if cols.n_requests == 0:
+        if not cols.rejects:
+            raise TraceFormatError("no valid requests: the file holds no records", path=str(src.path),
+                                   hint="a CSV needs rows after its header; a JSON trace needs request objects")
+        first = cols.rejects[0]
+        raise TraceFormatError(f"no valid requests: {len(cols.rejects):,} lines rejected; first reason (line {first[0]}): {first[2]}",
+                               path=str(src.path), hint="check the format (--format) and block size (--block-size)")
+    return cols
+
+
+def _slow(items, reader, opts, src: Source, skip_bad_lines: bool, *, parse) -> Columns:
+    """Per-record path: ``items`` yields (line_no, raw text, record-or-bytes)."""
+    rows, line_nos, rejects = [], [], []
+    for line_no, raw, item in items:
+        try:
+            rows.append(reader.parse_record(parse(item), opts))
+            line_nos.append(line_no)
+        except BadLine as err:
+            if not skip_bad_lines:
+                raise _bad(src, line_no, err) from None
+            rejects.append((line_no, raw, err.reason))
+    return _finish(None, rows, line_nos, rejects, reader, opts, src)
+
+
+def _jsonl_lines(src: Source):
+    for i, line in enumerate(src.lines(), 1):
+        if line.strip():
+            yield i, _raw(line), line
+
+
+_DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.List(pl.Int64): "BIGINT[]"}
+
+
+def _scan_class(dtype) -> int:
+    return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL}.get(dtype, jsonscan.INT)
+
+
+def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None, con=None) -> pl.DataFrame:
+    """The records as typed columns via DuckDB's read_json: of the file itself, or of ``text``
+    (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
+    columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
+    con = con if con is not None else duckdb.connect()
+    if text is None and src.compression == "none" and not src.bom:
+        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                     params={"path": str(src.path), "columns": columns}).to_arrow_table())
+    with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
+        plain = Path(tmp) / "trace.jsonl"
+        plain.write_bytes(src.data if text is None else text)
+        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                     params={"path": str(plain), "columns": columns}).to_arrow_table())
+
+
+class _BackgroundRead:
+    """DuckDB reads the file in a thread (it releases the GIL) while the strict scan runs, so
+    the scan's start-up (Numba loading its kernels) overlaps the read; its result is used
+    only if the scan passes every line, else the read is interrupted and discarded."""
+
+    def __init__(self, src: Source, schema: dict):
+        self._con = duckdb.connect(config=DUCKDB_CONFIG)
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(src, schema), daemon=True)
+        self._thread.start()
+
+    def _run(self, src, schema):
+        try:
+            self._result = _duckdb_frame(src, schema, con=self._con)
+        except Exception as err:  # noqa: BLE001 - reported to the caller, who falls back
+            self._error = err
+
+    def result(self) -> pl.DataFrame:
+        self._thread.join()
+        self._close()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def cancel(self) -> None:
+        self._con.interrupt()
+        self._thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        # Closing the database returns its allocator's cached memory (the read's buffers, some
+        # hundred MB on a large trace) to the system at once, instead of holding it while the
+        # rest of the ingest runs.
+        self._con.close()
+
+
+# With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
+# the fast path for the rest; only the flagged lines are parsed one by one.
+_FEW_BAD = 0.01
+
+
+def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
+    """(Columns of the unflagged lines, rejects of the flagged ones), or None when a flagged
+    line turns out valid or the rest still has a problem (then the per-record path decides)."""
+    buf = np.frombuffer(src.data, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [buf.shape[0]]))
+    rejects, pieces, prev = [], [], 0
+    for number in line_no[~ok].tolist():
+        text = src.data[starts[number - 1]:ends[number - 1]]
+        try:
+            reader.parse_record(_json_object(text), opts)
+            return None  # the strict scan flagged a line that is valid (e.g. an optional null)
+        except BadLine as err:
+            rejects.append((number, _raw(text), err.reason))
+        pieces.append(src.data[prev:starts[number - 1]])
+        prev = ends[number - 1] + 1
+    pieces.append(src.data[prev:])
+    df = _duckdb_frame(src, schema, b"".join(pieces))
+    good = line_no[ok]
+    cols = reader.from_frame(df, good, opts) if df.height == good.shape[0] else None
+    return None if cols is None else (cols, rejects)
+
+
+def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    first, first_line = _first_record(src, skip_bad_lines)
+    reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
+    opts = reader.options(first, block_size, partial)
+    schema = reader.schema(opts)
+    if schema is None:  # no columnar path (text records): every record is parsed
+        return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
+    background = _BackgroundRead(src, schema)
+    try:
+        line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    except BaseException:
+        background.cancel()
+        raise
+    n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
+    if n_flagged:
+        background.cancel()
+    fast = None
+    try:
+        if n_flagged == 0:
+            df = background.result()
+            cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
+            fast = None if cols is None else (cols, [])
+        elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
+            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
+    except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
+        fast = None
+    if fast is not None:
+        return _finish(fast[0], [], [], fast[1], reader, opts, src)
+    return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
+
+
+def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    """A JSON array or a Parquet table: records are numbered 1, 2, ... in file order (the
+    rejects table's line_no is that number)."""
+    src.unit = "row" if src.kind == "parquet" else "record"
+    if not records:
+        raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
+                               hint="the file holds no requests")
+    first = records[0] if isinstance(records[0], dict) else {}
+    reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
+    opts = reader.options(first, block_size, partial)
+
+    def parse(rec):
+        if not isinstance(rec, dict):
+            raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
+                          "the array must hold one object per request")
+        return rec
+
+    items = ((i, json.dumps(rec, default=str), rec) for i, rec in enumerate(records, 1))
+    return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+
+
+def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    try:
+        doc = json.loads(src.data)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several objects, one per line: a JSON-lines file named .json
+            return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
+        raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
+                               line=err.lineno, hint="a .json trace is one array of request objects") from None
+    except UnicodeDecodeError:
+        raise TraceFormatError("not UTF-8 text", path=str(src.path), hint="is this a trace file?") from None
+    if isinstance(doc, dict):
+        return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
+    if not isinstance(doc, list):
+        raise TraceFormatError(f"expected an array of request objects, got a JSON {type(doc).__name__}",
+                               path=str(src.path), line=1, hint="a .json trace is one array of request objects")
+    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines)
+
+
+def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """Strict casts to the reader's schema (text cells of a CSV become integers, etc.)."""
+    exprs = []
+    for name, dtype in schema.items():
+        if name not in df.columns:
+            exprs.append(pl.lit(None, dtype).alias(name))
+            continue
+        col = pl.col(name)
+        if df[name].dtype == pl.String and dtype != pl.String:
+            col = col.str.strip_chars()
+        exprs.append(col.cast(dtype, strict=True))
+    return df.select(exprs)
+
+
+def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    try:
+        df = pl.read_parquet(src.path)
+    except Exception as err:  # corrupt footer, truncated file, ...
+        raise TraceFormatError(f"cannot read Parquet ({err})", path=str(src.path),
+                               hint="the file may be truncated or not Parquet") from None
+    if df.height == 0:
+        raise TraceFormatError("empty trace: the Parquet file has no rows", path=str(src.path), line=1,
+                               hint="the file holds no requests")
+    first = df.row(0, named=True)
+    reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
+    opts = reader.options(first, block_size, partial)
+    if reader.schema(opts) is None:  # no columnar path (text records): every row is parsed
+        return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
+    try:
+        cols = reader.from_frame(_cast(df, reader.schema(opts)), np.arange(1, df.height + 1, dtype=np.int64), opts)
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        cols = None
+    if cols is not None:
+        return _finish(cols, [], [], [], reader, opts, src)
+    return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
+
+
+def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
+    header_line, header_raw = numbered[0]
+    try:
+        header = next(csv.reader([header_raw.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise TraceFormatError(f"unreadable CSV header ({err})", path=str(src.path), line=header_line,
+                               hint="the first line must name the columns") from None
+    header = [h.strip() for h in header]
+    reader = choose_reader(fmt, header, src.path, header_line, src.settings)
+    if not reader.CSV:
+        flat = csv_formats()
+        raise TraceFormatError(f"CSV traces hold {', '.join(flat)} only; a {reader.NAME} trace needs JSON lines",
+                               path=str(src.path), line=header_line,
+                               hint=f"write the trace as .jsonl (block ids are lists), or use --format {' or '.join(flat)}")
+    first = {}
+    if len(numbered) > 1:
+        try:
+            first = dict(zip(header, next(csv.reader([numbered[1][1].decode("utf-8")]))))
+        except (UnicodeDecodeError, csv.Error):
+            first = {}
+    opts = reader.options(dict.fromkeys(header, None) | first, block_size, partial, text_cells=True)
+    line_no = np.array([i for i, _ in numbered[1:]], np.int64)
+    try:
+        df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)
+        df = df.rename({c: c.strip() for c in df.columns})
+        cols = reader.from_frame(_cast(df, reader.schema(opts)), line_no, opts) if df.height == line_no.shape[0] else None
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        cols = None
+    if cols is not None:
+        return _finish(cols, [], [], [], reader, opts, src)
+
+    def parse(raw_line: bytes) -> dict:
+        try:
+            values = next(csv.reader([raw_line.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise BadLine(f"unreadable CSV line ({err})", None, "check the quoting and encoding") from None
+        if len(values) != len(header):
+            raise BadLine(f"expected {len(header)} columns ({','.join(header)}), got {len(values)}", None,
+                          "every row needs one value per header column")
+        return dict(zip(header, values))
+
+    items = ((i, _raw(line), line) for i, line in numbered[1:])
+    return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+
+
+def read_columns(path, *, format: str | None = None, block_size: int | None = None,
+                 partial_block: str | None = None, skip_bad_lines: bool = False, tokenizer=None,
+                 chat_template=None, progress=None) -> tuple[Columns, Source]:
+    """Read any supported trace file into canonical columns (rows in file order).
+
+    ``partial_block`` None is the format's own default (drop for text, else include);
+    ``tokenizer``, ``chat_template`` and ``progress`` (a callable told how far tokenizing got)
+    are the settings of text readers (docs/text-inputs.md)."""
+    if partial_block not in (None, "include", "drop"):
+        raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
+    if block_size is not None and block_size < 1:
+        raise TraceFormatError(f"--block-size must be >= 1, got {block_size}", hint="e.g. --block-size 16")
+    src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
+    src.settings = {"tokenizer": tokenizer, "chat_template": chat_template, "partial_block": partial_block,
+                    "progress": progress, "path": str(src.path)}
+    read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
+    return read(src, format, block_size, partial_block or "include", skip_bad_lines), src

@@ -1,0 +1,265 @@
+"""The store's tables, written from arrays: dense block ids, the prefix tree (the ``blocks``
+table, the one construction of the tree in kvctrace), and the ``requests``, ``accesses``,
+``meta`` and ``rejects`` tables (schema: ``queries/store_create_tables.sql``).
+
+``materialize`` writes them and returns the fields of a ``Trace``: ``Trace.from_arrays`` (via
+``store_arrays``) and the ingest (``store.py``) build their ``Trace`` from those fields. This
+module sits below trace.py and store.py, so neither imports the other to write a store.
+
+All bulk data moves as Arrow tables registered with DuckDB; no per-access Python loops."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ._version import __version__
+from .errors import KvctraceError
+from .kernels.hashing import dense_ids
+from .kernels.tree import access_rows, first_values, prefix_tree
+from .memory import DUCKDB_CONFIG, offload_table_data, release_freed_memory
+from .sql import load_query
+
+TABLES = ("requests", "accesses", "blocks", "meta", "rejects")
+
+# Accesses go into the store in pieces of about this many rows (split at request bounds), so
+# the row arrays built for one piece stay small.
+ACCESS_CHUNK_ROWS = 1 << 20
+BLOCK_CHUNK_ROWS = 1 << 19  # blocks rows are ~2x wider
+TREE_COLUMNS = ("parent", "depth", "first_req", "tokens")
+
+
+def kvctrace_version() -> str:
+    """The version recorded in (and checked against) a store's meta table."""
+    return __version__
+
+
+def memory_connection() -> duckdb.DuckDBPyConnection:
+    """A new in-memory database that compresses its tables (as a database file does) and is
+    the connection's default catalog. DuckDB's default in-memory database keeps tables
+    uncompressed: ~260 MB for 5.6M accesses and 2.4M blocks, against ~35 MB compressed."""
+    con = duckdb.connect(config=DUCKDB_CONFIG)
+    con.execute("ATTACH ':memory:' AS kvctrace (COMPRESS)")
+    con.execute("USE kvctrace")
+    return con
+
+
+def _nullable_int(values, null_below: int = 0) -> pa.Array:
+    """Integers (int32 or int64, kept as they are: no copy) with nulls where below
+    ``null_below``; DuckDB widens them to the column's BIGINT on insert."""
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.int32, np.int64):
+        values = values.astype(np.int64)
+    valid = np.packbits(values >= null_below, bitorder="little")
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), values.shape[0],
+                                 [pa.py_buffer(valid), pa.py_buffer(values)])
+
+
+def _strings(values, n: int) -> pa.Array:
+    return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
+
+
+def _is_fresh_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a connection made by ``memory_connection`` that holds no tables yet."""
+    rows = con.sql("SELECT current_database(), (SELECT count(*) FROM duckdb_tables() "
+                   "WHERE database_name = current_database())").fetchall()
+    return rows[0][0] == "kvctrace" and rows[0][1] == 0
+
+
+def _insert(con, name: str, table) -> None:
+    view = f"_kvctrace_ingest_{name}"
+    con.register(view, table)
+    try:
+        con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
+    finally:
+        con.unregister(view)
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
+    """Create the store and insert every table. A table may be given as a function returning
+    it (or an iterator of Arrow chunks), so each big one is built just before its insert and
+    freed right after (peak memory holds one at a time).
+
+    Into a database that may hold an earlier store (a file), everything is one transaction:
+    an interrupted ingest leaves no half-written tables. Into a fresh in-memory database
+    (nobody else sees it; a failed ingest discards it) each table is committed and
+    checkpointed on its own, which compresses it before the next one is built; inside one
+    transaction all tables would wait uncompressed until the end."""
+    fresh = not replace and _is_fresh_memory(con)
+
+    def inserts():
+        for name in TABLES:
+            table = tables.pop(name)
+            table = table() if callable(table) else table
+            for chunk in (table if not isinstance(table, pa.Table) else (table,)):
+                _insert(con, name, chunk)
+                del chunk
+                if fresh:  # compress this chunk before the next arrives
+                    con.execute("CHECKPOINT")
+            del table
+            if fresh and name in ("accesses", "blocks"):
+                release_freed_memory()  # ~30 ms each: once per big table, not per chunk
+
+    if fresh:
+        con.execute(load_query("store_create_tables"))
+        inserts()
+        offload_table_data(con)
+        release_freed_memory()
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if replace:
+            con.execute(load_query("store_drop_tables"))
+        con.execute(load_query("store_create_tables"))
+        inserts()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _access_chunks(offsets: np.ndarray, dense: np.ndarray):
+    """The accesses table as Arrow tables of about ACCESS_CHUNK_ROWS rows, in order."""
+    n_req = offsets.shape[0] - 1
+    cuts = np.searchsorted(offsets, np.arange(ACCESS_CHUNK_ROWS, offsets[-1], ACCESS_CHUNK_ROWS))
+    cuts = np.unique(np.concatenate(([0], np.minimum(cuts, n_req), [n_req])))
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        req_col, pos_col = access_rows(offsets[a:b + 1] - offsets[a])
+        req_col += a
+        yield pa.table({"req_id": req_col, "pos": pos_col, "block": dense[offsets[a]:offsets[b]]})
+
+
+def dense_block_ids(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
+    """(dense first-appearance ids, distinct count, raw id of each dense id as uint64). The
+    caller can drop the raw per-access ids right after (the blocks table needs only these)."""
+    if ids is None:
+        return np.empty(0, np.int64), 0, np.empty(0, np.uint64)
+    dense, n_unique = dense_ids(ids)
+    raw = first_values(dense, ids, n_unique)
+    raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
+    return dense, n_unique, raw
+
+
+def _blocks_chunks(dense, offsets, n_unique: int, raw_hash, input_len, block_size: int):
+    """The blocks table (the prefix tree) as zero-copy slices: DuckDB makes its uncompressed
+    copy of one slice at a time (see write_tables)."""
+    first_req, parent_block, depth, tokens, _ = prefix_tree(
+        dense, offsets, n_unique, input_len, block_size, with_first_access=False)
+    table = pa.table({"block": np.arange(n_unique, dtype=np.int32 if n_unique < 2**31 else np.int64),
+                      "raw_hash": raw_hash,
+                      "first_req": first_req, "parent_block": _nullable_int(parent_block),
+                      "depth": depth, "tokens": tokens})
+    del first_req, parent_block, depth, tokens
+    return (table.slice(start, BLOCK_CHUNK_ROWS) for start in range(0, max(n_unique, 1), BLOCK_CHUNK_ROWS))
+
+
+# Request columns a reader may add (``Columns.extra``), in table order, with their Arrow types;
+# NULL where a reader has none. Text traces fill them (docs/text-inputs.md).
+REQUEST_EXTRAS = {"tokens": pa.large_list(pa.int32()), "msg_offsets": pa.large_list(pa.int32()),
+                  "msg_roles": pa.list_(pa.string()), "cached_tokens": pa.int64(),
+                  "reported_prompt_tokens": pa.int64(), "model": pa.string()}
+
+
+def _request_extras(extra: dict | None, n: int) -> dict:
+    extra = extra or {}
+    return {name: extra[name].cast(kind) if name in extra else pa.nulls(n, kind)
+            for name, kind in REQUEST_EXTRAS.items()}
+
+
+def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session_id, parent_id,
+                    turn, type, extra=None) -> pa.Table:
+    return pa.table({
+        "req_id": np.arange(n, dtype=np.int64), "ts": ts, "input_len": input_len,
+        "output_len": output_len, "n_blocks": np.diff(offsets),
+        "session_id": _strings(session_id, n),
+        "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
+        "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
+        "type": _strings(type, n), "line_no": line_no, **_request_extras(extra, n)})
+
+
+def _rejects_table(rejects: list) -> pa.Table:
+    return pa.table({"line_no": pa.array([r[0] for r in rejects], pa.int64()),
+                     "raw": pa.array([r[1] for r in rejects], pa.string()),
+                     "reason": pa.array([r[2] for r in rejects], pa.string())})
+
+
+def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
+                offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
+                parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
+                sorted_input: bool = True, replace: bool = False, extra: dict | None = None) -> dict:
+    """Write the tables for requests already in arrival order (ids made dense by
+    ``dense_block_ids``) and return the fields of their ``Trace``. ``extra``: more request
+    columns (``REQUEST_EXTRAS``), as pyarrow arrays in that order."""
+    n = ts.shape[0]
+    if not has_ids:
+        offsets = np.zeros(n + 1, np.int64)
+    duration = float(ts[-1] - ts[0]) if n else 0.0
+    rejects = list(rejects)
+    meta = dict(meta or {})
+    meta.update(format=fmt, block_size=str(block_size), kvctrace_version=kvctrace_version(),
+                sorted_input=json.dumps(bool(sorted_input)), rejected_lines=str(len(rejects)),
+                has_block_ids=json.dumps(has_ids), requests=str(n), accesses=str(dense.shape[0]),
+                unique_blocks=str(n_unique), duration_s=repr(duration))
+    meta.setdefault("source_path", path)
+    tables = {
+        "requests": _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
+                                    parent_id, turn, type, extra),
+        "accesses": lambda: _access_chunks(offsets, dense),
+        "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw_hash, input_len, block_size),
+        "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
+        "rejects": _rejects_table(rejects),
+    }
+    write_tables(con, tables, replace=replace)
+    return dict(path=path, format=fmt, block_size=block_size, con=con, offsets=offsets, blocks=dense,
+                ts=ts, input_len=input_len, output_len=output_len, n_unique_blocks=int(n_unique),
+                has_block_ids=has_ids, sorted_input=bool(sorted_input), rejected_lines=len(rejects),
+                meta=meta)
+
+
+def store_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=None, block_size=16,
+                 path="<arrays>", format="arrays", session_id=None, type=None) -> dict:
+    """The fields of a ``Trace`` stored from CSR arrays (requests taken in the given order;
+    any integer block ids), in a new in-memory database."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    raw = np.ascontiguousarray(blocks)
+    if raw.dtype.kind not in "iu":
+        raw = raw.astype(np.int64)
+    n_req = offsets.shape[0] - 1
+    n_blocks = np.diff(offsets)
+    ts = np.zeros(n_req) if ts is None else np.asarray(ts, dtype=np.float64)
+    if ts.shape[0]:
+        ts = ts - ts[0]
+    input_len = n_blocks * block_size if input_len is None else np.asarray(input_len, np.int64)
+    output_len = np.zeros(n_req, np.int64) if output_len is None else np.asarray(output_len, np.int64)
+    dense, n_unique, raw_hash = dense_block_ids(raw)
+    return materialize(memory_connection(), path=path, fmt=format, block_size=block_size, ts=ts,
+                       input_len=input_len, output_len=output_len,
+                       line_no=np.arange(1, n_req + 1, dtype=np.int64), offsets=offsets, dense=dense,
+                       n_unique=n_unique, raw_hash=raw_hash, has_ids=True, session_id=session_id,
+                       type=type)
+
+
+def read_tree(con: duckdb.DuckDBPyConnection, n_unique: int) -> dict[str, np.ndarray]:
+    """The prefix tree as the ingest stored it (the ``blocks`` table): ``parent`` (-1 at a
+    root), ``depth``, ``first_req`` and ``tokens``, int32 per dense block id. Streamed a
+    batch at a time into the arrays, so the read holds no second full-size copy."""
+    out = {name: np.empty(n_unique, np.int32) for name in TREE_COLUMNS}
+    filled = 0
+    for batch in con.sql(load_query("store_tree")).to_arrow_reader(1 << 17):
+        ids = batch.column("block").to_numpy()
+        if np.array_equal(ids, np.arange(filled, filled + ids.shape[0], dtype=ids.dtype)):
+            where = slice(filled, filled + ids.shape[0])  # rows in block order, as inserted
+        elif ids.shape[0] and 0 <= int(ids.min()) and int(ids.max()) < n_unique:
+            where = ids
+        else:
+            filled = -1
+            break
+        for name in TREE_COLUMNS:
+            out[name][where] = batch.column(name).to_numpy()
+        filled += batch.num_rows
+    if filled != n_unique:
+        raise KvctraceError(f"the store's blocks table does not hold the {n_unique:,} blocks its meta names",
+                            hint="re-ingest the trace")
+    return out
