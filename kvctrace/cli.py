@@ -4,25 +4,94 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from .errors import KvctraceError
+from ._version import __version__
+from .errors import KvctraceError, KvctraceWarning
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def _flags_show_no_type(params: list) -> list:
+    """A flag takes no value, so its help shows none (typer would print '<bool>')."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments in capitals (``TRACE``, ``[OUT]`` when
+    optional) and whose help shows flags without a value type."""
+
+    def get_params(self, ctx):
+        return _flags_show_no_type(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx) -> list:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name).upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_show_no_type(super().get_params(ctx))
+
+
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Measure how an LLM serving trace reuses its KV cache, and what to build for it.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"kvctrace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False):
+    """Measure how an LLM serving trace reuses its KV cache, and what to build for it."""
+
+
+def _show_warning(previous, message, category, filename, lineno, file=None, line=None):
+    """kvctrace's warnings as one 'warning: ...' line on stderr; others as ``previous`` shows them."""
+    if issubclass(category, KvctraceWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        previous(message, category, filename, lineno, file, line)
+
+
+def print_json(value, indent: int | None = None) -> None:
+    """``value`` as strict JSON on stdout: NaN and inf as null, numpy scalars as numbers."""
+    import json
+
+    from .results import jsonable
+    print(json.dumps(jsonable(value), indent=indent, allow_nan=False))
 
 
 def handle_errors(fn):
     """Turn KvctraceError into 'error: <file, line, field: message (hint)>' and exit code 1;
-    an OSError (an output path that cannot be written) into 'error: <path>: <reason>'."""
+    an OSError (an output path that cannot be written) into 'error: <path>: <reason>';
+    KvctraceWarning into 'warning: <message>' on stderr."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", KvctraceWarning)
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+                return fn(*args, **kwargs)
         except KvctraceError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(1)
@@ -36,7 +105,7 @@ def handle_errors(fn):
 # Options shared by every command that reads a trace (same names as open_trace's keywords); the
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
-TraceArg = Annotated[Path, typer.Argument(help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
+TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | prompts | lengths (default: detect from the first record)")]
 BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16, prompts 16)")]
 PartialOpt = Annotated[Optional[str], typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM) (default: drop for prompts, else include)")]
@@ -57,6 +126,20 @@ def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, t
                 chat_template=chat_template)
 
 
+def _print_analysis(summary: dict, written: list) -> None:
+    """The console summary of ``analyze`` (kvctrace.console.print_analysis; kept under this name)."""
+    from .console import print_analysis
+    print_analysis(summary, written)
+
+
+def help_texts(doc: str) -> tuple[str, str]:
+    """(help, short help) of a docstring: paragraphs re-flowed (the terminal wraps them, not
+    the source's line breaks), and its first sentence for the list of commands."""
+    text = "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
+    first = re.match(r"(.+?[.!?])(\s|$)", text, flags=re.DOTALL)
+    return text, (first.group(1) if first else text)
+
+
 def _register(name: str, fn, params: list) -> None:
     """Register ``fn(**options)`` as command ``name`` with a generated parameter list: typer
     reads a function's signature, so the command gets one built from ``params``."""
@@ -66,7 +149,8 @@ def _register(name: str, fn, params: list) -> None:
     command.__doc__ = fn.__doc__
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
-    app.command(name=name)(handle_errors(command))
+    long_help, short_help = help_texts(fn.__doc__)
+    app.command(name=name, cls=Command, help=long_help, short_help=short_help)(handle_errors(command))
 
 
 def trace_command(db_option=DbOpt):
@@ -113,45 +197,38 @@ def _with_status(trace: Path, command, options: dict) -> dict:
     "--db", rich_help_panel=_READING, help="DuckDB file to write (default: <trace name>.duckdb here)")])
 def ingest(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     """Ingest a trace into a DuckDB file (requests, accesses, blocks, meta, rejects tables)."""
-    import json as json_mod
-
     from .commands import ingest as run_ingest
-    from .formatting import format_value as fv
+    from .console import print_ingest
 
     info = _with_status(trace, run_ingest, trace_opts)
     if json:
-        print(json_mod.dumps(info))
+        print_json(info)
         return
-    print(f"{info['path']}: {info['format']}, {fv(info['requests'])} requests, "
-          + (f"{fv(info['accesses'])} block accesses, {fv(info['unique_blocks'])} unique blocks, "
-             if info["has_block_ids"] else "no block ids, ")
-          + f"{fv(info['rejected_lines'])} rejected lines -> {info['db']}")
-    if not info["sorted_input"]:
-        print("note: requests were not in timestamp order; they were sorted", file=sys.stderr)
+    print_ingest(info)
 
 
 @trace_command()
 def info(trace: TraceArg, json: JsonOpt = False, trace_opts: dict = None):
     """Facts about a trace or a kvctrace database: format, block size, requests, accesses,
     unique blocks, duration, rejected lines, whether the input was sorted."""
-    import json as json_mod
-
     from .commands import info as trace_info
+    from .console import print_info
 
     facts = _with_status(trace, trace_info, trace_opts)
     if json:
-        print(json_mod.dumps(facts))
+        print_json(facts)
         return
-    _print_info(facts, trace_opts["db"])
+    print_info(facts)
 
 
 # ---- analyze / report ------------------------------------------------------------------------
 
-OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<trace name>/)")]
+OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<name of the original trace file>/, for a .duckdb too)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Write into the output folder even if it holds another trace's report")]
 
 
 @trace_command()
-def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
+def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, json: JsonOpt = False,
             partitions: PartitionsOpt = None, seed: SeedOpt = None, engine: EngineOpt = "local",
             ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
@@ -161,20 +238,22 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, json: JsonOpt = False,
 
     if partitions is not None or engine != "local" or trace.is_dir():
         from .commands import analyze_partitioned
+        from .console import print_partitioned
         result, path = analyze_partitioned(trace, trace_opts, out, partitions=partitions, seed=seed,
-                                           engine=engine, ray_address=ray_address)
+                                           engine=engine, ray_address=ray_address, force=force)
         if json:
             print(result.to_json())
             print(f"wrote {path}", file=sys.stderr)
             return
-        _print_partitioned(result, path)
+        print_partitioned(result, path)
         return
-    done = run_analyze(trace, trace_opts, out)
+    from .console import print_analysis
+    done = run_analyze(trace, trace_opts, out, force=force)
     if json:
         print(done.result.to_json())
         print(f"wrote {done.summary_path}\nwrote {done.report_path}", file=sys.stderr)
         return
-    _print_analysis(done.result.summary(), [done.summary_path, done.report_path])
+    print_analysis(done.result.summary(), [done.summary_path, done.report_path])
 
 
 # Replay config options (report, replay, recommend).
@@ -183,7 +262,7 @@ PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped conf
 
 
 @trace_command()
-def report(trace: TraceArg, out: OutDirOpt = None,
+def report(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: ConfigOpt = None, preset: PresetOpt = None,
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
@@ -193,7 +272,7 @@ def report(trace: TraceArg, out: OutDirOpt = None,
     from .commands import report as write_trace_report
 
     path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
-                              recommend=recommend, engine=engine, ray_address=ray_address)
+                              recommend=recommend, engine=engine, ray_address=ray_address, force=force)
     print(f"wrote {path}")
 
 
@@ -210,15 +289,14 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
     """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
     metadata, load and prefill time, TTFT percentiles."""
-    import json as _json
-
     from .commands import replay as run_replay
+    from .console import print_replay
     summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
                          capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration).summary()
     if json:
-        print(_json.dumps(summary, indent=2))
+        print_json(summary, indent=2)
         return
-    _print_replay(summary, out)
+    print_replay(summary, out)
 
 
 @trace_command()
@@ -238,9 +316,8 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
               ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Sweep index model x tier capacities x policy x admission threshold, rank by the
     objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
-    import json as _json
-
     from .commands import recommend as run_recommend
+    from .console import print_recommendation
 
     rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
                               objective=objective, policies=policies, indexes=indexes, admission=admission,
@@ -248,9 +325,9 @@ def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = Non
                               workers=workers, out=out, calibration=calibration, engine=engine,
                               ray_address=ray_address)
     if json:
-        print(_json.dumps({**rec.summary(top), "config_path": str(path)}, indent=2, default=str))
+        print_json({**rec.summary(top), "config_path": str(path)}, indent=2)
         return
-    _print_recommendation(rec, top, path)
+    print_recommendation(rec, top, path)
 
 
 # ---- bench-index (live Redis) ------------------------------------------------------------------
@@ -268,6 +345,7 @@ def bench_index(trace: TraceArg,
     Redis server, per key design; latency percentiles per op and per 10 minutes of trace time.
     Keys live under a prefix and are deleted at the end and on Ctrl-C; nothing is flushed."""
     from .commands import bench_index as run_bench_index
+    from .console import print_bench_index
     from .progress import status
     from .replay.index_bench import BenchInterrupted
 
@@ -284,32 +362,7 @@ def bench_index(trace: TraceArg,
     if json:
         print(result.to_json())
         return
-    _print_bench_index(result, comparison)
-
-
-def _print_bench_index(result, comparison) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    s = result.summary()
-    con.print(f"[bold]Redis {s['server']['version']}[/] at {result.url}: {result.n_requests:,} requests of "
-              f"{result.trace}, {result.clients} client(s), keys under {result.key_prefix!r}")
-    for d in s["designs"]:
-        t = Table("op", "count", "p50 µs", "p90 µs", "p99 µs",
-                  title=f"design {d['design']}: {d['throughput_ops_s']:,.0f} ops/s", title_justify="left")
-        for op, n in d["ops"].items():
-            q = d["latency_us"][op]
-            t.add_row(op, f"{n:,}", *((f"{q[k]:,.1f}" for k in ("p50", "p90", "p99")) if q else ("-",) * 3))
-        con.print(t)
-    if comparison:
-        t = Table("design", "op", "model", "measured p50", "modelled p50", "measured p99", "modelled p99",
-                  title="measured vs modelled (µs)", title_justify="left")
-        for row in comparison:
-            t.add_row(row["design"], row["op"], row["model"], *(f"{row[k]:,.1f}" for k in (
-                "measured_p50_us", "modelled_p50_us", "measured_p99_us", "modelled_p99_us")))
-        con.print(t)
-    con.print(f"keys written {s['keys_written']:,}, keys left {s['keys_left']:,}")
+    print_bench_index(result, comparison)
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -322,13 +375,11 @@ def export(trace: TraceArg,
            json: JsonOpt = False, trace_opts: dict = None):
     """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
     (each partition's task reads only its own files; docs/ray.md)."""
-    import json as _json
-
     from .commands import export as run_export
 
     manifest = run_export(trace, trace_opts, parquet=parquet, partitions=partitions, seed=seed)
     if json:
-        print(_json.dumps(manifest, indent=2))
+        print_json(manifest, indent=2)
         return
     sizes = manifest["partition_accesses"]
     print(f"wrote {manifest['path']}: {manifest['accesses']:,} accesses of {manifest['requests']:,} requests in "
@@ -377,199 +428,3 @@ def _register_synth() -> None:
 
 
 _register_synth()
-
-
-# ---- rendering -------------------------------------------------------------------------------
-
-def _flatten(section: dict, prefix: str = "") -> list:
-    """(dotted key, scalar) pairs of a summary section; lists are left to summary.json."""
-    rows = []
-    for key, value in section.items():
-        if isinstance(value, dict):
-            rows += _flatten(value, f"{prefix}{key}.")
-        elif not isinstance(value, list):
-            rows.append((f"{prefix}{key}", value))
-    return rows
-
-
-def _print_analysis(summary: dict, written: list) -> None:
-    """Readable rich rendering of an analysis summary: one table per registered analysis, its
-    headline scalars only (everything is in summary.json)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .analysis.registry import ANALYSES
-    from .formatting import format_value as fv
-
-    console = Console()
-    t = summary["trace"]
-    console.print(f"[bold]{t['path']}[/bold]  format {t['format']}, block size {t['block_size']}, "
-                  f"{fv(t['requests'])} requests, {fv(t['accesses'])} block accesses, "
-                  f"{fv(t['unique_blocks'])} distinct blocks, {fv(t['duration_s'], digits=1)} s"
-                  + (f", {fv(t['rejected_lines'])} rejected lines" if t["rejected_lines"] else ""))
-    if t.get("tokenizer"):  # text traces (bytes: labelled an approximation)
-        console.print(f"tokenizer {t['tokenizer']}, chat template {t['chat_template']}", markup=False, highlight=False)
-    if not t.get("sorted_input", True):
-        console.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
-    for analysis in ANALYSES:
-        section = summary.get(analysis.name) or {}
-        if not section.get("available", False):
-            console.print(f"[bold]{analysis.name}[/bold]: [yellow]{section.get('reason', 'not available')}[/yellow]")
-            continue
-        rows = _flatten(section)
-        if analysis.headline:
-            rows = [r for r in rows if r[0] in analysis.headline]
-        table = Table(title=analysis.name, title_justify="left", show_header=False, box=None, pad_edge=False)
-        table.add_column("metric", style="cyan")
-        table.add_column("value", justify="right")
-        for key, value in rows:
-            if key == "available" or value is None or (isinstance(value, str) and len(value) > 60):
-                continue  # definitions and the rest live in summary.json
-            table.add_row(key, fv(value))
-        console.print(table)
-    mrc = summary.get("mrc")
-    if mrc:
-        table = Table(title="exact block-LRU hit ratio by capacity", title_justify="left", box=None)
-        table.add_column("capacity (blocks)", justify="right")
-        table.add_column("hit ratio", justify="right")
-        step = max(1, len(mrc) // 10)
-        for point in mrc[::step] + ([mrc[-1]] if (len(mrc) - 1) % step else []):
-            table.add_row(fv(point["capacity_blocks"]), fv(point["hit_ratio"], digits=4))
-        console.print(table)
-    for path in written:
-        console.print(f"wrote {path}")
-
-
-def _print_replay(s: dict, out) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .formatting import format_value as fv
-    from .replay.config import format_bytes
-    con = Console()
-    con.print(f"[bold]{s['config']}[/]: {fv(s['n_requests'])} requests, {fv(s['n_accesses'])} block accesses "
-              f"({s['block_size']} tokens/block), index {s['index']}, overlap {s['overlap']}")
-    con.print(f"prefix hit ratio {fv(s['prefix_hit_ratio'], digits=4)}   "
-              f"block hit ratio {fv(s['block_hit_ratio'], digits=4)}   token hit ratio {fv(s['token_hit_ratio'], digits=4)}")
-    t = Table("tier", "policy", "capacity", "prefix hits", "block hits", "read", "written", "evictions")
-    for tier in s["tiers"]:
-        t.add_row(tier["name"], tier["policy"], f"{fv(tier['capacity_blocks'])} blocks ({format_bytes(tier['capacity_bytes'])})",
-                  f"{fv(tier['prefix_hits'])} ({fv(tier['prefix_hit_ratio'], digits=3)})", fv(tier["block_hits"]),
-                  format_bytes(tier["bytes_read"]), format_bytes(tier["bytes_written"]), fv(tier["evictions"]))
-    con.print(t)
-    p = Table("per request", "p50", "p90", "p99", "mean")
-    for key, label in (("ttft_ms", "TTFT (ms)"), ("metadata_us", "metadata (µs)"), ("load_us", "load (µs)"),
-                       ("prefill_ms", "prefill (ms)")):
-        v = s[key]
-        p.add_row(label, *(fv(v[q], digits=3) for q in ("p50", "p90", "p99", "mean")))
-    con.print(p)
-    if out is not None:
-        con.print(f"per-request results: {out}")
-
-
-def _print_info(info: dict, db) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .formatting import format_value as fv
-
-    console = Console()
-    console.print(f"[bold]{info['path']}[/bold]", soft_wrap=True, markup=True, highlight=False)
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column("key", style="cyan")
-    table.add_column("value", justify="right")
-    blocks = info["has_block_ids"]
-    rows = [
-        ("format", info["format"]),
-        ("block size (tokens)", fv(info["block_size"]) + (f" ({fv(info['source_block_size'])} x {info['coarsen']})" if info["coarsen"] > 1 else "")),
-        ("requests", fv(info["requests"])),
-        ("block accesses", fv(info["accesses"]) if blocks else "n/a (no block ids)"),
-        ("unique blocks", fv(info["unique_blocks"]) if blocks else "n/a (no block ids)"),
-        ("duration", f"{fv(info['duration_s'], digits=1)} s"),
-        ("input tokens", fv(info["input_tokens"])),
-        ("output tokens", fv(info["output_tokens"])),
-        ("rejected lines", fv(info["rejected_lines"])),
-        ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
-    ]
-    if info.get("tokenizer"):  # text traces: which tokenizer, which template, what was skipped
-        rows += [("tokenizer", info["tokenizer"]), ("chat template", info["chat_template"]),
-                 ("non-text parts skipped", fv(info["non_text_parts_skipped"]))]
-        if info["message_start_fallbacks"]:
-            rows.append(("message starts fell back", f"{fv(info['message_start_fallbacks'])} requests"))
-    if db is not None:
-        rows.append(("database", str(db)))
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
-    if info["rejected_lines"]:
-        print(f"note: {fv(info['rejected_lines'])} lines were rejected; see the rejects table", file=sys.stderr)
-
-
-def _print_recommendation(rec, top, path) -> None:
-    import polars as pl
-    from rich.console import Console
-    from rich.table import Table
-
-    from .formatting import format_value as fv
-    from .replay.config import format_bytes
-    sw = rec.sweep
-    con = Console()
-    bb = sw.base.block_bytes(sw.block_size)
-    con.print(f"[bold]{sw.table.height}[/] configs ({sw.table['replay'].n_unique()} replays x "
-              f"{sw.table['index'].n_unique()} index models), ranked by {sw.objective}")
-    def short(n):
-        return format_bytes(n).replace(" ", "").replace("B", "")
-    t = Table("#", "index", "policy", "adm", " / ".join(sw.tier_names), "prefix hit", "TTFT p50 ms",
-              "TTFT p99 ms", "meta p99 µs", title=f"top {top} by {sw.objective}")
-    rows = sw.table.head(top)
-    if rec.row["rank"] > top:
-        rows = pl.concat([rows, sw.table.filter(pl.col("rank") == rec.row["rank"])])
-    for row in rows.iter_rows(named=True):
-        style = "bold green" if row["rank"] == rec.row["rank"] else None
-        t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}",
-                  "/".join(short(row[f"cap_{n}"] * bb) for n in sw.tier_names), fv(row["prefix_hit_ratio"], digits=4),
-                  fv(row["ttft_p50_ms"], digits=1), fv(row["ttft_p99_ms"], digits=1), fv(row["metadata_p99_us"], digits=1),
-                  style=style)
-    con.print(t)
-    r = rec.row
-    con.print(f"[bold]recommended[/] (rank {r['rank']}): index {r['index']}, policy {r['policy']}, admit >= "
-              f"{r['admission']} to {sw.tier_names[0]}, "
-              + ", ".join(f"{n} {format_bytes(r[f'cap_{n}'] * bb)}" for n in sw.tier_names))
-    for line in rec.reasons:
-        con.print(f"  - {line}")
-    con.print(f"config written to {path}")
-
-
-def _print_partitioned(result, path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    s = result.summary()
-    con = Console()
-    con.print(f"[bold]{s['path']}[/bold]  partitioned reuse: {s['partitions']} partitions (seed {s['seed']}, "
-              f"engine {s['engine']}), {s['requests']:,} requests, {s['accesses']:,} accesses, "
-              f"{s['unique_blocks']:,} distinct blocks")
-    t = Table(title="exact (per-request figures merged across partitions)", title_justify="left",
-              show_header=False, box=None, pad_edge=False)
-    for key in ("ideal_hit_ratio_blocks", "ideal_prefix_hit_ratio_blocks", "ideal_hit_ratio_tokens",
-                "ideal_prefix_hit_ratio_tokens", "request_hit_rate_mean", "request_prefix_hit_rate_mean",
-                "one_hit_block_share"):
-        t.add_row(key, f"{s[key]:.4f}")
-    con.print(t)
-    err = s["mrc_error"]
-    m = Table("capacity (blocks)", "merged hit ratio", "exact hit ratio",
-              title="block-LRU hit ratio by capacity (merged from partitions)", title_justify="left", box=None)
-    step = max(1, len(s["mrc"]) // 10)
-    for point in s["mrc"][::step] + ([s["mrc"][-1]] if (len(s["mrc"]) - 1) % step else []):
-        exact = point["exact_hit_ratio"]
-        m.add_row(f"{point['capacity_blocks']:,}", f"{point['hit_ratio']:.4f}", "-" if exact is None else f"{exact:.4f}")
-    con.print(m)
-    if err["exact_computed"]:
-        con.print(f"error against the exact curve: MAE {err['mae_linear']:.5f} (linear grid), "
-                  f"{err['mae_log']:.5f} (log grid), max {err['max_abs']:.4f}")
-    else:
-        con.print(f"error against the exact curve: not computed ({err['reason']})")
-    tm = result.timings_s
-    con.print(f"time: {tm['total']:.2f} s (partitions {tm['partitions_wall']:.2f} s wall, slowest "
-              f"{tm['partition_max']:.2f} s; merge {tm['merge']:.3f} s; exact {tm['exact']:.2f} s)")
-    con.print(f"wrote {path}")

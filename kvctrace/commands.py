@@ -20,9 +20,26 @@ def _open(trace, trace_options: dict | None, progress=None):
     return open_trace(trace, **(trace_options or {}), **({"progress": progress} if progress else {}))
 
 
-def _default_out(trace_path) -> Path:
+def default_out_dir(info: dict) -> Path:
+    """The default output folder of every command that writes a trace's reports:
+    ``reports/<name of the original trace file>/`` (a .duckdb remembers the name), so every
+    command writes the same folder for the same trace (kvctrace.outputs)."""
     from .analysis import trace_name
-    return Path("reports") / trace_name(trace_path)
+    return Path("reports") / trace_name(info["path"])
+
+
+def _claim(out: Path | None, info: dict, force: bool) -> Path:
+    """``out`` (default ``default_out_dir``) checked and claimed for the trace of ``info``."""
+    from .outputs import claim_out_dir
+    return claim_out_dir(out if out is not None else default_out_dir(info), info, force)
+
+
+def _warn(lines) -> None:
+    import warnings
+
+    from .errors import KvctraceWarning
+    for line in lines:
+        warnings.warn(line, KvctraceWarning, stacklevel=3)
 
 
 # ---- ingest / info ----------------------------------------------------------------------------
@@ -49,8 +66,12 @@ def ingest(trace: Path, trace_options: dict | None = None, progress=None) -> dic
 
 
 def info(trace: Path, trace_options: dict | None = None, progress=None) -> dict:
-    """Facts about a trace or a kvctrace database, plus ``db`` (the database given, or None)."""
+    """Facts about a trace or a kvctrace database, plus ``db``: the database read or written
+    (``trace`` itself when it is one, else ``--db``), or None for a trace read into memory."""
+    from .formats.source import is_duckdb_file
     db = (trace_options or {}).get("db")
+    if db is None and is_duckdb_file(trace):
+        db = trace
     return _open(trace, trace_options, progress).info() | {"db": str(db) if db is not None else None}
 
 
@@ -64,12 +85,14 @@ class AnalysisOutput:
     report_path: Path
 
 
-def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = None) -> AnalysisOutput:
-    """Run every analysis and write summary.json and report.html into ``out``
-    (default ``reports/<trace name>/``)."""
+def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = None,
+            force: bool = False) -> AnalysisOutput:
+    """Run every analysis and write summary.json and report.html into ``out`` (default
+    ``default_out_dir``); a folder holding another trace's report is an error unless ``force``."""
     from .analysis import analyze as run_analyses, write_summary
-    result = run_analyses(_open(trace, trace_options))
-    out_dir = out if out is not None else _default_out(trace)
+    opened = _open(trace, trace_options)
+    out_dir = _claim(out, opened.info(), force)
+    result = run_analyses(opened)
     summary_path = write_summary(result, out_dir)
     # The command is done with the trace's database (the summary and the report use only the
     # results): closing it frees the in-memory store (~60 MB on 5.6M accesses) before the
@@ -83,22 +106,26 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
-           recommend: bool = False, engine: str = "local", ray_address: str | None = None) -> Path:
-    """Write report.html for ``trace`` (default folder ``reports/<trace name>/``) and return its
-    path. With ``replay`` (implied by ``config``, ``preset`` or ``recommend``) it adds the replay
-    study around the config; with ``recommend`` it sweeps first and centres the study on the
-    recommended config. ``engine`` runs those replays (``start_engine``)."""
+           recommend: bool = False, engine: str = "local", ray_address: str | None = None,
+           force: bool = False) -> Path:
+    """Write report.html for ``trace`` (default folder ``default_out_dir``, as ``analyze``; another
+    trace's folder is an error unless ``force``) and return its path. With ``replay`` (implied
+    by ``config``, ``preset`` or ``recommend``) it adds the replay study around the config; with
+    ``recommend`` it sweeps first and centres the study on the recommended config. ``engine``
+    runs those replays (``start_engine``)."""
     from .analysis import analyze as run_analyses
     from .engines import check_engine
     from .report import write_report
     check_engine(engine, ray_address)
     opened = _open(trace, trace_options)
-    out_dir = out if out is not None else _default_out(opened.path)
+    out_dir = _claim(out, opened.info(), force)
     runs = rec = None
     if replay or recommend or config is not None or preset is not None:
+        from .replay.config import gpu_memory_warnings
         from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
+        _warn(gpu_memory_warnings(base, opened.block_size))
         start_engine(engine, ray_address)
         if recommend:
             rec = run_recommend(opened, base, engine=engine)
@@ -115,7 +142,11 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
     with the one-tier shortcuts (``policy``, ``capacity_blocks``) and an ``index`` override."""
     from dataclasses import replace
 
+    from .errors import ConfigError
     from .replay.config import IndexConfig, load_config, load_preset, one_tier, validate
+    if capacity_blocks is not None and capacity_blocks < 1:
+        raise ConfigError(f"must be at least 1 block, got {capacity_blocks}", field="--capacity-blocks",
+                          hint="a one-tier replay needs room for a block; omit it for the preset's top-tier size")
     cfg = load_config(config) if config is not None else load_preset(preset or DEFAULT_PRESET)
     if policy is not None or capacity_blocks is not None:
         cfg = one_tier(cfg, policy, capacity_blocks)
@@ -132,10 +163,13 @@ def replay(trace: Path, trace_options: dict | None = None, *, config: Path | Non
     per-request results as Parquet; ``calibration`` (bench-index --calibrate) sets the Redis
     index costs. Returns the ReplayResult."""
     from .replay import replay as run_replay
+    from .replay.config import gpu_memory_warnings
     from .replay.cost import use_calibration
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
+    opened = _open(trace, trace_options)
+    _warn(gpu_memory_warnings(cfg, opened.block_size))
     with use_calibration(calibration):
-        result = run_replay(_open(trace, trace_options), cfg)
+        result = run_replay(opened, cfg)
     if out is not None:
         result.to_parquet(out)
     return result
@@ -178,6 +212,16 @@ def parse_budgets(items: list[str] | None) -> dict:
     return out
 
 
+def budget_warnings(base, budget_bytes: dict, block_size: int) -> list[str]:
+    """``gpu_memory_warnings`` of ``base`` with its tiers sized by the ``--budget`` values."""
+    from dataclasses import replace
+
+    from .replay.config import gpu_memory_warnings
+    tiers = tuple(replace(t, capacity_bytes=budget_bytes[t.name], capacity_blocks=None) if t.name in budget_bytes
+                  else t for t in base.tiers)
+    return gpu_memory_warnings(replace(base, tiers=tiers), block_size)
+
+
 def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
               preset: str | None = None, budgets: list[str] | None = None, objective: str = "p99-ttft",
               policies: str | None = None, indexes: str | None = None, admission: str | None = None,
@@ -197,9 +241,11 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
     from .replay.cost import use_calibration
+    opened = _open(trace, trace_options)
+    _warn(budget_warnings(base, budget_bytes, opened.block_size))
     start_engine(engine, ray_address)
     with use_calibration(calibration):  # the Redis index costs measured by bench-index --calibrate
-        rec = run_recommend(_open(trace, trace_options), base, budgets=budget_bytes, grid=grid,
+        rec = run_recommend(opened, base, budgets=budget_bytes, grid=grid,
                             objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit,
                             engine=engine)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
@@ -258,11 +304,12 @@ def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, par
 
 def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
                         partitions: int | None = None, seed: int | None = None, engine: str = "local",
-                        ray_address: str | None = None):
+                        ray_address: str | None = None, force: bool = False):
     """The partitioned reuse analysis of a trace (split into ``partitions`` in memory) or of an
     export folder (each partition task reads its own files), on ``engine``; writes
-    partitioned.json into ``out`` (default ``reports/<name>/``). Returns (result, path)."""
-    from .analysis.partitioned import analyze_partitioned as run, is_export
+    partitioned.json into ``out`` (default ``default_out_dir`` of the original trace; another
+    trace's folder is an error unless ``force``). Returns (result, path)."""
+    from .analysis.partitioned import analyze_partitioned as run, is_export, read_manifest
     from .engines import check_engine
     from .errors import KvctraceError
     check_engine(engine, ray_address)
@@ -273,10 +320,12 @@ def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Pat
             raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
                                 path=str(trace), hint="drop them, or export again from the trace with them")
         source = trace
+        facts = {"path": read_manifest(trace)["source"], "sha256": None}
     else:
         source = _open(trace, trace_options)
+        facts = source.info()
+    out_dir = _claim(out, facts, force)
     result = run(source, partitions, seed=seed, engine=engine, ray_address=ray_address)
-    path = Path(out if out is not None else _default_out(trace)) / "partitioned.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "partitioned.json"
     path.write_text(result.to_json() + "\n", encoding="utf-8")
     return result, path

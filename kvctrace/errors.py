@@ -43,3 +43,8 @@ class UnknownNameError(KvctraceError):
 
 class NoBlockIdsError(KvctraceError):
     """A reuse analysis was asked of a trace that has no block ids (lengths-only)."""
+
+
+class KvctraceWarning(UserWarning):
+    """A result kvctrace computes but that is probably not what was meant (e.g. an HBM tier
+    larger than the GPU); the CLI prints it as one 'warning: ...' line on stderr."""

@@ -68,3 +68,35 @@ def _seconds(v: float) -> str:
     if v >= 60:
         return f"{v / 60:.1f} min ({v:,.0f} s)"
     return f"{v:.3g} s"
+
+
+_BYTE_UNITS = (("B", 1.0), ("kB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("PB", 1e15))
+
+
+def format_bytes(n: float) -> str:
+    """A size in bytes as text: three significant digits in the largest SI unit that keeps the
+    rounded figure below 1,000 (bytes are whole numbers; above 999 PB, PB with separators)."""
+    n = float(n)
+    if not math.isfinite(n):
+        return MISSING
+    for unit, size in reversed(_BYTE_UNITS):
+        if abs(n) >= size or unit == "B":
+            break
+    text = f"{round(n):.0f}" if unit == "B" else f"{n / size:.3g}"
+    if abs(float(text)) >= 1000 and unit != "PB":   # 999.9 GB rounds to 1e+03 GB: one unit up
+        unit, size = _BYTE_UNITS[[u for u, _ in _BYTE_UNITS].index(unit) + 1]
+        text = f"{n / size:.3g}"
+    if "e" in text:
+        text = f"{n / size:,.0f}"
+    return f"{text} {unit}"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 root``, ``2 roots``, ``12,031 requests`` (``nouns`` for irregular plurals)."""
+    return f"{format_value(count)} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def format_window(seconds: float) -> str:
+    """A window length for prose, three significant digits: ``30-second``, ``177-second``,
+    ``1.5-second``."""
+    return f"{float(f'{float(seconds):.3g}'):,g}-second"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -19,6 +21,7 @@ import pyarrow as pa
 
 from .errors import KvctraceError, TraceFormatError
 from .formats import read_columns
+from .formats.common import MAX_TOKENS
 from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
@@ -63,6 +66,9 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
                              skip_bad_lines=skip_bad_lines, tokenizer=tokenizer, chat_template=chat_template,
                              progress=progress)
+    if cols.block_size * coarsen > MAX_TOKENS:
+        raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {cols.block_size * coarsen:,} tokens, "
+                               f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
     key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
                                       chat_template)
     partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
@@ -112,13 +118,38 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
 
 
 # ---- open -------------------------------------------------------------------------------------
+# Commands that only read open a database file read-only: DuckDB lets any number of processes
+# do so side by side, while a writer (an ingest) needs the file alone. When the two meet, the
+# message names the other process (DuckDB's lock error carries its PID).
 
-def _connect(db: Path) -> duckdb.DuckDBPyConnection:
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def _lock_error(db: Path, err: Exception, read_only: bool) -> KvctraceError:
+    text = str(err)
+    held = _LOCK_HOLDER.search(text)
+    if held is None:
+        return KvctraceError(f"cannot open the DuckDB database ({text.splitlines()[0]})", path=str(db),
+                             hint="is it a DuckDB file? is the disk full or read-only?")
+    program, pid = held.group(1), held.group(2)
+    if read_only:
+        return KvctraceError(f"the database is being written by another process (PID {pid}, {program})",
+                             path=str(db), hint=f"wait for PID {pid} to finish its ingest, then run this again")
+    return KvctraceError(f"the database is in use by another process (PID {pid}, {program})", path=str(db),
+                         hint=f"an ingest needs the database alone: wait for PID {pid} to finish (any number of "
+                              "read-only commands such as info, analyze, report can share it)")
+
+
+def _connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(db))
+        return duckdb.connect(str(db), read_only=read_only)
+    except duckdb.ConnectionException as err:
+        if read_only and "different configuration" in str(err):
+            # this process already holds the file open for writing: share that database
+            return _connect(db, read_only=False)
+        raise _lock_error(db, err, read_only) from None
     except duckdb.Error as err:
-        raise KvctraceError(f"cannot open the DuckDB database ({err})".splitlines()[0], path=str(db),
-                            hint="is another process using it? is it a DuckDB file?") from None
+        raise _lock_error(db, err, read_only) from None
 
 
 def _read_meta(con) -> dict | None:
@@ -160,16 +191,70 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _reusable(meta: dict | None, path: Path, key: str) -> bool:
+    """The store holds ``path`` ingested with these options by this kvctrace version."""
+    return (meta is not None and path.is_file() and meta.get("options") == key
+            and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == _file_sha256(path))
+
+
+def _check_not_foreign(con, meta: dict | None, db: Path) -> None:
+    if meta is None and con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0]:
+        raise KvctraceError("--db holds tables that kvctrace did not write; refusing to overwrite them",
+                            path=str(db), hint="choose a new database file")
+
+
+def _remove(db: Path) -> None:
+    for name in (db, db.with_name(db.name + ".wal")):
+        name.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(db: Path) -> None:
+    """Temporary files of earlier ingests into ``db`` whose process is gone (killed)."""
+    for tmp in db.parent.glob(f".{db.name}.*.ingesting"):
+        pid = tmp.name[len(db.name) + 2:-len(".ingesting")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(tmp)
+
+
+def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
+    """Ingest into a new database file: written under a temporary name beside it and renamed
+    once complete, so a failed or interrupted ingest (even kill -9) leaves nothing at ``db``."""
+    _remove_stale_temporaries(db)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.ingesting")
+    _remove(tmp)
+    con = _connect(tmp)
+    try:
+        trace = ingest(path, con=con, **options)
+        con.close()  # checkpointed: the file is complete, with no write-ahead log beside it
+        os.replace(tmp, db)
+    except BaseException:
+        con.close()
+        _remove(tmp)
+        raise
+    trace.con = _connect(db, read_only=True)
+    return trace
+
+
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
                partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
                db=None, progress=None, tokenizer=None, chat_template=None) -> Trace:
     """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
-    options, it is opened as is. ``partial_block`` None: the format's own default (drop for
-    text traces, else include). ``tokenizer`` / ``chat_template``: for text traces
-    (docs/text-inputs.md); part of the options that decide whether ``db`` is re-used."""
-    text = {"tokenizer": tokenizer, "chat_template": chat_template}
+    options, it is opened as is (read-only, as a ``.duckdb`` given as the trace is).
+    ``partial_block`` None: the format's own default (drop for text traces, else include).
+    ``tokenizer`` / ``chat_template``: for text traces (docs/text-inputs.md); part of the
+    options that decide whether ``db`` is re-used."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
@@ -183,27 +268,34 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
-        return load_store(_connect(path), str(path))
+        return load_store(_connect(path, read_only=True), str(path))
     key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer, chat_template)
+    options = dict(format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
+                   skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, tokenizer=tokenizer,
+                   chat_template=chat_template)
     if db is None:
-        return ingest(path, format=format, block_size=block_size, partial_block=partial_block,
-                      coarsen=coarsen, skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, **text)
+        return ingest(path, **options)
     db = Path(db)
-    if db.exists() and not is_duckdb_file(db):
+    if not db.exists():
+        return _ingest_new_file(path, db, options)
+    if not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
                             hint="choose a new file name ending in .duckdb")
-    con = _connect(db)
+    con = _connect(db, read_only=True)
     try:
         meta = _read_meta(con)
-        if meta is None and con.sql("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0]:
-            raise KvctraceError("--db holds tables that kvctrace did not write; refusing to overwrite them",
-                                path=str(db), hint="choose a new database file")
-        if (meta is not None and path.is_file() and meta.get("options") == key
-                and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == _file_sha256(path)):
+        _check_not_foreign(con, meta, db)
+        if _reusable(meta, path, key):
             return load_store(con, str(db))
-        return ingest(path, format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
-                      skip_bad_lines=skip_bad_lines, con=con, replace=meta is not None, options_key=key,
-                      progress=progress, **text)
+    except BaseException:
+        con.close()
+        raise
+    con.close()
+    con = _connect(db)  # re-ingest: the database alone, in one transaction
+    try:
+        meta = _read_meta(con)
+        _check_not_foreign(con, meta, db)
+        return ingest(path, con=con, replace=meta is not None, **options)
     except BaseException:
         con.close()
         raise

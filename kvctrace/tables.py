@@ -179,10 +179,18 @@ def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session
         "type": _strings(type, n), "line_no": line_no, **_request_extras(extra, n)})
 
 
+def _raw_bytes(raw) -> bytes:
+    return raw if isinstance(raw, bytes) else str(raw).encode("utf-8", errors="surrogateescape")
+
+
 def _rejects_table(rejects: list) -> pa.Table:
+    """(line_no, raw, reason) tuples, raw as bytes (or text): kept exactly in ``raw_bytes``,
+    and readable in ``raw`` (invalid UTF-8 as U+FFFD, a CR before the newline dropped)."""
+    raw = [_raw_bytes(r[1]) for r in rejects]
     return pa.table({"line_no": pa.array([r[0] for r in rejects], pa.int64()),
-                     "raw": pa.array([r[1] for r in rejects], pa.string()),
-                     "reason": pa.array([r[2] for r in rejects], pa.string())})
+                     "raw": pa.array([b.decode("utf-8", errors="replace").rstrip("\r") for b in raw], pa.string()),
+                     "reason": pa.array([r[2] for r in rejects], pa.string()),
+                     "raw_bytes": pa.array(raw, pa.binary())})
 
 
 def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,

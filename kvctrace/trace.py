@@ -75,7 +75,7 @@ class Trace:
         return {
             "path": str(self.path), "format": self.format, "block_size": int(self.block_size),
             "requests": self.n_requests, "accesses": self.n_accesses,
-            "unique_blocks": int(self.n_unique_blocks), "duration_s": self.duration_s,
+            "unique_blocks": int(self.n_unique_blocks), "duration_s": round(self.duration_s, 9),  # ns: no float noise
             "rejected_lines": int(self.rejected_lines), "sorted_input": bool(self.sorted_input),
             "has_block_ids": bool(self.has_block_ids),
             "input_tokens": int(self.input_len.sum()), "output_tokens": int(self.output_len.sum()),

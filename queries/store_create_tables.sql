@@ -34,4 +34,6 @@ CREATE TABLE blocks (
     tokens       INTEGER NOT NULL
 );
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE rejects (line_no BIGINT, raw VARCHAR, reason VARCHAR);
+-- rejects: raw is the line as text (bytes that are not UTF-8 shown as U+FFFD), raw_bytes the
+-- line exactly as it was in the file.
+CREATE TABLE rejects (line_no BIGINT, raw VARCHAR, reason VARCHAR, raw_bytes BLOB);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 
 import pytest
 import zstandard
@@ -188,9 +189,9 @@ def test_parquet_mistyped_column(tmp_path):
     path = tmp_path / "t.parquet"
     pl.DataFrame({"timestamp": [0, 1], "input_length": ["600", "x"], "output_length": [1, 1],
                   "hash_ids": [[1, 2], [3, 4]]}).write_parquet(path)
-    with pytest.raises(KvctraceError, match="row 1: field 'input_length' should be an integer") as info:
+    with pytest.raises(KvctraceError, match="Parquet column holds String values; kvctrace needs an integer column") as info:
         open_trace(path)
-    assert info.value.field == "input_length"
+    assert info.value.field == "input_length" and "JSON" not in str(info.value)
 
 
 def test_json_array_bad_record(tmp_path):
@@ -258,3 +259,216 @@ def test_csv_non_finite_timestamp(tmp_path):
     assert info.value.line == 3 and info.value.field == "timestamp"
     tr = open_trace(path, skip_bad_lines=True)
     assert tr.n_requests == 2 and tr.rejected_lines == 2
+
+
+
+# ---- valid values (docs/data-model.md "Valid values"): every reader, every container ----------
+
+def mooncake_line(**fields) -> str:
+    return json.dumps(dict(GOOD, **fields))
+
+
+def error_at(path, line, field, words, **options) -> KvctraceError:
+    """The error opening ``path``, checked to name ``line``, ``field`` and ``words``."""
+    with pytest.raises(KvctraceError) as info:
+        open_trace(path, **options)
+    err = info.value
+    assert (err.line, err.field) == (line, field) and re.search(words, str(err)) and err.hint, str(err)
+    return err
+
+
+OUT_OF_RANGE = {
+    # name: (bad line 2, field, words)
+    "timestamp_1e400": ('{"timestamp": 1e400, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "infinite"),
+    "timestamp_minus_1e400": ('{"timestamp": -1e400, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "infinite"),
+    "timestamp_1e300": ('{"timestamp": 1e300, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "valid range"),
+    "timestamp_beyond_2_53_s": ('{"timestamp": 9.1e18, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "valid range"),
+    "timestamp_nan": ('{"timestamp": NaN, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "NaN"),
+    "timestamp_infinity": ('{"timestamp": -Infinity, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]}', "timestamp", "Infinity"),
+    "input_length_2_31": ('{"timestamp": 1, "input_length": 2147483648, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "limit"),
+    "output_length_huge": ('{"timestamp": 1, "input_length": 600, "output_length": 9223372036854775807, "hash_ids": [1, 2]}', "output_length", "limit"),
+    "output_length_beyond_int64": ('{"timestamp": 1, "input_length": 600, "output_length": 9223372036854775808, "hash_ids": [1, 2]}', "output_length", "valid range"),
+    "integral_float_id": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1.0, 2]}', "hash_ids", "item 0 should be an integer"),
+    "integral_float_length": ('{"timestamp": 1, "input_length": 600.0, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "exponent_length": ('{"timestamp": 1, "input_length": 6e2, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "repeated_key": ('{"timestamp": 1, "input_length": 600, "input_length": 1100, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "more than once"),
+    "repeated_escaped_key": ('{"timestamp": 1, "input_length": 600, "input_lengt\\u0068": 600, "output_length": 5, "hash_ids": [1, 2]}', "input_length", "more than once"),
+    "escaped_key_lenient_value": ('{"timestamp": 1, "input_lengt\\u0068": "600", "output_length": 5, "hash_ids": [1, 2]}', "input_length", "should be an integer"),
+    "trailing_comma_elsewhere": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, 2], "x": [1,]}', None, "malformed JSON"),
+    "nan_elsewhere": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, 2], "x": [NaN]}', "x", "NaN"),
+    "huge_integer_digits": ('{"timestamp": 1, "input_length": 600, "output_length": 5, "hash_ids": [1, 2], "x": 1' + "0" * 5000 + "}", None, "malformed JSON"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_OF_RANGE))
+def test_out_of_range_and_non_json_values_are_bad_lines(tmp_path, name):
+    bad, field, words = OUT_OF_RANGE[name]
+    path = write_bad(tmp_path, name, bad)
+    assert "got number nan" not in str(error_at(path, 2, field, re.escape(words)))
+    tr = open_trace(path, skip_bad_lines=True)  # the fast path (few flagged lines) rejects it too
+    assert tr.n_requests == 2 and tr.rejects()["line_no"].to_list() == [2]
+
+
+def test_timestamps_at_the_bound_are_accepted_and_analyze_runs(tmp_path):
+    """The largest valid timestamps ingest, and every analysis finishes with strict JSON."""
+    from kvctrace.analysis import analyze
+    bound_ms = 2.0 ** 53 * 1000
+    path = tmp_path / "edge.jsonl"
+    path.write_text("".join(mooncake_line(timestamp=t, hash_ids=[1, 2 + i]) + "\n"
+                            for i, t in enumerate([-bound_ms, 0, bound_ms])))
+    tr = open_trace(path)
+    assert tr.duration_s == 2.0 ** 54
+    text = analyze(tr).to_json()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the analysis JSON"))
+
+
+def test_request_over_the_token_limit_is_rejected_at_ingest(tmp_path):
+    """2**31 tokens at block size 2**30: two blocks, formerly ingested and then fatal in analyze."""
+    path = tmp_path / "long.jsonl"
+    path.write_text(mooncake_line(input_length=2 ** 31, hash_ids=[1, 2]) + "\n")
+    error_at(path, 1, "input_length", "limit of 1,073,741,824 tokens", block_size=2 ** 30)
+    with pytest.raises(KvctraceError, match="--block-size must be 1 .. 1,073,741,824"):
+        open_trace(path, block_size=2 ** 31)
+    lengths = tmp_path / "long.csv"
+    lengths.write_text("timestamp,input_tokens\n0,5\n1,2147483648\n")
+    error_at(lengths, 3, "input_tokens", "limit")
+
+
+def test_largest_valid_request_ingests(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text(mooncake_line(input_length=2 ** 30, hash_ids=[1]) + "\n")
+    tr = open_trace(path, block_size=2 ** 30)
+    assert tr.input_len.tolist() == [2 ** 30]
+
+
+def write_parquet(path, columns: dict, schema: dict | None = None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table(columns, schema=pa.schema(schema) if schema else None), path)
+    return path
+
+
+@pytest.mark.parametrize("column, values, words", [
+    ("hash_ids", [[1.5, 2.7], [3.0]], "list<double>|List\\(Float64\\)"),
+    ("hash_ids", [[1.0, 2.0], [3.0]], "List\\(Float64\\)"),   # integral floats: refused too
+    ("input_length", [600.0, 100.0], "Float64"),
+    ("timestamp", [True, False], "Boolean"),
+])
+def test_parquet_column_types(tmp_path, column, values, words):
+    cols = {"timestamp": [0.0, 10.0], "input_length": [600, 100], "output_length": [5, 3], "hash_ids": [[1, 2], [1]]}
+    cols[column] = values
+    path = write_parquet(tmp_path / "t.parquet", cols)
+    with pytest.raises(KvctraceError, match=words) as info:
+        open_trace(path, skip_bad_lines=True)
+    err = info.value
+    assert err.field == column and "JSON" not in str(err) and "column" in str(err)
+
+
+@pytest.mark.parametrize("value, words", [(float("inf"), "infinite"), (float("nan"), "NaN"), (1e300, "valid range")])
+def test_parquet_non_finite_timestamp(tmp_path, value, words):
+    path = write_parquet(tmp_path / "t.parquet", {"timestamp": [0.0, value, 20.0], "input_length": [600, 100, 100],
+                                                  "output_length": [5, 3, 3], "hash_ids": [[1, 2], [1], [1]]})
+    with pytest.raises(KvctraceError, match=f"row 2: field 'timestamp' is .*{words}") as info:
+        open_trace(path)
+    assert info.value.field == "timestamp" and "JSON" not in str(info.value)
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 2 and tr.rejects()["line_no"].to_list() == [2]
+
+
+def test_parquet_unsigned_ids_and_datetimes(tmp_path):
+    import pyarrow as pa
+    path = write_parquet(tmp_path / "u.parquet",
+                         {"timestamp": [0, 10], "input_length": [600, 100], "output_length": [5, 3],
+                          "hash_ids": [[2 ** 64 - 1, 5], [2 ** 64 - 1]]},
+                         {"timestamp": pa.int64(), "input_length": pa.uint16(), "output_length": pa.int8(),
+                          "hash_ids": pa.list_(pa.uint64())})
+    tr = open_trace(path)
+    assert tr.blocks_table()["raw_hash"].to_list() == [2 ** 64 - 1, 5]
+    from datetime import datetime
+    times = [datetime(2023, 11, 16, 18, 17, 3, 979960), datetime(2023, 11, 16, 18, 17, 5)]
+    lengths = write_parquet(tmp_path / "l.parquet", {"TIMESTAMP": pa.array(times, pa.timestamp("ns")),
+                                                     "ContextTokens": [10, 20]})
+    assert open_trace(lengths).ts.tolist() == [0.0, 1_020_040_000 / 1e9]
+
+
+@pytest.mark.parametrize("cell, words", [("600.0", "should be an integer"), ("6e2", "should be an integer"),
+                                         ("5_000", "should be an integer"), ("\u0665", "should be an integer"),
+                                         ("2147483648", "limit")])
+def test_csv_integer_cells(tmp_path, cell, words):
+    path = tmp_path / "c.csv"
+    path.write_text(f"timestamp,input_tokens\n0,5\n1,{cell}\n2,7\n", encoding="utf-8")
+    error_at(path, 3, "input_tokens", words)
+
+
+@pytest.mark.parametrize("cell", ["1e300", "1_0", "infinity", "-inf"])
+def test_csv_timestamp_cells(tmp_path, cell):
+    path = tmp_path / "c.csv"
+    path.write_text(f"timestamp,input_tokens\n0,5\n{cell},6\n2,7\n")
+    assert "JSON" not in str(error_at(path, 3, "timestamp", "timestamp"))
+
+
+def test_csv_repeated_column(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("timestamp,input_tokens,input_tokens\n0,5,6\n")
+    error_at(path, 1, "input_tokens", "'input_tokens' appears more than once")
+
+
+def test_csv_mixed_numbers_and_datetimes(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("TIMESTAMP,ContextTokens\n2023-11-16 18:17:03.97,5\n1700158624,6\n")
+    error_at(path, 3, "TIMESTAMP", "date-time like the first")
+
+
+def test_datetimes_exact_to_the_nanosecond_on_both_paths(tmp_path):
+    rows = ["2023-11-16 18:17:03.9799607,5", "2023-11-16 18:17:04.0000001,6", "2023-11-16 18:17:05,7"]
+    good = tmp_path / "g.csv"
+    good.write_text("TIMESTAMP,ContextTokens\n" + "\n".join(rows) + "\n")
+    mixed = tmp_path / "b.csv"
+    mixed.write_text("TIMESTAMP,ContextTokens\n" + "\n".join(rows) + "\n2023-11-16 18:17:06,x\n")
+    fast = open_trace(good).ts
+    slow = open_trace(mixed, skip_bad_lines=True).ts  # a bad row: the per-record path
+    assert fast.tolist() == slow.tolist() == [0.0, 20_039_400 / 1e9, 1_020_039_300 / 1e9]
+
+
+def test_json_array_repeated_key_and_nan(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [1, 2]},\n'
+                    ' {"timestamp": 1, "timestamp": 2, "input_length": 100, "output_length": 5, "hash_ids": [1]},\n'
+                    ' {"timestamp": NaN, "input_length": 100, "output_length": 5, "hash_ids": [1]}]')
+    with pytest.raises(KvctraceError, match="record 2: key 'timestamp' appears more than once"):
+        open_trace(path)
+    tr = open_trace(path, skip_bad_lines=True)
+    assert tr.n_requests == 1 and "NaN" in tr.rejects()["reason"][1]
+
+
+def test_text_file_named_duckdb(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text('{"timestamp": 0}\n')
+    with pytest.raises(KvctraceError, match="not a DuckDB database") as info:
+        open_trace(path)
+    assert "malformed" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_rejected_line_kept_byte_for_byte(tmp_path):
+    bad = b'{"timestamp": 1, "input_length": "x\xff\xfe", "output_length": 5, "hash_ids": [1, 2]}\r'
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(line(GOOD).encode() + b"\n" + bad + b"\n" + line(GOOD2).encode() + b"\n")
+    tr = open_trace(path, skip_bad_lines=True)
+    rej = tr.rejects()
+    assert rej["raw_bytes"].to_list() == [bad]
+    assert rej["raw"][0] == bad.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def test_failed_ingest_into_a_new_db_leaves_no_file(tmp_path):
+    path = write_bad(tmp_path, "bad", '{"timestamp": "soon"}')
+    db = tmp_path / "new.duckdb"
+    with pytest.raises(KvctraceError):
+        open_trace(path, db=db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+    # an existing database is kept as it was
+    good = tmp_path / "good.jsonl"
+    good.write_text(line(GOOD) + "\n")
+    open_trace(good, db=db).con.close()
+    with pytest.raises(KvctraceError):
+        open_trace(path, db=db)
+    assert open_trace(db).n_requests == 1

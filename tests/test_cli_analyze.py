@@ -36,7 +36,8 @@ def test_analyze_prints_summary_and_writes_json(trace_file, tmp_path):
     # 12 accesses, 7 distinct blocks: 5 hits
     assert summary["trace"]["requests"] == 4 and summary["trace"]["accesses"] == 12
     assert summary["reuse"]["ideal_hit_ratio_blocks"] == pytest.approx(5 / 12)
-    assert "ideal_hit_ratio_blocks" in res.output and "0.4167" in res.output
+    # readable labels on the console (issue 9); summary.json keeps the key ideal_hit_ratio_blocks
+    assert "hit ratio, unlimited cache (blocks)" in res.output and "0.4167" in res.output
     assert str(out / "summary.json") in res.output.replace("\n", "")
 
 

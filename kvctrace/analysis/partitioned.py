@@ -383,7 +383,8 @@ class PartitionedReuse:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.summary(), indent=2, allow_nan=False)
+        from ..results import jsonable   # strict JSON: a NaN error figure is null, not a traceback
+        return json.dumps(jsonable(self.summary()), indent=2, allow_nan=False)
 
 
 def analyze_partitioned(source, partitions: int | None = None, *, seed: int | None = None,

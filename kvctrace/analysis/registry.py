@@ -11,7 +11,7 @@ maps the ids to builders (a test checks that every id has a builder and every bu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .access import analyze_access
@@ -32,7 +32,8 @@ class Analysis:
     the console prints (empty: every scalar; everything is in summary.json either way).
     ``report_sections``: ids of the report sections that draw it, in page order.
     ``run_rank``: position in the run order (lower first): the analyses with the largest
-    temporary arrays run first, while few results are held, which lowers peak memory."""
+    temporary arrays run first, while few results are held, which lowers peak memory.
+    ``labels``: how the console names each headline key (summary.json keeps the keys)."""
     name: str
     title: str
     run: Callable
@@ -40,6 +41,7 @@ class Analysis:
     headline: tuple[str, ...]
     report_sections: tuple[str, ...]
     run_rank: int
+    labels: dict = field(default_factory=dict, compare=False)
 
 
 # In summary.json and console order.
@@ -51,29 +53,67 @@ ANALYSES: tuple[Analysis, ...] = (
                   "request_hit_rate_share_gt_0_8", "prefix_and_block_hits_agree", "one_hit_block_share",
                   "reuse_time_s_p50", "reuse_time_requests_p50", "shards.fixed_rate.mae_linear",
                   "shards.fixed_size.mae_linear"),
-        report_sections=("reusability", "reuse-distance"), run_rank=1),
+        report_sections=("reusability", "reuse-distance"), run_rank=1,
+        labels={"ideal_hit_ratio_blocks": "hit ratio, unlimited cache (blocks)",
+                "ideal_hit_ratio_tokens": "hit ratio, unlimited cache (tokens)",
+                "ideal_prefix_hit_ratio_blocks": "prefix hit ratio, unlimited cache (blocks)",
+                "request_hit_rate_mean": "mean per-request hit rate",
+                "request_hit_rate_share_ge_0_5": "requests with hit rate ≥ 0.5",
+                "request_hit_rate_share_ge_0_8": "requests with hit rate ≥ 0.8",
+                "request_hit_rate_share_gt_0_8": "requests with hit rate > 0.8",
+                "prefix_and_block_hits_agree": "prefix and block hits agree",
+                "one_hit_block_share": "blocks accessed only once",
+                "reuse_time_s_p50": "median reuse time",
+                "reuse_time_requests_p50": "median reuse time (requests)",
+                "shards.fixed_rate.mae_linear": "SHARDS fixed-rate error (MAE)",
+                "shards.fixed_size.mae_linear": "SHARDS fixed-size error (MAE)"}),
     Analysis(
         "access", "access pattern", analyze_access, needs_block_ids=True,
         headline=("sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05",
                   "runs_test_requests_tested", "point_lookups", "range_scans", "mean_runs_per_request"),
-        report_sections=("access",), run_rank=3),
+        report_sections=("access",), run_rank=3,
+        labels={"sequential_share_mean_per_request": "sequential share, mean per request",
+                "sequential_share_blocks": "sequential share of all blocks",
+                "runs_test_share_p_gt_0_05": "runs test: random-looking (p > 0.05)",
+                "runs_test_requests_tested": "runs test: requests tested",
+                "point_lookups": "point lookups (isolated blocks)",
+                "range_scans": "range scans (runs of ≥ 2 blocks)",
+                "mean_runs_per_request": "mean runs per request"}),
     Analysis(
         "hotness", "hotness", analyze_hotness, needs_block_ids=True,
         headline=("gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
                   "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
                   "drift_jaccard_mean"),
-        report_sections=("hotness",), run_rank=2),
+        report_sections=("hotness",), run_rank=2,
+        labels={"gini": "Gini coefficient of block heat", "zipf_alpha": "Zipf exponent",
+                "top_1pct_access_share": "accesses to the hottest 1% of blocks",
+                "top_10pct_access_share": "accesses to the hottest 10% of blocks",
+                "one_hit_block_share": "blocks accessed only once",
+                "hot_set_block_share_80pct": "blocks taking 80% of accesses",
+                "hot_set_block_share_99pct": "blocks taking 99% of accesses",
+                "drift_jaccard_mean": "hot-set overlap between windows"}),
     Analysis(
         "prefix", "prefix structure", analyze_prefix, needs_block_ids=True,
         headline=("tree.nodes", "tree.max_depth", "tree.mean_depth", "tree.max_fanout",
                   "groups.shared_prefix_groups", "groups.largest_group_requests",
                   "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"),
-        report_sections=("prefix",), run_rank=0),
+        report_sections=("prefix",), run_rank=0,
+        labels={"tree.nodes": "prefix-tree nodes (distinct blocks)", "tree.max_depth": "deepest prefix (blocks)",
+                "tree.mean_depth": "mean prefix depth (blocks)", "tree.max_fanout": "largest fan-out",
+                "groups.shared_prefix_groups": "shared-prefix groups",
+                "groups.largest_group_requests": "requests in the largest group",
+                "groups.largest_group_prefix_tokens": "largest group's prefix (tokens)",
+                "groups.reusable_prefix_tokens_share_of_input": "input tokens in shared prefixes"}),
     Analysis(
         "workload", "workload statistics", analyze_workload, needs_block_ids=False,
         headline=("mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
                   "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"),
-        report_sections=("workload",), run_rank=4),
+        report_sections=("workload",), run_rank=4,
+        labels={"mean_rate_rps": "mean arrival rate (requests/s)", "peak_window_requests": "peak requests per window",
+                "interarrival_cv": "inter-arrival CV (1 = Poisson)", "index_of_dispersion": "index of dispersion",
+                "input_len_mean": "mean input length (tokens)", "input_len_p50": "median input length (tokens)",
+                "input_len_p99": "p99 input length (tokens)", "output_len_mean": "mean output length (tokens)",
+                "output_len_p50": "median output length (tokens)"}),
 )
 
 

@@ -25,6 +25,7 @@ from ..sql import load_query
 
 NICE_WINDOWS_S = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 DEFAULT_DISPERSION_WINDOWS_S = (1.0, 10.0, 60.0, 600.0)
+MAX_DISPERSION_WINDOWS = 1_000_000  # a window size that cuts the trace into more is skipped (memory)
 QUANTILE_PROBS = tuple(i / 100 for i in range(101))
 
 
@@ -69,7 +70,7 @@ class WorkloadResult(ResultMixin):
         duration = o.get("duration_s") or 0.0
         out = {
             "requests": o.get("requests", 0),
-            "duration_s": duration,
+            "duration_s": round(duration, 9),   # to the ns: no float noise (3536.9990000000003)
             "mean_rate_rps": o["requests"] / duration if duration > 0 else None,
             "input_tokens": o.get("input_tokens", 0),
             "output_tokens": o.get("output_tokens", 0),
@@ -116,7 +117,7 @@ def analyze_workload(trace, *, window_s: float | None = None,
         w = float(w)
         if not w > 0:
             raise ConfigError(f"dispersion window {w} must be positive", field="dispersion_windows_s")
-        if duration / w >= 2:        # at least two complete windows
+        if 2 <= duration / w <= MAX_DISPERSION_WINDOWS:  # at least two complete windows
             frames.append(_query(trace, "workload_dispersion", window_s=w))
     dispersion = (pl.concat(frames) if frames else pl.DataFrame(schema={
         "window_s": pl.Float64, "windows": pl.Int64, "mean_requests": pl.Float64,

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 
 from ..kernels.hashing import rechain
-from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_int, get_int_list,
-                     get_number, get_str, has_keys, ids_array)
+from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_count, get_int,
+                     get_int_list, get_str, get_timestamp, has_keys, ids_array, timestamps_ok)
 
 NAME = "bailian"
 DEFAULT_BLOCK_SIZE = 16
@@ -65,6 +65,8 @@ def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | N
     if checked is None:
         return None
     ids, offsets, input_len, output_len = checked
+    if not timestamps_ok(df["timestamp"].to_numpy()):
+        return None
     return _columns(df["chat_id"].to_numpy(), df["parent_chat_id"].to_numpy(), df["timestamp"].to_numpy(),
                     input_len, output_len, df["type"].to_list(), df["turn"].to_numpy(), ids, offsets,
                     line_no, opts)
@@ -73,9 +75,9 @@ def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | N
 def parse_record(rec: dict, opts: dict) -> tuple:
     chat = get_int(rec, "chat_id", nonnegative=False)
     parent = get_int(rec, "parent_chat_id", nonnegative=False)
-    ts = get_number(rec, "timestamp")
-    input_len = get_int(rec, "input_length")
-    output_len = get_int(rec, "output_length")
+    ts = get_timestamp(rec, "timestamp")
+    input_len = get_count(rec, "input_length")
+    output_len = get_count(rec, "output_length")
     typ = get_str(rec, "type")
     turn = get_int(rec, "turn", nonnegative=False)
     ids = get_int_list(rec, "hash_ids")

@@ -8,8 +8,10 @@ exact line and field, or (``--skip-bad-lines``) rejects the line with its reason
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -101,6 +103,28 @@ class BadLine(Exception):
         self.hint = hint
 
 
+# ---- valid values (docs/data-model.md, "Valid values") ---------------------------------------
+# Every reader checks its fields against these, on the fast path (vectorised: ``counts_ok``,
+# ``timestamps_ok``, ``text_matches``) and on the per-record path (``get_*``, ``text_*``), so
+# a value outside them is a bad line in every format and container, never a crash later.
+
+# Tokens of one request (input or output) and the largest (effective) block size. The prefix
+# tree keeps token positions as int32: a request rounded up to whole blocks stays below 2**31.
+MAX_TOKENS = 1 << 30
+# Largest |timestamp| in seconds: float64 still counts every whole second up to 2**53, and the
+# time windows of the analyses stay finite.
+MAX_ABS_SECONDS = float(1 << 53)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Block and token ids are 64-bit patterns: signed or unsigned, stored modulo 2**64.
+ID_MIN, ID_MAX = -(1 << 63), U64_MASK
+# Text cells (CSV, numeric strings): ASCII digits only, spaces/tabs around; no '_', no nan/inf.
+TEXT_SPACE = " \t"
+TEXT_INT_PATTERN = r"^[ \t]*[+-]?[0-9]+[ \t]*$"
+TEXT_NUMBER_PATTERN = r"^[ \t]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t]*$"
+_TEXT_INT = re.compile(TEXT_INT_PATTERN)
+_TEXT_NUMBER = re.compile(TEXT_NUMBER_PATTERN)
+
+
 def _typename(value) -> str:
     return {bool: "boolean", str: "string", float: "number", list: "list", dict: "object",
             type(None): "null"}.get(type(value), type(value).__name__)
@@ -116,37 +140,99 @@ def require(rec: dict, name: str):
     return value
 
 
+def _in_range(value: int, name: str, lo: int, hi: int, what: str) -> int:
+    if not lo <= value <= hi:
+        raise BadLine(f"field '{name}' is {value}, outside the valid range {lo:,} .. {hi:,}", name,
+                      f"'{name}' is {what}")
+    return value
+
+
 def get_int(rec: dict, name: str, *, nonnegative: bool = True, optional: bool = False, default=0) -> int:
-    """An integer field (JSON booleans and floats are mistyped, not silently converted)."""
+    """A 64-bit integer field (booleans and floats, even integral ones such as 5.0, are
+    mistyped, not converted)."""
     if optional and rec.get(name) is None:
         return default
     value = require(rec, name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadLine(f"field '{name}' should be an integer, got {_typename(value)} {value!r:.40}", name,
-                      f"write '{name}' as a JSON integer, e.g. 512")
+                      f"write '{name}' as an integer, e.g. 512 (not 512.0)")
     if nonnegative and value < 0:
-        raise BadLine(f"field '{name}' is negative ({value})", name, f"'{name}' counts tokens; it must be >= 0")
-    if not -(1 << 63) <= value < (1 << 63):
-        raise BadLine(f"field '{name}' is out of the 64-bit range", name, "use a smaller value")
+        raise BadLine(f"field '{name}' is negative ({value})", name, f"'{name}' must be >= 0")
+    return _in_range(value, name, INT64_MIN, INT64_MAX, "a 64-bit signed integer")
+
+
+def get_count(rec: dict, name: str, *, optional: bool = False) -> int:
+    """A token count: an integer 0 .. MAX_TOKENS."""
+    value = get_int(rec, name, optional=optional)
+    if value > MAX_TOKENS:
+        raise BadLine(f"field '{name}' is {value:,} tokens, above the limit of {MAX_TOKENS:,} tokens per request",
+                      name, "kvctrace keeps token positions as 32-bit integers; is the field in tokens?")
     return value
 
 
+def _not_finite(value: float, name: str) -> BadLine:
+    what = "NaN" if math.isnan(value) else f"{'-' if value < 0 else ''}infinite (beyond a 64-bit float's range)"
+    return BadLine(f"field '{name}' is {what}, not a finite number", name,
+                   f"'{name}' must be a finite number")
+
+
 def get_number(rec: dict, name: str) -> float:
+    """A finite number (integers are read as the nearest double)."""
     value = require(rec, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadLine(f"field '{name}' should be a number, got {_typename(value)} {value!r:.40}", name,
-                      f"write '{name}' as a JSON number")
-    return float(value)
+                      f"write '{name}' as a number, e.g. 12.5")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond a double's range
+        number = math.copysign(math.inf, value)
+    if not math.isfinite(number):
+        raise _not_finite(number, name)
+    return number
+
+
+def _unit(unit_s: float) -> str:
+    return {1.0: "s", 1e-3: "ms", 1e-6: "us", 1e-9: "ns"}.get(unit_s, f"x {unit_s:g} s")
+
+
+def check_timestamp(value: float, name: str, unit_s: float = 1.0) -> float:
+    """A finite timestamp (in units of ``unit_s`` seconds) within +-MAX_ABS_SECONDS."""
+    if not abs(value) * unit_s <= MAX_ABS_SECONDS:
+        raise BadLine(f"field '{name}' is {value!r:.40}, outside the valid range "
+                      f"+-{MAX_ABS_SECONDS / unit_s:.4g} {_unit(unit_s)} (2**53 seconds)", name,
+                      f"timestamps must be within 2**53 seconds of 0; is '{name}' in {_unit(unit_s)}?")
+    return value
+
+
+def get_timestamp(rec: dict, name: str, unit_s: float = 1.0) -> float:
+    """A finite timestamp in the format's unit (``unit_s`` seconds each) within the valid range."""
+    return check_timestamp(get_number(rec, name), name, unit_s)
+
+
+def timestamps_ok(values: np.ndarray, unit_s: float = 1.0) -> bool:
+    """Vectorised ``get_timestamp`` range check (NaN fails the comparison)."""
+    return bool((np.abs(values) * unit_s <= MAX_ABS_SECONDS).all())
+
+
+def counts_ok(*arrays: np.ndarray) -> bool:
+    """Vectorised ``get_count`` range check."""
+    return all(bool(((a >= 0) & (a <= MAX_TOKENS)).all()) for a in arrays)
 
 
 def get_str(rec: dict, name: str, *, optional: bool = False):
-    """A label field: strings as they are, integers as their decimal text."""
+    """A label field: strings as they are (valid Unicode), integers as their decimal text."""
     if optional and rec.get(name) is None:
         return None
     value = require(rec, name)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BadLine(f"field '{name}' should be a string, got {_typename(value)} {value!r:.40}", name,
-                      f"write '{name}' as a JSON string")
+                      f"write '{name}' as a string (or an integer)")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadLine(f"field '{name}' holds an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape)",
+                          name, "labels must be valid Unicode text") from None
     return str(value)
 
 
@@ -155,15 +241,93 @@ def get_int_list(rec: dict, name: str) -> list:
     value = require(rec, name)
     if not isinstance(value, list):
         raise BadLine(f"field '{name}' should be a list of integers, got {_typename(value)}", name,
-                      f"write '{name}' as a JSON list such as [0, 1, 2]")
+                      f"write '{name}' as a list such as [0, 1, 2]")
     for i, x in enumerate(value):
         if isinstance(x, bool) or not isinstance(x, int):
             raise BadLine(f"field '{name}' item {i} should be an integer, got {_typename(x)} {x!r:.40}", name,
-                          f"every element of '{name}' must be a JSON integer")
-        if not -(1 << 63) <= x <= U64_MASK:
+                          f"every element of '{name}' must be an integer (not a float, even 5.0)")
+        if not ID_MIN <= x <= ID_MAX:
             raise BadLine(f"field '{name}' item {i} does not fit in 64 bits", name,
-                          "ids must be 64-bit integers")
+                          f"ids must be within {ID_MIN} .. {ID_MAX}")
     return value
+
+
+def get_token_ids(rec: dict, name: str) -> list:
+    """A request's token ids: 64-bit ids, at most MAX_TOKENS of them."""
+    value = get_int_list(rec, name)
+    if len(value) > MAX_TOKENS:
+        raise BadLine(f"field '{name}' holds {len(value):,} tokens, above the limit of {MAX_TOKENS:,}",
+                      name, "split the request")
+    return value
+
+
+def text_int(text: str, name: str) -> int:
+    """An integer cell: optional sign and ASCII digits (no '5.0', '1e3' or '5_000')."""
+    if not _TEXT_INT.match(text):
+        raise BadLine(f"field '{name}' should be an integer, got {text!r:.40}", name,
+                      f"write '{name}' as a whole number, e.g. 512 (not 512.0)")
+    return int(text.strip(TEXT_SPACE))
+
+
+def text_number(text: str, name: str) -> float:
+    """A number cell: a decimal number such as 12, -0.5 or 1.5e3 (no nan, inf or '_')."""
+    if not _TEXT_NUMBER.match(text):
+        raise BadLine(f"field '{name}' should be a number, got {text!r:.40}", name,
+                      f"write '{name}' as a decimal number such as 12.5 (nan and inf are not numbers)")
+    number = float(text.strip(TEXT_SPACE))
+    if not math.isfinite(number):
+        raise _not_finite(number, name)
+    return number
+
+
+def is_number_text(text: str) -> bool:
+    return bool(_TEXT_NUMBER.match(text))
+
+
+def text_matches(series: pl.Series, pattern: str) -> bool:
+    """Vectorised ``text_int`` / ``text_number`` syntax check of a text column (nulls pass)."""
+    return bool(series.str.contains(pattern).fill_null(True).all())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_FRACTION = re.compile(r"[0-9]:[0-9]{2}[.,]([0-9]+)")
+DATETIME_HINT = "use an ISO date-time such as 2023-11-16 18:17:03.97 (naive ones are UTC)"
+
+
+def datetime_ns(text: str, name: str) -> int:
+    """An ISO date-time text as integer nanoseconds since the epoch (naive = UTC), exact to the
+    nanosecond as polars reads it on the fast path (Python's datetime keeps microseconds)."""
+    stripped = text.strip(TEXT_SPACE)
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise BadLine(f"field '{name}' is neither a number nor a date-time: {text!r:.40}", name,
+                      DATETIME_HINT) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    digits = _FRACTION.search(stripped)
+    if digits and len(digits.group(1)) > 6:
+        ns += int(digits.group(1)[6:9].ljust(3, "0"))
+    if not INT64_MIN <= ns <= INT64_MAX:
+        raise BadLine(f"field '{name}' is {text!r:.40}, outside the valid range 1677-09-21 .. 2262-04-11",
+                      name, "date-times must fit 64-bit nanoseconds since 1970")
+    return ns
+
+
+def ns_to_seconds(ns: np.ndarray) -> np.ndarray:
+    """Nanosecond timestamps (int64) as float64 seconds from the earliest; the difference is
+    taken modulo 2**64 and read unsigned, so a span beyond 2**63 ns does not wrap."""
+    if not ns.shape[0]:
+        return ns.astype(np.float64)
+    return (ns - ns.min()).view(np.uint64).astype(np.float64) / 1e9
+
+
+def check_block_size(block_size: int | None, what: str = "--block-size") -> None:
+    if block_size is not None and not 1 <= block_size <= MAX_TOKENS:
+        raise BadLine(f"{what} must be 1 .. {MAX_TOKENS:,} tokens, got {block_size}", None,
+                      "e.g. --block-size 16")
 
 
 def check_block_count(n_ids: int, input_len: int, block_size: int, name: str = "hash_ids") -> None:
@@ -208,6 +372,8 @@ def list_column(series) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.combine_chunks()
     if arr.offset != 0 or arr.null_count:
         arr = pa.concat_arrays([arr])  # normalise slices
+    if arr.values.null_count:  # [1, null]: numpy would make the ids floats
+        raise ValueError("a list holds a null element")
     offsets = np.asarray(arr.offsets).astype(np.int64, copy=False)
     values = np.asarray(arr.values)
     if offsets[0] != 0:
@@ -217,9 +383,8 @@ def list_column(series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def valid_lengths(input_len, output_len, counts, block_size) -> bool:
-    """Vectorised form of the per-record checks (lengths >= 0, one id per block)."""
-    return bool((input_len >= 0).all() and (output_len >= 0).all()
-                and np.array_equal(counts, (input_len + block_size - 1) // block_size))
+    """Vectorised form of the per-record checks (token counts in range, one id per block)."""
+    return counts_ok(input_len, output_len) and np.array_equal(counts, (input_len + block_size - 1) // block_size)
 
 
 def checked_block_columns(df: pl.DataFrame, fields, block_size: int):

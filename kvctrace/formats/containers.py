@@ -24,7 +24,8 @@ from ..errors import TraceFormatError
 from ..kernels import jsonscan
 from ..memory import DUCKDB_CONFIG
 from ..sql import load_query
-from .common import BadLine, Columns
+from .common import TEXT_INT_PATTERN, TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_block_size, text_matches
+from .parquet import check_parquet_types, parquet_frame
 from .registry import choose_reader, csv_formats
 from .source import Source, open_source
 
@@ -36,27 +37,108 @@ def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
     return TraceFormatError(err.reason, path=str(src.path), line=line, field=err.field, hint=err.hint)
 
 
-def _json_object(text: bytes) -> dict:
+# ---- strict JSON (docs/data-model.md, "Valid values") -----------------------------------------
+# Python's json module reads NaN/Infinity (not JSON) and keeps the last of repeated keys; here
+# both are bad records, as the fast path's scan (kernels/jsonscan.py) flags them.
+
+class _Constant:
+    """A NaN, Infinity or -Infinity literal, kept for the message naming its field."""
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Repeated(dict):
+    """An object in which a key appears more than once (``repeated``: the first such key)."""
+    repeated = ""
+
+
+def _object(pairs: list) -> dict:
+    rec = dict(pairs)
+    if len(rec) == len(pairs):
+        return rec
+    seen: set = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    out = _Repeated(rec)
+    out.repeated = key
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_Constant)
+
+
+def strict_json(text: str):
+    """Parse JSON text; repeated keys and NaN/Infinity are left for ``checked_record`` to name.
+    Raises json.JSONDecodeError, or BadLine for a number too long or nesting too deep."""
     try:
-        rec = json.loads(text)
-    except UnicodeDecodeError:
-        raise BadLine("line is not UTF-8 text", None, "the file may be binary or in another encoding") from None
-    except json.JSONDecodeError as err:
-        raise BadLine(f"malformed JSON ({err.msg} at column {err.colno})", None,
-                      "each line must be one complete JSON object") from None
+        return _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as err:  # int digit limit, deep nesting
+        raise BadLine(f"malformed JSON ({str(err).splitlines()[0]:.80})", None,
+                      "numbers must have at most 4300 digits and objects be nested at most ~900 deep") from None
+
+
+def _holds_constant(value) -> bool:
+    if isinstance(value, _Constant):
+        return True
+    if isinstance(value, list):
+        return any(_holds_constant(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_constant(v) for v in value.values())
+    return False
+
+
+def checked_record(rec, constants: bool = True) -> dict:
+    """A parsed record that is one JSON object without repeated keys or NaN/Infinity values
+    (``constants``: whether the text may hold such literals at all; skips the walk if not)."""
     if not isinstance(rec, dict):
         raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
-                      "each line must be one JSON object such as {\"timestamp\": 0, ...}")
+                      "each record must be one JSON object such as {\"timestamp\": 0, ...}")
+    if isinstance(rec, _Repeated):
+        raise BadLine(f"key '{rec.repeated}' appears more than once in the object", rec.repeated,
+                      "write each field once per record (readers disagree on which copy counts)")
+    if constants:
+        for key, value in rec.items():
+            if _holds_constant(value):
+                what = value.name if isinstance(value, _Constant) else "NaN or Infinity"
+                raise BadLine(f"field '{key}' is {what}, which is not a JSON number", key,
+                              "JSON has no NaN or Infinity; write a finite number")
     return rec
 
 
-def _raw(text: bytes) -> str:
-    return text.decode("utf-8", errors="replace").rstrip("\r")
+def _may_hold_constants(text: str) -> bool:
+    return "NaN" in text or "Infinity" in text
+
+
+def _json_object(text: bytes) -> dict:
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadLine("line is not UTF-8 text", None, "the file may be binary or in another encoding") from None
+    try:
+        rec = strict_json(decoded)
+    except json.JSONDecodeError as err:
+        raise BadLine(f"malformed JSON ({err.msg} at column {err.colno})", None,
+                      "each line must be one complete JSON object") from None
+    return checked_record(rec, _may_hold_constants(decoded))
+
+
+def blank(line: bytes) -> bool:
+    """A line of JSON whitespace only (space, tab, CR), skipped by every reader."""
+    return not line.strip(b" \t\r")
 
 
 def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
     for i, line in src.iter_lines():
-        if not line.strip():
+        if blank(line):
             continue
         try:
             return _json_object(line), i
@@ -82,7 +164,8 @@ def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, rea
 
 
 def _slow(items, reader, opts, src: Source, skip_bad_lines: bool, *, parse) -> Columns:
-    """Per-record path: ``items`` yields (line_no, raw text, record-or-bytes)."""
+    """Per-record path: ``items`` yields (line_no, raw bytes, record-or-bytes); a rejected
+    record is kept as (line_no, raw bytes, reason)."""
     rows, line_nos, rejects = [], [], []
     for line_no, raw, item in items:
         try:
@@ -97,8 +180,8 @@ def _slow(items, reader, opts, src: Source, skip_bad_lines: bool, *, parse) -> C
 
 def _jsonl_lines(src: Source):
     for i, line in enumerate(src.lines(), 1):
-        if line.strip():
-            yield i, _raw(line), line
+        if not blank(line):
+            yield i, line, line
 
 
 _DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.List(pl.Int64): "BIGINT[]"}
@@ -178,7 +261,7 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
             reader.parse_record(_json_object(text), opts)
             return None  # the strict scan flagged a line that is valid (e.g. an optional null)
         except BadLine as err:
-            rejects.append((number, _raw(text), err.reason))
+            rejects.append((number, text, err.reason))
         pieces.append(src.data[prev:starts[number - 1]])
         prev = ends[number - 1] + 1
     pieces.append(src.data[prev:])
@@ -219,9 +302,10 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
     return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
 
 
-def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines) -> Columns:
+def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines,
+                  constants: bool = False) -> Columns:
     """A JSON array or a Parquet table: records are numbered 1, 2, ... in file order (the
-    rejects table's line_no is that number)."""
+    rejects table's line_no is that number; its raw text is the record as JSON)."""
     src.unit = "row" if src.kind == "parquet" else "record"
     if not records:
         raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
@@ -229,37 +313,35 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
     first = records[0] if isinstance(records[0], dict) else {}
     reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
-
-    def parse(rec):
-        if not isinstance(rec, dict):
-            raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
-                          "the array must hold one object per request")
-        return rec
-
-    items = ((i, json.dumps(rec, default=str), rec) for i, rec in enumerate(records, 1))
-    return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+    items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
+    return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
 
 
 def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     try:
-        doc = json.loads(src.data)
+        text = src.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceFormatError("not UTF-8 text", path=str(src.path), hint="is this a trace file?") from None
+    try:
+        doc = strict_json(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several objects, one per line: a JSON-lines file named .json
             return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
         raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
                                line=err.lineno, hint="a .json trace is one array of request objects") from None
-    except UnicodeDecodeError:
-        raise TraceFormatError("not UTF-8 text", path=str(src.path), hint="is this a trace file?") from None
+    except BadLine as err:
+        raise TraceFormatError(err.reason, path=str(src.path), hint=err.hint) from None
     if isinstance(doc, dict):
         return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
     if not isinstance(doc, list):
         raise TraceFormatError(f"expected an array of request objects, got a JSON {type(doc).__name__}",
                                path=str(src.path), line=1, hint="a .json trace is one array of request objects")
-    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines)
+    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines, _may_hold_constants(text))
 
 
 def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
-    """Strict casts to the reader's schema (text cells of a CSV become integers, etc.)."""
+    """Strict casts to the reader's schema. Text cells (a CSV) must match the integer or number
+    syntax of ``common`` first (else ValueError: the per-record path names the cell)."""
     exprs = []
     for name, dtype in schema.items():
         if name not in df.columns:
@@ -267,27 +349,25 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
             continue
         col = pl.col(name)
         if df[name].dtype == pl.String and dtype != pl.String:
-            col = col.str.strip_chars()
+            pattern = TEXT_INT_PATTERN if dtype == pl.Int64 else TEXT_NUMBER_PATTERN
+            if not text_matches(df[name], pattern):
+                raise ValueError(f"column {name!r} holds a cell that is not a {dtype} text")
+            col = col.str.strip_chars(TEXT_SPACE)
         exprs.append(col.cast(dtype, strict=True))
     return df.select(exprs)
 
 
 def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
-    try:
-        df = pl.read_parquet(src.path)
-    except Exception as err:  # corrupt footer, truncated file, ...
-        raise TraceFormatError(f"cannot read Parquet ({err})", path=str(src.path),
-                               hint="the file may be truncated or not Parquet") from None
-    if df.height == 0:
-        raise TraceFormatError("empty trace: the Parquet file has no rows", path=str(src.path), line=1,
-                               hint="the file holds no requests")
+    df, written = parquet_frame(src.path)
     first = df.row(0, named=True)
     reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
-    if reader.schema(opts) is None:  # no columnar path (text records): every row is parsed
+    schema = reader.schema(opts)
+    if schema is None:  # no columnar path (text records): every row is parsed
         return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
+    check_parquet_types(df, written, schema, src.path)
     try:
-        cols = reader.from_frame(_cast(df, reader.schema(opts)), np.arange(1, df.height + 1, dtype=np.int64), opts)
+        cols = reader.from_frame(_cast(df, schema), np.arange(1, df.height + 1, dtype=np.int64), opts)
     except (pl.exceptions.PolarsError, ValueError, OverflowError):
         cols = None
     if cols is not None:
@@ -295,15 +375,24 @@ def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Colu
     return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
 
 
-def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
-    numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
-    header_line, header_raw = numbered[0]
+def _csv_header(src: Source, header_line: int, header_raw: bytes) -> list[str]:
     try:
         header = next(csv.reader([header_raw.decode("utf-8")]))
-    except (UnicodeDecodeError, csv.Error) as err:
+    except (UnicodeDecodeError, csv.Error, StopIteration) as err:
         raise TraceFormatError(f"unreadable CSV header ({err})", path=str(src.path), line=header_line,
                                hint="the first line must name the columns") from None
     header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise TraceFormatError(f"column '{repeated[0]}' appears more than once in the header", path=str(src.path),
+                               line=header_line, field=repeated[0], hint="name each column once")
+    return header
+
+
+def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
+    header_line, header_raw = numbered[0]
+    header = _csv_header(src, header_line, header_raw)
     reader = choose_reader(fmt, header, src.path, header_line, src.settings)
     if not reader.CSV:
         flat = csv_formats()
@@ -314,7 +403,7 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     if len(numbered) > 1:
         try:
             first = dict(zip(header, next(csv.reader([numbered[1][1].decode("utf-8")]))))
-        except (UnicodeDecodeError, csv.Error):
+        except (UnicodeDecodeError, csv.Error, StopIteration):
             first = {}
     opts = reader.options(dict.fromkeys(header, None) | first, block_size, partial, text_cells=True)
     line_no = np.array([i for i, _ in numbered[1:]], np.int64)
@@ -330,14 +419,14 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     def parse(raw_line: bytes) -> dict:
         try:
             values = next(csv.reader([raw_line.decode("utf-8")]))
-        except (UnicodeDecodeError, csv.Error) as err:
+        except (UnicodeDecodeError, csv.Error, StopIteration) as err:
             raise BadLine(f"unreadable CSV line ({err})", None, "check the quoting and encoding") from None
         if len(values) != len(header):
             raise BadLine(f"expected {len(header)} columns ({','.join(header)}), got {len(values)}", None,
                           "every row needs one value per header column")
         return dict(zip(header, values))
 
-    items = ((i, _raw(line), line) for i, line in numbered[1:])
+    items = ((i, line, line) for i, line in numbered[1:])
     return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
 
 
@@ -351,8 +440,10 @@ def read_columns(path, *, format: str | None = None, block_size: int | None = No
     are the settings of text readers (docs/text-inputs.md)."""
     if partial_block not in (None, "include", "drop"):
         raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
-    if block_size is not None and block_size < 1:
-        raise TraceFormatError(f"--block-size must be >= 1, got {block_size}", hint="e.g. --block-size 16")
+    try:
+        check_block_size(block_size)
+    except BadLine as err:
+        raise TraceFormatError(err.reason, hint=err.hint) from None
     src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
     src.settings = {"tokenizer": tokenizer, "chat_template": chat_template, "partial_block": partial_block,
                     "progress": progress, "path": str(src.path)}

@@ -7,14 +7,13 @@ Field names are matched case-insensitively against common spellings. Numeric tim
 seconds; text timestamps are ISO-like date-times (naive ones are taken as UTC)."""
 from __future__ import annotations
 
-import math
-from datetime import datetime, timezone
-
 import numpy as np
 import polars as pl
 
 from ..errors import TraceFormatError
-from .common import BadLine, Columns, get_int, get_number, require
+from .common import (TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_timestamp, counts_ok, datetime_ns,
+                     get_count, get_timestamp, is_number_text, ns_to_seconds, require, text_int, text_matches,
+                     text_number, timestamps_ok)
 
 NAME = "lengths"
 DEFAULT_BLOCK_SIZE = 16
@@ -40,7 +39,9 @@ def matches(keys) -> bool:
 
 
 def options(first_record: dict, block_size: int | None, partial: str, text_cells: bool = False) -> dict:
-    """``text_cells`` (a CSV): integers and timestamps arrive as text and are parsed from it."""
+    """``text_cells`` (a CSV): integers and timestamps arrive as text and are parsed from it.
+    The first record's timestamp sets the trace's kind: numbers (seconds, as numbers or
+    numeric text) or date-times (text); every record must be of that kind."""
     keys = list(first_record)
     ts_name = _pick(keys, TS_NAMES)
     in_name = _pick(keys, INPUT_NAMES)
@@ -49,9 +50,11 @@ def options(first_record: dict, block_size: int | None, partial: str, text_cells
             f"a lengths trace needs a timestamp and an input-length column; found {', '.join(keys)}",
             field="timestamp" if ts_name is None else "input_length",
             hint=f"name them one of {', '.join(TS_NAMES)} and {', '.join(INPUT_NAMES)}")
-    ts_text = text_cells or isinstance(first_record.get(ts_name), str)
+    first_ts = first_record.get(ts_name)
+    ts_text = text_cells or isinstance(first_ts, str)
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "ts": ts_name, "input": in_name,
-            "output": _pick(keys, OUTPUT_NAMES), "ts_text": ts_text, "text": text_cells}
+            "output": _pick(keys, OUTPUT_NAMES), "ts_text": ts_text, "text": text_cells,
+            "datetime": isinstance(first_ts, str) and not is_number_text(first_ts)}
 
 
 def schema(opts: dict) -> dict:
@@ -61,93 +64,78 @@ def schema(opts: dict) -> dict:
     return out
 
 
-def _ts_seconds(series: pl.Series) -> np.ndarray | None:
-    """Numeric text as seconds, else date-times as seconds from the earliest (ns precision)."""
-    if series.dtype != pl.String:
-        return series.cast(pl.Float64).to_numpy()
-    try:
-        return series.str.strip_chars().cast(pl.Float64, strict=True).to_numpy()
-    except pl.exceptions.PolarsError:
-        pass
-    try:
-        dt = series.str.strip_chars().str.to_datetime(strict=True, time_unit="ns")
-    except pl.exceptions.PolarsError:
-        return None
-    if dt.dtype.time_zone is not None:  # type: ignore[union-attr]
-        dt = dt.dt.convert_time_zone("UTC")
-    ns = dt.dt.epoch("ns").to_numpy()
-    return (ns - ns.min()) / 1e9 if ns.shape[0] else ns.astype(np.float64)
+def _ts_seconds(series: pl.Series, opts: dict) -> np.ndarray | None:
+    """Seconds of a timestamp column (date-times: from the earliest, exact to the ns), or
+    None when a value needs the per-record path's diagnosis."""
+    if opts["datetime"]:
+        if series.str.contains(TEXT_NUMBER_PATTERN).any():  # numbers among date-times: diagnosed per record
+            return None
+        try:
+            dt = series.str.strip_chars(TEXT_SPACE).str.to_datetime(strict=True, time_unit="ns")
+        except pl.exceptions.PolarsError:
+            return None
+        if dt.dtype.time_zone is not None:  # type: ignore[union-attr]
+            dt = dt.dt.convert_time_zone("UTC")
+        return ns_to_seconds(dt.dt.epoch("ns").to_numpy())
+    if series.dtype == pl.String:
+        if not text_matches(series, TEXT_NUMBER_PATTERN):
+            return None
+        series = series.str.strip_chars(TEXT_SPACE).cast(pl.Float64, strict=True)
+    ts = series.to_numpy()
+    return ts if timestamps_ok(ts) else None
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:
     if any(df[c].null_count() for c in (opts["ts"], opts["input"])):
         return None
-    ts = _ts_seconds(df[opts["ts"]])
-    if ts is None or not np.isfinite(ts).all():
+    ts = _ts_seconds(df[opts["ts"]], opts)
+    if ts is None:
         return None
     input_len = df[opts["input"]].to_numpy()
     output_len = df[opts["output"]].fill_null(0).to_numpy() if opts["output"] else np.zeros_like(input_len)
-    if (input_len < 0).any() or (output_len < 0).any():
+    if not counts_ok(input_len, output_len):
         return None
     return Columns(format=NAME, block_size=opts["block_size"], ts=ts, input_len=input_len,
                    output_len=output_len, line_no=line_no)
 
 
-def _parse_ts(value, name: str) -> float:
+def _parse_ts(value, name: str, opts: dict):
+    """Seconds (a number) or, in a date-time trace, integer nanoseconds since the epoch."""
+    if opts["datetime"]:
+        if not isinstance(value, str) or is_number_text(value):
+            raise BadLine(f"field '{name}' should be a date-time like the first record's, got {value!r:.40}",
+                          name, "a trace's timestamps are all date-times or all numbers (seconds)")
+        return datetime_ns(value, name)
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(seconds):
-                raise BadLine(f"field '{name}' is not a finite number: {value!r:.40}", name,
-                              "timestamps must be finite seconds or date-times")
-            return seconds
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise BadLine(f"field '{name}' is neither a number nor a date-time: {value!r:.40}", name,
-                          "use seconds or an ISO date-time such as 2023-11-16 18:17:03.97") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    return get_number({name: value}, name)
+        if not is_number_text(value):
+            datetime_ns(value, name)  # names the problem when it is no date-time either
+            raise BadLine(f"field '{name}' should be a number like the first record's, got {value!r:.40}",
+                          name, "a trace's timestamps are all numbers (seconds) or all date-times")
+        return check_timestamp(text_number(value, name), name)
+    return get_timestamp({name: value}, name)
 
 
-def _text_int(rec: dict, name: str, optional: bool = False) -> int:
-    """CSV cells are text: an integer cell is digits (a sign allowed, then checked)."""
+def _count(rec: dict, name: str, optional: bool = False) -> int:
+    """A token count; CSV cells are text (an empty optional cell is 0)."""
     value = rec.get(name)
     if optional and (value is None or value == ""):
         return 0
     value = require(rec, name)
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            raise BadLine(f"field '{name}' should be an integer, got {text!r:.40}", name,
-                          f"write '{name}' as a whole number of tokens") from None
-    return get_int({name: value}, name)
+        value = text_int(value, name)
+    return get_count({name: value}, name)
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
-    ts = _parse_ts(require(rec, opts["ts"]), opts["ts"])
-    if opts["text"]:
-        input_len = _text_int(rec, opts["input"])
-        output_len = _text_int(rec, opts["output"], optional=True) if opts["output"] else 0
-    else:
-        input_len = get_int(rec, opts["input"])
-        output_len = get_int(rec, opts["output"], optional=True) if opts["output"] else 0
+    ts = _parse_ts(require(rec, opts["ts"]), opts["ts"], opts)
+    input_len = _count(rec, opts["input"])
+    output_len = _count(rec, opts["output"], optional=True) if opts["output"] else 0
     return ts, input_len, output_len
 
 
 def from_rows(rows: list, line_no: np.ndarray, opts: dict) -> Columns:
     ts, input_len, output_len = zip(*rows) if rows else ((), (), ())
-    ts = np.array(ts, np.float64)
-    if ts.shape[0]:
-        ts = ts - ts.min()  # epoch seconds lose precision as float64; keep them small
+    ts = ns_to_seconds(np.array(ts, np.int64)) if opts["datetime"] else np.array(ts, np.float64)
     return Columns(format=NAME, block_size=opts["block_size"], ts=ts,
                    input_len=np.array(input_len, np.int64), output_len=np.array(output_len, np.int64),
                    line_no=line_no)

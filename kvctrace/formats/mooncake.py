@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_int, get_int_list,
-                     get_number, has_keys, ids_array)
+from .common import (Columns, check_block_count, checked_block_columns, csr_offsets, get_count, get_int_list,
+                     get_timestamp, has_keys, ids_array, timestamps_ok)
 
 NAME = "mooncake"
 DEFAULT_BLOCK_SIZE = 512
@@ -35,14 +35,17 @@ def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | N
     if checked is None:
         return None
     ids, offsets, input_len, output_len = checked
-    return Columns(format=NAME, block_size=opts["block_size"], ts=df["timestamp"].to_numpy() * MS,
+    ts = df["timestamp"].to_numpy()
+    if not timestamps_ok(ts, MS):
+        return None
+    return Columns(format=NAME, block_size=opts["block_size"], ts=ts * MS,
                    input_len=input_len, output_len=output_len, line_no=line_no, offsets=offsets, ids=ids)
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
-    ts = get_number(rec, "timestamp")
-    input_len = get_int(rec, "input_length")
-    output_len = get_int(rec, "output_length")
+    ts = get_timestamp(rec, "timestamp", MS)
+    input_len = get_count(rec, "input_length")
+    output_len = get_count(rec, "output_length")
     ids = get_int_list(rec, "hash_ids")
     check_block_count(len(ids), input_len, opts["block_size"])
     return ts, input_len, output_len, ids

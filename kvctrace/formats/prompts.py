@@ -21,7 +21,6 @@ columns (``Columns.extra``)."""
 from __future__ import annotations
 
 import functools
-import math
 import types
 from datetime import datetime, timezone
 
@@ -32,7 +31,8 @@ from ..errors import TraceFormatError
 from ..kernels.hashing import hash_token_blocks
 from ..progress import status
 from ..tokenize import TemplateFailed, TextPipeline, load_tokenizer
-from .common import BadLine, Columns, get_int, get_str, tokens_column
+from .common import (MAX_TOKENS, BadLine, Columns, check_timestamp, datetime_ns, get_count, get_str, get_timestamp,
+                     tokens_column)
 
 NAME = "prompts"
 DEFAULT_BLOCK_SIZE = 16
@@ -42,7 +42,6 @@ DEFAULT_PARTIAL_BLOCK = "drop"
 TEXT_PART_TYPES = ("text", "input_text", "output_text")
 TS_NAMES = ("timestamp", "created")
 PROMPT_ROLE = "prompt"  # msg_roles of a prompt record
-MAX_SECONDS = 1e11      # timestamps beyond (the year 5138) are rejected: milliseconds, most likely
 
 
 def matches(keys) -> bool:
@@ -115,24 +114,12 @@ def _timestamp(rec: dict, opts: dict):
         raise BadLine(f"field '{name}' is given but the first record has no timestamp", name,
                       "give every record a timestamp, or none (then record order is used)")
     value = rec[name]
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise BadLine(f"field '{name}' is not an ISO-8601 date-time: {value!r:.40}", name,
-                          "use seconds or text such as 2024-05-01T12:00:00Z") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        if abs(value) >= MAX_SECONDS:
-            raise BadLine(f"field '{name}' is out of range ({value:.4g} s is after the year 5000)", name,
-                          "timestamps are seconds; milliseconds or nanoseconds must be divided first")
-        return float(value)
-    else:
-        raise BadLine(f"field '{name}' should be seconds or an ISO-8601 date-time, got {value!r:.40}", name,
-                      "write it as a number of seconds or ISO-8601 text")
-    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    if isinstance(value, datetime):  # a Parquet timestamp column
+        value = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return check_timestamp(value.timestamp(), name)
+    if isinstance(value, str):
+        return check_timestamp(datetime_ns(value, name) / 1e9, name)
+    return get_timestamp(rec, name)
 
 
 def _content(content, i: int) -> tuple[str, int]:
@@ -178,6 +165,22 @@ def _messages(value) -> tuple[list, list, int]:
     return out, roles, skipped
 
 
+def _reported(rec: dict, usage, name: str) -> int | None:
+    """A token count the server reported: the record's own ``name``, else the usage's, else None."""
+    if rec.get(name) is not None:
+        return get_count(rec, name)
+    return get_count(usage, name) if isinstance(usage, dict) and usage.get(name) is not None else None
+
+
+def _checked_length(text: str, field: str) -> str:
+    # byte-level tokens (and bytes) never outnumber the text's UTF-8 bytes, at most 4 per
+    # character: this bound keeps every request within MAX_TOKENS tokens
+    if len(text) * 4 > MAX_TOKENS:
+        raise BadLine(f"field '{field}' holds {len(text):,} characters, beyond the limit of "
+                      f"{MAX_TOKENS // 4:,} per request", field, "split the request")
+    return text
+
+
 def parse_record(rec: dict, opts: dict) -> tuple:
     """(ts, session, output_len, model, cached_tokens, prompt_tokens, is a chat, roles, skipped
     parts); the record's text is queued for tokenizing (``TextPipeline.add``) as the last step,
@@ -194,17 +197,14 @@ def parse_record(rec: dict, opts: dict) -> tuple:
         or get_str(rec, "user", optional=True)
     model = get_str(req, "model", optional=True) or get_str(rec, "model", optional=True)
     output_name = _first_present(rec, ("output_length", "output_tokens"))
-    output_len = get_int(rec, output_name) if output_name else get_int(usage, "completion_tokens", optional=True)
-    details = usage.get("prompt_tokens_details")
-    cached = get_int(details, "cached_tokens", optional=True, default=None) if isinstance(details, dict) else None
-    cached = get_int(rec, "cached_tokens", optional=True, default=cached)
-    prompt_tokens = get_int(usage, "prompt_tokens", optional=True, default=None)
-    prompt_tokens = get_int(rec, "prompt_tokens", optional=True, default=prompt_tokens)
+    output_len = get_count(rec, output_name) if output_name else get_count(usage, "completion_tokens", optional=True)
+    cached = _reported(rec, usage.get("prompt_tokens_details"), "cached_tokens")
+    prompt_tokens = _reported(rec, usage, "prompt_tokens")
     if has_prompt:
         if not isinstance(req["prompt"], str):
             raise BadLine(f"field 'prompt' should be a string, got {type(req['prompt']).__name__}", "prompt",
                           "write the prompt as text (or as chat 'messages')")
-        opts["pipeline"].add(req["prompt"], None)
+        opts["pipeline"].add(_checked_length(req["prompt"], "prompt"), None)
         return ts, session, output_len, model, cached, prompt_tokens, False, [PROMPT_ROLE], 0
     messages, roles, skipped = _messages(req["messages"])
     try:
@@ -212,7 +212,7 @@ def parse_record(rec: dict, opts: dict) -> tuple:
                                                timestamp=ts or 0.0)
     except TemplateFailed as err:
         raise BadLine(str(err), "messages", "check the chat template (--chat-template) against this record") from None
-    opts["pipeline"].add(text, starts)
+    opts["pipeline"].add(_checked_length(text, "messages"), starts)
     return ts, session, output_len, model, cached, prompt_tokens, True, roles, skipped
 
 

@@ -17,6 +17,7 @@ from ..errors import TraceFormatError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
+_SPACE = b" \t\r\n"
 
 
 def is_duckdb_file(path: Path) -> bool:
@@ -56,7 +57,7 @@ class Source:
     compression: str = "none"
     bom: bool = False              # a UTF-8 byte-order mark was removed: data differs from the file
     unit: str = "line"             # what a record number counts: line, or record/row (JSON array, Parquet)
-    pre_rejects: list = field(default_factory=list)   # (line_no, raw, reason) lost before parsing
+    pre_rejects: list = field(default_factory=list)   # (line_no, raw bytes, reason) lost before parsing
     settings: dict = field(default_factory=dict)     # reader settings of the command (read_columns)
 
     def iter_lines(self):
@@ -125,6 +126,9 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
     if path.is_dir():
         raise TraceFormatError("is a directory, not a trace file", path=str(path),
                                hint="pass one trace file (.jsonl[.gz|.zst], .json, .csv, .parquet)")
+    if path.suffix.lower() == ".duckdb":  # a real DuckDB file never gets here (store.open_trace)
+        raise TraceFormatError("named .duckdb but not a DuckDB database (no DuckDB header), so not read as a trace",
+                               path=str(path), hint="pass a trace file, or a database written by kvctrace ingest")
     raw = path.read_bytes()
     sha = Sha256(raw)
     if not raw:
@@ -149,8 +153,7 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
                     hint="re-download or re-compress the file, or pass --skip-bad-lines to ingest "
                          "the complete lines before the damage")
             data = data[:complete]
-            pre_rejects.append((n_complete + 1, tail.decode("utf-8", errors="replace"),
-                                f"{compression} stream truncated or corrupt here ({err})"))
+            pre_rejects.append((n_complete + 1, tail, f"{compression} stream truncated or corrupt here ({err})"))
         if _blank(data) and not pre_rejects:
             raise TraceFormatError("empty file after decompression: no requests to ingest",
                                    path=str(path), line=1, hint="the archive holds no lines")
@@ -172,8 +175,9 @@ def open_source(path, *, skip_bad_lines: bool = False) -> Source:
 
 
 def _blank(data: bytes) -> bool:
-    """Only whitespace (checked on a prefix first: stripping a whole large file copies it)."""
-    return not data[:65536].strip() and not data.strip()
+    """Only JSON whitespace and newlines (checked on a prefix first: stripping a whole large
+    file copies it)."""
+    return not data[:65536].strip(_SPACE) and not data.strip(_SPACE)
 
 
 def _mostly_undecodable(head: bytes) -> bool:

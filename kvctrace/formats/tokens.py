@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 
 from ..kernels.hashing import hash_token_blocks
-from .common import (Columns, csr_offsets, get_int, get_int_list, get_number, get_str, has_keys, ids_array,
-                     list_column, tokens_column)
+from .common import (Columns, counts_ok, csr_offsets, get_count, get_str, get_timestamp, get_token_ids, has_keys,
+                     ids_array, list_column, timestamps_ok, tokens_column)
 
 NAME = "tokens"
 DEFAULT_BLOCK_SIZE = 16
@@ -44,17 +44,17 @@ def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | N
     if df["timestamp"].null_count() or df["token_ids"].null_count():
         return None
     output_len = df["output_length"].fill_null(0).to_numpy()
-    if (output_len < 0).any():
-        return None
     tokens, offsets = list_column(df["token_ids"])
+    if not (counts_ok(output_len, np.diff(offsets)) and timestamps_ok(df["timestamp"].to_numpy())):
+        return None
     session = df["session_id"].cast(pl.String).to_list() if df["session_id"].null_count() < df.height else None
     return _columns(df["timestamp"].to_numpy(), tokens, offsets, output_len, session, line_no, opts)
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
-    ts = get_number(rec, "timestamp")
-    tokens = get_int_list(rec, "token_ids")
-    output_len = get_int(rec, "output_length", optional=True)
+    ts = get_timestamp(rec, "timestamp")
+    tokens = get_token_ids(rec, "token_ids")
+    output_len = get_count(rec, "output_length", optional=True)
     session = get_str(rec, "session_id", optional=True)
     return ts, tokens, output_len, session
 

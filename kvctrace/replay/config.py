@@ -106,6 +106,9 @@ class GPUConfig:
         "Model FLOPs utilisation of prefill; assumption 0.5 (prefill is compute-bound: "
         "Splitwise ISCA'24, DistServe OSDI'24)"))
     hbm_tb_s: float = field(default=3.35, metadata=_help("HBM bandwidth (TB/s); H100 SXM 3.35 (NVIDIA datasheet)"))
+    memory_gb: float = field(default=80.0, metadata=_help(
+        "HBM capacity per GPU (GB); H100 SXM 80 (NVIDIA datasheet). A tier named hbm or gpu holding "
+        "more than count x memory_gb is warned about (gpu_memory_warnings)"))
 
 
 @dataclass(frozen=True)
@@ -160,10 +163,9 @@ def parse_bytes(value, key: str = "size", path: str | None = None) -> int:
 
 
 def format_bytes(n: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{int(n)} B"
+    """``kvctrace.formatting.format_bytes`` (kept here for the callers that import it from the config)."""
+    from ..formatting import format_bytes as to_text
+    return to_text(n)
 
 
 def _check_type(value, typ, key, path):
@@ -308,6 +310,8 @@ def validate(cfg: ReplayConfig, path: str | None = None) -> ReplayConfig:
         bad("gpu.peak_tflops", "must be > 0")
     if not 0 < g.mfu <= 1:
         bad("gpu.mfu", f"must be in (0, 1], got {g.mfu}")
+    if not g.memory_gb > 0:
+        bad("gpu.memory_gb", "must be > 0")
     return cfg
 
 
@@ -401,7 +405,31 @@ def one_tier(base: ReplayConfig, policy: str | None = None, capacity_blocks: int
         top = replace(top, policy=policy)
     if capacity_blocks is not None:
         top = replace(top, capacity_blocks=int(capacity_blocks), capacity_bytes=None)
-    return validate(replace(base, tiers=(top,), name=f"{top.policy}-{top.capacity_blocks or top.capacity_bytes}"))
+    size = (f"{top.capacity_blocks}-blocks" if top.capacity_blocks is not None
+            else format_bytes(top.capacity_bytes).replace(" ", ""))        # lru-48GB, lru-1000-blocks
+    return validate(replace(base, tiers=(top,), name=f"{top.policy}-{size}"))
+
+
+# Tiers whose names say they live in GPU memory (the presets' "hbm"): their size is checked
+# against the GPUs' memory.
+GPU_TIER_PREFIXES = ("hbm", "gpu", "vram")
+
+
+def gpu_memory_warnings(cfg: ReplayConfig, block_size: int) -> list[str]:
+    """One sentence per GPU-memory tier (named hbm*, gpu*, vram*) that holds more KV cache
+    than the GPUs have memory (``gpu.count`` x ``gpu.memory_gb``): such a replay models a
+    cache no GPU has."""
+    block_bytes = cfg.block_bytes(block_size)
+    gpu_bytes = cfg.gpu.count * cfg.gpu.memory_gb * 1e9
+    lines = []
+    for tier in cfg.tiers:
+        size = tier.capacity_in_blocks(block_bytes) * block_bytes
+        if tier.name.lower().startswith(GPU_TIER_PREFIXES) and size > gpu_bytes:
+            lines.append(f"tier '{tier.name}' holds {tier.capacity_in_blocks(block_bytes):,} blocks = "
+                         f"{format_bytes(size)} of KV cache, more than the GPU memory ({cfg.gpu.count} x "
+                         f"{cfg.gpu.name}, {format_bytes(gpu_bytes)}); at {block_size} tokens per block "
+                         f"and {format_bytes(block_bytes)} per block, {int(gpu_bytes // block_bytes):,} blocks fill it")
+    return lines
 
 
 def field_help(cls) -> dict[str, str]:

@@ -134,7 +134,8 @@ class IndexBenchResult:
                 "keys_written": self.keys_written, "keys_left": self.keys_left}
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.summary(), indent=indent, allow_nan=False)
+        from ..results import jsonable   # strict JSON: a NaN latency is null, not a traceback
+        return json.dumps(jsonable(self.summary()), indent=indent, allow_nan=False)
 
 
 # ---- the run ----------------------------------------------------------------------------------
