@@ -106,23 +106,28 @@ def handle_errors(fn):
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
 TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet), a folder of kv-cache-tester conversations, or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths | kv-cache-tester | lmcache | servegen | burstgpt (default: detect from the first record)")]
-BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
-PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | prompts | lengths | kv-cache-tester | lmcache | servegen | burstgpt (default: detect from the first record)")]
+BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16, prompts 16, kv-cache-tester 64, lmcache 256)")]
+PartialOpt = Annotated[Optional[str], typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM) (default: drop for prompts, else include)")]
 CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
+TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", rich_help_panel=_READING, help="Text traces (prompts): a tokenizer.json, a model folder holding one, or 'bytes' (UTF-8 bytes as tokens, an approximation); local files only")]
+ChatTemplateOpt = Annotated[Optional[Path], typer.Option("--chat-template", rich_help_panel=_READING, help="Text traces: Jinja chat template file (default: the tokenizer folder's, else a plain 'role: content' template)")]
 SessionStartOpt = Annotated[Optional[str], typer.Option("--session-start", rich_help_panel=_READING, help="Where separate conversations (kv-cache-tester) start on one time line: zero | stagger:SECONDS | poisson:RATE_PER_S (default: Poisson, last start expected when the longest conversation ends)")]
 SeedOpt = Annotated[int, typer.Option("--seed", rich_help_panel=_READING, help="Random seed of --session-start poisson (same seed, same time line)")]
-_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
+_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, None),
                   ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None),
+                  ("tokenizer", TokenizerOpt, None), ("chat_template", ChatTemplateOpt, None),
                   ("session_start", SessionStartOpt, None), ("seed", SeedOpt, 0))
 
 
-def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, session_start=None, seed=0) -> dict:
+def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, tokenizer=None, chat_template=None,
+                  session_start=None, seed=0) -> dict:
     """The keyword arguments of kvctrace.open_trace built from the shared CLI options."""
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
-                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, session_start=session_start, seed=seed)
+                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, tokenizer=tokenizer,
+                chat_template=chat_template, session_start=session_start, seed=seed)
 
 
 def _print_analysis(summary: dict, written: list) -> None:
@@ -396,13 +401,15 @@ def export(trace: TraceArg,
 # API and their help texts cannot drift apart.
 
 def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
-    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
-    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
+    """Write a synthetic trace (mooncake, bailian, tokens or prompts format) with controllable structure:
+    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals;
+    prompts writes chat text (see kvctrace/synth_prompts.py)."""
     from .commands import synth
     from .formatting import format_value as fv
 
     s = synth(out, fmt, requests, seed, block_size, **structure)
     detail = f"{fv(s.blocks)} block ids (block size {s.block_size})" if s.block_size else f"{fv(s.tokens)} tokens"
+    detail += " (about; text)" if fmt == "prompts" else ""
     print(f"wrote {s.path}: {s.format}, {fv(s.requests)} requests, {fv(s.sessions)} sessions, {detail}, "
           f"{fv(s.duration_s, digits=1)} s")
 
@@ -410,7 +417,8 @@ def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[i
 def _register_synth() -> None:
     import dataclasses
 
-    from .synth import FORMATS, SynthConfig
+    from .synth import SynthConfig
+    from .synth_prompts import FORMATS  # the hashed formats and prompts (chat text)
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [

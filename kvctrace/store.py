@@ -33,10 +33,15 @@ from .trace import Trace
 
 # ---- ingest -----------------------------------------------------------------------------------
 
-def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start=None, seed=0) -> str:
-    return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
-                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines),
-                       "session_start": session_start, "seed": seed}, sort_keys=True)
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer=None, chat_template=None,
+                 session_start=None, seed=0) -> str:
+    key = {"format": format, "block_size": block_size, "partial_block": partial_block,
+           "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines),
+           "session_start": session_start, "seed": seed}
+    if tokenizer is not None or chat_template is not None:  # a text trace: which tokenizer, which files
+        from .tokenize import fingerprint
+        key["text"] = fingerprint(tokenizer, chat_template)
+    return json.dumps(key, sort_keys=True)
 
 
 def _prefix_columns(offsets, dense, n_unique: int, block_size: int, input_len, tokens: pa.Array) -> dict:
@@ -67,26 +72,31 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 
 
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
-           partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
+           partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None, progress=None, session_start: str | None = None,
-           seed: int = 0) -> Trace:
+           options_key: str | None = None, progress=None, tokenizer=None, chat_template=None,
+           session_start: str | None = None, seed: int = 0) -> Trace:
     """Read a trace file (or a folder of kv-cache-tester conversations) and write the store
     into ``con`` (a new in-memory database if None).
 
-    ``progress``: optional callable told the current stage (for a status line);
+    ``progress``: optional callable told the current stage (for a status line).
+    ``partial_block`` None: the format's own default (drop for text traces, else include).
     ``session_start``, ``seed``: where separate conversations start on the time line."""
-    progress = progress or (lambda stage: None)
-    progress("reading")
+    stage = progress or (lambda text: None)
+    stage("reading")
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
-                             skip_bad_lines=skip_bad_lines, session_start=session_start, seed=seed)
+                             skip_bad_lines=skip_bad_lines, tokenizer=tokenizer, chat_template=chat_template,
+                             progress=progress, session_start=session_start, seed=seed)
     if cols.block_size * coarsen > MAX_TOKENS:
         raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {cols.block_size * coarsen:,} tokens, "
                                f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
-    progress("ordering and re-blocking")
+    key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
+                                      chat_template, session_start, seed)
+    partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
+    stage("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
@@ -117,12 +127,10 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
         keep = input_len // bs_eff
         if (np.diff(offsets) > keep).any():
             ids, offsets = truncate_csr(ids, offsets, keep)
-    meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
+    meta = {**cols.meta, "source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
-            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
-            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines,
-                                                   session_start, seed)}
-    progress("dense ids, prefix tree, tables")
+            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
+    stage("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = dense_block_ids(ids)
     del ids
@@ -257,33 +265,39 @@ def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
 
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
-               partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None, progress=None, session_start: str | None = None, seed: int = 0) -> Trace:
+               partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
+               db=None, progress=None, tokenizer=None, chat_template=None, session_start: str | None = None,
+               seed: int = 0) -> Trace:
     """Ingest a trace file or a folder of kv-cache-tester conversations (or open a kvctrace
     ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
     options, it is opened as is (read-only, as a ``.duckdb`` given as the trace is).
-    ``session_start`` (``zero``, ``stagger:S``, ``poisson:R``; default: see
-    ``formats.sessions``) and ``seed`` place separate conversations on one time line."""
+    ``partial_block`` None: the format's own default (drop for text traces, else include).
+    ``tokenizer`` / ``chat_template``: for text traces (docs/text-inputs.md); part of the
+    options that decide whether ``db`` is re-used. ``session_start`` (``zero``, ``stagger:S``,
+    ``poisson:R``; default: see ``formats.sessions``) and ``seed`` place separate
+    conversations on one time line."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
             raise KvctraceError("the trace is already a DuckDB database; --db does not apply", path=str(path),
                                 hint="drop --db, or pass the original trace file")
         given = {"--format": format is not None, "--block-size": block_size is not None,
-                 "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
-                 "--skip-bad-lines": bool(skip_bad_lines), "--session-start": session_start is not None,
+                 "--partial-block": partial_block not in (None, "include"), "--coarsen": coarsen != 1,
+                 "--skip-bad-lines": bool(skip_bad_lines), "--tokenizer": tokenizer is not None,
+                 "--chat-template": chat_template is not None, "--session-start": session_start is not None,
                  "--seed": seed != 0}
         if any(given.values()):
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path, read_only=True), str(path))
-    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, session_start, seed)
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer, chat_template,
+                       session_start, seed)
     options = dict(format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
-                   skip_bad_lines=skip_bad_lines, options_key=key, progress=progress,
-                   session_start=session_start, seed=seed)
+                   skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, tokenizer=tokenizer,
+                   chat_template=chat_template, session_start=session_start, seed=seed)
     if db is None:
         return ingest(path, **options)
     db = Path(db)

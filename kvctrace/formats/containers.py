@@ -281,7 +281,7 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
 
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     first, first_line = _first_record(src, skip_bad_lines)
-    reader = choose_reader(fmt, first.keys(), src.path, first_line)
+    reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
@@ -319,7 +319,7 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
         raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
                                hint="the file holds no requests")
     first = records[0] if isinstance(records[0], dict) else {}
-    reader = choose_reader(fmt, first.keys(), src.path, 1)
+    reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
     items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
     return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
@@ -368,7 +368,7 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
 def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     df, written = parquet_frame(src.path)
     first = df.row(0, named=True)
-    reader = choose_reader(fmt, df.columns, src.path, 1)
+    reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
     if not schema:  # no columnar path: every row is parsed
@@ -401,7 +401,7 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
     header_line, header_raw = numbered[0]
     header = _csv_header(src, header_line, header_raw)
-    reader = choose_reader(fmt, header, src.path, header_line)
+    reader = choose_reader(fmt, header, src.path, header_line, src.settings)
     if not reader.CSV:
         flat = csv_formats()
         raise TraceFormatError(f"CSV traces hold {', '.join(flat)} only; a {reader.NAME} trace needs JSON lines",
@@ -454,25 +454,34 @@ def _document_reader(path: Path, src: Source | None, fmt: str | None):
 
 
 def read_columns(path, *, format: str | None = None, block_size: int | None = None,
-                 partial_block: str = "include", skip_bad_lines: bool = False,
-                 session_start: str | None = None, seed: int = 0) -> tuple[Columns, Source]:
+                 partial_block: str | None = None, skip_bad_lines: bool = False, tokenizer=None,
+                 chat_template=None, progress=None, session_start: str | None = None,
+                 seed: int = 0) -> tuple[Columns, Source]:
     """Read any supported trace file (or a folder of kv-cache-tester conversations) into
-    canonical columns (rows in file order); separate conversations are placed on one time line
-    by ``session_start`` and ``seed`` (``sessions.place_sessions``)."""
-    if partial_block not in ("include", "drop"):
+    canonical columns (rows in file order).
+
+    ``partial_block`` None is the format's own default (drop for text, else include);
+    ``tokenizer``, ``chat_template`` and ``progress`` (a callable told how far tokenizing got)
+    are the settings of text readers (docs/text-inputs.md); separate conversations are placed on
+    one time line by ``session_start`` and ``seed`` (``sessions.place_sessions``)."""
+    if partial_block not in (None, "include", "drop"):
         raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
     try:
         check_block_size(block_size)
     except BadLine as err:
         raise TraceFormatError(err.reason, hint=err.hint) from None
     path = Path(path)
+    settings = {"tokenizer": tokenizer, "chat_template": chat_template, "partial_block": partial_block,
+                "progress": progress, "path": str(path)}
     src = None if path.is_dir() else open_source(path, skip_bad_lines=skip_bad_lines)
     reader = _document_reader(path, src, format)
     if reader is not None:
+        choose_reader(reader.NAME, (), path, 1, settings)  # text settings given to it: an error
         cols, src = reader.read_path(path, block_size, skip_bad_lines, src=src, detect=format is None)
     else:
+        src.settings = settings
         read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
-        cols = read(src, format, block_size, partial_block, skip_bad_lines)
+        cols = read(src, format, block_size, partial_block or "include", skip_bad_lines)
     return place_sessions(cols, session_start, seed), src
 
 

@@ -48,6 +48,13 @@ def overview_section(result) -> Section:
         ("rejected lines", fmt(info["rejected_lines"]), "lines not ingested (kept in the rejects table)"),
     ]
     notes = []
+    if info.get("tokenizer"):  # a text trace: the tokenizer (bytes: an approximation) and the chat template
+        facts += [("tokenizer", info["tokenizer"], "how the text became tokens (docs/text-inputs.md)"),
+                  ("chat template", info["chat_template"], None),
+                  ("non-text parts skipped", fmt(info["non_text_parts_skipped"]), "images, audio, files: not tokenized")]
+        if "approximation" in info["tokenizer"]:
+            notes.append("Tokens are the UTF-8 bytes of the text, an approximation of a real tokenizer "
+                         "(pass --tokenizer with the model's tokenizer.json for exact tokens).")
     if not info["sorted_input"]:
         notes.append("The trace was not in timestamp order; requests were sorted by (timestamp, line).")
     if not blocks:
