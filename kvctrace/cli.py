@@ -106,21 +106,29 @@ def handle_errors(fn):
 # Options shared by every command that reads a trace (same names as open_trace's keywords); the
 # help lists them in their own panel, after the command's own options.
 _READING = "Reading the trace"
-TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet) or a kvctrace .duckdb")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | lengths (default: detect from the first record)")]
-BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16)")]
-PartialOpt = Annotated[str, typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM)")]
+TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file (.jsonl[.gz|.zst], .json, .csv, .parquet), a folder of kv-cache-tester conversations, or a kvctrace .duckdb")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", rich_help_panel=_READING, help="mooncake | bailian | tokens | prompts | lengths | kv-cache-tester | lmcache | servegen | burstgpt (default: detect from the first record)")]
+BlockSizeOpt = Annotated[Optional[int], typer.Option("--block-size", rich_help_panel=_READING, help="Tokens per block (default: the format's own: mooncake 512, bailian 16, tokens 16, prompts 16, kv-cache-tester 64, lmcache 256)")]
+PartialOpt = Annotated[Optional[str], typer.Option("--partial-block", rich_help_panel=_READING, help="Last partial token block: include (Mooncake) or drop (vLLM) (default: drop for prompts, else include)")]
 CoarsenOpt = Annotated[int, typer.Option("--coarsen", rich_help_panel=_READING, help="Re-block at K times the block size (chained ids of K-block groups)")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", rich_help_panel=_READING, help="Ingest the good lines; keep rejected ones in the rejects table and report the count")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", rich_help_panel=_READING, help="DuckDB file to ingest into (re-used if it already holds this trace)")]
-_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, "include"),
-                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None))
+TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", rich_help_panel=_READING, help="Text traces (prompts): a tokenizer.json, a model folder holding one, or 'bytes' (UTF-8 bytes as tokens, an approximation); local files only")]
+ChatTemplateOpt = Annotated[Optional[Path], typer.Option("--chat-template", rich_help_panel=_READING, help="Text traces: Jinja chat template file (default: the tokenizer folder's, else a plain 'role: content' template)")]
+SessionStartOpt = Annotated[Optional[str], typer.Option("--session-start", rich_help_panel=_READING, help="Where separate conversations (kv-cache-tester) start on one time line: zero | stagger:SECONDS | poisson:RATE_PER_S (default: Poisson, last start expected when the longest conversation ends)")]
+SeedOpt = Annotated[int, typer.Option("--seed", rich_help_panel=_READING, help="Random seed of --session-start poisson (same seed, same time line)")]
+_TRACE_OPTIONS = (("fmt", FormatOpt, None), ("block_size", BlockSizeOpt, None), ("partial_block", PartialOpt, None),
+                  ("coarsen", CoarsenOpt, 1), ("skip_bad_lines", SkipBadOpt, False), ("db", DbOpt, None),
+                  ("tokenizer", TokenizerOpt, None), ("chat_template", ChatTemplateOpt, None),
+                  ("session_start", SessionStartOpt, None), ("seed", SeedOpt, 0))
 
 
-def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db) -> dict:
+def trace_options(fmt, block_size, partial_block, coarsen, skip_bad_lines, db, tokenizer=None, chat_template=None,
+                  session_start=None, seed=0) -> dict:
     """The keyword arguments of kvctrace.open_trace built from the shared CLI options."""
     return dict(format=fmt, block_size=block_size, partial_block=partial_block,
-                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db)
+                coarsen=coarsen, skip_bad_lines=skip_bad_lines, db=db, tokenizer=tokenizer,
+                chat_template=chat_template, session_start=session_start, seed=seed)
 
 
 def _print_analysis(summary: dict, written: list) -> None:
@@ -159,12 +167,17 @@ def trace_command(db_option=DbOpt):
         kw = inspect.Parameter.KEYWORD_ONLY
         own = [p.replace(kind=kw) for p in inspect.signature(fn, eval_str=True).parameters.values()
                if p.name != "trace_opts"]
+        # a command's own option of a shared name (--seed of analyze and export) is the one
+        # option: its value also goes to the trace options (None there means the default)
+        mine = {p.name for p in own}
         shared = [inspect.Parameter(name, kw, default=default, annotation=db_option if name == "db" else option)
-                  for name, option, default in _TRACE_OPTIONS]
+                  for name, option, default in _TRACE_OPTIONS if name not in mine]
 
         @functools.wraps(fn)
         def call(**kwargs):
-            opts = trace_options(*(kwargs.pop(name) for name, _, _ in _TRACE_OPTIONS))
+            opts = trace_options(*(default if name in mine and kwargs[name] is None else
+                                   kwargs[name] if name in mine else kwargs.pop(name)
+                                   for name, _, default in _TRACE_OPTIONS))
             return fn(trace_opts=opts, **kwargs)
         _register(fn.__name__.replace("_", "-"), call, own + shared)  # bench_index -> bench-index
         return fn
@@ -177,7 +190,7 @@ _ENGINE = "Engine"
 EngineOpt = Annotated[str, typer.Option("--engine", rich_help_panel=_ENGINE, help="local (this process) or ray (one Ray task per replay config or partition; needs the 'ray' extra)")]
 RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=_ENGINE, help="Ray cluster to connect to (host:port, ray://host:10001, or auto); default: start a local Ray with this machine's CPUs")]
 PartitionsOpt = Annotated[Optional[int], typer.Option("--partitions", help="Partitioned reuse analysis: exact stack distances per 1/P block partition, merged into the MRC (docs/ray.md)")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash (default 0; an export folder keeps its own)")]
+PartitionSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the block-to-partition hash and of --session-start poisson (default 0; an export folder keeps its own)")]
 
 
 # ---- ingest / info ---------------------------------------------------------------------------
@@ -226,14 +239,15 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Write into the output f
 
 @trace_command()
 def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, json: JsonOpt = False,
-            partitions: PartitionsOpt = None, seed: SeedOpt = None, engine: EngineOpt = "local",
+            partitions: PartitionsOpt = None, seed: PartitionSeedOpt = None, engine: EngineOpt = "local",
             ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Run every analysis (reuse, MRC, access pattern, hotness, prefix structure, workload);
     print a summary and write summary.json (and the HTML report). With --partitions, --engine
     ray or an export folder: the partitioned reuse analysis only (partitioned.json)."""
     from .commands import analyze as run_analyze
 
-    if partitions is not None or engine != "local" or trace.is_dir():
+    from .commands import is_export
+    if partitions is not None or engine != "local" or is_export(trace):
         from .commands import analyze_partitioned
         from .console import print_partitioned
         result, path = analyze_partitioned(trace, trace_opts, out, partitions=partitions, seed=seed,
@@ -368,7 +382,7 @@ def bench_index(trace: TraceArg,
 def export(trace: TraceArg,
            parquet: Annotated[Path, typer.Option("--parquet", help="Folder to write (must not exist or be empty): part=K/*.parquet, requests.parquet, kvctrace_export.json")],
            partitions: Annotated[int, typer.Option("--partitions", help="Number of block partitions P (a block's accesses all go to one partition)")],
-           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash")] = 0,
+           seed: Annotated[int, typer.Option("--seed", help="Seed of the block-to-partition hash and of --session-start poisson")] = 0,
            json: JsonOpt = False, trace_opts: dict = None):
     """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
     (each partition's task reads only its own files; docs/ray.md)."""
@@ -388,13 +402,15 @@ def export(trace: TraceArg,
 # API and their help texts cannot drift apart.
 
 def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[int], **structure):
-    """Write a synthetic trace (mooncake, bailian or tokens format) with controllable structure:
-    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals."""
+    """Write a synthetic trace (mooncake, bailian, tokens or prompts format) with controllable structure:
+    shared system prompts, multi-turn sessions, Zipf-popular documents, Poisson or bursty arrivals;
+    prompts writes chat text (see kvctrace/synth_prompts.py)."""
     from .commands import synth
     from .formatting import format_value as fv
 
     s = synth(out, fmt, requests, seed, block_size, **structure)
     detail = f"{fv(s.blocks)} block ids (block size {s.block_size})" if s.block_size else f"{fv(s.tokens)} tokens"
+    detail += " (about; text)" if fmt == "prompts" else ""
     print(f"wrote {s.path}: {s.format}, {fv(s.requests)} requests, {fv(s.sessions)} sessions, {detail}, "
           f"{fv(s.duration_s, digits=1)} s")
 
@@ -402,7 +418,8 @@ def _synth(out: Path, fmt: str, requests: int, seed: int, block_size: Optional[i
 def _register_synth() -> None:
     import dataclasses
 
-    from .synth import FORMATS, SynthConfig
+    from .synth import SynthConfig
+    from .synth_prompts import FORMATS  # the hashed formats and prompts (chat text)
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [

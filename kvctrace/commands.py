@@ -2,7 +2,8 @@
 
 The CLI (cli.py) only turns its options into these arguments and renders what they return, so
 every command can be run and tested from Python. ``trace_options`` is the keyword arguments of
-``kvctrace.open_trace`` (format, block_size, partial_block, coarsen, skip_bad_lines, db).
+``kvctrace.open_trace`` (format, block_size, partial_block, coarsen, skip_bad_lines, db, and for
+text traces tokenizer and chat_template).
 """
 from __future__ import annotations
 
@@ -257,7 +258,11 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
 def synth(out: Path, fmt: str = "mooncake", requests: int = 1000, seed: int = 0,
           block_size: int | None = None, **structure):
     """Write a synthetic trace to ``out`` (``structure``: the fields of ``kvctrace.synth.SynthConfig``)
-    and return what was written (``kvctrace.synth.write``'s summary)."""
+    and return what was written (``kvctrace.synth.write``'s summary); ``fmt`` prompts writes a
+    chat log (``kvctrace.synth_prompts.write``; ``block_size`` does not apply)."""
+    if fmt == "prompts":
+        from .synth_prompts import write as write_chat_log
+        return write_chat_log(out, requests, seed, **structure)
     from .synth import write
     return write(out, fmt, requests, seed, block_size, **structure)
 
@@ -297,6 +302,13 @@ def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, par
     return export_partitions(_open(trace, trace_options), parquet, partitions, seed) | {"path": str(parquet)}
 
 
+def is_export(path: Path) -> bool:
+    """True for a folder written by ``export`` (read by the partitioned analysis), as opposed to
+    a trace file or a folder of conversations."""
+    from .analysis.partitioned import is_export as export_folder
+    return export_folder(path)
+
+
 def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
                         partitions: int | None = None, seed: int | None = None, engine: str = "local",
                         ray_address: str | None = None, force: bool = False):
@@ -309,9 +321,10 @@ def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Pat
     from .errors import KvctraceError
     check_engine(engine, ray_address)
     if is_export(trace):
-        defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
-                    "skip_bad_lines": False, "db": None}
-        if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
+        defaults = {"format": (None,), "block_size": (None,), "partial_block": (None, "include"), "coarsen": (1,),
+                    "skip_bad_lines": (False,), "db": (None,), "tokenizer": (None,), "chat_template": (None,),
+                    "session_start": (None,), "seed": (seed or 0,)}
+        if any(v not in defaults.get(k, ()) for k, v in (trace_options or {}).items()):
             raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
                                 path=str(trace), hint="drop them, or export again from the trace with them")
         source = trace

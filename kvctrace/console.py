@@ -98,6 +98,11 @@ def print_info(info: dict) -> None:
         ("rejected lines", fv(info["rejected_lines"])),
         ("sorted input", "yes" if info["sorted_input"] else "no (requests were sorted by timestamp)"),
     ]
+    if info.get("tokenizer"):  # text traces: which tokenizer (bytes: an approximation), template, skipped parts
+        rows += [("tokenizer", info["tokenizer"]), ("chat template", info["chat_template"]),
+                 ("non-text parts skipped", fv(info["non_text_parts_skipped"]))]
+        if info["message_start_fallbacks"]:
+            rows.append(("message starts fell back", plural(info["message_start_fallbacks"], "request")))
     if info.get("db") is not None:
         rows.append(("database", str(info["db"])))
     for key, value in rows:
@@ -140,6 +145,8 @@ def print_analysis(summary: dict, written: list) -> None:
               f"{plural(t['requests'], 'request')}, {plural(t['accesses'], 'block access', 'block accesses')}, "
               f"{plural(t['unique_blocks'], 'distinct block')}, {fv(t['duration_s'], unit='s')}"
               + (f", {plural(t['rejected_lines'], 'rejected line')}" if t["rejected_lines"] else ""))
+    if t.get("tokenizer"):  # text traces (bytes: labelled an approximation)
+        con.print(f"tokenizer {t['tokenizer']}, chat template {t['chat_template']}", markup=False, highlight=False)
     if not t.get("sorted_input", True):
         con.print("[yellow]note: requests were not in timestamp order; they were sorted[/yellow]")
     for analysis in ANALYSES:
@@ -158,6 +165,8 @@ def print_analysis(summary: dict, written: list) -> None:
                 continue  # definitions and the rest live in summary.json
             table.add_row(analysis.labels.get(key, key), summary_value(key, value))   # unlabelled: the key
         print_table(con, table)
+        if analysis.sentence and section.get(analysis.sentence):  # what to do (divergence headline), in full
+            con.print(section[analysis.sentence], markup=False, highlight=False, soft_wrap=True)
         if any("_ge_" in key for key, _ in rows) and any("_gt_" in key for key, _ in rows):
             con.print(f"[dim]{GE_GT_NOTE}[/dim]")
     _print_mrc(con, summary.get("mrc"))

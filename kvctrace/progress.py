@@ -15,3 +15,9 @@ def status(message: str):
     from rich.console import Console
     with Console(stderr=True).status(message) as live:
         yield lambda text: live.update(f"{message}: {text}")
+
+
+def bar_text(fraction: float, width: int = 24) -> str:
+    """A text progress bar for a status line, e.g. ``━━━━━━━━━━━━────────────  50%``."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return f"{'━' * filled}{'─' * (width - filled)} {fraction:4.0%}"

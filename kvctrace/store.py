@@ -9,7 +9,6 @@ memory by default; ``db=PATH`` writes a file, and a file that already holds the 
 ``open_trace("x.duckdb")`` opens a kvctrace database directly."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,10 +16,12 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from .errors import KvctraceError, TraceFormatError
 from .formats import read_columns
 from .formats.common import MAX_TOKENS
+from .formats.containers import trace_sha256
 from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
@@ -32,9 +33,34 @@ from .trace import Trace
 
 # ---- ingest -----------------------------------------------------------------------------------
 
-def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines) -> str:
-    return json.dumps({"format": format, "block_size": block_size, "partial_block": partial_block,
-                       "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines)}, sort_keys=True)
+def _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer=None, chat_template=None,
+                 session_start=None, seed=0) -> str:
+    key = {"format": format, "block_size": block_size, "partial_block": partial_block,
+           "coarsen": coarsen, "skip_bad_lines": bool(skip_bad_lines),
+           "session_start": session_start, "seed": seed}
+    if tokenizer is not None or chat_template is not None:  # a text trace: which tokenizer, which files
+        from .tokenize import fingerprint
+        key["text"] = fingerprint(tokenizer, chat_template)
+    return json.dumps(key, sort_keys=True)
+
+
+def _prefix_columns(offsets, dense, n_unique: int, block_size: int, input_len, tokens: pa.Array) -> dict:
+    """``prefix_shared_tokens`` and ``prefix_match_req``: each request's token-exact longest
+    prefix shared with an earlier request and the earliest such request
+    (``kernels.divergence.token_prefix``), computed while the tokens are in memory so that the
+    divergence analysis need not read them back. Left out when a request's ``input_len`` is not
+    its token count (the analysis then reads the tokens)."""
+    from .kernels.divergence import token_prefix
+    tokens = pa.concat_arrays(tokens.chunks) if isinstance(tokens, pa.ChunkedArray) else tokens
+    if tokens.offset != 0 or tokens.null_count:
+        return {}
+    token_offsets = np.asarray(tokens.offsets).astype(np.int64, copy=False)
+    values = np.asarray(tokens.values)[token_offsets[0]:token_offsets[-1]]
+    token_offsets = token_offsets - token_offsets[0]
+    if not np.array_equal(np.diff(token_offsets), input_len):
+        return {}
+    shared, match = token_prefix(offsets, dense, n_unique, block_size, values, token_offsets)
+    return {"prefix_shared_tokens": pa.array(shared), "prefix_match_req": pa.array(match)}
 
 
 def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
@@ -46,30 +72,41 @@ def _order_requests(cols) -> tuple[np.ndarray | None, bool]:
 
 
 def ingest(path, *, format: str | None = None, block_size: int | None = None,
-           partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
+           partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, replace: bool = False,
-           options_key: str | None = None, progress=None) -> Trace:
-    """Read a trace file and write the store into ``con`` (a new in-memory database if None).
+           options_key: str | None = None, progress=None, tokenizer=None, chat_template=None,
+           session_start: str | None = None, seed: int = 0) -> Trace:
+    """Read a trace file (or a folder of kv-cache-tester conversations) and write the store
+    into ``con`` (a new in-memory database if None).
 
-    ``progress``: optional callable told the current stage (for a status line)."""
-    progress = progress or (lambda stage: None)
-    progress("reading")
+    ``progress``: optional callable told the current stage (for a status line).
+    ``partial_block`` None: the format's own default (drop for text traces, else include).
+    ``session_start``, ``seed``: where separate conversations start on the time line."""
+    stage = progress or (lambda text: None)
+    stage("reading")
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
-                             skip_bad_lines=skip_bad_lines)
+                             skip_bad_lines=skip_bad_lines, tokenizer=tokenizer, chat_template=chat_template,
+                             progress=progress, session_start=session_start, seed=seed)
     if cols.block_size * coarsen > MAX_TOKENS:
         raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {cols.block_size * coarsen:,} tokens, "
                                f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
-    progress("ordering and re-blocking")
+    key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
+                                      chat_template, session_start, seed)
+    partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
+    stage("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
     ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
     session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
+    extra = {name: values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+             for name, values in cols.extra.items()}
     if order is not None:
+        extra = {name: values.take(pa.array(order)) for name, values in extra.items()}
         ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
         if ids is not None:
             ids, offsets = gather_csr(ids, offsets, order)
@@ -90,20 +127,21 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
         keep = input_len // bs_eff
         if (np.diff(offsets) > keep).any():
             ids, offsets = truncate_csr(ids, offsets, keep)
-    meta = {"source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
+    meta = {**cols.meta, "source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
             "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
-            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)),
-            "options": options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)}
-    progress("dense ids, prefix tree, tables")
+            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
+    stage("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = dense_block_ids(ids)
     del ids
+    if has_ids and "tokens" in extra:
+        extra.update(_prefix_columns(offsets, dense, n_unique, bs_eff, input_len, extra["tokens"]))
     return Trace(**materialize(con if con is not None else memory_connection(), path=str(src.path),
                                fmt=cols.format, block_size=bs_eff, ts=ts, input_len=input_len,
                                output_len=output_len, line_no=line_no, offsets=offsets, dense=dense,
                                n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids, session_id=session,
                                parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
-                               sorted_input=sorted_input, replace=replace))
+                               sorted_input=sorted_input, replace=replace, extra=extra))
 
 
 # ---- open -------------------------------------------------------------------------------------
@@ -172,18 +210,10 @@ def load_store(con, path: str) -> Trace:
                  rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _reusable(meta: dict | None, path: Path, key: str) -> bool:
     """The store holds ``path`` ingested with these options by this kvctrace version."""
-    return (meta is not None and path.is_file() and meta.get("options") == key
-            and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == _file_sha256(path))
+    return (meta is not None and path.exists() and meta.get("options") == key
+            and meta.get("kvctrace_version") == kvctrace_version() and meta.get("sha256") == trace_sha256(path))
 
 
 def _check_not_foreign(con, meta: dict | None, db: Path) -> None:
@@ -235,28 +265,39 @@ def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
 
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
-               partial_block: str = "include", coarsen: int = 1, skip_bad_lines: bool = False,
-               db=None, progress=None) -> Trace:
-    """Ingest a trace file (or open a kvctrace ``.duckdb``) and return a ``Trace``.
+               partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
+               db=None, progress=None, tokenizer=None, chat_template=None, session_start: str | None = None,
+               seed: int = 0) -> Trace:
+    """Ingest a trace file or a folder of kv-cache-tester conversations (or open a kvctrace
+    ``.duckdb``) and return a ``Trace``.
 
     ``db``: a DuckDB file to write; if it already holds this trace ingested with the same
-    options, it is opened as is (read-only, as a ``.duckdb`` given as the trace is)."""
+    options, it is opened as is (read-only, as a ``.duckdb`` given as the trace is).
+    ``partial_block`` None: the format's own default (drop for text traces, else include).
+    ``tokenizer`` / ``chat_template``: for text traces (docs/text-inputs.md); part of the
+    options that decide whether ``db`` is re-used. ``session_start`` (``zero``, ``stagger:S``,
+    ``poisson:R``; default: see ``formats.sessions``) and ``seed`` place separate
+    conversations on one time line."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
             raise KvctraceError("the trace is already a DuckDB database; --db does not apply", path=str(path),
                                 hint="drop --db, or pass the original trace file")
         given = {"--format": format is not None, "--block-size": block_size is not None,
-                 "--partial-block": partial_block != "include", "--coarsen": coarsen != 1,
-                 "--skip-bad-lines": bool(skip_bad_lines)}
+                 "--partial-block": partial_block not in (None, "include"), "--coarsen": coarsen != 1,
+                 "--skip-bad-lines": bool(skip_bad_lines), "--tokenizer": tokenizer is not None,
+                 "--chat-template": chat_template is not None, "--session-start": session_start is not None,
+                 "--seed": seed != 0}
         if any(given.values()):
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
         return load_store(_connect(path, read_only=True), str(path))
-    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines)
+    key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer, chat_template,
+                       session_start, seed)
     options = dict(format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
-                   skip_bad_lines=skip_bad_lines, options_key=key, progress=progress)
+                   skip_bad_lines=skip_bad_lines, options_key=key, progress=progress, tokenizer=tokenizer,
+                   chat_template=chat_template, session_start=session_start, seed=seed)
     if db is None:
         return ingest(path, **options)
     db = Path(db)

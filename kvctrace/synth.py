@@ -48,6 +48,8 @@ TYPES = ("text", "file", "image", "search")
 # Segment ids carry their kind in the top bits so ids of different kinds never meet.
 _SYS, _DOC, _USER, _OUT = 1, 2, 3, 4
 _KIND_SHIFT = 48
+SEGMENT_KINDS = {"system": _SYS, "document": _DOC, "user": _USER, "output": _OUT}
+SEGMENT_KIND_SHIFT = _KIND_SHIFT
 
 
 @dataclass(frozen=True)
@@ -509,14 +511,21 @@ def write_trace(path, format: str = "mooncake", n_requests: int = 1000, seed: in
 def write_jsonl(frame: pl.DataFrame, path: Path) -> None:
     """One JSON object per row, compressed by suffix (.gz, .zst)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix not in (".gz", ".zst"):
+    if path.suffix.lower() not in (".gz", ".zst"):
         frame.write_ndjson(path)
         return
     buf = io.BytesIO()
     frame.write_ndjson(buf)
-    data = buf.getvalue()
-    if suffix == ".gz":
+    write_jsonl_bytes(buf.getvalue(), path)
+
+
+def write_jsonl_bytes(data: bytes, path: Path) -> None:
+    """JSON-lines text written as is, or compressed by suffix (.gz, .zst) reproducibly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix not in (".gz", ".zst"):
+        path.write_bytes(data)
+    elif suffix == ".gz":
         # no name, mtime=0: the same trace gives the same bytes
         with open(path, "wb") as fh, gzip.GzipFile(filename="", fileobj=fh, mode="wb", compresslevel=6,
                                                    mtime=0) as gz:

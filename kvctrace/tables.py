@@ -61,6 +61,49 @@ def _strings(values, n: int) -> pa.Array:
     return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
+# The request columns a reader may add (``Columns.extra``) beyond the fixed ones of
+# queries/store_create_tables.sql, declared once here: name -> (Arrow type, DuckDB type). Every
+# store has all of them (NULL where its reader has none), so SQL and the analyses can rely on
+# them; a reader fills those it knows (docs/data-model.md says which).
+REQUEST_EXTRAS = {
+    "tokens": (pa.large_list(pa.int32()), "INTEGER[]"),        # text and token traces: the prompt's tokens
+    "msg_offsets": (pa.large_list(pa.int32()), "INTEGER[]"),   # chat logs: token offset of each message
+    "msg_roles": (pa.list_(pa.string()), "VARCHAR[]"),         # chat logs: role of each message
+    "cached_tokens": (pa.int64(), "BIGINT"),                   # the server's reported cached prompt tokens
+    "reported_prompt_tokens": (pa.int64(), "BIGINT"),          # the server's reported prompt tokens
+    "model": (pa.string(), "VARCHAR"),
+    "request_id": (pa.string(), "VARCHAR"),                    # the trace's own request id (lmcache, servegen)
+    "think_time": (pa.float64(), "DOUBLE"),                    # kv-cache-tester: s before the request
+    "api_time": (pa.float64(), "DOUBLE"),                      # kv-cache-tester: s the API call took
+    "prefix_shared_tokens": (pa.int64(), "BIGINT"),            # ingest, when tokens are kept: token-exact
+    "prefix_match_req": (pa.int64(), "BIGINT"),                # shared prefix and its earliest request
+}
+
+
+def _arrow(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return pa.concat_arrays(values.chunks) if values.num_chunks != 1 else values.chunk(0)
+    return values if isinstance(values, pa.Array) else pa.array(values)
+
+
+def request_extras(extra: dict | None, n: int) -> dict:
+    """Every ``REQUEST_EXTRAS`` column as an Arrow array of its declared type (nulls where
+    ``extra`` has none); a name not declared there is a programming error."""
+    extra = extra or {}
+    unknown = set(extra) - set(REQUEST_EXTRAS)
+    if unknown:
+        raise KvctraceError(f"request columns {sorted(unknown)} are not declared in tables.REQUEST_EXTRAS",
+                            hint="declare a reader's extra request columns there")
+    return {name: _arrow(extra[name]).cast(kind) if name in extra else pa.nulls(n, kind)
+            for name, (kind, _) in REQUEST_EXTRAS.items()}
+
+
+def _create_tables(con) -> None:
+    con.execute(load_query("store_create_tables"))
+    for name, (_, duck_type) in REQUEST_EXTRAS.items():  # names and types are our constants
+        con.execute(f"ALTER TABLE requests ADD COLUMN {name} {duck_type}")
+
+
 def _is_fresh_memory(con: duckdb.DuckDBPyConnection) -> bool:
     """True for a connection made by ``memory_connection`` that holds no tables yet."""
     rows = con.sql("SELECT current_database(), (SELECT count(*) FROM duckdb_tables() "
@@ -103,7 +146,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
                 release_freed_memory()  # ~30 ms each: once per big table, not per chunk
 
     if fresh:
-        con.execute(load_query("store_create_tables"))
+        _create_tables(con)
         inserts()
         offload_table_data(con)
         release_freed_memory()
@@ -112,7 +155,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
     try:
         if replace:
             con.execute(load_query("store_drop_tables"))
-        con.execute(load_query("store_create_tables"))
+        _create_tables(con)
         inserts()
         con.execute("COMMIT")
     except BaseException:
@@ -156,14 +199,14 @@ def _blocks_chunks(dense, offsets, n_unique: int, raw_hash, input_len, block_siz
 
 
 def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session_id, parent_id,
-                    turn, type) -> pa.Table:
+                    turn, type, extra) -> pa.Table:
     return pa.table({
         "req_id": np.arange(n, dtype=np.int64), "ts": ts, "input_len": input_len,
         "output_len": output_len, "n_blocks": np.diff(offsets),
         "session_id": _strings(session_id, n),
         "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
         "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
-        "type": _strings(type, n), "line_no": line_no})
+        "type": _strings(type, n), "line_no": line_no, **request_extras(extra, n)})
 
 
 def _raw_bytes(raw) -> bytes:
@@ -183,9 +226,10 @@ def _rejects_table(rejects: list) -> pa.Table:
 def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
                 offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
                 parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
-                sorted_input: bool = True, replace: bool = False) -> dict:
+                sorted_input: bool = True, replace: bool = False, extra: dict | None = None) -> dict:
     """Write the tables for requests already in arrival order (ids made dense by
-    ``dense_block_ids``) and return the fields of their ``Trace``."""
+    ``dense_block_ids``) and return the fields of their ``Trace``. ``extra``: more request
+    columns (``REQUEST_EXTRAS`` names, in arrival order)."""
     n = ts.shape[0]
     if not has_ids:
         offsets = np.zeros(n + 1, np.int64)
@@ -199,7 +243,7 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
     meta.setdefault("source_path", path)
     tables = {
         "requests": _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
-                                    parent_id, turn, type),
+                                    parent_id, turn, type, extra),
         "accesses": lambda: _access_chunks(offsets, dense),
         "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw_hash, input_len, block_size),
         "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),

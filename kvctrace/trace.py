@@ -17,6 +17,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from .formats.prompts import text_facts
+
 
 @dataclass(eq=False)
 class Trace:
@@ -80,6 +82,7 @@ class Trace:
             "source_block_size": int(meta.get("source_block_size", self.block_size)),
             "coarsen": int(meta.get("coarsen", 1)), "partial_block": meta.get("partial_block", "include"),
             "sha256": meta.get("sha256"), "kvctrace_version": meta.get("kvctrace_version"),
+            **text_facts(meta),  # text traces: tokenizer (an approximation for bytes), template
         }
 
     @classmethod

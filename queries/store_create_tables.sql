@@ -12,6 +12,7 @@ CREATE TABLE requests (
     turn       BIGINT,
     type       VARCHAR,
     line_no    BIGINT NOT NULL
+    -- then the request columns readers add (tables.REQUEST_EXTRAS), NULL where a reader has none
 );
 CREATE TABLE accesses (
     req_id BIGINT NOT NULL,

@@ -173,7 +173,7 @@ def test_lengths_only_trace_says_reuse_cannot_be_measured(tmp_path):
                                 offsets=np.zeros(trace.n_requests + 1, np.int64), n_unique_blocks=0)
     result = analyze(trace)
     html = write_report(result, tmp_path).read_text(encoding="utf-8")
-    assert html.count("Not measured:") == 5       # reusability, reuse distance, access, hotness, prefix
+    assert html.count("Not measured:") == 6       # reusability, reuse distance, access, hotness, prefix, divergence
     assert html.count("Not run:") == 1            # replay
     assert "no block ids" in html
     assert 'id="chart-workload-0"' in html

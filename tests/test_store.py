@@ -470,3 +470,19 @@ def test_read_tree_in_any_row_order():
         assert np.array_equal(got[name], values), name
     with pytest.raises(kvctrace.KvctraceError, match="blocks table"):
         read_tree(con, tr.n_unique_blocks + 1)
+
+
+def test_request_extras_are_declared_once_and_every_store_has_them():
+    """The request columns after ``line_no`` are exactly ``tables.REQUEST_EXTRAS`` (names, order,
+    DuckDB types) in every store; a reader column not declared there is refused."""
+    from kvctrace.errors import KvctraceError
+    from kvctrace.tables import REQUEST_EXTRAS, request_extras
+    trace = Trace.from_arrays(np.array([0, 2, 3]), np.array([5, 6, 5]))
+    described = trace.sql("DESCRIBE requests")
+    names, types = described["column_name"].to_list(), described["column_type"].to_list()
+    start = names.index("line_no") + 1
+    assert names[start:] == list(REQUEST_EXTRAS)
+    assert types[start:] == [duck for _, duck in REQUEST_EXTRAS.values()]
+    assert trace.sql("SELECT count(*) AS n FROM requests WHERE model IS NULL AND tokens IS NULL")["n"][0] == 2
+    with pytest.raises(KvctraceError, match="not declared"):
+        request_extras({"no_such_column": [1, 2]}, 2)

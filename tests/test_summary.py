@@ -97,7 +97,7 @@ def test_result_holds_every_result_object():
     assert res.reuse is not None and res.access is not None and res.hotness is not None
     assert res.reuse.mrc.height >= 51 and res.reuse.block_time.height <= 5000
     assert res.prefix is not None and res.workload is not None
-    assert set(res.timings_s) == {"reuse", "access", "hotness", "prefix", "workload"}
+    assert set(res.timings_s) == {"reuse", "access", "hotness", "prefix", "workload", "divergence"}
 
 
 def test_lengths_only_trace_reports_reason_not_error():
@@ -146,8 +146,8 @@ def test_registry_drives_run_order_summary_and_attributes(monkeypatch):
     monkeypatch.setattr(registry, "ANALYSES", patched)
     res = analyze(random_trace(5))
     # largest temporaries first (peak memory); summary and console in registry order
-    assert order == ["prefix", "reuse", "hotness", "access", "workload"]
-    assert list(res.summary())[2:] == ["reuse", "access", "hotness", "prefix", "workload", "mrc"]
+    assert order == ["prefix", "reuse", "hotness", "access", "workload", "divergence"]
+    assert list(res.summary())[2:] == ["reuse", "access", "hotness", "prefix", "workload", "divergence", "mrc"]
     for name in registry.names():
         assert isinstance(getattr(res, name), Result) and res.results[name] is getattr(res, name)
     with pytest.raises(AttributeError):

@@ -4,6 +4,7 @@ them all (the list is ``registry.ANALYSES``). Notebooks call these same names.""
 from __future__ import annotations
 
 from .access import AccessResult, analyze_access
+from .divergence import DivergenceResult, analyze_divergence
 from .hotness import HotnessResult, analyze_hotness
 from .prefix import PrefixResult, analyze_prefix
 from .registry import ANALYSES, Analysis
@@ -14,4 +15,5 @@ from .workload import WorkloadResult, analyze_workload
 __all__ = ["analyze", "AnalysisResult", "write_summary", "trace_name", "ANALYSES", "Analysis",
            "analyze_reuse", "ReuseResult", "exact_mrc",
            "analyze_access", "AccessResult", "analyze_hotness", "HotnessResult",
-           "analyze_prefix", "PrefixResult", "analyze_workload", "WorkloadResult"]
+           "analyze_prefix", "PrefixResult", "analyze_workload", "WorkloadResult",
+           "analyze_divergence", "DivergenceResult"]

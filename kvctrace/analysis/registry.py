@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .access import analyze_access
+from .divergence import analyze_divergence
 from .hotness import analyze_hotness
 from .prefix import analyze_prefix
 from .reuse import analyze_reuse
@@ -33,6 +34,8 @@ class Analysis:
     ``report_sections``: ids of the report sections that draw it, in page order.
     ``run_rank``: position in the run order (lower first): the analyses with the largest
     temporary arrays run first, while few results are held, which lowers peak memory.
+    ``sentence``: a summary key holding a sentence the console prints in full after the
+    tables (empty: none).
     ``labels``: how the console names each headline key (summary.json keeps the keys)."""
     name: str
     title: str
@@ -41,6 +44,7 @@ class Analysis:
     headline: tuple[str, ...]
     report_sections: tuple[str, ...]
     run_rank: int
+    sentence: str = ""
     labels: dict = field(default_factory=dict, compare=False)
 
 
@@ -114,6 +118,16 @@ ANALYSES: tuple[Analysis, ...] = (
                 "input_len_mean": "mean input length (tokens)", "input_len_p50": "median input length (tokens)",
                 "input_len_p99": "p99 input length (tokens)", "output_len_mean": "mean output length (tokens)",
                 "output_len_p50": "median output length (tokens)"}),
+    Analysis(
+        "divergence", "prefix divergence", analyze_divergence, needs_block_ids=True,
+        headline=("level", "requests", "requests_diverging", "requests_sharing_nothing",
+                  "shared_tokens_share_of_input", "tokens_lost_total", "divergence_block_p50"),
+        report_sections=("divergence",), run_rank=5, sentence="headline",
+        labels={"level": "level (token-exact or block)", "requests": "requests compared",
+                "requests_diverging": "requests diverging", "requests_sharing_nothing": "requests sharing nothing",
+                "shared_tokens_share_of_input": "shared prefix (share of input tokens)",
+                "tokens_lost_total": "tokens after divergence (prefilled again)",
+                "divergence_block_p50": "median divergence block"}),
 )
 
 

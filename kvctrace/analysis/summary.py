@@ -22,6 +22,7 @@ from . import registry
 # summary.json's ``trace`` section: these facts of ``Trace.info()``, in this order.
 TRACE_KEYS = ("path", "format", "block_size", "requests", "accesses", "unique_blocks", "duration_s",
               "rejected_lines", "has_block_ids", "sorted_input")
+TEXT_KEYS = ("tokenizer", "chat_template", "non_text_parts_skipped", "message_start_fallbacks")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class AnalysisResult(ResultMixin):
         ``hotness``, ``prefix``, ``workload``) and ``mrc`` (a missing section is
         ``{"available": false, "reason": ...}``; ``mrc`` is then ``null``)."""
         info = self.trace.info()
-        out: dict = {"kvctrace_version": __version__, "trace": {key: info[key] for key in TRACE_KEYS}}
+        # text traces add their facts (tokenizer, labelled an approximation for bytes; template)
+        out: dict = {"kvctrace_version": __version__, "trace": {key: info[key] for key in TRACE_KEYS}
+                     | {key: info[key] for key in TEXT_KEYS if key in info}}
         for name in registry.names():
             res = self.results.get(name)
             if res is not None:

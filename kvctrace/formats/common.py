@@ -37,6 +37,9 @@ class Columns:
     type: list | None = None           # per request: str or None
     rejects: list = field(default_factory=list)   # (line_no, raw, reason)
     partial_dropped: bool = False      # ids already exclude the last partial block (tokens 'drop')
+    conversation: np.ndarray | None = None  # int64 per request: its separate conversation, whose clock ts counts from
+    extra: dict = field(default_factory=dict)  # more request columns: name -> values (tables.REQUEST_EXTRAS names)
+    meta: dict = field(default_factory=dict)   # reader facts for the store's meta table (str -> str)
 
     @property
     def has_block_ids(self) -> bool:
@@ -350,6 +353,16 @@ def csr_offsets(lengths) -> np.ndarray:
     out = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(np.asarray(lengths, np.int64), out=out[1:])
     return out
+
+
+def tokens_column(tokens: np.ndarray, offsets: np.ndarray) -> dict:
+    """The ``tokens`` request column (``Columns.extra``) of token ids in CSR form, or nothing
+    when an id does not fit the column's 32 bits (ids of the tokens format may be any 64-bit
+    integer; real vocabularies fit)."""
+    import pyarrow as pa
+    if tokens.shape[0] and (tokens.min() < -(1 << 31) or tokens.max() >= (1 << 31)):
+        return {}
+    return {"tokens": pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(tokens.astype(np.int32, copy=False)))}
 
 
 def list_column(series) -> tuple[np.ndarray, np.ndarray]:

@@ -6,10 +6,17 @@ through polars with strict casts (only for readers whose records are flat: ``Rea
 gzip/zstd compression, byte-order marks and truncated streams are handled by ``source.py``
 before. Each container falls back to the per-record path only when the fast path fails or
 finds a bad row (with ``--skip-bad-lines``, only for the lines the scan flags), so errors
-always name the exact line and field."""
+always name the exact line and field. A reader without a columnar path (``schema`` empty) has
+every record parsed.
+
+Readers whose records are whole documents spanning lines (kv-cache-tester conversations) also
+read files and folders themselves: they define ``sniff(src)`` and ``read_path(...)``
+(``registry.document_readers``); a folder is always read by one. Traces of separate
+conversations (``Columns.conversation``) are then placed on one time line (``sessions.py``)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
@@ -26,7 +33,8 @@ from ..memory import DUCKDB_CONFIG
 from ..sql import load_query
 from .common import TEXT_INT_PATTERN, TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_block_size, text_matches
 from .parquet import check_parquet_types, parquet_frame
-from .registry import choose_reader, csv_formats
+from .registry import READERS, choose_reader, csv_formats, document_readers
+from .sessions import place_sessions
 from .source import Source, open_source
 
 
@@ -273,9 +281,11 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
 
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     first, first_line = _first_record(src, skip_bad_lines)
-    reader = choose_reader(fmt, first.keys(), src.path, first_line)
+    reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
+    if not schema:  # no columnar path (nested or text records): every record is parsed
+        return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
     background = _BackgroundRead(src, schema)
     try:
         line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
@@ -309,7 +319,7 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
         raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
                                hint="the file holds no requests")
     first = records[0] if isinstance(records[0], dict) else {}
-    reader = choose_reader(fmt, first.keys(), src.path, 1)
+    reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
     items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
     return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
@@ -358,9 +368,11 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
 def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     df, written = parquet_frame(src.path)
     first = df.row(0, named=True)
-    reader = choose_reader(fmt, df.columns, src.path, 1)
+    reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
     opts = reader.options(first, block_size, partial)
     schema = reader.schema(opts)
+    if not schema:  # no columnar path: every row is parsed
+        return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
     check_parquet_types(df, written, schema, src.path)
     try:
         cols = reader.from_frame(_cast(df, schema), np.arange(1, df.height + 1, dtype=np.int64), opts)
@@ -389,7 +401,7 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
     header_line, header_raw = numbered[0]
     header = _csv_header(src, header_line, header_raw)
-    reader = choose_reader(fmt, header, src.path, header_line)
+    reader = choose_reader(fmt, header, src.path, header_line, src.settings)
     if not reader.CSV:
         flat = csv_formats()
         raise TraceFormatError(f"CSV traces hold {', '.join(flat)} only; a {reader.NAME} trace needs JSON lines",
@@ -426,15 +438,59 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
 
 
+def _document_reader(path: Path, src: Source | None, fmt: str | None):
+    """The reader that reads ``path`` itself (a folder, or a file of its documents), or None."""
+    documents = document_readers()
+    if fmt is not None:
+        reader = READERS.get(fmt)
+        if src is None and reader not in documents:
+            raise TraceFormatError(f"a folder is read as {' or '.join(r.NAME for r in documents)} "
+                                   f"conversations, not as {fmt}", path=str(path),
+                                   hint=f"pass one trace file, or --format {documents[0].NAME}")
+        return reader if reader in documents else None
+    if src is None:
+        return documents[0]
+    return next((reader for reader in documents if reader.sniff(src)), None)
+
+
 def read_columns(path, *, format: str | None = None, block_size: int | None = None,
-                 partial_block: str = "include", skip_bad_lines: bool = False) -> tuple[Columns, Source]:
-    """Read any supported trace file into canonical columns (rows in file order)."""
-    if partial_block not in ("include", "drop"):
+                 partial_block: str | None = None, skip_bad_lines: bool = False, tokenizer=None,
+                 chat_template=None, progress=None, session_start: str | None = None,
+                 seed: int = 0) -> tuple[Columns, Source]:
+    """Read any supported trace file (or a folder of kv-cache-tester conversations) into
+    canonical columns (rows in file order).
+
+    ``partial_block`` None is the format's own default (drop for text, else include);
+    ``tokenizer``, ``chat_template`` and ``progress`` (a callable told how far tokenizing got)
+    are the settings of text readers (docs/text-inputs.md); separate conversations are placed on
+    one time line by ``session_start`` and ``seed`` (``sessions.place_sessions``)."""
+    if partial_block not in (None, "include", "drop"):
         raise TraceFormatError(f"unknown --partial-block {partial_block!r}", hint="use include or drop")
     try:
         check_block_size(block_size)
     except BadLine as err:
         raise TraceFormatError(err.reason, hint=err.hint) from None
-    src = open_source(Path(path), skip_bad_lines=skip_bad_lines)
-    read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
-    return read(src, format, block_size, partial_block, skip_bad_lines), src
+    path = Path(path)
+    settings = {"tokenizer": tokenizer, "chat_template": chat_template, "partial_block": partial_block,
+                "progress": progress, "path": str(path)}
+    src = None if path.is_dir() else open_source(path, skip_bad_lines=skip_bad_lines)
+    reader = _document_reader(path, src, format)
+    if reader is not None:
+        choose_reader(reader.NAME, (), path, 1, settings)  # text settings given to it: an error
+        cols, src = reader.read_path(path, block_size, skip_bad_lines, src=src, detect=format is None)
+    else:
+        src.settings = settings
+        read = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[src.kind]
+        cols = read(src, format, block_size, partial_block or "include", skip_bad_lines)
+    return place_sessions(cols, session_start, seed), src
+
+
+def trace_sha256(path: Path) -> str:
+    """sha256 of a trace file, or of a folder's trace files (its document reader's digest)."""
+    if path.is_dir():
+        return document_readers()[0].folder_sha256(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -58,6 +58,7 @@ class Source:
     bom: bool = False              # a UTF-8 byte-order mark was removed: data differs from the file
     unit: str = "line"             # what a record number counts: line, or record/row (JSON array, Parquet)
     pre_rejects: list = field(default_factory=list)   # (line_no, raw bytes, reason) lost before parsing
+    settings: dict = field(default_factory=dict)     # reader settings of the command (read_columns)
 
     def iter_lines(self):
         """(line number, bytes) of every line, without splitting the whole text at once."""

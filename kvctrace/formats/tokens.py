@@ -9,7 +9,7 @@ import polars as pl
 
 from ..kernels.hashing import hash_token_blocks
 from .common import (Columns, counts_ok, csr_offsets, get_count, get_str, get_timestamp, get_token_ids, has_keys,
-                     ids_array, list_column, timestamps_ok)
+                     ids_array, list_column, timestamps_ok, tokens_column)
 
 NAME = "tokens"
 DEFAULT_BLOCK_SIZE = 16
@@ -36,7 +36,8 @@ def _columns(ts, tokens, offsets, output_len, session, line_no, opts) -> Columns
     ids, id_offsets = hash_token_blocks(tokens, offsets, opts["block_size"], opts["partial"])
     return Columns(format=NAME, block_size=opts["block_size"], ts=ts, input_len=np.diff(offsets),
                    output_len=output_len, line_no=line_no, offsets=id_offsets, ids=ids,
-                   session_id=session, partial_dropped=opts["partial"] == "drop")
+                   session_id=session, partial_dropped=opts["partial"] == "drop",
+                   extra=tokens_column(tokens, offsets))
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:

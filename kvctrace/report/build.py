@@ -10,9 +10,7 @@
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,112 +19,12 @@ import polars as pl
 from ..analysis import registry
 from ..formatting import format_value as fmt, format_window, plural
 from . import charts
+from .divergence_section import divergence_section
+from .page import Section, Table, frame_table
+from .page import figures as _figures
+from .page import spec_json as _spec_json
 
 REPORT_FILE = "report.html"
-
-
-@dataclass
-class Figure:
-    id: str
-    title: str
-    caption: str
-    spec: dict = field(repr=False)
-
-    @property
-    def empty(self) -> bool:
-        """True when the chart's main data (every layer with tooltips) has no rows: the page
-        then says so instead of drawing empty axes."""
-        spec = self.spec
-        datasets = spec.get("datasets", {})
-
-        def rows(view):
-            data = view.get("data") or spec.get("data") or {}
-            if data.get("name") in datasets:
-                return len(datasets[data["name"]])
-            return len(data["values"]) if "values" in data else None
-        views = [v for v in spec["layer"] if "tooltip" in v.get("encoding", {})] if "layer" in spec else [spec]
-        counts = [c for c in (rows(v) for v in views) if c is not None]
-        return bool(counts) and all(c == 0 for c in counts)
-
-    @property
-    def wide(self) -> bool:
-        """Faceted charts (one panel per tier) get the full page width."""
-        return "facet" in self.spec
-
-    @property
-    def spec_json(self):
-        """The spec for a ``<script type="application/json">`` element (already escaped)."""
-        from markupsafe import Markup
-        return Markup(_spec_json(self.spec))
-
-
-@dataclass
-class Table:
-    title: str
-    caption: str
-    columns: list
-    rows: list           # list of lists of display strings
-    numeric: list = field(default_factory=list)   # per column: right-align?
-
-
-@dataclass
-class Section:
-    id: str
-    title: str
-    intro: str = ""
-    facts: list = field(default_factory=list)      # (label, value, hint)
-    figures: list = field(default_factory=list)
-    tables: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    lists: list = field(default_factory=list)      # {"title": str, "items": [str]}
-    unavailable: str | None = None
-
-
-def frame_table(frame: pl.DataFrame, title: str, caption: str, columns: dict | None = None,
-                max_rows: int = 50) -> Table:
-    """A ``Table`` of at most ``max_rows`` rows; ``columns`` maps frame column -> header."""
-    columns = columns or {c: c for c in frame.columns}
-    cols = [c for c in columns if c in frame.columns]
-    sub = frame.select(cols).head(max_rows)
-    numeric = [sub.schema[c].is_numeric() for c in cols]
-    rows = [[fmt(v, missing="") for v in row] for row in sub.iter_rows()]
-    if frame.height > max_rows:
-        caption += f" Top {max_rows:,} of {frame.height:,} rows."
-    return Table(title=title, caption=caption, columns=[columns[c] for c in cols], rows=rows, numeric=numeric)
-
-
-def _figure(section_id: str, n: int, chart) -> Figure:
-    spec = chart.to_dict(validate=False)   # charts are validated in the tests; skip it here (speed)
-    title = spec.get("title")
-    if isinstance(title, dict):
-        title = title.get("text", "")
-    return Figure(id=f"{section_id}-{n}", title=str(title or ""), caption=spec.get("description", ""), spec=spec)
-
-
-def _figures(section_id: str, chart_list) -> list:
-    return [_figure(section_id, i, c) for i, c in enumerate(chart_list) if c is not None]
-
-
-def _finite(value):
-    """NaN/inf floats become null (JSON.parse refuses NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _spec_json(spec: dict) -> str:
-    """Compact JSON for a ``<script type="application/json">`` element: ``<``, ``>`` and ``&``
-    are written as \\u escapes, so no trace text can close the element or open a tag."""
-    try:
-        text = json.dumps(spec, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except ValueError:
-        text = json.dumps(_finite(spec), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 # ---------------------------------------------------------------- sections
@@ -150,6 +48,13 @@ def overview_section(result) -> Section:
         ("rejected lines", fmt(info["rejected_lines"]), "lines not ingested (kept in the rejects table)"),
     ]
     notes = []
+    if info.get("tokenizer"):  # a text trace: the tokenizer (bytes: an approximation) and the chat template
+        facts += [("tokenizer", info["tokenizer"], "how the text became tokens (docs/text-inputs.md)"),
+                  ("chat template", info["chat_template"], None),
+                  ("non-text parts skipped", fmt(info["non_text_parts_skipped"]), "images, audio, files: not tokenized")]
+        if "approximation" in info["tokenizer"]:
+            notes.append("Tokens are the UTF-8 bytes of the text, an approximation of a real tokenizer "
+                         "(pass --tokenizer with the model's tokenizer.json for exact tokens).")
     if not info["sorted_input"]:
         notes.append("The trace was not in timestamp order; requests were sorted by (timestamp, line).")
     if not blocks:
@@ -490,7 +395,7 @@ def replay_section(replay, recommendation=None) -> Section:
 # kvctrace.analysis.registry has its builder here (tests/test_report.py checks both ways).
 ANALYSIS_SECTIONS = {"workload": workload_section, "reusability": reusability_section,
                      "reuse-distance": reuse_distance_section, "access": access_section,
-                     "hotness": hotness_section, "prefix": prefix_section}
+                     "hotness": hotness_section, "prefix": prefix_section, "divergence": divergence_section}
 
 
 def build_sections(result, replay=None, recommendation=None) -> list:
