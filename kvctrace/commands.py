@@ -314,8 +314,8 @@ def analyze_partitioned(trace: Path, trace_options: dict | None = None, out: Pat
     from .errors import KvctraceError
     check_engine(engine, ray_address)
     if is_export(trace):
-        defaults = {"format": None, "block_size": None, "partial_block": "include", "coarsen": 1,
-                    "skip_bad_lines": False, "db": None}
+        defaults = {"format": None, "block_size": None, "partial_block": None, "coarsen": 1,
+                    "skip_bad_lines": False, "db": None, "tokenizer": None, "chat_template": None}
         if any(defaults.get(k) != v for k, v in (trace_options or {}).items()):
             raise KvctraceError("trace options apply when a trace file is read, not to an export folder",
                                 path=str(trace), hint="drop them, or export again from the trace with them")

@@ -37,7 +37,7 @@ class Columns:
     type: list | None = None           # per request: str or None
     rejects: list = field(default_factory=list)   # (line_no, raw, reason)
     partial_dropped: bool = False      # ids already exclude the last partial block (tokens 'drop')
-    extra: dict = field(default_factory=dict)  # more request columns: name -> pyarrow array (store.REQUEST_EXTRAS)
+    extra: dict = field(default_factory=dict)  # more request columns: name -> pyarrow array (tables.REQUEST_EXTRAS)
     meta: dict = field(default_factory=dict)   # reader facts for the store's meta table (str -> str)
 
     @property
