@@ -210,7 +210,9 @@ def print_partitioned(result, path) -> None:
     print_table(con, t)
     err = s["mrc_error"]
     m = Table("capacity (blocks)", "merged hit ratio", "exact hit ratio",
-              title="block-LRU hit ratio by capacity (merged from partitions)", box=None)
+              title="block-LRU hit ratio by capacity (merged from partitions)", box=None, pad_edge=False)
+    for column in m.columns:
+        column.justify = "right"
     step = max(1, len(s["mrc"]) // 10)
     for point in s["mrc"][::step] + ([s["mrc"][-1]] if (len(s["mrc"]) - 1) % step else []):
         exact = point["exact_hit_ratio"]

@@ -435,7 +435,7 @@ def _list_column(values: np.ndarray, offsets: np.ndarray, name: str) -> pl.Serie
 
 
 def records(work: Workload, format: str = "mooncake", block_size: int | None = None) -> pl.DataFrame:
-    """The workload as one row per request in ``format``'s columns (DESIGN.md, datasets README)."""
+    """The workload as one row per request in ``format``'s columns (docs/data-model.md, datasets README)."""
     if format not in FORMATS:
         raise ConfigError(f"unknown synth format {format!r}", field="format", hint="one of " + ", ".join(FORMATS))
     bs = DEFAULT_BLOCK_SIZE[format] if block_size is None else int(block_size)

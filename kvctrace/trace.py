@@ -5,7 +5,7 @@ Contract (shared by every part of kvctrace):
   0, 1, 2, ...) are the CSR form of the ``accesses`` table: request ``r`` accesses
   ``blocks[offsets[r]:offsets[r+1]]`` in position order. Requests are in arrival order.
 * ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
-* ``con`` is the DuckDB connection holding the tables of DESIGN.md (requests, accesses, blocks,
+* ``con`` is the DuckDB connection holding the tables of docs/data-model.md (requests, accesses, blocks,
   meta, rejects); SQL-shaped statistics run there.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
 """

@@ -1,4 +1,4 @@
--- The kvctrace store (DESIGN.md "DuckDB store"). Created inside the ingest transaction.
+-- The kvctrace store (docs/data-model.md "Tables"). Created inside the ingest transaction.
 -- blocks is the prefix tree: parent_block is the block before this one in the request where it
 -- first appeared (NULL at depth 0), depth its position there, tokens the tokens it holds.
 CREATE TABLE requests (

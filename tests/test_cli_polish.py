@@ -289,3 +289,38 @@ def test_readme_tour_has_no_placeholder_and_fits_the_gpu():
     base = load_preset("h100-llama3-8b")
     for blocks in re.findall(r"--capacity-blocks (\d+)", tour):
         assert int(blocks) * base.block_bytes(512) <= base.gpu.memory_gb * 1e9, blocks
+
+
+def test_partitioned_and_bench_index_tables_fit_80_columns(trace_file, tmp_path, capsys, monkeypatch):
+    res = invoke("analyze", trace_file, "--partitions", "2", "--out", tmp_path / "p")
+    assert res.exit_code == 0, res.output
+    assert_fits(res.stdout.replace(str(tmp_path), "TMP"))
+    assert "ideal_hit_ratio_blocks" not in res.stdout and "hit ratio, unlimited cache (blocks)" in res.stdout
+
+    from types import SimpleNamespace
+
+    from kvctrace.console import print_bench_index
+    latency = {"p50": 101.25, "p90": 180.5, "p99": 1234.75}
+    summary = {"server": {"version": "7.2.4"}, "keys_written": 123456, "keys_left": 0,
+               "designs": [{"design": d, "throughput_ops_s": 9876.5, "ops": {"lookup": 120000, "insert": 45000},
+                            "latency_us": {"lookup": latency, "insert": latency}} for d in ("get", "mget", "zset")]}
+    result = SimpleNamespace(summary=lambda: summary, url="redis://127.0.0.1:6379/0", n_requests=5000,
+                             trace="conversation_trace.jsonl", clients=4, key_prefix="kvctrace:0123abcd:")
+    comparison = [{"design": "mget", "op": "lookup", "model": "redis-mget", "measured_p50_us": 101.2,
+                   "modelled_p50_us": 99.8, "measured_p99_us": 1234.5, "modelled_p99_us": 1100.25}]
+    monkeypatch.setenv("COLUMNS", "80")
+    print_bench_index(result, comparison)
+    assert_fits(capsys.readouterr().out)
+
+
+def test_piped_output_without_columns_is_80_wide(trace_file, tmp_path):
+    """A pipe has no terminal width: the tables are laid out for 80 columns."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    res = subprocess.run([sys.executable, "-m", "kvctrace", "replay", str(trace_file), "--preset", "h100-llama3-70b"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert_fits(res.stdout)

@@ -1,4 +1,4 @@
-"""Prefix hashing kernels against the naive references, plus the properties DESIGN.md asks for:
+"""Prefix hashing kernels against the naive references, plus the properties docs/data-model.md states:
 coarsening equals hashing at the coarse block size, rechaining equals chained hashing, ids name
 whole prefixes, and the documented hash is pinned."""
 from __future__ import annotations

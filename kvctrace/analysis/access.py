@@ -1,6 +1,6 @@
 """Sequential vs random block access inside requests (paper Fig. 2).
 
-Definitions are those of ``kvctrace.kernels.runs`` (DESIGN.md "Sequential vs random"):
+Definitions are those of ``kvctrace.kernels.runs`` (docs/metrics.md "Sequential vs random access"):
 a block is sequential when it lies in a run of >= 2 consecutive dense ids within its request.
 
 Two readings of "sequential share", both reported:

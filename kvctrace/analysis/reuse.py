@@ -1,12 +1,12 @@
 """Block reusability (paper Fig. 1), reuse distance, reuse time and miss-ratio curves.
 
-Definitions (DESIGN.md "Definitions"), with the readings named where there are two:
+Definitions (docs/metrics.md "Reuse"), with the readings named where there are two:
 
 * A block access is **seen before** when the same block id was accessed earlier in the trace's
   access stream (an earlier request, or an earlier position of the same request). This is
   exactly "hit in an unlimited block cache" and "finite stack distance".
 * Per request, two readings of the hit rate:
-  - ``block`` (DESIGN's "hit rate = blocks seen before / blocks in request"): any block seen
+  - ``block`` (paper Fig. 1a, "hit rate = blocks seen before / blocks in request"): any block seen
     before counts;
   - ``prefix``: only the longest run of seen-before blocks starting at block 0 counts (the KV
     of a block depends on every earlier token). On chained traces (Mooncake, rechained

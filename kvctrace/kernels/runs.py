@@ -1,6 +1,6 @@
 """Runs of consecutive block ids inside requests, and the Wald–Wolfowitz runs test (Numba).
 
-Definitions (DESIGN.md, "Sequential vs random"):
+Definitions (docs/metrics.md, "Sequential vs random access"):
 
 * A *run* is a maximal stretch of a request's blocks where each id is the previous id + 1
   (``blocks[i+1] == blocks[i] + 1``, dense first-appearance ids). Every block belongs to exactly

@@ -42,10 +42,10 @@ class TierConfig:
         "Capacity in bytes; blocks = bytes // (block_size x model KV bytes per token)"))
     read_latency_us: float = field(default=0.0, metadata=_help(
         "Fixed latency of one load from this tier into GPU memory (µs); default 0, right for "
-        "HBM (the KV is already in GPU memory). DESIGN.md hardware defaults: RDMA READ ~2 µs, NVMe ~80 µs"))
+        "HBM (the KV is already in GPU memory). docs/cost-model.md hardware defaults: RDMA READ ~2 µs, NVMe ~80 µs"))
     read_bandwidth_gb_s: float = field(default=25.0, metadata=_help(
         "Effective bandwidth of a load from this tier into GPU memory (GB/s, 1e9 B/s). "
-        "Default: PCIe Gen4 x16 ≈ 25 GB/s effective host→GPU (DESIGN.md hardware defaults)"))
+        "Default: PCIe Gen4 x16 ≈ 25 GB/s effective host→GPU (docs/cost-model.md hardware defaults)"))
     admit_min_accesses: int = field(default=1, metadata=_help(
         "Hotness-aware admission: admit a block to this tier only once it has been accessed "
         "at least this many times in the trace so far (1 = admit everything)"))
@@ -64,7 +64,7 @@ class IndexConfig:
     rtt_us: float | None = field(default=None, metadata=_help(
         "Round-trip time of one index operation (µs); default per kind: Redis 100 µs "
         "(redis.io latency docs: ~200 µs on 1 Gbit/s, 50–200 µs same rack), RDMA 2 µs "
-        "(RDMA READ ≤ 1 KB, DESIGN.md)"))
+        "(RDMA READ ≤ 1 KB, docs/cost-model.md)"))
     outstanding: int | None = field(default=None, metadata=_help(
         "Independent point operations a client keeps in flight (1 = one after another, as the "
         "paper's per-key client); default per kind"))
@@ -72,7 +72,7 @@ class IndexConfig:
         "Sherman: B+tree levels not covered by the client's internal-node cache (0 = 1 RTT "
         "point lookups; Sherman's 1000 MB level-1 cache, include/Common.h kIndexCacheSize)"))
     link_gbit_s: float | None = field(default=None, metadata=_help(
-        "RDMA link bandwidth for leaf/bucket reads (Gbit/s); default 200 (DESIGN.md: 100/200/400)"))
+        "RDMA link bandwidth for leaf/bucket reads (Gbit/s); default 200 (docs/cost-model.md: 100/200/400)"))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 All functions are vectorised over requests (numpy in, numpy out) so that one replay's hit
 counts can be priced under several index models without replaying again.
 
-Metadata index (DESIGN.md "Index models", from the paper's Fig. 3 benchmark). A request
+Metadata index (docs/replay.md "Index cost models", from the paper's Fig. 3 benchmark). A request
 looks up every one of its blocks (the client cannot know which are cached before asking)
 and inserts every missed block that entered a tier:
 * point indexes (Redis, RDMA hash): one point lookup per block;
@@ -26,7 +26,7 @@ Prefill of the ``n`` uncached tokens after ``c`` cached ones, on ``count`` GPUs:
 ``FLOPs = 2·P·n + 2·L·d_model·(n² + 2·n·c)`` — the dense matmuls (2 FLOPs per parameter per
 token) plus causal attention (QKᵀ and AV, 2·d FLOPs each per query-key pair; the new tokens
 attend to the c cached ones and, causally, to each other: n·c + n²/2 pairs per layer). With
-c = 0 this is DESIGN.md's ``2·P·n + 2·L·n²·d_model``. Time = FLOPs / (peak x count x MFU).
+c = 0 this is ``2·P·n + 2·L·n²·d_model`` (docs/replay.md "Prefill"). Time = FLOPs / (peak x count x MFU).
 A request whose whole prompt is cached still recomputes its last token (as vLLM does, to
 get the first output logits), so n >= 1.
 

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..analysis import registry
-from ..formatting import format_value as fmt
+from ..formatting import format_value as fmt, format_window, plural
 from . import charts
 
 REPORT_FILE = "report.html"
@@ -175,7 +175,7 @@ def workload_section(result) -> Section:
         return _unavailable(result, "workload", "workload", "Workload")
     s = w.summary()
     facts = [("mean arrival rate", f"{fmt(s.get('mean_rate_rps'), digits=3)} req/s", None),
-             ("peak window", fmt(s.get("peak_window_requests")), f"requests in {w.arrival_window_s:g} s"),
+             ("peak window", fmt(s.get("peak_window_requests")), f"requests in one {format_window(w.arrival_window_s)} window"),
              ("inter-arrival CV", fmt(s.get("interarrival_cv"), digits=2), "1 = Poisson, > 1 bursty"),
              ("simultaneous arrivals", fmt(s.get("interarrival_zero_gap_share"), unit="%"), "gaps of zero seconds"),
              ("input length p50 / p99", f"{fmt(s.get('input_len_p50'))} / {fmt(s.get('input_len_p99'))}", "tokens"),
@@ -323,13 +323,13 @@ def hotness_section(result) -> Section:
              ("one-hit blocks", fmt(s.get("one_hit_block_share"), unit="%"), None),
              ("hot set for 80% of accesses", fmt(s.get("hot_set_blocks_80pct")), "blocks"),
              ("mean hot-set overlap", fmt(s.get("drift_jaccard_mean"), digits=3),
-              f"Jaccard of top-{h.drift_top_k} between {h.drift_window_s:g} s windows")]
+              f"Jaccard of top-{h.drift_top_k} between {format_window(h.drift_window_s)} windows")]
     chart_list = [charts.lorenz_curve(h.lorenz), charts.rank_frequency(h.rank_frequency, zipf_line(h))]
     notes = []
     if h.drift["jaccard_with_previous"].drop_nulls().len():
         chart_list.append(charts.hot_set_drift(h.drift, h.drift_top_k))
     else:
-        notes.append(f"Hot-set drift needs two non-empty {h.drift_window_s:g}-second windows; this trace has fewer.")
+        notes.append(f"Hot-set drift needs two non-empty {format_window(h.drift_window_s)} windows; this trace has fewer.")
     chart_list.append(charts.heat_by_depth(h.heat_by_depth))
     figs = _figures("hotness", chart_list)
     tables = [frame_table(h.hot_sets.with_columns(pl.col("access_share_target") * 100), "Hot-set sizes",
@@ -357,7 +357,7 @@ def prefix_section(result) -> Section:
              ("requests starting with a shared prefix", fmt(g.get("requests_starting_with_shared_prefix_share"), unit="%"), None),
              ("reusable prefix tokens", fmt(g.get("reusable_prefix_tokens_total")),
               f"{fmt(g.get('reusable_prefix_tokens_share_of_input'), unit='%')} of input tokens"),
-             ("prefix-tree nodes", fmt(t.get("nodes")), f"{fmt(t.get('roots'))} roots, {fmt(t.get('leaves'))} leaves"),
+             ("prefix-tree nodes", fmt(t.get("nodes")), f"{plural(t.get('roots') or 0, 'root')}, {plural(t.get('leaves') or 0, 'leaf', 'leaves')}"),
              ("max depth", fmt(t.get("max_depth")), "blocks"),
              ("mean fan-out of internal nodes", fmt(t.get("mean_fanout_internal"), digits=2), None)]
     if p.sessions:
@@ -435,7 +435,7 @@ def recommendation_parts(rec):
                       for name in sw.tier_names)
     facts = [("objective", f"{sw.objective} ({label})", f"{sw.table.height:,} configurations swept"),
              ("recommended index", str(row["index"]), None),
-             ("recommended policy", str(row["policy"]), f"admit to {sw.tier_names[0]} after ≥ {row['admission']} access(es)"),
+             ("recommended policy", str(row["policy"]), f"admit to {sw.tier_names[0]} after ≥ {plural(row['admission'], 'access', 'accesses')}"),
              ("tier capacities", tiers, f"{format_bytes(row['memory_bytes'])} in all"),
              ("TTFT p50 / p99", f"{row['ttft_p50_ms']:,.1f} / {row['ttft_p99_ms']:,.1f} ms", None),
              ("prefix hit ratio", fmt(row["prefix_hit_ratio"], digits=4),

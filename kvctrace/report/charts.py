@@ -17,6 +17,10 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from ..formatting import format_value, format_window
+from .axes import (coinciding, linear_scale, log_axis, log_scale, merge_coinciding, pow10_axis,
+                   spans_powers_of_ten, symlog)
+
 MAX_MARKS = 5000
 WIDTH = 460
 HEIGHT = 230
@@ -69,16 +73,6 @@ def _bars(data, title: str, caption: str, x, y, bound: str, tooltip: list, bar_c
         tooltip=[alt.Tooltip("lo:Q", title=f"{bound} ≥"), alt.Tooltip("hi:Q", title=f"{bound} <"), *tooltip])
 
 
-def pow10_axis(max_value: float, title: str) -> alt.Axis:
-    """An axis with ticks at 0, 1, 10, 100, ... (symlog scales otherwise label sparsely)."""
-    top = max(float(max_value), 1.0)
-    values = [0] + [10 ** k for k in range(0, int(math.floor(math.log10(top))) + 1)]
-    return alt.Axis(title=title, values=values, labelOverlap=True, labelExpr=(
-        "datum.value >= 1e9 ? format(datum.value / 1e9, '~g') + 'G' : "
-        "datum.value >= 1e6 ? format(datum.value / 1e6, '~g') + 'M' : "
-        "datum.value >= 1e3 ? format(datum.value / 1e3, '~g') + 'k' : format(datum.value, '~g')"))
-
-
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -97,17 +91,19 @@ def hit_rate_cdf(cdf: pl.DataFrame, shares: dict | None = None, per_reading: int
         kept += part.height
         parts.append(part)
     data = pl.concat(parts) if parts else cdf
+    series = {p["reading"][0]: np.concatenate([p["hit_rate"].to_numpy() * WIDTH, p["cdf"].to_numpy() * HEIGHT])
+              for p in parts if p.height}
+    data, merged = merge_coinciding(data, "reading", series, coinciding(series, lambda px: px))
     caption = ("Each line gives, for a hit rate x, the share of requests whose hit rate in an "
                "unlimited cache is at most x; the further right the curve rises, the more reuse.")
     if shares:
         caption += (f" {_pct(shares.get('ge_0_5'))} of requests have hit rate ≥ 0.5 and "
                     f"{_pct(shares.get('ge_0_8'))} have ≥ 0.8 (dashed rules).")
-    caption += " Block and prefix readings coincide on chained traces."
-    caption += _sampled_note(kept, total, "distinct hit rates")
+    caption += merged + _sampled_note(kept, total, "distinct hit rates")
     line = alt.Chart(data).mark_line(interpolate="step-after").encode(
         x=alt.X("hit_rate:Q", title="per-request hit rate (fraction of blocks)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("cdf:Q", title="share of requests (CDF)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("reading:N", title="reading", scale=alt.Scale(range=PALETTE)),
+        color=alt.Color("reading:N", title="reading", scale=alt.Scale(range=PALETTE), legend=alt.Legend(labelLimit=0)),
         strokeDash=alt.StrokeDash("reading:N", title="reading"),
         tooltip=[alt.Tooltip("reading:N"), alt.Tooltip("hit_rate:Q", format=".3f", title="hit rate"),
                  alt.Tooltip("cdf:Q", format=".3f", title="share of requests ≤")])
@@ -125,8 +121,8 @@ def block_id_vs_time(block_time: pl.DataFrame) -> alt.Chart:
                "frontier of new ids are reuses of older blocks.")
     caption += f" Shows {data.height:,} accesses sampled evenly over the trace."
     return _chart(data, "Block id vs time (Fig. 1b)", caption).mark_circle(size=6, opacity=0.6).encode(
-        x=alt.X("ts:Q", title="arrival time (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
-        y=alt.Y("block:Q", title="block id (first-appearance order)"),
+        x=alt.X("ts:Q", title="arrival time (s)", scale=linear_scale(), axis=alt.Axis(tickCount=8, labelOverlap=True)),
+        y=alt.Y("block:Q", title="block id (first-appearance order)", scale=linear_scale()),
         color=alt.Color("access:N", title="access", scale=alt.Scale(domain=["first access", "reused"],
                                                                     range=[PALETTE[1], PALETTE[0]])),
         tooltip=[alt.Tooltip("ts:Q", format=".1f", title="time (s)"), alt.Tooltip("req_id:Q", title="request"),
@@ -142,13 +138,15 @@ def reuse_over_time(windows: pl.DataFrame) -> alt.Chart:
                        pl.col("hit_ratio").alias("block"), pl.col("prefix_hit_ratio").alias("prefix")
                        ).unpivot(index=["t_start", "t_end", "requests", "accesses"],
                                  variable_name="reading", value_name="ratio")
-    caption = (f"Share of block accesses in each {width:g}-second window that hit blocks seen "
+    series = {"block": data["hit_ratio"].to_numpy() * HEIGHT, "prefix": data["prefix_hit_ratio"].to_numpy() * HEIGHT}
+    long, merged = merge_coinciding(long, "reading", series, coinciding(series, lambda px: px))
+    caption = (f"Share of block accesses in each {format_window(width)} window that hit blocks seen "
                "earlier in the trace (unlimited cache); a rising line means the cache warms up, "
-               "dips mark bursts of new content.")
+               "dips mark bursts of new content.") + merged
     return _chart(long, "Reuse over time", caption).mark_line(point=True).encode(
-        x=alt.X("t_start:Q", title="window start (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
+        x=alt.X("t_start:Q", title="window start (s)", scale=linear_scale(), axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("ratio:Q", title="hit ratio (fraction of accesses)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("reading:N", title="reading", scale=alt.Scale(range=PALETTE)),
+        color=alt.Color("reading:N", title="reading", scale=alt.Scale(range=PALETTE), legend=alt.Legend(labelLimit=0)),
         strokeDash=alt.StrokeDash("reading:N", title="reading"),
         tooltip=[alt.Tooltip("t_start:Q", title="window start (s)"), alt.Tooltip("reading:N"),
                  alt.Tooltip("ratio:Q", format=".3f", title="hit ratio"),
@@ -219,7 +217,8 @@ def miss_ratio_curve(mrc: pl.DataFrame, shards: pl.DataFrame | None = None) -> a
     if len(curves) > 1:
         caption += " Dashed lines are SHARDS sampled estimates of the same curve."
     return _chart(data, "Miss-ratio curve (block LRU)", caption).mark_line().encode(
-        x=alt.X("capacity_blocks:Q", title="cache capacity (blocks, log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("capacity_blocks:Q", scale=log_scale(data["capacity_blocks"]),
+                axis=log_axis("cache capacity (blocks, log scale)", data["capacity_blocks"])),
         y=alt.Y("miss_ratio:Q", title="miss ratio (fraction of accesses)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("curve:N", title="curve", scale=alt.Scale(domain=names, range=PALETTE[:len(names)]),
                         legend=alt.Legend(orient="bottom-left", labelLimit=200)),
@@ -284,7 +283,7 @@ def runs_test_pvalues(per_request: pl.DataFrame) -> alt.Chart:
                  color=alt.Color("verdict:N", title="verdict",
                                  scale=alt.Scale(domain=["p ≤ 0.05: not random", "p > 0.05: random"],
                                                  range=[PALETTE[3], PALETTE[0]]),
-                                 legend=alt.Legend(labelLimit=260)))
+                                 legend=alt.Legend(labelLimit=0)))
 
 
 # ---------------------------------------------------------------- hotness
@@ -313,9 +312,10 @@ def rank_frequency(rank_frequency: pl.DataFrame, zipf: dict | None = None) -> al
     data = evenly(rank_frequency, MAX_MARKS - 2)
     caption = ("Accesses of each block against its rank (1 = hottest) on log–log axes; a straight "
                "line means Zipf-like popularity, and its slope is the exponent.")
+    ranks, counts = data["rank"].to_numpy(), data["accesses"].to_numpy()
     layers = [alt.Chart(data).mark_circle(size=14, color=PALETTE[0]).encode(
-        x=alt.X("rank:Q", title="block rank (1 = hottest, log scale)", scale=alt.Scale(type="log")),
-        y=alt.Y("accesses:Q", title="accesses per block (log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("rank:Q", scale=log_scale(ranks), axis=log_axis("block rank (1 = hottest, log scale)", ranks)),
+        y=alt.Y("accesses:Q", scale=log_scale(counts), axis=log_axis("accesses per block (log scale)", counts)),
         tooltip=[alt.Tooltip("rank:Q", format=","), alt.Tooltip("accesses:Q", format=",")])]
     if zipf and zipf.get("alpha") is not None and zipf.get("intercept") is not None:
         r0, r1 = float(zipf.get("rank_min", 1)), float(zipf["rank_max"])
@@ -338,7 +338,7 @@ def hot_set_drift(drift: pl.DataFrame, top_k: int | None = None) -> alt.Chart:
                "window's; values near 1 mean a stable hot set that a small cache can pin, near 0 "
                "a hot set that keeps moving.")
     return _chart(data, "Hot-set drift between windows", caption).mark_line(point=True, color=PALETTE[0]).encode(
-        x=alt.X("start_s:Q", title="window start (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
+        x=alt.X("start_s:Q", title="window start (s)", scale=linear_scale(), axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("jaccard_with_previous:Q", title="Jaccard with previous window", scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("start_s:Q", title="start (s)"), alt.Tooltip("end_s:Q", title="end (s)"),
                  alt.Tooltip("accesses:Q"), alt.Tooltip("jaccard_with_previous:Q", format=".3f", title="Jaccard")])
@@ -352,8 +352,9 @@ def heat_by_depth(heat: pl.DataFrame) -> alt.Chart:
                "first block); early blocks shared by many requests (system prompts) are hottest."
                ) + _sampled_note(data.height, heat.height, "depths")
     return _chart(data, "Heat by prefix depth", caption).mark_line(point=True, color=PALETTE[0]).encode(
-        x=alt.X("depth:Q", title="depth in prefix tree (block position)"),
-        y=alt.Y("accesses_per_block:Q", title="accesses per block (mean, log scale)", scale=alt.Scale(type="log")),
+        x=alt.X("depth:Q", title="depth in prefix tree (block position)", scale=linear_scale()),
+        y=alt.Y("accesses_per_block:Q", scale=log_scale(data["accesses_per_block"]),
+                axis=log_axis("accesses per block (mean, log scale)", data["accesses_per_block"])),
         tooltip=[alt.Tooltip("depth:Q"), alt.Tooltip("blocks:Q", format=","), alt.Tooltip("accesses:Q", format=","),
                  alt.Tooltip("accesses_per_block:Q", format=".2f", title="accesses per block"),
                  alt.Tooltip("one_hit_share:Q", format=".1%", title="one-hit share")])
@@ -365,14 +366,15 @@ def arrival_rate(arrivals: pl.DataFrame, window_s: float) -> alt.Chart:
     """Request arrival rate per window. ``arrivals``: start_s, requests, requests_per_s,
     input_tokens_per_s, complete (``WorkloadResult.arrivals``)."""
     data = evenly(arrivals, MAX_MARKS)
-    caption = (f"Requests arriving per second, averaged over {window_s:g}-second windows; peaks well "
+    caption = (f"Requests arriving per second, averaged over {format_window(window_s)} windows; peaks well "
                "above the typical level are bursts the cache and the prefill pool must absorb."
                ) + _sampled_note(data.height, arrivals.height, "windows")
     if arrivals.height and not bool(arrivals["complete"][-1]):
         caption += " The last window is partial (the trace ends inside it)."
     return _chart(data, "Arrival rate over time", caption).mark_area(
         line={"color": PALETTE[0]}, color=PALETTE[5], opacity=0.5, interpolate="step-after").encode(
-        x=alt.X("start_s:Q", title="time since first request (s)", axis=alt.Axis(tickCount=8, labelOverlap=True)),
+        x=alt.X("start_s:Q", title="time since first request (s)", scale=linear_scale(),
+                axis=alt.Axis(tickCount=8, labelOverlap=True)),
         y=alt.Y("requests_per_s:Q", title="arrival rate (requests/s)"),
         tooltip=[alt.Tooltip("start_s:Q", title="window start (s)"), alt.Tooltip("requests:Q"),
                  alt.Tooltip("requests_per_s:Q", format=".2f", title="requests/s"),
@@ -392,7 +394,7 @@ def length_distribution(length_quantiles: pl.DataFrame) -> alt.Chart:
         x=alt.X("tokens:Q", scale=alt.Scale(type="symlog"),
                 axis=pow10_axis(data["tokens"].max() if data.height else 1, "length (tokens, symlog scale)")),
         y=alt.Y("prob:Q", title="share of requests (CDF)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("field:N", title="length", scale=alt.Scale(range=PALETTE)),
+        color=alt.Color("field:N", title="length", scale=alt.Scale(range=PALETTE), legend=alt.Legend(labelLimit=0)),
         tooltip=[alt.Tooltip("field:N", title="length"), alt.Tooltip("prob:Q", format=".0%", title="percentile"),
                  alt.Tooltip("tokens:Q", format=",.0f", title="tokens")])
 
@@ -436,7 +438,7 @@ def prefix_tree_depth(depth_distribution: pl.DataFrame) -> alt.Chart:
                "many private continuations.") + _sampled_note(data.height, depth_distribution.height, "depths")
     return _chart(data, "Prefix-tree width by depth", caption).mark_area(
         color=PALETTE[5], line={"color": PALETTE[0]}, opacity=0.6, interpolate="step-after").encode(
-        x=alt.X("depth:Q", title="depth (block position in the prefix)"),
+        x=alt.X("depth:Q", title="depth (block position in the prefix)", scale=linear_scale()),
         y=alt.Y("nodes:Q", title="nodes (distinct blocks, count)"),
         tooltip=[alt.Tooltip("depth:Q"), alt.Tooltip("nodes:Q", format=",")])
 
@@ -452,11 +454,28 @@ def prefix_tree_fanout(fanout_distribution: pl.DataFrame) -> alt.Chart:
     return _bars(bins, "Prefix-tree fan-out", caption, bar_color=PALETTE[4],
                  x=alt.X("lo:Q", scale=alt.Scale(type="symlog"),
                          axis=pow10_axis(bins["hi"].max() if bins.height else 1, "children per node (symlog scale)")),
-                 y=alt.Y("nodes:Q", title="nodes (count, log scale)", scale=alt.Scale(type="symlog")),
+                 y=alt.Y("nodes:Q", scale=alt.Scale(type="symlog"),
+                         axis=pow10_axis(bins["nodes"].max() if bins.height else 1, "nodes (count, symlog scale)")),
                  bound="children", tooltip=[alt.Tooltip("nodes:Q", format=",.0f")])
 
 
 # ---------------------------------------------------------------- replay
+
+def _tier_coincidences(data: pl.DataFrame, tiers: list) -> str:
+    """Caption sentence naming, per tier, the policies whose lines coincide (the same
+    capacities, hit ratios within a pixel): a coinciding line hides the one under it."""
+    parts = []
+    for tier in tiers:
+        by_capacities: dict = {}          # policies replayed at the same capacities
+        for (policy,), g in data.filter(pl.col("tier") == tier).sort("capacity_blocks").group_by(
+                "policy", maintain_order=True):
+            by_capacities.setdefault(tuple(g["capacity_blocks"]), {})[policy] = g["prefix_hit_ratio"].to_numpy()
+        for series in by_capacities.values():
+            for group in coinciding(dict(sorted(series.items())), lambda ratio: ratio * HEIGHT):
+                if len(group) > 1:
+                    parts.append(f"{tier}: {', '.join(group[:-1])} and {group[-1]} coincide")
+    return (" Lines drawn over one another: " + "; ".join(parts) + ".") if parts else ""
+
 
 def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = None) -> alt.FacetChart:
     """Prefix hit ratio of each tier against that tier's capacity, one line per policy, one
@@ -466,11 +485,17 @@ def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = N
     tiers = tier_order or data["tier"].unique(maintain_order=True).to_list()
     caption = ("Share of all block accesses served as prefix hits by each tier, as the tier's "
                "capacity grows, for each eviction policy (other tiers as configured); the higher "
-               "line at a given capacity is the better policy for this trace.")
+               "line at a given capacity is the better policy for this trace. Policies differ in "
+               "colour and dash, so lines that overlap stay visible."
+               ) + _tier_coincidences(data, tiers)
+    # every panel has its own x range: label powers of ten only when each one spans two of them
+    axis = log_axis("tier capacity (blocks, log scale)", powers_of_ten=bool(tiers) and all(
+        spans_powers_of_ten(data.filter(pl.col("tier") == t)["capacity_blocks"]) for t in tiers))
     base = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("capacity_blocks:Q", title="tier capacity (blocks, log scale)", scale=alt.Scale(type="log")),
-        y=alt.Y("prefix_hit_ratio:Q", title="prefix hit ratio (fraction of accesses)"),
+        x=alt.X("capacity_blocks:Q", scale=alt.Scale(type="log", nice=False), axis=axis),
+        y=alt.Y("prefix_hit_ratio:Q", title="prefix hit ratio (fraction of accesses)", scale=linear_scale()),
         color=alt.Color("policy:N", title="policy", scale=alt.Scale(range=PALETTE)),
+        strokeDash=alt.StrokeDash("policy:N", title="policy"),
         tooltip=[alt.Tooltip("tier:N"), alt.Tooltip("policy:N"),
                  alt.Tooltip("capacity_blocks:Q", format=",", title="capacity (blocks)"),
                  alt.Tooltip("prefix_hit_ratio:Q", format=".4f", title="prefix hit ratio")]
@@ -479,17 +504,35 @@ def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = N
         title="Hit ratio per tier vs capacity", description=caption).resolve_scale(x="independent")
 
 
+def _spread(cdf: pl.DataFrame, unit: str) -> str:
+    """How far apart the models are at the median and at p99 (lines that nearly overlap are
+    then read from the numbers)."""
+    def at(q):
+        values = [float(np.interp(q, g["cdf"].to_numpy(), g["value"].to_numpy()))
+                  for _, g in cdf.group_by("index", maintain_order=True) if g.height]
+        return f"{format_value(min(values))} to {format_value(max(values))} {unit}"
+    if cdf["index"].n_unique() < 2:
+        return ""
+    return f" Across the models the median runs from {at(0.5)}, p99 from {at(0.99)}."
+
+
 def latency_cdf(cdf: pl.DataFrame, unit: str, title: str, what: str) -> alt.Chart:
     """CDF of a per-request latency, one line per index model. ``cdf``: index, value, cdf
-    (e.g. quantiles of ``ReplayResult.requests['ttft_ms']``); ``unit`` labels the x axis."""
+    (e.g. quantiles of ``ReplayResult.requests['ttft_ms']``); ``unit`` labels the x axis.
+    Models whose curves coincide (within a pixel everywhere) are drawn once, named together."""
     data = evenly(cdf, MAX_MARKS)
+    top = float(symlog(data["value"].max())) if data.height else 1.0
+    series = {k: g["value"].to_numpy() for (k,), g in data.group_by("index", maintain_order=True)}
+    data, merged = merge_coinciding(data, "index", series, coinciding(
+        series, lambda v: symlog(v) / max(top, 1e-12) * WIDTH))
     caption = (f"Share of requests whose {what} is at most x, one line per metadata index model; "
-               "a curve further left is faster, and its top end is the tail (p99).")
+               "a curve further left is faster, and its top end is the tail (p99).") + merged + _spread(cdf, unit)
     return _chart(data, title, caption).mark_line().encode(
         x=alt.X("value:Q", title=f"{what} ({unit}, symlog scale)", scale=alt.Scale(type="symlog"),
                 axis=pow10_axis(data["value"].max() if data.height else 1, f"{what} ({unit}, symlog scale)")),
         y=alt.Y("cdf:Q", title="share of requests (CDF)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("index:N", title="index model", scale=alt.Scale(range=PALETTE)),
+        color=alt.Color("index:N", title="index model", scale=alt.Scale(range=PALETTE), legend=alt.Legend(labelLimit=0)),
+        strokeDash=alt.StrokeDash("index:N", title="index model"),
         tooltip=[alt.Tooltip("index:N", title="index"), alt.Tooltip("value:Q", format=",.3f", title=unit),
                  alt.Tooltip("cdf:Q", format=".3f", title="share ≤")])
 
@@ -513,8 +556,8 @@ def sweep_tradeoff(table: pl.DataFrame, objective_col: str, objective_label: str
                alt.Tooltip("prefix_hit_ratio:Q", format=".4f", title="prefix hit ratio"),
                alt.Tooltip("ttft_p99_ms:Q", format=",.1f", title="TTFT p99 (ms)")]
     points = alt.Chart(data).mark_point(filled=True, size=40, opacity=0.7).encode(
-        x=alt.X("memory_gb:Q", title="cache memory, all tiers (GB)"),
-        y=alt.Y(f"{objective_col}:Q", title=objective_label, scale=alt.Scale(zero=False)),
+        x=alt.X("memory_gb:Q", title="cache memory, all tiers (GB)", scale=linear_scale()),
+        y=alt.Y(f"{objective_col}:Q", title=objective_label, scale=linear_scale(zero=False)),
         color=alt.Color("policy:N", title="policy", scale=alt.Scale(range=PALETTE)),
         shape=alt.Shape("index:N", title="index model"), tooltip=tooltip)
     layers = [points]
