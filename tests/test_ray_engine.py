@@ -144,7 +144,7 @@ def probe_cache(offsets, blocks, next_use, *payload):
     from kvctrace.kernels import replay as K
     from kvctrace.replay.distributed import _grid_task
     _grid_task(offsets, blocks, next_use, *payload)
-    stats = K._replay_many.stats
+    stats = K.replay_tiers_many.stats
     return sum(stats.cache_hits.values()), sum(stats.cache_misses.values()), os.environ["NUMBA_CACHE_DIR"]
 
 
@@ -156,14 +156,14 @@ def test_workers_load_kernels_from_the_numba_cache(ray_session, small_trace):
     sweep(small_trace, base, grid=Grid(policies=("lru",), admission=(1,), fractions=(1.0,)), engine="ray")
     shared = tuple(ray_engine._shared[tag][2] for tag in ("offsets", "blocks", "next_use"))
     caps, codes, admit = np.full((1, 4), 10, np.int64), np.zeros((1, 4), np.int64), np.ones((1, 4), np.int64)
-    payload = (kernel_ref(K._replay_many), small_trace.n_unique_blocks, caps, codes, admit, (False, True, True))
+    payload = (kernel_ref(K.replay_tiers_many), small_trace.n_unique_blocks, caps, codes, admit, (False, True, True))
     # an actor is a new worker process: it cannot have compiled the kernel itself
     probe = ray_session.remote(num_cpus=1)(_CacheProbe).remote()
     hits, misses, cache_dir = ray_session.get(probe.run.remote(*shared, *payload))
     ray_session.kill(probe)
     assert hits >= 1 and misses == 0
     assert cache_dir == ray_engine.numba_cache_dir()
-    assert list(Path(cache_dir).rglob("replay._replay_many-*.nbi")) and list(Path(cache_dir).rglob("replay._replay_many-*.nbc"))
+    assert list(Path(cache_dir).rglob("replay.replay_tiers_many-*.nbi")) and list(Path(cache_dir).rglob("replay.replay_tiers_many-*.nbc"))
 
 
 class _CacheProbe:

@@ -95,7 +95,7 @@ def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig,
     out = HitCounts.empty(n_req, T, configs=(R,))
     if engine == "ray":  # one Ray task per config, the same kernel (replay/distributed.py)
         from .distributed import replay_grid
-        replay_grid(K._replay_many, offsets, blocks, n_unique, nu, caps, codes, admit, args, out.arrays())
+        replay_grid(K.replay_tiers_many, offsets, blocks, n_unique, nu, caps, codes, admit, args, out.arrays())
         return out
     if workers == "processes" and R > 1:
         _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
