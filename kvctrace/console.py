@@ -166,7 +166,7 @@ def print_analysis(summary: dict, written: list) -> None:
             table.add_row(analysis.labels.get(key, key), summary_value(key, value))   # unlabelled: the key
         print_table(con, table)
         if analysis.sentence and section.get(analysis.sentence):  # what to do (divergence headline), in full
-            con.print(section[analysis.sentence], markup=False, highlight=False, soft_wrap=True)
+            con.print(section[analysis.sentence], markup=False, highlight=False)  # wrapped to the width
         if any("_ge_" in key for key, _ in rows) and any("_gt_" in key for key, _ in rows):
             con.print(f"[dim]{GE_GT_NOTE}[/dim]")
     _print_mrc(con, summary.get("mrc"))
