@@ -294,7 +294,7 @@ CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="R
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            policy: Annotated[Optional[str], typer.Option("--policy", help=f"One-tier run: eviction policy ({', '.join(policy_names())})")] = None,
-           capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks")] = None,
+           capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks (at least 1; default: the preset's top tier)")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
            calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):

@@ -324,3 +324,14 @@ def test_piped_output_without_columns_is_80_wide(trace_file, tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr
     assert_fits(res.stdout)
+
+
+def test_a_folder_of_reports_without_a_record_is_replaced_with_a_warning(trace_file, tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")          # written by an older kvctrace, or by hand
+    res = invoke("analyze", trace_file, "--out", out)
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no record" in warnings[0]
+    assert json.loads((out / "kvctrace-source.json").read_text())["path"] == str(trace_file)
