@@ -397,6 +397,39 @@ def export(trace: TraceArg,
           f"{manifest['partitions']} partitions (seed {manifest['seed']}; {min(sizes):,} to {max(sizes):,} accesses each)")
 
 
+# ---- rejects ---------------------------------------------------------------------------------
+
+# Control characters (a terminal escape in a hostile line) are shown as escapes, not sent.
+_SHOWN = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {ord("\t"): "\\t"}
+
+
+def _shown_raw(row: dict, width: int = 200) -> str:
+    text = bytes.fromhex(row["raw_hex"]).decode("utf-8", "backslashreplace") if "raw_hex" in row else row["raw"]
+    text = (text or "").translate(_SHOWN)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+@trace_command()
+def rejects(trace: TraceArg,
+            limit: Annotated[int, typer.Option("--limit", help="Show at most N rejected lines (0: all)")] = 20,
+            json: JsonOpt = False, trace_opts: dict = None):
+    """The lines that were not ingested, with the reason and the line as it was (of a kvctrace
+    database, or of a trace file read with --skip-bad-lines)."""
+    import json as json_mod
+
+    from .commands import rejects as read_rejects
+
+    found = read_rejects(trace, trace_opts, limit)
+    if json:
+        print(json_mod.dumps(found, allow_nan=False, ensure_ascii=False))
+        return
+    shown = len(found["rejects"])
+    print(f"{found['path']}: {found['rejected_lines']:,} rejected lines"
+          + (f" (first {shown:,}; --limit 0 shows all)" if shown < found["rejected_lines"] else ""))
+    for row in found["rejects"]:
+        print(f"line {row['line']}: {row['reason'].translate(_SHOWN)}\n    {_shown_raw(row)}")
+
+
 # ---- synth -----------------------------------------------------------------------------------
 # The structure options are generated from kvctrace.synth.SynthConfig, so the CLI, the Python
 # API and their help texts cannot drift apart.

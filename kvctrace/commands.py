@@ -75,6 +75,28 @@ def info(trace: Path, trace_options: dict | None = None, progress=None) -> dict:
     return _open(trace, trace_options, progress).info() | {"db": str(db) if db is not None else None}
 
 
+def rejects(trace: Path, trace_options: dict | None = None, limit: int = 20) -> dict:
+    """The lines the ingest of ``trace`` rejected: a kvctrace database's rejects table, or a
+    trace file read with --skip-bad-lines. Returns ``path``, ``rejected_lines`` (all of them)
+    and ``rejects``: the first ``limit`` (0: all), each with its ``line``, ``reason``, ``raw``
+    text and, when that text is not the line's exact bytes, ``raw_hex``."""
+    from .errors import ConfigError
+    from .formats.source import is_duckdb_file
+    from .tables import read_rejects
+    if limit < 0:
+        raise ConfigError(f"--limit must be >= 0, got {limit}", field="--limit", hint="0 shows every rejected line")
+    options = dict(trace_options or {})
+    if not is_duckdb_file(trace):
+        options["skip_bad_lines"] = True
+    opened = _open(trace, options)
+    total, rows = read_rejects(opened.con, limit)
+    for row in rows:
+        data = row.pop("raw_bytes")
+        if data != (row["raw"] or "").encode("utf-8"):
+            row["raw_hex"] = data.hex()
+    return {"path": str(trace), "rejected_lines": total, "rejects": rows}
+
+
 # ---- analyze / report -------------------------------------------------------------------------
 
 @dataclass(frozen=True)

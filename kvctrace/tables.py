@@ -301,3 +301,19 @@ def read_tree(con: duckdb.DuckDBPyConnection, n_unique: int) -> dict[str, np.nda
         raise KvctraceError(f"the store's blocks table does not hold the {n_unique:,} blocks its meta names",
                             hint="re-ingest the trace")
     return out
+
+
+def read_rejects(con: duckdb.DuckDBPyConnection, limit: int = 0) -> tuple[int, list[dict]]:
+    """(number of rejected lines, the first ``limit`` of them (0: all) in line order), each
+    ``{"line", "reason", "raw", "raw_bytes"}``; a store written before ``raw_bytes`` existed
+    gives its text encoded."""
+    columns = {r[0] for r in con.sql("SELECT column_name FROM duckdb_columns() "
+                                     "WHERE table_name = 'rejects' AND database_name = current_database()").fetchall()}
+    raw_bytes = "raw_bytes" if "raw_bytes" in columns else "NULL"
+    total = con.sql("SELECT count(*) FROM rejects").fetchall()[0][0]
+    rows = con.sql(f"SELECT line_no, reason, raw, {raw_bytes} FROM rejects ORDER BY line_no"  # noqa: S608 - a constant
+                   + (" LIMIT $n" if limit else ""), params={"n": limit} if limit else None).fetchall()
+    return int(total), [{"line": line, "reason": reason, "raw": raw,
+                         "raw_bytes": data if data is not None else (raw or "").encode("utf-8")}
+                        for line, reason, raw, data in rows]
+

@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import zstandard
@@ -472,3 +474,29 @@ def test_failed_ingest_into_a_new_db_leaves_no_file(tmp_path):
     with pytest.raises(KvctraceError):
         open_trace(path, db=db)
     assert open_trace(db).n_requests == 1
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kvctrace", *map(str, args)], capture_output=True, text=True)
+
+
+def test_rejects_command(tmp_path):
+    hostile = b'{"timestamp": 1, "input_length": "x\xff\x1b[31m", "output_length": 5, "hash_ids": [1, 2]}\r'
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"\n".join([line(GOOD).encode(), hostile, b'{"timestamp": 2}', line(GOOD2).encode(), b""]))
+    res = run_cli("rejects", path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out[0] == f"{path}: 2 rejected lines" and out[1] == "line 2: line is not UTF-8 text"
+    assert "\x1b" not in res.stdout and "\\x1b[31m" in out[2] and "\\xff" in out[2]
+    assert out[3].startswith("line 3: missing field")
+    res = run_cli("rejects", path, "--json", "--limit", "1")
+    found = json.loads(res.stdout, parse_constant=lambda name: pytest.fail(name))
+    assert found["rejected_lines"] == 2 and [r["line"] for r in found["rejects"]] == [2]
+    assert bytes.fromhex(found["rejects"][0]["raw_hex"]) == hostile
+    db = tmp_path / "r.duckdb"
+    assert run_cli("ingest", path, "--skip-bad-lines", "--db", db).returncode == 0
+    from_db = json.loads(run_cli("rejects", db, "--json", "--limit", "0").stdout)
+    assert from_db["rejected_lines"] == 2 and [r["line"] for r in from_db["rejects"]] == [2, 3]
+    res = run_cli("rejects", db, "--limit", "-1")
+    assert res.returncode == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

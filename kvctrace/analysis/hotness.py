@@ -194,7 +194,7 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
     ts = trace.ts
     duration = trace.duration_s
     if window_s is None:
-        window_s = duration / 20.0 if duration > 0 else 1.0
+        window_s = duration / 20.0 if duration / 20.0 > 0 else 1.0  # (a tiny duration underflows)
     if not window_s > 0:
         raise ConfigError(f"window_s={window_s} must be positive", field="window_s")
     # windows [w*window_s, (w+1)*window_s); the last one also holds the request at ts == duration

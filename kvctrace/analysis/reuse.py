@@ -155,9 +155,9 @@ def _cdf(values: np.ndarray, reading: str) -> pl.DataFrame:
 
 def _nice_window(duration: float, target: int = 60) -> float:
     """A round window length (1, 2 or 5 × 10^k s) giving about ``target`` windows."""
-    if duration <= 0:
-        return 1.0
     raw = duration / target
+    if not raw > 0:  # no duration (or one so short that the division underflows to 0)
+        return 1.0
     base = 10.0 ** math.floor(math.log10(raw))
     for m in (1, 2, 5, 10):
         if base * m >= raw:

@@ -157,6 +157,16 @@ def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
                            hint="check that this is a JSON-lines trace")
 
 
+def _options(reader, src: Source, line: int | None, first: dict, block_size, partial, **kw) -> dict:
+    """The reader's options from the first record; its errors name this file and line."""
+    try:
+        return reader.options(first, block_size, partial, **kw)
+    except TraceFormatError as err:
+        err.path = err.path or str(src.path)
+        err.line = err.line if err.line is not None else line
+        raise
+
+
 def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, reader, opts, src: Source) -> Columns:
     if cols is None:
         cols = reader.from_rows(rows, np.array(line_nos, np.int64), opts)
@@ -196,13 +206,14 @@ _DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", p
 
 
 def _scan_class(dtype) -> int:
-    return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL}.get(dtype, jsonscan.INT)
+    """A schema's dtype as the strict scan's class (pl.Null: a field that must not appear)."""
+    return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL, pl.Null: jsonscan.REFUSED}.get(dtype, jsonscan.INT)
 
 
 def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None, con=None) -> pl.DataFrame:
     """The records as typed columns via DuckDB's read_json: of the file itself, or of ``text``
     (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
-    columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items()}
+    columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items() if dtype != pl.Null}
     con = con if con is not None else duckdb.connect()
     if text is None and src.compression == "none" and not src.bom:
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
@@ -282,7 +293,7 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     first, first_line = _first_record(src, skip_bad_lines)
     reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
-    opts = reader.options(first, block_size, partial)
+    opts = _options(reader, src, first_line, first, block_size, partial)
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
         return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
@@ -320,7 +331,7 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
                                hint="the file holds no requests")
     first = records[0] if isinstance(records[0], dict) else {}
     reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
-    opts = reader.options(first, block_size, partial)
+    opts = _options(reader, src, 1, first, block_size, partial)
     items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
     return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
 
@@ -352,6 +363,8 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
     syntax of ``common`` first (else ValueError: the per-record path names the cell)."""
     exprs = []
     for name, dtype in schema.items():
+        if dtype == pl.Null:  # a field that must be absent (the JSON paths check it)
+            continue
         if name not in df.columns:
             exprs.append(pl.lit(None, dtype).alias(name))
             continue
@@ -369,7 +382,7 @@ def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Colu
     df, written = parquet_frame(src.path)
     first = df.row(0, named=True)
     reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
-    opts = reader.options(first, block_size, partial)
+    opts = _options(reader, src, None, first, block_size, partial)
     schema = reader.schema(opts)
     if not schema:  # no columnar path: every row is parsed
         return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
@@ -413,7 +426,8 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
             first = dict(zip(header, next(csv.reader([numbered[1][1].decode("utf-8")]))))
         except (UnicodeDecodeError, csv.Error, StopIteration):
             first = {}
-    opts = reader.options(dict.fromkeys(header, None) | first, block_size, partial, text_cells=True)
+    opts = _options(reader, src, header_line, dict.fromkeys(header, None) | first, block_size, partial,
+                    text_cells=True)
     line_no = np.array([i for i, _ in numbered[1:]], np.int64)
     try:
         df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)

@@ -58,9 +58,13 @@ def options(first_record: dict, block_size: int | None, partial: str, text_cells
 
 
 def schema(opts: dict) -> dict:
+    """The typed columns; when the first record has no output count, no record may have one
+    (pl.Null: the field must be absent), so none is dropped unread."""
     out = {opts["ts"]: pl.String if opts["ts_text"] else pl.Float64, opts["input"]: pl.Int64}
     if opts["output"]:
         out[opts["output"]] = pl.Int64
+    elif not opts["text"]:
+        out |= dict.fromkeys(OUTPUT_NAMES, pl.Null)
     return out
 
 
@@ -70,13 +74,17 @@ def _ts_seconds(series: pl.Series, opts: dict) -> np.ndarray | None:
     if opts["datetime"]:
         if series.str.contains(TEXT_NUMBER_PATTERN).any():  # numbers among date-times: diagnosed per record
             return None
+        text = series.str.strip_chars(TEXT_SPACE)
         try:
-            dt = series.str.strip_chars(TEXT_SPACE).str.to_datetime(strict=True, time_unit="ns")
+            ns = text.str.to_datetime(strict=True, time_unit="ns").dt.epoch("ns").to_numpy()
+            us = text.str.to_datetime(strict=True, time_unit="us").dt.epoch("us").to_numpy()
         except pl.exceptions.PolarsError:
             return None
-        if dt.dtype.time_zone is not None:  # type: ignore[union-attr]
-            dt = dt.dt.convert_time_zone("UTC")
-        return ns_to_seconds(dt.dt.epoch("ns").to_numpy())
+        # polars wraps a date-time outside 64-bit nanoseconds (1677 .. 2262) around silently:
+        # its microseconds, which do not wrap, would then disagree
+        if not (np.abs(ns // 1000 - us) <= 1).all():
+            return None
+        return ns_to_seconds(ns)
     if series.dtype == pl.String:
         if not text_matches(series, TEXT_NUMBER_PATTERN):
             return None
@@ -126,7 +134,16 @@ def _count(rec: dict, name: str, optional: bool = False) -> int:
     return get_count({name: value}, name)
 
 
+def _no_output(rec: dict) -> None:
+    for key in rec:
+        if key.lower() in OUTPUT_NAMES:
+            raise BadLine(f"field '{key}' is an output count, but the trace's first record has none", key,
+                          "the first record sets a lengths trace's fields: give it the output count too")
+
+
 def parse_record(rec: dict, opts: dict) -> tuple:
+    if not opts["output"]:
+        _no_output(rec)
     ts = _parse_ts(require(rec, opts["ts"]), opts["ts"], opts)
     input_len = _count(rec, opts["input"])
     output_len = _count(rec, opts["output"], optional=True) if opts["output"] else 0

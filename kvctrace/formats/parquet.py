@@ -83,8 +83,8 @@ def _fits(dtype, wanted: str) -> bool:
 def check_parquet_types(df: pl.DataFrame, written: dict, schema: dict, path: Path) -> None:
     """Raise naming the first column of ``schema`` (the reader's) whose type cannot hold it."""
     for name, dtype in schema.items():
-        if name not in df.columns:
-            continue  # each row: "missing field"
+        if name not in df.columns or dtype == pl.Null:
+            continue  # each row: "missing field" (or a field that must be absent: it is)
         wanted = _wanted(dtype)
         if not _fits(df.schema[name], wanted):
             need, hint = _NEEDS[wanted]

@@ -10,6 +10,7 @@ the format asks for, so lenient conversions never reach the store:
 * ``INT``: an integer literal, or a list of integer literals (``hash_ids``, ``token_ids``);
 * ``NUMBER``: any JSON number (timestamps);
 * ``LABEL``: a string or an integer literal (``type``, ``session_id``);
+* ``REFUSED``: a key that must not appear (matched ignoring ASCII case);
 * other keys: any JSON value (validated, not typed).
 
 A line is also flagged when a top-level key appears twice, when a key is written with an
@@ -24,7 +25,7 @@ import sys
 import numba as nb
 import numpy as np
 
-INT, NUMBER, LABEL, ANY = 0, 1, 2, 3
+INT, NUMBER, LABEL, ANY, REFUSED = 0, 1, 2, 3, 4
 MAX_DEPTH = 256   # deeper lines go to the per-record path (Python's json nests ~900 deep)
 MAX_KEYS = 64     # top-level keys checked for repeats; more go to the per-record path
 
@@ -258,14 +259,21 @@ def _int_list_or_int(buf, i, end, max_digits):
 
 @nb.njit(cache=True)
 def _key_class(buf, s, e, key_bytes, key_off, key_class):
+    """The class of the key buf[s:e]; REFUSED names match ignoring ASCII case."""
     n = e - s
     for k in range(key_off.shape[0] - 1):
         a = key_off[k]
         if key_off[k + 1] - a != n:
             continue
         same = True
+        fold = key_class[k] == REFUSED
         for j in range(n):
-            if buf[s + j] != key_bytes[a + j]:
+            x = buf[s + j]
+            y = key_bytes[a + j]
+            if fold:
+                x = x + 32 if 65 <= x <= 90 else x
+                y = y + 32 if 65 <= y <= 90 else y
+            if x != y:
                 same = False
                 break
         if same:
@@ -327,6 +335,8 @@ def _line_ok(buf, i, end, key_bytes, key_off, key_class, stack, key_start, key_e
         key_end[n_keys] = k_end - 1
         n_keys += 1
         cls = _key_class(buf, i + 1, k_end - 1, key_bytes, key_off, key_class)
+        if cls == REFUSED:
+            return False
         i = _skip_ws(buf, k_end, end)
         if i >= end or buf[i] != 58:  # ':'
             return False

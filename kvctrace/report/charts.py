@@ -207,8 +207,9 @@ def miss_ratio_curve(mrc: pl.DataFrame, shards: pl.DataFrame | None = None) -> a
                                             (1.0 - pl.col(col)).alias("miss_ratio"), pl.lit(name).alias("curve")))
     data = pl.concat(curves).filter(pl.col("capacity_blocks") > 0)
     per_curve = MAX_MARKS // max(len(curves), 1)
-    data = pl.concat([evenly(data.filter(pl.col("curve") == c), per_curve)
-                      for c in data["curve"].unique(maintain_order=True).to_list()])
+    parts = [evenly(data.filter(pl.col("curve") == c), per_curve)
+             for c in data["curve"].unique(maintain_order=True).to_list()]
+    data = pl.concat(parts) if parts else data  # no capacity > 0: a trace without block accesses
     data = data.with_columns(hit_ratio=1.0 - pl.col("miss_ratio"))
     names = data["curve"].unique(maintain_order=True).to_list()    # exact first
     caption = ("Miss ratio of a block-level LRU cache as a function of its capacity, exact for "
