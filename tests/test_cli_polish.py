@@ -62,7 +62,7 @@ def test_version_flag():
 
 @pytest.mark.parametrize("args", [[], *[[name] for name in
                                         ("ingest", "info", "analyze", "report", "replay", "recommend",
-                                         "bench-index", "export", "synth")]])
+                                         "bench-index", "export", "rejects", "synth")]])
 def test_h_is_an_alias_of_help_on_every_command(args):
     short, long = invoke(*args, "-h"), invoke(*args, "--help")
     assert short.exit_code == 0, short.output
@@ -71,7 +71,7 @@ def test_h_is_an_alias_of_help_on_every_command(args):
 
 def test_every_command_is_covered_by_the_help_tests():
     assert command_names() == sorted(["ingest", "info", "analyze", "report", "replay", "recommend",
-                                      "bench-index", "export", "synth"])
+                                      "bench-index", "export", "rejects", "synth"])
 
 
 @pytest.mark.parametrize("name", ["info", "analyze", "report", "replay", "recommend", "export"])
