@@ -35,7 +35,7 @@ class Columns:
     parent_row: np.ndarray | None = None  # int64 row index of the parent request in this file, -1 none
     turn: np.ndarray | None = None     # int64, -1 for unknown
     type: list | None = None           # per request: str or None
-    rejects: list = field(default_factory=list)   # (line_no, raw, reason)
+    rejects: list = field(default_factory=list)   # (line_no, raw bytes of the line, reason)
     partial_dropped: bool = False      # ids already exclude the last partial block (tokens 'drop')
     conversation: np.ndarray | None = None  # int64 per request: its separate conversation, whose clock ts counts from
     extra: dict = field(default_factory=dict)  # more request columns: name -> values (tables.REQUEST_EXTRAS names)
@@ -127,8 +127,11 @@ _TEXT_NUMBER = re.compile(TEXT_NUMBER_PATTERN)
 
 
 def _typename(value) -> str:
-    return {bool: "boolean", str: "string", float: "number", list: "list", dict: "object",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "list"),
+                       (dict, "object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
 
 
 def require(rec: dict, name: str):
