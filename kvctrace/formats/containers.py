@@ -163,7 +163,10 @@ def _options(reader, src: Source, line: int | None, first: dict, block_size, par
         return reader.options(first, block_size, partial, **kw)
     except TraceFormatError as err:
         err.path = err.path or str(src.path)
-        err.line = err.line if err.line is not None else line
+        if line is not None and src.unit != "line":  # a JSON array's first record, as _bad says it
+            err.message = f"{src.unit} {line}: {err.message}"
+        elif err.line is None:
+            err.line = line
         raise
 
 

@@ -142,9 +142,9 @@ def _no_output(rec: dict) -> None:
 
 
 def parse_record(rec: dict, opts: dict) -> tuple:
-    if not opts["output"]:
-        _no_output(rec)
     ts = _parse_ts(require(rec, opts["ts"]), opts["ts"], opts)
+    if not opts["output"]:  # after the timestamp: a record lacking both is told of the timestamp
+        _no_output(rec)
     input_len = _count(rec, opts["input"])
     output_len = _count(rec, opts["output"], optional=True) if opts["output"] else 0
     return ts, input_len, output_len
