@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
 import warnings
@@ -82,6 +83,14 @@ def print_json(value, indent: int | None = None) -> None:
     print(json.dumps(jsonable(value), indent=indent, allow_nan=False))
 
 
+def _stdout_to_devnull() -> None:
+    """The reader of stdout left (``kvctrace ... --json | head``): not an error to report. Later
+    writes, including the interpreter's flush at exit, go nowhere instead of failing again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def handle_errors(fn):
     """Turn KvctraceError into 'error: <file, line, field: message (hint)>' and exit code 1;
     an OSError (an output path that cannot be written) into 'error: <path>: <reason>';
@@ -96,6 +105,9 @@ def handle_errors(fn):
         except KvctraceError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(1)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise typer.Exit(141)  # 128 + SIGPIPE: what `cat` reports when `| head` stops reading
         except OSError as err:
             where = f"{err.filename}: " if err.filename else ""
             print(f"error: {where}{err.strerror or err}", file=sys.stderr)

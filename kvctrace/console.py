@@ -21,8 +21,15 @@ GE_GT_NOTE = ("≥ x includes requests whose hit rate is exactly x (e.g. 4 of 5 
               "> x leaves them out.")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 here; the CLI's handler (cli.handle_errors) stops every command the
+        # same quiet way when stdout's reader leaves (`kvctrace ... | head`)
+        raise BrokenPipeError
+
+
 def console() -> Console:
-    return Console(highlight=False)
+    return _Console(highlight=False)
 
 
 def print_table(con: Console, table: Table) -> None:

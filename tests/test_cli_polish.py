@@ -335,3 +335,20 @@ def test_a_folder_of_reports_without_a_record_is_replaced_with_a_warning(trace_f
     warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "no record" in warnings[0]
     assert json.loads((out / "kvctrace-source.json").read_text())["path"] == str(trace_file)
+
+
+@pytest.mark.parametrize("args", [["info", "{trace}"], ["info", "{trace}", "--json"],
+                                  ["replay", "{trace}", "--preset", "h100-llama3-8b"]])
+def test_a_reader_that_leaves_early_stops_the_command_quietly(trace_file, tmp_path, args):
+    """`kvctrace ... | head`: the pipe's reader is gone before kvctrace writes; no 'Broken pipe'
+    error and no traceback, exit 141 (128 + SIGPIPE) as `cat` would."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "kvctrace", *[a.format(trace=trace_file) for a in args]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    proc.stdout.close()  # the reader leaves before the first byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141, err
+    assert err == "", err

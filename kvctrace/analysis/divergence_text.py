@@ -222,7 +222,9 @@ def headline(requests: pl.DataFrame, sites: list, level: str, block_size: int) -
         return "The trace has a single request: there is no earlier request to share a prefix with."
     if not sites:
         return ("Every request's prompt is a prefix of earlier content: nothing diverges, so an unlimited "
-                "prefix cache would serve every prompt " + ("token." if level == "token" else "block."))
+                "prefix cache would serve every " + (f"complete {block_size}-token block of each prompt (a last "
+                                                     "partial block is prefilled again)." if level == "token"
+                                                     else "prompt block."))
     inside = [s for s in sites if s["example"].get("kind") == IN_MESSAGE and s["share"] >= MIN_HEADLINE_SHARE]
     if inside:
         s = inside[0]
