@@ -17,10 +17,11 @@ Kinds of divergence (text traces, judged on a site's example request ``r`` and i
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from ..tokenize.loading import recorded_tokenizer
 
 SNIPPET_CHARS = 48
 IN_MESSAGE = "in-message value"
@@ -66,25 +67,10 @@ def token_decoder(spec: str | None, sha256: str | None = None):
     labelled = _LABELLED.match(spec or "")
     if labelled:
         spec, sha256 = labelled["spec"], sha256 or labelled["sha"]
-    tokenizer = _load_tokenizer(Path(spec), sha256) if spec else None
+    tokenizer = recorded_tokenizer(spec, sha256) if spec else None
     if tokenizer is not None:
         return (lambda ids: tokenizer.decode([int(t) for t in ids], skip_special_tokens=False)), "tokenizer"
     return ids_text, "token ids"
-
-
-def _load_tokenizer(path: Path, sha256: str | None):
-    file = path / "tokenizer.json" if path.is_dir() else path
-    if not file.is_file():
-        return None
-    if sha256:
-        import hashlib
-        if hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
-            return None
-    try:
-        from tokenizers import Tokenizer
-        return Tokenizer.from_file(str(file))
-    except Exception:  # noqa: BLE001 - not loadable here: snippets show token ids
-        return None
 
 
 def _common_suffix(a: np.ndarray, b: np.ndarray) -> int:

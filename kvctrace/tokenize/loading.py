@@ -173,6 +173,19 @@ def load_tokenizer(spec: str | Path, chat_template: str | Path | None = None) ->
                           config.get("bos_token", ""), config.get("eos_token", ""))
 
 
+def recorded_tokenizer(spec: str, sha256: str | None):
+    """The tokenizer a store's meta names (a tokenizer.json or a folder holding one), when it is
+    still here and, given ``sha256``, unchanged; else None (results then show token ids)."""
+    path = Path(spec)
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file() or (sha256 and _sha256(file) != sha256):
+        return None
+    try:
+        return _read_tokenizer(file)
+    except TokenizerError:
+        return None
+
+
 def fingerprint(spec, chat_template=None) -> dict:
     """What identifies a tokenization for the store's options key: the specs and the sha256 of
     the files they name (a missing file is left to the reader, which reports it properly)."""
