@@ -43,7 +43,7 @@ def test_presets_carry_prices_that_round_trip(tmp_path):
 def test_defaults_by_tier_class(tmp_path):
     cfg = load_config(write(tmp_path, "[prices]\ngpu_hour = 8.0\n" + TIERS))
     by_tier = {p.tier: p.gb_hour for p in tier_prices(cfg)}
-    assert by_tier == {"hbm": pytest.approx(8.0 / 80.0), "dram": DRAM_GB_HOUR, "nvme": SSD_GB_HOUR}
+    assert by_tier == {"hbm": 0.0, "dram": DRAM_GB_HOUR, "nvme": SSD_GB_HOUR}
     odd = load_config(write(tmp_path, TIERS.replace('"nvme"', '"tape"')))
     with pytest.raises(ConfigError) as e:
         tier_prices(odd)

@@ -5,9 +5,10 @@ A config's ``[prices]`` table holds ``gpu_hour`` ($ per GPU-hour) and, under
 ``[prices.gb_hour]``, $ per GB-hour (GB = 1e9 bytes) for each tier by name. A tier the table
 does not name gets a default by the class its name says (docs/cost-model.md "Prices"):
 
-* GPU memory (``hbm*``, ``gpu*``, ``vram*``): ``gpu_hour / gpu.memory_gb`` -- KV cache held in
-  HBM is HBM the batch cannot use, so it is charged at the GPU's price per GB of its memory
-  (*assumption*: the opportunity cost when the GPU is memory-bound);
+* GPU memory (``hbm*``, ``gpu*``, ``vram*``): 0 -- paid for with the GPU: a serving engine's
+  prefix cache lives in the KV blocks it allocates anyway (vLLM keeps freed blocks as cache).
+  *Assumption*; set a price (e.g. ``gpu_hour / gpu.memory_gb``) to weigh KV cache in HBM
+  against a larger batch;
 * host or pooled DRAM (``dram*``, ``cpu*``, ``host*``, ``mem*``, ``pool*``, ``cxl*``):
   ``DRAM_GB_HOUR``;
 * flash (``nvme*``, ``ssd*``, ``disk*``, ``flash*``): ``SSD_GB_HOUR``.
@@ -48,7 +49,7 @@ class PricesConfig:
         "$98.32/h, the 2024 list price, / 8 (docs/cost-model.md \"Prices\")")})
     gb_hour: tuple[tuple[str, float], ...] = field(default=(), metadata={"help": (
         "$ per GB-hour (GB = 1e9 bytes) of each tier, by tier name ([prices.gb_hour] hbm = 0.15, ...). "
-        "A tier not named here is priced by its name's class: GPU memory at gpu_hour / gpu.memory_gb, "
+        "A tier not named here is priced by its name's class: GPU memory at 0 (paid for with the GPU), "
         "DRAM at $0.00367 (AWS r7i minus m7i per GiB, 2024), NVMe/SSD at $0.000102 (AWS EBS gp3, 2024)")})
 
     def price_of(self, name: str) -> float | None:
@@ -74,8 +75,7 @@ def tier_prices(cfg) -> list[TierPrice]:
         if given is not None:
             out.append(TierPrice(tier.name, float(given), "config"))
         elif low.startswith(GPU_MEMORY_PREFIXES):
-            out.append(TierPrice(tier.name, prices.gpu_hour / cfg.gpu.memory_gb,
-                                 f"GPU memory: ${prices.gpu_hour:g} per GPU-hour / {cfg.gpu.memory_gb:g} GB"))
+            out.append(TierPrice(tier.name, 0.0, "GPU memory default: paid for with the GPU"))
         elif low.startswith(DRAM_PREFIXES):
             out.append(TierPrice(tier.name, DRAM_GB_HOUR, "DRAM default (AWS r7i.large - m7i.large per GiB, 2024)"))
         elif low.startswith(SSD_PREFIXES):
