@@ -7,7 +7,8 @@ every index model asked for.
 Work shared between points, and results kept exact:
 * every point whose tiers are all LRU with admission 1 (exclusive hierarchy with promotion and
   demotion) comes from one stack-distance pass (kernels/stack_replay.py): the distances are
-  computed once per trace and each such point costs a scan, not a replay;
+  computed once per trace and each such point costs a scan, not a replay (on the driver, also
+  when the engine is Ray: the scan is cheaper than shipping a task);
 * the other points run the engine's kernel, several at once in a Numba ``prange``
   (``workers="threads"``, shared read-only trace arrays) or a fork pool (``"processes"``),
   batched so that the replays running together keep their per-block state under
@@ -56,9 +57,12 @@ class TraceArrays:
         return self.flags == (False, True, True)
 
     def next_use(self) -> np.ndarray:
+        """Index of each access's next access to its block (``kernels.replay.next_use``), int32
+        when every value fits (half the memory; the kernels read either)."""
         if self._next_use is None:
             from ..kernels import replay as K
-            self._next_use = K.next_use(self.blocks, np.int64(self.n_unique))
+            nu = K.next_use(self.blocks, np.int64(self.n_unique))
+            self._next_use = nu.astype(np.int32) if 2 * nu.shape[0] < 2**31 else nu
         return self._next_use
 
     def distances(self) -> np.ndarray:
@@ -67,30 +71,41 @@ class TraceArrays:
             self._dist = stack_distances(self.blocks, self.n_unique)
         return self._dist
 
+    def drop_distances(self) -> None:
+        """Free the stack distances (4 bytes per access) once no stack-distance point is left."""
+        self._dist = None
 
-def state_bytes(n_unique: int, codes) -> int:
-    """Per-block state one replay of tiers with policy ``codes`` allocates (kernels/replay.py
-    ``_new_state``): 48 bytes of block fields, plus per tier 8 (LIST links), 24 (HEAP position
-    and heap arrays) or 32 (OWN fields)."""
-    per_tier = {"list": 8, "heap": 24, "own": 32}
+
+def state_bytes(n_unique: int, codes, caps) -> int:
+    """Bytes one replay of tiers with policy ``codes`` and capacities ``caps`` allocates
+    (kernels/replay.py ``_new_state``): 48 per block of block fields, plus per tier 8 per block
+    (LIST links, HEAP positions) or 32 per block (OWN fields), and for HEAP tiers their heaps
+    (16 bytes per slot, sized by the largest HEAP tier)."""
     family = {p.code: p.family for p in map(policies.get, policies.names())}
-    return int(n_unique) * (48 + sum(per_tier[family[int(c)]] for c in codes))
+    fams = [family[int(c)] for c in codes]
+    per_block = 48 + sum(32 if f == "own" else 8 for f in fams)
+    heaps = [min(int(c), int(n_unique)) for f, c in zip(fams, caps) if f == "heap"]
+    return int(n_unique) * per_block + (16 * len(heaps) * max(heaps) if heaps else 0)
 
 
-def batches(n_unique: int, codes: np.ndarray, budget: int = STATE_BUDGET_BYTES) -> list[np.ndarray]:
-    """Row indices of ``codes`` in consecutive runs whose summed replay state stays under
-    ``budget`` (a row over the budget runs by itself)."""
-    out, cur, used = [], [], 0
-    for i in range(codes.shape[0]):
-        need = state_bytes(n_unique, codes[i])
-        if cur and used + need > budget:
-            out.append(np.array(cur, np.int64))
-            cur, used = [], 0
-        cur.append(i)
-        used += need
-    if cur:
-        out.append(np.array(cur, np.int64))
-    return out
+def batches(n_unique: int, codes: np.ndarray, caps: np.ndarray, budget: int | None = None) -> list[np.ndarray]:
+    """Row indices of ``codes``/``caps`` in groups run at once, each group's replay state under
+    ``budget`` (a row over it runs alone): rows taken largest first, each into the first group
+    it fits (first-fit decreasing), so that small replays share a group and large ones do not
+    wait for each other in one."""
+    budget = STATE_BUDGET_BYTES if budget is None else budget
+    need = [state_bytes(n_unique, codes[i], caps[i]) for i in range(codes.shape[0])]
+    groups: list[list[int]] = []
+    used: list[int] = []
+    for i in sorted(range(len(need)), key=lambda i: (-need[i], i)):
+        g = next((k for k in range(len(groups)) if used[k] + need[i] <= budget), None)
+        if g is None:
+            groups.append([])
+            used.append(0)
+            g = len(groups) - 1
+        groups[g].append(i)
+        used[g] += need[i]
+    return [np.array(sorted(g), np.int64) for g in groups]
 
 
 def _kernel_rows(ta: TraceArrays, caps, codes, admit, workers: str, engine: str) -> HitCounts:
@@ -107,8 +122,12 @@ def _kernel_rows(ta: TraceArrays, caps, codes, admit, workers: str, engine: str)
     if workers == "processes" and R > 1:
         _run_processes(ta, nu, caps, codes, admit, out)
         return out
-    K.replay_tiers_many(ta.offsets, ta.blocks, np.int64(ta.n_unique), nu, caps, codes, admit, *ta.flags,
-                        *out.arrays())
+    import numba
+    # one config per scheduling chunk: configs differ several-fold in cost, and a static split
+    # of the prange would leave one thread waiting for the other (identical results either way)
+    with numba.parallel_chunksize(1):
+        K.replay_tiers_many(ta.offsets, ta.blocks, np.int64(ta.n_unique), nu, caps, codes, admit, *ta.flags,
+                            *out.arrays())
     return out
 
 
@@ -154,28 +173,30 @@ def point_arrays(points: list[Point]) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def replay_points(ta: TraceArrays, points: list[Point], workers: str = "threads", engine: str = "local",
-                  on_done=None):
-    """Yield (start index, HitCounts of ``points[start:start+n]``) in order, every point exact:
-    stack-distance points on the local engine through one scan each, the others through the
-    engine's kernel in memory-bounded batches. ``on_done(n)`` is told after each batch."""
+                  on_done=None, last_stack: bool = False):
+    """Yield (indices into ``points``, HitCounts of those points) until every point is done,
+    each exact: stack-distance points through one scan each (here, whatever the engine), the others
+    through the engine's kernel in memory-bounded groups (``batches``). ``on_done(n)`` is told
+    after each group; ``last_stack``: no stack-distance point comes after these, so the
+    distances are freed before the engine's replays."""
+    if not points:
+        return
     n_req = ta.offsets.shape[0] - 1
-    per_cfg = max(n_req * (len(points[0].caps) * 8 + 9), 1) if points else 1
-    chunk = max(int(CHUNK_BYTES // per_cfg), os.cpu_count() or 1)
-    stack = ta.stack_ok and engine == "local"
-    i = 0
-    while i < len(points):
-        fast = stack and points[i].stack_exact
-        j = i
-        while j < len(points) and j - i < chunk and (stack and points[j].stack_exact) == fast:
-            j += 1
-        caps, codes, admit = point_arrays(points[i:j])
-        if fast:
-            yield i, _stack_rows(ta, caps)
+    chunk = max(int(CHUNK_BYTES // max(n_req * (len(points[0].caps) * 8 + 9), 1)), os.cpu_count() or 1)
+    stack = ta.stack_ok      # (on any engine: a scan of arrays already here, cheaper than shipping a task)
+    fast = [i for i, p in enumerate(points) if stack and p.stack_exact]
+    slow = [i for i, p in enumerate(points) if not (stack and p.stack_exact)]
+    for lo in range(0, len(fast), chunk):
+        idx = np.array(fast[lo:lo + chunk], np.int64)
+        yield idx, _stack_rows(ta, point_arrays([points[i] for i in idx])[0])
+        if on_done:
+            on_done(idx.shape[0])
+    if last_stack:
+        ta.drop_distances()
+    for lo in range(0, len(slow), chunk):
+        part = np.array(slow[lo:lo + chunk], np.int64)
+        caps, codes, admit = point_arrays([points[i] for i in part])
+        for rows in batches(ta.n_unique, codes, caps):
+            yield part[rows], _kernel_rows(ta, caps[rows], codes[rows], admit[rows], workers, engine)
             if on_done:
-                on_done(j - i)
-        else:
-            for rows in batches(ta.n_unique, codes):
-                yield i + int(rows[0]), _kernel_rows(ta, caps[rows], codes[rows], admit[rows], workers, engine)
-                if on_done:
-                    on_done(len(rows))
-        i = j
+                on_done(rows.shape[0])

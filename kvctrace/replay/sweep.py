@@ -5,7 +5,8 @@ Two ways to choose the configurations to replay:
 * **guided** (the default, ``Grid.fractions`` unset): the analyses name the capacities
   (candidates.py: hot sets, knees of the exact LRU curve, the working set) and the search goes
   in stages -- (A) all-LRU at every candidate capacity vector, priced under the base config's
-  index model; (B) every other policy of the grid at the ``REFINE`` best vectors of A; (C) when
+  index model; (B) every other policy of the grid at the ``REFINE`` best vectors of A (the best
+  one only when that would replay more than ``REFINE_WORK`` block accesses); (C) when
   the one-hit share is high, the grid's admission thresholds for the best policy so far at
   those vectors; then every index model for the configurations of B, C and the refined vectors.
 * **grid** (``Grid.fractions`` given): every combination of policy x admission x capacity
@@ -38,6 +39,7 @@ from .pricing import Pricer, make_pricer
 
 OBJECTIVES = ranking.OBJECTIVES
 REFINE = 2    # capacity vectors of stage A that the other policies and admission thresholds are tried at
+REFINE_WORK = 200_000_000   # ... or only the best one when stage B would replay more block accesses
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class _Run:
         self.points: list[Point] = []
         self.progress, self.total, self.done = progress, max(total, 1), 0
         self.counts = {"stack": 0, "kernel": 0, "repriced": 0}
+        self.bound: dict | None = None
 
     def tick(self, n: int, stage: str) -> None:
         from ..progress import bar_text
@@ -155,32 +158,50 @@ class _Run:
         if self.progress:
             self.progress(f"{stage} {bar_text(min(self.done / self.total, 1.0))}")
 
-    def _replay(self, points: list[Point], ids: list[int], kinds, stage: str, again: bool = False) -> None:
-        for i, hits in replay_points(self.ta, points, self.workers, self.engine, lambda n: self.tick(n, stage)):
-            n = hits.prefix_hits.shape[0]
-            kind = "stack" if self.ta.stack_ok and self.engine == "local" and points[i].stack_exact else "kernel"
-            self.counts["repriced" if again else kind] += n
-            for j in range(n):    # rows priced one replay at a time: each gets its own replay id
+    def _replay(self, points: list[Point], ids: list[int], kinds, stage: str, again: bool = False,
+                last_stack: bool = False) -> None:
+        for idx, hits in replay_points(self.ta, points, self.workers, self.engine, lambda n: self.tick(n, stage),
+                                       last_stack):
+            kind = "stack" if self.ta.stack_ok and points[idx[0]].stack_exact else "kernel"
+            for j, i in enumerate(idx):    # priced one replay at a time: each gets its own replay id
+                if ids[i] < 0:             # the Belady bound: not a row
+                    self.bound = _bound(hits, j, self.pricer.total)
+                    continue
+                self.counts["repriced" if again else kind] += 1
                 sub = HitCounts(*(a[j:j + 1] for a in hits.arrays()))
-                self.rows += self.pricer.rows([points[i + j]], ids[i + j], sub, kinds)
+                self.rows += self.pricer.rows([points[i]], ids[i], sub, kinds)
+        self.rows.sort(key=lambda r: r["replay"])      # grid order, whatever order the groups ran in
 
-    def run(self, points: list[Point], kinds, stage: str) -> None:
-        """Replay ``points`` not replayed yet and price them under index ``kinds``."""
+    def run(self, points: list[Point], kinds, stage: str, bound: Point | None = None, last_stack: bool = False) -> None:
+        """Replay ``points`` not replayed yet and price them under index ``kinds``; ``bound``
+        (the Belady point) is replayed with them, its hit ratios kept in ``self.bound``;
+        ``last_stack``: see ``replay_points``."""
         seen = set(self.points)
         points = [p for p in dict.fromkeys(points) if p not in seen]
         start = len(self.points)
         self.points += points
-        self._replay(points, list(range(start, start + len(points))), kinds, stage)
+        ids = list(range(start, start + len(points)))
+        if bound is not None:
+            points, ids = points + [bound], ids + [-1]
+        self._replay(points, ids, kinds, stage, last_stack=last_stack)
 
     def reprice(self, points: list[Point], kinds, stage: str) -> None:
         """Price replayed ``points`` under the index ``kinds`` they lack (replaying them again:
         cheaper than keeping every replay's per-request hits)."""
         done = {(r["replay"], r["index"]) for r in self.rows}
-        ids = [self.points.index(p) for p in points]
-        for kind in kinds:
-            todo = [(p, r) for p, r in zip(points, ids) if (r, kind) not in done]
-            if todo:
-                self._replay([p for p, _ in todo], [r for _, r in todo], [kind], stage, again=True)
+        by_missing: dict = {}
+        for p in points:
+            r = self.points.index(p)
+            missing = tuple(k for k in kinds if (r, k) not in done)
+            if missing:
+                by_missing.setdefault(missing, []).append((p, r))
+        for missing, todo in by_missing.items():
+            self._replay([p for p, _ in todo], [r for _, r in todo], list(missing), stage, again=True)
+
+
+def _bound(hits, j: int, total: int) -> dict:
+    return {"policy": "belady", "prefix_hit_ratio": float(hits.prefix_hits[j].sum()) / total,
+            "block_hit_ratio": float(hits.block_hits[j].sum()) / total}
 
 
 def _grid_points(grid: Grid, maxcap: list[int]) -> list[Point]:
@@ -191,20 +212,27 @@ def _grid_points(grid: Grid, maxcap: list[int]) -> list[Point]:
     return list(dict.fromkeys(out))  # fractions can collide on tiny budgets
 
 
-def _guided(run: _Run, grid: Grid, vectors: list[Vector], obj, tol: float, base_kind: str, facts) -> None:
-    """Stages A-C of the guided search (module docstring)."""
+def _guided(run: _Run, grid: Grid, vectors: list[Vector], obj, tol: float, base_kind: str, facts,
+            bound: Point) -> None:
+    """Stages A-C of the guided search (module docstring); the Belady ``bound`` replays beside
+    the last stage's replays."""
     scout = "lru" if "lru" in grid.policies else grid.policies[0]
     run.run([Point(scout, 1, v.caps) for v in vectors], [base_kind], "A: capacities")
     ranked = ranking.rank(pl.DataFrame(run.rows), obj, tol)
-    best_caps = list(dict.fromkeys(tuple(int(r[f"cap_{n}"]) for n in run.pricer.names)
-                                   for r in ranked.iter_rows(named=True)))[:REFINE]
     others = [p for p in grid.policies if p != scout]
-    run.run([Point(p, 1, c) for c in best_caps for p in others], list(run.pricer.models), "B: policies")
-    thresholds = [a for a in grid.admission if a > 1]
-    if thresholds and facts.one_hit_share >= ONE_HIT_SWEEP_SHARE:
-        top = ranking.rank(pl.DataFrame(run.rows), obj, tol).row(0, named=True)["policy"]
-        run.run([Point(top, a, c) for c in best_caps for a in thresholds], list(run.pricer.models), "C: admission")
+    refine = REFINE if facts.n_accesses * len(others) * REFINE <= REFINE_WORK else 1
+    best_caps = list(dict.fromkeys(tuple(int(r[f"cap_{n}"]) for n in run.pricer.names)
+                                   for r in ranked.iter_rows(named=True)))[:refine]
     run.reprice([Point(scout, 1, c) for c in best_caps], list(run.pricer.models), "index models")
+    run.ta.drop_distances()      # the last stack-distance replays are done
+    thresholds = [a for a in grid.admission if a > 1]
+    admit = thresholds and facts.one_hit_share >= ONE_HIT_SWEEP_SHARE
+    run.run([Point(p, 1, c) for c in best_caps for p in others], list(run.pricer.models), "B: policies",
+            bound=None if admit else bound)
+    if admit:
+        top = ranking.rank(pl.DataFrame(run.rows), obj, tol).row(0, named=True)["policy"]
+        run.run([Point(top, a, c) for c in best_caps for a in thresholds], list(run.pricer.models),
+                "C: admission", bound=bound)
 
 
 def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
@@ -242,29 +270,19 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
         raise ConfigError(f"no config fits in {format_bytes(max_memory_bytes)} in total", field="max_memory",
                           hint="raise the budget, or give --fractions with smaller values")
     run = _Run(ta, pricer, workers, engine, progress, planned)
+    # Belady at the full budget, the bound the online policies are measured against
+    bound = Point("belady", 1, tuple(maxcap))
     base_kind = base.index.kind if base.index.kind in grid.indexes else grid.indexes[0]
     if grid.fractions is None:
-        _guided(run, grid, vectors, obj, tol, base_kind, facts)
+        _guided(run, grid, vectors, obj, tol, base_kind, facts, bound)
     else:
-        run.run(points, list(grid.indexes), "replays")
-    bound = _belady_bound(ta, maxcap, engine)
-    run.tick(1, "Belady bound")
+        run.run(points, list(grid.indexes), "replays", bound=bound, last_stack=True)
     table = ranking.rank(pl.DataFrame(run.rows), obj, tol)
     from ..kernels.replay import request_runs
     seq, _, _ = request_runs(offsets, blocks)
     return SweepResult(table, objective, base, bs, pricer.names, tuple(maxcap),
-                       float(seq.sum()) / pricer.total, facts.one_hit_share, bound, tol, facts, tuple(vectors),
+                       float(seq.sum()) / pricer.total, facts.one_hit_share, run.bound, tol, facts, tuple(vectors),
                        "guided" if grid.fractions is None else "grid", frontier(table, tol), run.counts)
-
-
-def _belady_bound(ta: TraceArrays, maxcap: list[int], engine: str) -> dict:
-    """Belady at the full budget: the bound the online policies are measured against."""
-    T = len(maxcap)
-    hits = _kernel_rows(ta, np.array([maxcap], np.int64), np.full((1, T), policies.code("belady"), np.int64),
-                          np.ones((1, T), np.int64), "threads", engine)
-    total = max(int(ta.blocks.shape[0]), 1)
-    return {"policy": "belady", "prefix_hit_ratio": float(hits.prefix_hits.sum()) / total,
-            "block_hit_ratio": float(hits.block_hits.sum()) / total}
 
 
 @dataclass(frozen=True)
