@@ -279,8 +279,9 @@ def _print_facts(con, sw) -> None:
         hot = " / ".join(f"{s.blocks:,}" for s in f.hot_sets)
         knees = ", ".join(f"{s.blocks:,} blocks (hit ratio {h:.3f})" for s, h in zip(f.knees, f.knee_hit_ratios))
         ws = f"; working set {f.working_set.blocks:,} blocks ({f.working_set_window_s:,.0f}-s windows)" if f.working_set else ""
+        knees = f"exact LRU curve knee(s) at {knees}" if knees else "no knee in the exact LRU curve"
         con.print(f"analyses: {f.one_hit_share:.0%} of blocks accessed once; hot sets 50/80/90/99% of accesses = "
-                  f"{hot} blocks; exact LRU curve knee(s) at {knees or 'none'}{ws}")
+                  f"{hot} blocks; {knees}{ws}")
     try:
         from .replay.prices import tier_prices
         tiers = ", ".join(f"{p.tier} ${p.gb_hour:g}" for p in tier_prices(sw.base))

@@ -276,3 +276,10 @@ def test_default_grid_sweeps_every_online_policy(small_trace):
     assert replay(small_trace, sw.config_of(row)).prefix_hit_ratio == pytest.approx(row["prefix_hit_ratio"], abs=1e-12)
     guided = sweep(small_trace, _base(), grid=Grid(admission=(1,), indexes=("chime",)))
     assert sorted(set(guided.table["policy"])) == sorted(policies.online_names())
+
+
+def test_progress_is_reported_to_the_end(small_trace):
+    seen = []
+    recommend(small_trace, _base(), grid=Grid(policies=("lru", "fifo"), indexes=("chime",)), progress=seen.append)
+    assert seen and seen[0].startswith("A: capacities") and "100%" in seen[-1]
+    assert all("━" in s or "─" in s for s in seen)

@@ -158,6 +158,10 @@ class _Run:
         if self.progress:
             self.progress(f"{stage} {bar_text(min(self.done / self.total, 1.0))}")
 
+    def finish(self) -> None:
+        self.done = self.total - 1
+        self.tick(1, "replays done")
+
     def _replay(self, points: list[Point], ids: list[int], kinds, stage: str, again: bool = False,
                 last_stack: bool = False) -> None:
         for idx, hits in replay_points(self.ta, points, self.workers, self.engine, lambda n: self.tick(n, stage),
@@ -212,6 +216,11 @@ def _grid_points(grid: Grid, maxcap: list[int]) -> list[Point]:
     return list(dict.fromkeys(out))  # fractions can collide on tiny budgets
 
 
+def _refine(n_accesses: int, n_others: int) -> int:
+    """How many of stage A's best capacity vectors stage B tries the other policies at."""
+    return REFINE if n_accesses * n_others * REFINE <= REFINE_WORK else 1
+
+
 def _guided(run: _Run, grid: Grid, vectors: list[Vector], obj, tol: float, base_kind: str, facts,
             bound: Point) -> None:
     """Stages A-C of the guided search (module docstring); the Belady ``bound`` replays beside
@@ -220,7 +229,7 @@ def _guided(run: _Run, grid: Grid, vectors: list[Vector], obj, tol: float, base_
     run.run([Point(scout, 1, v.caps) for v in vectors], [base_kind], "A: capacities")
     ranked = ranking.rank(pl.DataFrame(run.rows), obj, tol)
     others = [p for p in grid.policies if p != scout]
-    refine = REFINE if facts.n_accesses * len(others) * REFINE <= REFINE_WORK else 1
+    refine = _refine(facts.n_accesses, len(others))
     best_caps = list(dict.fromkeys(tuple(int(r[f"cap_{n}"]) for n in run.pricer.names)
                                    for r in ranked.iter_rows(named=True)))[:refine]
     run.reprice([Point(scout, 1, c) for c in best_caps], list(run.pricer.models), "index models")
@@ -262,7 +271,9 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
     vectors: list[Vector] = []
     if grid.fractions is None:
         vectors = capacity_vectors(facts.sizes(), maxcap, limit)
-        planned = len(vectors) + REFINE * len(grid.policies) + REFINE * len(grid.admission) + 1
+        refine = min(_refine(facts.n_accesses, len(grid.policies) - 1), len(vectors))
+        admit = facts.one_hit_share >= ONE_HIT_SWEEP_SHARE
+        planned = len(vectors) + refine * (len(grid.policies) + admit * (len(grid.admission) - 1)) + 1
     else:
         points = [p for p in _grid_points(grid, maxcap) if limit is None or sum(p.caps) <= limit]
         planned = len(points) + 1
@@ -277,6 +288,7 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
         _guided(run, grid, vectors, obj, tol, base_kind, facts, bound)
     else:
         run.run(points, list(grid.indexes), "replays", bound=bound, last_stack=True)
+    run.finish()
     table = ranking.rank(pl.DataFrame(run.rows), obj, tol)
     from ..kernels.replay import request_runs
     seq, _, _ = request_runs(offsets, blocks)
