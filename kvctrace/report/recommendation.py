@@ -29,7 +29,7 @@ def cost_frontier(table: pl.DataFrame, frontier: pl.DataFrame) -> alt.LayerChart
                alt.Tooltip("memory_usd_per_hour:Q", format=",.2f", title="memory $/h"),
                alt.Tooltip("prefill_saved_gpu_s_per_hour:Q", format=",.0f", title="GPU-s saved per hour"),
                alt.Tooltip("net_usd_per_hour:Q", format=",.2f", title="net saving $/h")]
-    x = alt.X("memory_usd_per_hour:Q", title=X_TITLE, scale=charts.linear_scale())
+    x = alt.X("memory_usd_per_hour:Q", title=X_TITLE, scale=charts.linear_scale(zero=False))
     y = alt.Y("prefill_saved_gpu_s_per_hour:Q", title=Y_TITLE, scale=charts.linear_scale(zero=False))
     points = alt.Chart(data).mark_point(filled=True, size=40, opacity=0.5).encode(
         x=x, y=y, color=alt.Color("policy:N", title="policy", scale=alt.Scale(range=charts.PALETTE)), tooltip=tooltip)
@@ -40,6 +40,11 @@ def cost_frontier(table: pl.DataFrame, frontier: pl.DataFrame) -> alt.LayerChart
                           caption, width=charts.WIDTH - 40, height=charts.HEIGHT + 40)
 
 
+def _tie_value(sw) -> str:
+    n = int((sw.table["tie_group"] == 1).sum())
+    return f"{n} configurations tie" if n > 1 else "no tie"
+
+
 def _facts(rec) -> list:
     from ..replay.ranking import OBJECTIVES
     sw, row = rec.sweep, rec.row
@@ -48,7 +53,7 @@ def _facts(rec) -> list:
     tiers = ", ".join(f"{name} {fmt(row[f'cap_{name}'])} blocks ({format_bytes(row[f'cap_{name}'] * bb)})"
                       for name in sw.tier_names)
     facts = [("objective", f"{sw.objective} ({obj.label})", f"{sw.table.height:,} configurations, {sw.search} search"),
-             ("ties", sw.tie, None),
+             ("ties", _tie_value(sw), sw.tie),
              ("recommended index", str(row["index"]), None),
              ("recommended policy", str(row["policy"]), f"admit to {sw.tier_names[0]} after ≥ {plural(row['admission'], 'access', 'accesses')}"),
              ("tier capacities", tiers, f"{format_bytes(row['memory_bytes'])} in all"),
