@@ -130,8 +130,8 @@ def workload_facts(trace, blocks: np.ndarray, n_unique: int, dist: np.ndarray) -
     caps = log_capacities(n_unique, KNEE_CURVE_POINTS)
     hit = hit_ratio_at(dcounts, n_acc, caps)
     idx = mrc_knees(caps, hit)
-    knees = tuple(Size(int(caps[i]), f"knee {n + 1} of the exact LRU miss-ratio curve (hit ratio {hit[i]:.3f})")
-                  for n, i in enumerate(idx))
+    knees = tuple(Size(int(caps[i]), f"knee{f' {n + 1}' if len(idx) > 1 else ''} of the exact LRU miss-ratio curve "
+                                     f"(at hit ratio {hit[i]:.3f})") for n, i in enumerate(idx))
     ws, window = None, 0.0
     if n_acc and getattr(trace, "ts", None) is not None:
         drift, window = _drift(trace, None, 1, n_unique)
