@@ -24,7 +24,7 @@ import polars as pl
 
 from ..errors import TraceFormatError
 from .common import BadLine, Columns, check_block_size
-from .containers import (_document_reader, csv_columns, csv_reader, jsonl_columns, jsonl_reader, parquet_columns,
+from .containers import (_document_reader, _json_object, blank, csv_columns, csv_reader, jsonl_columns, jsonl_reader, parquet_columns,
                          parquet_reader, trace_sha256)
 from .parquet import _as_text
 from .sessions import place_sessions
@@ -95,7 +95,7 @@ def _text_stream(path: Path, kind: str, text: TextStream, settings: dict, option
                  seed) -> ChunkedRead | None:
     fmt, block_size, partial, skip_bad_lines = options
     chunks = text.chunks()
-    base, data = next(chunks)
+    base, data = _first_chunk(chunks, kind)
     first = Source(path=path, kind=kind, data=data, compression=text.compression, bom=text.bom,
                    settings=settings, chunk=True)
     if _document_reader(path, first, fmt) is not None:
@@ -126,6 +126,33 @@ def _text_stream(path: Path, kind: str, text: TextStream, settings: dict, option
                        fraction=lambda: text.read_bytes / max(text.size, 1))
     read.pre_rejects = text.pre_rejects  # filled when the stream turns out to be cut
     return read
+
+
+def _has_start(data: bytes, kind: str) -> bool:
+    """Whether text holds what a reader's options come from: a JSON object line (JSON lines),
+    or a header and a first row (CSV)."""
+    if kind == "csv":
+        return sum(1 for line in data.split(b"\n") if line.strip()) >= 2
+    for line in data.split(b"\n"):
+        if not blank(line):
+            try:
+                _json_object(line)
+                return True
+            except BadLine:
+                pass
+    return False
+
+
+def _first_chunk(chunks, kind: str) -> tuple[int, bytes]:
+    """The first chunk, joined with the next ones until it holds the file's first record (as
+    the whole-file read finds it, however many blank or bad lines come first)."""
+    base, data = next(chunks)
+    while not _has_start(data, kind):
+        more = next(chunks, None)
+        if more is None:
+            break
+        data += more[1]
+    return base, data
 
 
 def _chunk_columns(src: Source, reader, opts, header, skip_bad_lines) -> Columns:
