@@ -281,7 +281,7 @@ def _write_streamed(table, spool: _Spool, file_offsets: np.ndarray, order: np.nd
         start = stop
 
 
-def ingest_streamed(read, con, *, replace: bool, coarsen: int, partial_block: str | None, skip_bad_lines: bool,
+def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_bad_lines: bool,
                     key: str, progress=None) -> None:
     """Write the store of the chunked read ``read`` (``formats.stream.stream_columns``) into
     ``con`` (a database file) in bounded memory; the caller opens it with ``load_store``."""
@@ -305,19 +305,15 @@ def ingest_streamed(read, con, *, replace: bool, coarsen: int, partial_block: st
         n_blocks = n_blocks[order] if order is not None else n_blocks
         stage("writing tables")
         block_size = first.block_size * coarsen
-        table = TableStream(con, replace=replace, block_size=block_size)
-        try:
-            _write_streamed(table, spool, file_offsets, order, req["input_len"], n_blocks, stage)
-            meta = store_meta(_ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression,
-                                           first.block_size, coarsen, got["partial_block"], skip_bad_lines, key),
-                              path=str(read.path), fmt=first.format, block_size=block_size,
-                              sorted_input=sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
-                              n_accesses=table.n_accesses, n_unique=table.ids.count)
-            offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
-            table.finish({**req, "n": req["ts"].shape[0], "offsets": offsets}, meta, rejects)
-        except BaseException:
-            table.abort()
-            raise
+        table = TableStream(con, block_size=block_size)
+        _write_streamed(table, spool, file_offsets, order, req["input_len"], n_blocks, stage)
+        meta = store_meta(_ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression,
+                                       first.block_size, coarsen, got["partial_block"], skip_bad_lines, key),
+                          path=str(read.path), fmt=first.format, block_size=block_size,
+                          sorted_input=sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
+                          n_accesses=table.n_accesses, n_unique=table.ids.count)
+        offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
+        table.finish({**req, "n": req["ts"].shape[0], "offsets": offsets}, meta, rejects)
     finally:
         spool.close()
 
@@ -429,16 +425,21 @@ def _remove_stale_temporaries(db: Path) -> None:
             _remove(tmp)
 
 
-def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
+def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
     """Ingest into a new database file: written under a temporary name beside it and renamed
-    once complete, so a failed or interrupted ingest (even kill -9) leaves nothing at ``db``."""
+    once complete (over ``db`` when it holds an earlier store, whose connection ``lock`` is
+    held meanwhile so that no other process opens it), so a failed or interrupted ingest (even
+    kill -9) leaves ``db`` as it was."""
     _remove_stale_temporaries(db)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.ingesting")
     _remove(tmp)
     con = _connect(tmp)
     try:
-        trace = _ingest_into(path, con, options, replace=False)
+        trace = _ingest_into(path, con, options)
         con.close()  # checkpointed: the file is complete, with no write-ahead log beside it
+        if lock is not None:
+            lock.close()
+            _remove(db.with_name(db.name + ".wal"))
         os.replace(tmp, db)
     except BaseException:
         con.close()
@@ -450,7 +451,7 @@ def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
     return trace
 
 
-def _ingest_into(path: Path, con, options: dict, *, replace: bool) -> Trace | None:
+def _ingest_into(path: Path, con, options: dict) -> Trace | None:
     """Ingest into the database file of ``con``: streamed in bounded chunks when the trace is
     bigger than one chunk and its reader allows (``formats.stream``; returns None, the caller
     opens the store), else read whole (returns the Trace)."""
@@ -461,8 +462,8 @@ def _ingest_into(path: Path, con, options: dict, *, replace: bool) -> Trace | No
                                            "chat_template", "progress", "session_start")}
     read = stream_columns(path, seed=options.get("seed", 0), **reading)
     if read is None:
-        return ingest(path, con=con, replace=replace, **options)
-    ingest_streamed(read, con, replace=replace, coarsen=options.get("coarsen", 1),
+        return ingest(path, con=con, **options)
+    ingest_streamed(read, con, coarsen=options.get("coarsen", 1),
                     partial_block=options.get("partial_block"), skip_bad_lines=bool(options.get("skip_bad_lines")),
                     key=options["options_key"], progress=options.get("progress"))
     return None
@@ -520,12 +521,9 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         con.close()
         raise
     con.close()
-    con = _connect(db)  # re-ingest: the database alone, in one transaction
+    con = _connect(db)  # re-ingest: the database alone while the new one is written beside it
     try:
-        meta = _read_meta(con)
-        _check_not_foreign(con, meta, db)
-        trace = _ingest_into(path, con, options, replace=meta is not None)
-        return trace if trace is not None else load_store(con, str(db))
-    except BaseException:
+        _check_not_foreign(con, _read_meta(con), db)
+        return _ingest_new_file(path, db, options, lock=con)
+    finally:
         con.close()
-        raise

@@ -336,23 +336,17 @@ class TableStream:
     arrival order, a batch at a time: each batch's accesses, and the prefix-tree rows of the
     blocks it shows first (dense ids are first-appearance ids, so a batch's new blocks are
     the next ids, in order). Between batches it holds only the dense-id map
-    (``kernels.dense_stream.DenseIdMap``) and two counters. Everything is one transaction
-    (``finish`` commits, ``abort`` rolls back), so a failed ingest leaves the database as it
-    was; DuckDB writes a large transaction's row groups to the file as they fill, not to
-    memory."""
+    (``kernels.dense_stream.DenseIdMap``) and two counters.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, replace: bool, block_size: int):
+    For a new database file only (``store._ingest_new_file`` renames it into place once
+    complete): each insert commits on its own, since DuckDB keeps a transaction's inserted
+    rows in memory until it commits (about 45 bytes per access), not bounded."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, block_size: int):
         self.con, self.block_size = con, block_size
         self.ids = DenseIdMap()
         self.n_requests = self.n_accesses = 0
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if replace:
-                con.execute(load_query("store_drop_tables"))
-            _create_tables(con)
-        except BaseException:
-            self.abort()
-            raise
+        _create_tables(con)
 
     def add(self, keys: np.ndarray, offsets: np.ndarray, input_len: np.ndarray) -> None:
         """The next requests in arrival order: their block ids (CSR ``keys``, ``offsets``
@@ -376,18 +370,7 @@ class TableStream:
         self.n_accesses += dense.shape[0]
 
     def finish(self, requests: dict, meta: dict, rejects: list) -> None:
-        """Write the requests (the arguments of ``_requests_table``), meta and rejects, and commit."""
-        try:
-            _insert(self.con, "requests", _requests_table(**requests))
-            _insert(self.con, "meta", pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}))
-            _insert(self.con, "rejects", _rejects_table(rejects))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.abort()
-            raise
-
-    def abort(self) -> None:
-        try:
-            self.con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # no transaction left to roll back (the connection failed)
+        """Write the requests (the arguments of ``_requests_table``), meta and rejects."""
+        _insert(self.con, "requests", _requests_table(**requests))
+        _insert(self.con, "meta", pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}))
+        _insert(self.con, "rejects", _rejects_table(rejects))

@@ -54,9 +54,14 @@ def _shifted(cols: Columns, base: int, session_start, seed) -> Columns:
     return place_sessions(cols, session_start, seed)
 
 
-def _streams(cols: Columns) -> bool:
+# Readers of token ids, read whole: the store keeps their tokens (a per-token column) and the
+# token-exact prefix of every request over all earlier ones (module doc).
+TOKEN_FORMATS = ("tokens", "prompts")
+
+
+def _streams(reader, cols: Columns) -> bool:
     """Whether chunks of this reader's columns can be ingested one by one (module doc)."""
-    return cols.ids is not None and "tokens" not in cols.extra and cols.conversation is None
+    return reader.NAME not in TOKEN_FORMATS and cols.ids is not None and cols.conversation is None
 
 
 def stream_columns(path, *, format: str | None = None, block_size: int | None = None,
@@ -108,7 +113,7 @@ def _text_stream(path: Path, kind: str, text: TextStream, settings: dict, option
         reader, opts, header = csv_reader(first, fmt, block_size, partial)
         header_raw = next(line for line in first.data.split(b"\n") if line.strip())
     first_cols = _shifted(_chunk_columns(first, reader, opts, header, skip_bad_lines), base, session_start, seed)
-    if not _streams(first_cols):
+    if not _streams(reader, first_cols):
         text.close()
         return None
 
@@ -185,7 +190,7 @@ def _parquet_stream(path: Path, settings: dict, options: tuple, session_start, s
     src = Source(path=path, kind="parquet", settings=settings, chunk=True)
     reader, opts = parquet_reader(src, df, fmt, block_size, partial)
     first_cols = _shifted(parquet_columns(src, df, written, reader, opts, skip_bad_lines), 0, session_start, seed)
-    if not _streams(first_cols):
+    if not _streams(reader, first_cols):
         return None
     done = [df.height]
 
