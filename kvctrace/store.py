@@ -433,8 +433,9 @@ def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
     _remove_stale_temporaries(db)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.ingesting")
     _remove(tmp)
-    con = _connect(tmp)
+    con = None
     try:
+        con = _connect(tmp)
         trace = _ingest_into(path, con, options)
         con.close()  # checkpointed: the file is complete, with no write-ahead log beside it
         if lock is not None:
@@ -442,7 +443,8 @@ def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
             _remove(db.with_name(db.name + ".wal"))
         os.replace(tmp, db)
     except BaseException:
-        con.close()
+        if con is not None:
+            con.close()
         _remove(tmp)
         raise
     if trace is None:  # streamed: the arrays are read from the file

@@ -120,7 +120,10 @@ def _insert(con, name: str, table) -> None:
     try:
         con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
     finally:
-        con.unregister(view)
+        try:
+            con.unregister(view)
+        except duckdb.Error:  # an insert interrupted (Ctrl-C) aborted the transaction: the
+            pass              # error that matters is the one propagating; the store is discarded
 
 
 def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
