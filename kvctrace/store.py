@@ -13,7 +13,9 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -388,6 +390,62 @@ def load_store(con, path: str) -> Trace:
                  n_unique_blocks=int(meta.get("unique_blocks", 0)), has_block_ids=has_ids,
                  sorted_input=json.loads(meta.get("sorted_input", "true")),
                  rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
+
+
+# ---- reading the accesses in chunks (traces bigger than memory) -------------------------------
+
+class AccessChunk(NamedTuple):
+    """Requests ``first_request`` .. ``first_request + len(offsets) - 2`` of a stored trace:
+    their CSR ``offsets`` (int64, from 0) into ``blocks`` (int64 dense ids)."""
+    first_request: int
+    offsets: np.ndarray
+    blocks: np.ndarray
+
+
+def iter_access_chunks(con: duckdb.DuckDBPyConnection, accesses: int = 1 << 22) -> Iterator[AccessChunk]:
+    """The accesses table as chunks of whole requests of about ``accesses`` block accesses, in
+    arrival order, so that an analysis whose state is per block (counts, last-seen times,
+    ...) can run over a trace whose accesses do not fit in memory: the table is streamed, never
+    held whole. Rows are read in the table's own order (an ingest writes them in request and
+    position order; checked on every chunk), else through a sort."""
+    n_blocks = con.sql("SELECT n_blocks FROM requests ORDER BY req_id").to_arrow_table().column(0).to_numpy()
+    offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
+    np.cumsum(n_blocks, out=offsets[1:])
+    chunks = _access_batches(con, offsets, accesses, ordered=False)
+    try:
+        yield from chunks
+    except _OutOfOrder:
+        yield from _access_batches(con, offsets, accesses, ordered=True)
+
+
+class _OutOfOrder(Exception):
+    """The accesses table is not stored in request and position order (raised before a chunk
+    is handed out)."""
+
+
+def _access_batches(con, offsets: np.ndarray, accesses: int, ordered: bool) -> Iterator[AccessChunk]:
+    query = load_query("store_load_accesses" if ordered else "store_scan_accesses")
+    n_req = offsets.shape[0] - 1
+    pending, filled, first = [], 0, 0
+    for batch in con.sql(query).to_arrow_reader(1 << 20):
+        blocks = batch.column("block").to_numpy().astype(np.int64, copy=False)
+        if not ordered:
+            req, pos = batch.column("req_id").to_numpy(), batch.column("pos").to_numpy()
+            at = np.arange(filled, filled + blocks.shape[0])
+            if req.shape[0] and (req.min() < 0 or req.max() >= n_req
+                                 or not np.array_equal(at, offsets[req] + pos)):
+                raise _OutOfOrder
+        pending.append(blocks)
+        filled += blocks.shape[0]
+        # hand out the whole requests read so far once there are enough accesses
+        stop = int(np.searchsorted(offsets, filled, side="right")) - 1
+        if stop > first and (filled - offsets[first] >= accesses or filled == offsets[-1]):
+            data = np.concatenate(pending)
+            cut = offsets[stop] - offsets[first]
+            yield AccessChunk(first, offsets[first:stop + 1] - offsets[first], data[:cut])
+            pending, first = [data[cut:]], stop
+    if first < n_req:  # requests without accesses at the end
+        yield AccessChunk(first, offsets[first:] - offsets[first], np.concatenate(pending or [np.empty(0, np.int64)]))
 
 
 def _reusable(meta: dict | None, path: Path, key: str) -> bool:

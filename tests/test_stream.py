@@ -213,3 +213,32 @@ def test_dense_id_map_equals_naive(keys, cuts, identity_prefix):
     got = [id_map.map(part) for part in np.split(arr, sorted(c for c in cuts if c <= arr.shape[0]))]
     assert np.concatenate(got).tolist() == want[0]
     assert id_map.count == len(set(keys))
+
+
+@pytest.mark.parametrize("size", [1, 50, 1000, 1 << 22])
+def test_access_chunks_cover_the_trace(tmp_path, size):
+    """store.iter_access_chunks: whole requests, in order, every access once (a stored table in
+    insertion order, and one whose rows are shuffled: read through a sort)."""
+    path = write_trace(tmp_path / "t.jsonl", "mooncake", 300, seed=3)
+    tr = open_trace(path, db=tmp_path / "t.duckdb")
+    for shuffled in (False, True):
+        if shuffled:
+            tr.con.close()
+            import duckdb
+            con = duckdb.connect(str(tmp_path / "t.duckdb"))
+            con.execute("CREATE TABLE a2 AS SELECT * FROM accesses ORDER BY hash(req_id * 7919 + pos)")
+            con.execute("DROP TABLE accesses")
+            con.execute("ALTER TABLE a2 RENAME TO accesses")
+            tr.con = con
+        chunks = list(store.iter_access_chunks(tr.con, size))
+        assert chunks[0].first_request == 0
+        for a, b in zip(chunks, chunks[1:]):
+            assert b.first_request == a.first_request + a.offsets.shape[0] - 1
+        offsets = np.concatenate([[0]] + [c.offsets[1:] + sum(x.blocks.shape[0] for x in chunks[:i])
+                                          for i, c in enumerate(chunks)])
+        assert np.array_equal(offsets, tr.offsets)
+        assert np.array_equal(np.concatenate([c.blocks for c in chunks]), tr.blocks)
+        assert all(c.blocks.shape[0] == c.offsets[-1] for c in chunks)
+        if size > 1:
+            assert all(c.offsets[-1] >= size or c is chunks[-1] for c in chunks)
+    tr.con.close()
