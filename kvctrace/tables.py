@@ -30,6 +30,7 @@ TABLES = ("requests", "accesses", "blocks", "meta", "rejects")
 ACCESS_CHUNK_ROWS = 1 << 20
 BLOCK_CHUNK_ROWS = 1 << 19  # blocks rows are ~2x wider
 TREE_COLUMNS = ("parent", "depth", "first_req", "tokens")
+STREAM_DUCKDB_MEMORY = "128MB"  # DuckDB's memory limit while a streamed ingest writes (TableStream)
 
 
 def kvctrace_version() -> str:
@@ -349,6 +350,11 @@ class TableStream:
         self.con, self.block_size = con, block_size
         self.ids = DenseIdMap()
         self.n_requests = self.n_accesses = 0
+        # DuckDB keeps the blocks it has written in its buffer pool up to its memory limit (80% of
+        # the machine's memory by default): they are on disk, so a small pool loses nothing here
+        con.execute(f"SET memory_limit = '{STREAM_DUCKDB_MEMORY}'")
+        for name, value in DUCKDB_CONFIG.items():  # and returns what it frees (memory.py)
+            con.execute(f"SET {name} = {value!r}")
         _create_tables(con)
 
     def add(self, keys: np.ndarray, offsets: np.ndarray, input_len: np.ndarray) -> None:

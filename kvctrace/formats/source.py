@@ -195,7 +195,7 @@ def _mostly_undecodable(head: bytes) -> bool:
 # are those of ``open_source``, made on the first chunk (binary, byte-order mark) or at the end
 # (only blank lines, a truncated stream).
 
-CHUNK_BYTES = 32 << 20   # decompressed text per chunk
+CHUNK_BYTES = 16 << 20   # decompressed text per chunk
 _READ_BYTES = 4 << 20    # raw bytes read (and hashed) at a time
 
 
