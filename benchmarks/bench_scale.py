@@ -79,41 +79,7 @@ def main() -> None:
               f"{accesses:,} block accesses, {int(info['unique_blocks']):,} unique blocks; database "
               f"{db.stat().st_size / 2**20:.1f} MiB; ingest {ingest['peak_rss_mib'] * 2**20 / accesses:.1f} B/access",
               flush=True)
-        analyze = step("analyze", kvctrace("analyze", db, "--out", work / "report"), accesses, env)
-    finally:
-        con.close()
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=10_500_000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="where the trace and database go")
-    ap.add_argument("--keep", action="store_true", help="keep the trace and the database")
-    args = ap.parse_args()
-
-    need = int(args.requests * ACCESSES_PER_REQUEST * DISK_BYTES_PER_ACCESS)
-    free = shutil.disk_usage(args.dir).free
-    if free < need:
-        raise SystemExit(f"{args.dir}: {free / 2**30:.1f} GiB free, about {need / 2**30:.1f} GiB needed")
-    work = Path(tempfile.mkdtemp(prefix="kvctrace-scale-", dir=args.dir))
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    trace, db = work / f"synth_{args.requests}.jsonl.zst", work / "scale.duckdb"
-    try:
-        step("synth", kvctrace("synth", trace, "--requests", args.requests, "--seed", args.seed), None, env)
-        ingest = step("ingest", kvctrace("ingest", trace, "--db", db), None, env)
-        info = stored_facts(db)
-        accesses = int(info["accesses"])
-        print(f"trace: {trace.stat().st_size / 2**20:.1f} MiB compressed, {int(info['requests']):,} requests, "
-              f"{accesses:,} block accesses, {int(info['unique_blocks']):,} unique blocks; database "
-              f"{db.stat().st_size / 2**20:.1f} MiB; ingest {ingest['peak_rss_mib'] * 2**20 / accesses:.1f} B/access",
-              flush=True)
-        analyze = step("analyze", kvctrace("analyze", db, "--out", work / "report"), accesses, env)
-        ram = memory_bytes()
-        for name, got in (("ingest", ingest), ("analyze", analyze)):
-            per = got["peak_rss_mib"] * 2**20 / accesses
-            print(f"at {per:.1f} B/access (this size), {name} fits about {ram / per / 1e9:.2f}G accesses in "
-                  f"{ram / 2**30:.0f} GiB (an upper bound: fixed costs are part of the rate)")
+        step("analyze", kvctrace("analyze", db, "--out", work / "report"), accesses, env)
     finally:
         if args.keep:
             print(f"kept {work}")
