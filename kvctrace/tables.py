@@ -380,6 +380,9 @@ class TableStream:
 
     def finish(self, requests: dict, meta: dict, rejects: list) -> None:
         """Write the requests (the arguments of ``_requests_table``), meta and rejects."""
+        # one insert of every request (10M rows with their labels and list columns) needs more
+        # than the writing pool: DuckDB's default limit again (a 300M-access trace failed here)
+        self.con.execute("RESET memory_limit")
         _insert(self.con, "requests", _requests_table(**requests))
         _insert(self.con, "meta", pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}))
         _insert(self.con, "rejects", _rejects_table(rejects))
