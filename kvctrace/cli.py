@@ -91,14 +91,24 @@ def _stdout_to_devnull() -> None:
     os.close(devnull)
 
 
+INTERRUPTED = 130  # the shell's exit status of a command stopped by Ctrl-C (128 + SIGINT)
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Ctrl-C: Python's KeyboardInterrupt, or DuckDB's interrupt of the query it was running."""
+    return isinstance(err, KeyboardInterrupt) or type(err).__name__ == "InterruptException"
+
+
 def handle_errors(fn):
     """Turn KvctraceError into 'error: <file, line, field: message (hint)>' and exit code 1;
     an OSError (an output path that cannot be written) into 'error: <path>: <reason>';
-    KvctraceWarning into 'warning: <message>' on stderr."""
+    Ctrl-C into one line 'interrupted' and exit code 130 (the commands leave no half-written
+    database, report or output folder behind); KvctraceWarning into 'warning: <message>'."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with warnings.catch_warnings():
+            from .progress import interruptible
+            with warnings.catch_warnings(), interruptible():
                 warnings.simplefilter("always", KvctraceWarning)
                 warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
                 return fn(*args, **kwargs)
@@ -112,6 +122,11 @@ def handle_errors(fn):
             where = f"{err.filename}: " if err.filename else ""
             print(f"error: {where}{err.strerror or err}", file=sys.stderr)
             raise typer.Exit(1)
+        except BaseException as err:
+            if not _interrupted(err):
+                raise
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED) from None
     return wrapper
 
 
@@ -271,7 +286,9 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, jso
         print_partitioned(result, path)
         return
     from .console import print_analysis
-    done = run_analyze(trace, trace_opts, out, force=force)
+    from .progress import status
+    with status(f"analyzing {trace.name}") as update:
+        done = run_analyze(trace, trace_opts, out, force=force, progress=update)
     if json:
         print(done.result.to_json())
         print(f"wrote {done.summary_path}\nwrote {done.report_path}", file=sys.stderr)
@@ -293,9 +310,12 @@ def report(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False,
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
     it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
     from .commands import report as write_trace_report
+    from .progress import status
 
-    path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
-                              recommend=recommend, engine=engine, ray_address=ray_address, force=force)
+    with status(f"report {trace.name}") as update:
+        path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
+                                  recommend=recommend, engine=engine, ray_address=ray_address, force=force,
+                                  progress=update)
     print(f"wrote {path}")
 
 
@@ -314,8 +334,11 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
     metadata, load and prefill time, TTFT percentiles."""
     from .commands import replay as run_replay
     from .console import print_replay
-    summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
-                         capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration).summary()
+    from .progress import status
+    with status(f"replaying {trace.name}") as update:
+        summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
+                             capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration,
+                             progress=update).summary()
     if json:
         print_json(summary, indent=2)
         return
@@ -402,8 +425,10 @@ def export(trace: TraceArg,
     """Export the accesses as Parquet, hash-partitioned by block, for `kvctrace analyze DIR`
     (each partition's task reads only its own files; docs/ray.md)."""
     from .commands import export as run_export
+    from .progress import status
 
-    manifest = run_export(trace, trace_opts, parquet=parquet, partitions=partitions, seed=seed)
+    with status(f"exporting {trace.name}") as update:
+        manifest = run_export(trace, trace_opts, parquet=parquet, partitions=partitions, seed=seed, progress=update)
     if json:
         print_json(manifest, indent=2)
         return

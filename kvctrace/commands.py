@@ -107,40 +107,59 @@ class AnalysisOutput:
     report_path: Path
 
 
+def _stage(progress):
+    return progress or (lambda text: None)
+
+
 def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = None,
-            force: bool = False) -> AnalysisOutput:
+            force: bool = False, progress=None) -> AnalysisOutput:
     """Run every analysis and write summary.json and report.html into ``out`` (default
-    ``default_out_dir``); a folder holding another trace's report is an error unless ``force``."""
-    from .analysis import analyze as run_analyses, write_summary
-    opened = _open(trace, trace_options)
-    out_dir = _claim(out, opened.info(), force)
-    result = run_analyses(opened)
-    summary_path = write_summary(result, out_dir)
-    # The command is done with the trace's database (the summary and the report use only the
-    # results): closing it frees the in-memory store (~60 MB on 5.6M accesses) before the
-    # report is built, which is the run's last memory peak. result.trace.sql is closed after.
-    result.trace.con.close()
-    # imported only now: the report's chart stack (altair, jinja2) is ~30 MB resident, which
-    # would otherwise sit under the ingest's and the analyses' peak memory
-    from .report import write_report
-    return AnalysisOutput(result, summary_path, write_report(result, out_dir))
+    ``default_out_dir``); a folder holding another trace's report is an error unless ``force``.
+    Interrupted (Ctrl-C), it leaves no half-written file, nor a folder it created.
+    ``progress``: optional callable told the current stage."""
+    from .analysis import analyze as run_analyses
+    from .outputs import removed_if_interrupted, replaced_atomically
+    opened = _open(trace, trace_options, progress)
+    with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
+        out_dir = _claim(out, opened.info(), force)
+        _stage(progress)("analyzing")
+        result = run_analyses(opened)
+        summary_path = out_dir / "summary.json"
+        with replaced_atomically(summary_path) as tmp:
+            tmp.write_text(result.to_json() + "\n", encoding="utf-8")
+        # The command is done with the trace's database (the summary and the report use only the
+        # results): closing it frees the in-memory store (~60 MB on 5.6M accesses) before the
+        # report is built, which is the run's last memory peak. result.trace.sql is closed after.
+        result.trace.con.close()
+        # imported only now: the report's chart stack (altair, jinja2) is ~30 MB resident, which
+        # would otherwise sit under the ingest's and the analyses' peak memory
+        from .report import write_report
+        _stage(progress)("writing the report")
+        return AnalysisOutput(result, summary_path, write_report(result, out_dir))
 
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
            recommend: bool = False, engine: str = "local", ray_address: str | None = None,
-           force: bool = False) -> Path:
+           force: bool = False, progress=None) -> Path:
     """Write report.html for ``trace`` (default folder ``default_out_dir``, as ``analyze``; another
     trace's folder is an error unless ``force``) and return its path. With ``replay`` (implied
     by ``config``, ``preset`` or ``recommend``) it adds the replay study around the config; with
     ``recommend`` it sweeps first and centres the study on the recommended config. ``engine``
     runs those replays (``start_engine``)."""
-    from .analysis import analyze as run_analyses
     from .engines import check_engine
-    from .report import write_report
+    from .outputs import removed_if_interrupted
     check_engine(engine, ray_address)
-    opened = _open(trace, trace_options)
-    out_dir = _claim(out, opened.info(), force)
+    opened = _open(trace, trace_options, progress)
+    with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
+        return _report(opened, _claim(out, opened.info(), force), replay, config, preset, recommend, engine,
+                       ray_address, _stage(progress))
+
+
+def _report(opened, out_dir: Path, replay: bool, config, preset, recommend: bool, engine: str, ray_address,
+            stage) -> Path:
+    from .analysis import analyze as run_analyses
+    from .report import write_report
     runs = rec = None
     if replay or recommend or config is not None or preset is not None:
         from .replay.config import gpu_memory_warnings
@@ -150,10 +169,15 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
         _warn(gpu_memory_warnings(base, opened.block_size))
         start_engine(engine, ray_address)
         if recommend:
+            stage("recommending")
             rec = run_recommend(opened, base, engine=engine)
             base = rec.config
+        stage("replay study")
         runs = replay_study(opened, base, engine=engine)
-    return write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)
+    stage("analyzing")
+    result = run_analyses(opened)
+    stage("writing the report")
+    return write_report(result, out_dir, replay=runs, recommendation=rec)
 
 
 # ---- replay / recommend -----------------------------------------------------------------------
@@ -180,20 +204,23 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
 
 def replay(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
            preset: str | None = None, policy: str | None = None, capacity_blocks: int | None = None,
-           index: str | None = None, out: Path | None = None, calibration: Path | None = None):
+           index: str | None = None, out: Path | None = None, calibration: Path | None = None, progress=None):
     """Replay ``trace`` through the config (see ``replay_config``); with ``out``, also write the
-    per-request results as Parquet; ``calibration`` (bench-index --calibrate) sets the Redis
-    index costs. Returns the ReplayResult."""
+    per-request results as Parquet (renamed into place once complete); ``calibration``
+    (bench-index --calibrate) sets the Redis index costs. Returns the ReplayResult."""
     from .replay import replay as run_replay
     from .replay.config import gpu_memory_warnings
     from .replay.cost import use_calibration
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
-    opened = _open(trace, trace_options)
+    from .outputs import replaced_atomically
+    opened = _open(trace, trace_options, progress)
     _warn(gpu_memory_warnings(cfg, opened.block_size))
+    _stage(progress)("replaying")
     with use_calibration(calibration):
         result = run_replay(opened, cfg)
     if out is not None:
-        result.to_parquet(out)
+        with replaced_atomically(out) as tmp:
+            result.to_parquet(tmp)
     return result
 
 
@@ -277,7 +304,10 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
                             engine=engine, progress=progress)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
-    return rec, save_config(rec.config, out, header=header)
+    from .outputs import replaced_atomically
+    with replaced_atomically(out) as tmp:
+        save_config(rec.config, tmp, header=header)
+    return rec, Path(out)
 
 
 # ---- synth ------------------------------------------------------------------------------------
@@ -322,11 +352,14 @@ def start_engine(engine: str = "local", ray_address: str | None = None) -> None:
 
 
 def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, partitions: int,
-           seed: int = 0) -> dict:
+           seed: int = 0, progress=None) -> dict:
     """Write the trace's accesses hash-partitioned by block into the folder ``parquet``
-    (``part=K/*.parquet``, requests.parquet, kvctrace_export.json). Returns the manifest."""
+    (``part=K/*.parquet``, requests.parquet, kvctrace_export.json; written under a temporary
+    name and renamed once complete). Returns the manifest."""
     from .analysis.partitioned import export_partitions
-    return export_partitions(_open(trace, trace_options), parquet, partitions, seed) | {"path": str(parquet)}
+    opened = _open(trace, trace_options, progress)
+    _stage(progress)("exporting")
+    return export_partitions(opened, parquet, partitions, seed) | {"path": str(parquet)}
 
 
 def is_export(path: Path) -> bool:

@@ -8,13 +8,17 @@ silently replacing another's.
 * ``claim_out_dir(out_dir, info, force)``: before anything is written, the folder's
   ``kvctrace-source.json`` (the trace's path and sha256, written by the first command that used
   it) must name the same trace; another trace's folder is an error naming ``--force``, a folder
-  with reports of unknown origin gets a warning.
+  with reports of unknown origin gets a warning;
+* nothing half-written: ``replaced_atomically(path)`` writes a file under a temporary name and
+  renames it into place when complete; ``removed_if_interrupted(folder)`` removes a folder the
+  command created when it fails or is interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import KvctraceError, KvctraceWarning
@@ -61,3 +65,39 @@ def claim_out_dir(out_dir, info: dict, force: bool = False) -> Path:
     tmp.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
     tmp.replace(marker)
     return out
+
+
+# ---- nothing half-written (Ctrl-C, a full disk) --------------------------------------------------
+
+def temporary_sibling(path) -> Path:
+    """A temporary name beside ``path`` (same folder, so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+@contextmanager
+def replaced_atomically(path):
+    """Yield a temporary path to write instead of ``path``; when the block ends normally it
+    replaces ``path`` in one rename, otherwise (an error, Ctrl-C) it is removed and ``path``
+    stays as it was."""
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def removed_if_interrupted(folder):
+    """An output folder this command creates is removed again when the block fails or is
+    interrupted (a folder that existed before is left: every file in it is written whole)."""
+    folder = Path(folder)
+    created = not folder.exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            import shutil
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

@@ -13,6 +13,9 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -99,49 +102,228 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     stage("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
     order, sorted_input = _order_requests(cols)
-    ts, input_len, output_len, line_no = cols.ts, cols.input_len, cols.output_len, cols.line_no
     offsets, ids = cols.offsets, cols.ids
     cols.ids = None  # the local below is the only reference: dropped once ids are dense
-    session, typ, turn, parent_row = cols.session_id, cols.type, cols.turn, cols.parent_row
-    extra = {name: values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
-             for name, values in cols.extra.items()}
-    if order is not None:
-        extra = {name: values.take(pa.array(order)) for name, values in extra.items()}
-        ts, input_len, output_len, line_no = ts[order], input_len[order], output_len[order], line_no[order]
-        if ids is not None:
-            ids, offsets = gather_csr(ids, offsets, order)
-        session = [session[i] for i in order.tolist()] if session is not None else None
-        typ = [typ[i] for i in order.tolist()] if typ is not None else None
-        turn = turn[order] if turn is not None else None
-        if parent_row is not None:
-            new_pos = np.empty_like(order)
-            new_pos[order] = np.arange(order.shape[0])
-            parent_row = parent_row[order]
-            parent_row = np.where(parent_row >= 0, new_pos[np.maximum(parent_row, 0)], -1)
-    ts = ts - ts[0]
+    req = _arrival_order(order, _request_columns(cols))
+    if order is not None and ids is not None:
+        ids, offsets = gather_csr(ids, offsets, order)
     bs = cols.block_size
-    if ids is not None and coarsen > 1:
-        ids, offsets = coarsen_ids(ids, offsets, coarsen, "include")
-    bs_eff = bs * coarsen
-    if ids is not None and partial_block == "drop":
-        keep = input_len // bs_eff
-        if (np.diff(offsets) > keep).any():
-            ids, offsets = truncate_csr(ids, offsets, keep)
-    meta = {**cols.meta, "source_path": str(src.path), "source_name": src.path.name, "sha256": src.sha256.value(),
-            "compression": src.compression, "source_block_size": str(bs), "coarsen": str(coarsen),
-            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
+    if ids is not None:
+        ids, offsets = _reblock(ids, offsets, req["input_len"], bs, coarsen, partial_block)
+    meta = _ingest_meta(cols.meta, src.path, src.sha256.value(), src.compression, bs, coarsen, partial_block,
+                        skip_bad_lines, key)
     stage("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = dense_block_ids(ids)
     del ids
+    extra = req.pop("extra")
     if has_ids and "tokens" in extra:
-        extra.update(_prefix_columns(offsets, dense, n_unique, bs_eff, input_len, extra["tokens"]))
+        extra.update(_prefix_columns(offsets, dense, n_unique, bs * coarsen, req["input_len"], extra["tokens"]))
     return Trace(**materialize(con if con is not None else memory_connection(), path=str(src.path),
-                               fmt=cols.format, block_size=bs_eff, ts=ts, input_len=input_len,
-                               output_len=output_len, line_no=line_no, offsets=offsets, dense=dense,
-                               n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids, session_id=session,
-                               parent_id=parent_row, turn=turn, type=typ, meta=meta, rejects=cols.rejects,
-                               sorted_input=sorted_input, replace=replace, extra=extra))
+                               fmt=cols.format, block_size=bs * coarsen, offsets=offsets, dense=dense,
+                               n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids, meta=meta, rejects=cols.rejects,
+                               sorted_input=sorted_input, replace=replace, extra=extra, **req))
+
+
+def _request_columns(cols) -> dict:
+    """The per-request columns of ``cols`` under ``materialize``'s names (rows in file order)."""
+    return {"ts": cols.ts, "input_len": cols.input_len, "output_len": cols.output_len, "line_no": cols.line_no,
+            "session_id": cols.session_id, "type": cols.type, "turn": cols.turn, "parent_id": cols.parent_row,
+            "extra": {name: values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+                      for name, values in cols.extra.items()}}
+
+
+def _arrival_order(order: np.ndarray | None, req: dict) -> dict:
+    """Request columns (numpy arrays, Arrow arrays or lists; None where absent) reordered by
+    ``order`` (None: already in order), the parent rows renumbered, and ``ts`` counted from
+    the first request."""
+    if order is not None:
+        def take(values):
+            if values is None:
+                return None
+            if isinstance(values, (pa.Array, pa.ChunkedArray)):
+                return values.take(pa.array(order))
+            return [values[i] for i in order.tolist()] if isinstance(values, list) else values[order]
+        parent_row = req["parent_id"]
+        req = {name: ({k: take(v) for k, v in values.items()} if name == "extra" else take(values))
+               for name, values in req.items()}
+        if parent_row is not None:
+            new_pos = np.empty_like(order)
+            new_pos[order] = np.arange(order.shape[0])
+            req["parent_id"] = np.where(req["parent_id"] >= 0, new_pos[np.maximum(req["parent_id"], 0)], -1)
+    req["ts"] = req["ts"] - req["ts"][0]
+    return req
+
+
+def _reblock(ids, offsets, input_len, block_size: int, coarsen: int, partial_block: str):
+    """``--coarsen`` and ``--partial-block drop`` applied to each request's block ids."""
+    if coarsen > 1:
+        ids, offsets = coarsen_ids(ids, offsets, coarsen, "include")
+    if partial_block == "drop":
+        keep = input_len // (block_size * coarsen)
+        if (np.diff(offsets) > keep).any():
+            ids, offsets = truncate_csr(ids, offsets, keep)
+    return ids, offsets
+
+
+def _ingest_meta(reader_meta: dict, path: Path, sha256: str, compression: str, block_size: int, coarsen: int,
+                 partial_block: str, skip_bad_lines: bool, key: str) -> dict:
+    return {**reader_meta, "source_path": str(path), "source_name": path.name, "sha256": sha256,
+            "compression": compression, "source_block_size": str(block_size), "coarsen": str(coarsen),
+            "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
+
+
+# ---- streamed ingest (a --db file): the trace a bounded chunk at a time -----------------------
+# Pass 1 reads the file chunk by chunk (formats/stream.py): each chunk's block ids, re-blocked,
+# go to a spool file on disk (8 bytes per access), its request columns stay in memory (about
+# 50 bytes per request). Pass 2 takes the requests in arrival order ((timestamp, line): the
+# file's order when it is sorted), a batch of about STREAM_BATCH_ACCESSES accesses at a time,
+# reads their ids back from the spool and has ``tables.TableStream`` write them. The block ids
+# are those of the whole-file ingest: re-blocking is per request, and the dense-id map persists
+# across batches (docs/data-model.md, "Streamed ingest").
+
+STREAM_BATCH_ACCESSES = 1 << 21
+
+
+class _Spool:
+    """Block ids in file order on disk (a temporary file, gone when closed)."""
+
+    def __init__(self, folder: Path):
+        import tempfile
+        self._fh = tempfile.TemporaryFile(dir=folder, prefix=".kvctrace-ids-")
+        self.n = 0
+
+    def write(self, ids: np.ndarray) -> None:
+        ids = np.ascontiguousarray(ids)
+        self._fh.write(memoryview(ids.view(np.uint64) if ids.dtype == np.int64 else ids.astype(np.uint64)))
+        self.n += ids.shape[0]
+
+    def gather(self, offsets: np.ndarray, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, CSR offsets from 0) of the requests ``rows`` (file rows; ``offsets`` in file
+        order). The file is mapped for this call only, so its pages do not stay resident."""
+        if self.n == 0:
+            count = (offsets[1:] - offsets[:-1])[rows]
+            return np.empty(0, np.uint64), np.concatenate(([0], np.cumsum(count))).astype(np.int64)
+        self._fh.flush()
+        mapped = np.memmap(self._fh, np.uint64, "r", shape=(self.n,))
+        if isinstance(rows, slice):
+            out = np.array(mapped[offsets[rows.start]:offsets[rows.stop]])
+            out_off = offsets[rows.start:rows.stop + 1] - offsets[rows.start]
+        else:
+            out, out_off = gather_csr(mapped, offsets, rows)
+        del mapped
+        return out, out_off
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _concat(parts: list):
+    """Chunks of one request column: numpy arrays, Arrow arrays, or None where a chunk has none."""
+    if all(p is None for p in parts):
+        return None
+    if isinstance(next(p for p in parts if p is not None), np.ndarray):
+        return np.concatenate(parts)
+    return pa.chunked_array([p for p in parts if p is not None]).combine_chunks()
+
+
+def _chunk_requests(cols) -> dict:
+    """One chunk's request columns, compactly (labels as Arrow strings, not Python lists)."""
+    n = cols.n_requests
+    req = _request_columns(cols)
+    for name in ("session_id", "type"):
+        req[name] = pa.array(req[name], pa.string()) if req[name] is not None else pa.nulls(n, pa.string())
+    req["turn"] = pa.array(req["turn"], pa.int64()) if req["turn"] is not None else pa.nulls(n, pa.int64())
+    req["parent_id"] = None  # relinked across chunks from ``links``
+    req["links"] = cols.links
+    return req
+
+
+def _read_streamed(read, spool: _Spool, coarsen: int, partial_block: str | None, stage) -> dict:
+    """Pass 1 (see above): the request columns of the whole file, in file order."""
+    from .progress import bar_text
+    parts: dict = {}
+    first = None
+    for cols in read.chunks:
+        if first is None:
+            first = cols
+            partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
+        ids, offsets = _reblock(cols.ids, cols.offsets, cols.input_len, cols.block_size, coarsen, partial_block)
+        spool.write(ids)
+        req = _chunk_requests(cols)
+        req["n_blocks"] = np.diff(offsets)
+        req["rejects"] = cols.rejects
+        for name, values in req.items():
+            parts.setdefault(name, []).append(values)
+        stage(f"reading {bar_text(read.fraction())}")
+    extras = {name for chunk in parts["extra"] for name in chunk}
+    req = {name: _concat(values) for name, values in parts.items() if name not in ("extra", "rejects", "links")}
+    req["extra"] = {name: _concat([chunk.get(name) for chunk in parts["extra"]]) for name in extras}
+    if any(links is not None for links in parts["links"]):
+        from .formats.stream import relink
+        req["parent_id"], req["session_id"] = relink(*(np.concatenate(x) for x in zip(*parts["links"])))
+    return {"first": first, "partial_block": partial_block, "requests": req,
+            "rejects": read.pre_rejects + [r for chunk in parts["rejects"] for r in chunk]}
+
+
+def _write_streamed(table, spool: _Spool, file_offsets: np.ndarray, order: np.ndarray | None,
+                    input_len: np.ndarray, n_blocks: np.ndarray, stage) -> None:
+    """Pass 2: the requests in arrival order, a batch of about STREAM_BATCH_ACCESSES at a time."""
+    from .progress import bar_text
+    ends = np.cumsum(n_blocks)
+    n = n_blocks.shape[0]
+    start = 0
+    while start < n:
+        stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + STREAM_BATCH_ACCESSES)), start + 1)
+        stop = min(stop, n)
+        rows = slice(start, stop) if order is None else order[start:stop]
+        keys, offsets = spool.gather(file_offsets, rows)
+        table.add(keys, offsets, input_len[start:stop])
+        stage(f"writing tables {bar_text(stop / n)}")
+        start = stop
+
+
+def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_bad_lines: bool,
+                    key: str, progress=None) -> None:
+    """Write the store of the chunked read ``read`` (``formats.stream.stream_columns``) into
+    ``con`` (a database file) in bounded memory; the caller opens it with ``load_store``."""
+    from .formats.containers import no_requests_error
+    from .tables import TableStream, store_meta
+    stage = progress or (lambda text: None)
+    map_large_arrays()
+    spool = _Spool(_database_folder(con))
+    try:
+        got = _read_streamed(read, spool, coarsen, partial_block, stage)
+        first, req, rejects = got["first"], got["requests"], got["rejects"]
+        if first.block_size * coarsen > MAX_TOKENS:
+            raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {first.block_size * coarsen:,} tokens, "
+                                   f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
+        if req["ts"].shape[0] == 0:
+            raise no_requests_error(read.path, rejects)
+        n_blocks = req.pop("n_blocks")
+        file_offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
+        order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
+        req = _arrival_order(order, req)
+        n_blocks = n_blocks[order] if order is not None else n_blocks
+        stage("writing tables")
+        block_size = first.block_size * coarsen
+        table = TableStream(con, block_size=block_size)
+        _write_streamed(table, spool, file_offsets, order, req["input_len"], n_blocks, stage)
+        meta = store_meta(_ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression,
+                                       first.block_size, coarsen, got["partial_block"], skip_bad_lines, key),
+                          path=str(read.path), fmt=first.format, block_size=block_size,
+                          sorted_input=sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
+                          n_accesses=table.n_accesses, n_unique=table.ids.count)
+        offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
+        table.finish({**req, "n": req["ts"].shape[0], "offsets": offsets}, meta, rejects)
+    finally:
+        spool.close()
+
+
+def _database_folder(con) -> Path:
+    """The folder of the database file ``con`` writes (the spool goes beside it)."""
+    rows = con.sql("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return Path(rows[0][0]).resolve().parent if rows and rows[0][0] else Path(".")
 
 
 # ---- open -------------------------------------------------------------------------------------
@@ -210,6 +392,62 @@ def load_store(con, path: str) -> Trace:
                  rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
 
 
+# ---- reading the accesses in chunks (traces bigger than memory) -------------------------------
+
+class AccessChunk(NamedTuple):
+    """Requests ``first_request`` .. ``first_request + len(offsets) - 2`` of a stored trace:
+    their CSR ``offsets`` (int64, from 0) into ``blocks`` (int64 dense ids)."""
+    first_request: int
+    offsets: np.ndarray
+    blocks: np.ndarray
+
+
+def iter_access_chunks(con: duckdb.DuckDBPyConnection, accesses: int = 1 << 22) -> Iterator[AccessChunk]:
+    """The accesses table as chunks of whole requests of about ``accesses`` block accesses, in
+    arrival order, so that an analysis whose state is per block (counts, last-seen times,
+    ...) can run over a trace whose accesses do not fit in memory: the table is streamed, never
+    held whole. Rows are read in the table's own order (an ingest writes them in request and
+    position order; checked on every chunk), else through a sort."""
+    n_blocks = con.sql("SELECT n_blocks FROM requests ORDER BY req_id").to_arrow_table().column(0).to_numpy()
+    offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
+    np.cumsum(n_blocks, out=offsets[1:])
+    chunks = _access_batches(con, offsets, accesses, ordered=False)
+    try:
+        yield from chunks
+    except _OutOfOrder:
+        yield from _access_batches(con, offsets, accesses, ordered=True)
+
+
+class _OutOfOrder(Exception):
+    """The accesses table is not stored in request and position order (raised before a chunk
+    is handed out)."""
+
+
+def _access_batches(con, offsets: np.ndarray, accesses: int, ordered: bool) -> Iterator[AccessChunk]:
+    query = load_query("store_load_accesses" if ordered else "store_scan_accesses")
+    n_req = offsets.shape[0] - 1
+    pending, filled, first = [], 0, 0
+    for batch in con.sql(query).to_arrow_reader(1 << 20):
+        blocks = batch.column("block").to_numpy().astype(np.int64, copy=False)
+        if not ordered:
+            req, pos = batch.column("req_id").to_numpy(), batch.column("pos").to_numpy()
+            at = np.arange(filled, filled + blocks.shape[0])
+            if req.shape[0] and (req.min() < 0 or req.max() >= n_req
+                                 or not np.array_equal(at, offsets[req] + pos)):
+                raise _OutOfOrder
+        pending.append(blocks)
+        filled += blocks.shape[0]
+        # hand out the whole requests read so far once there are enough accesses
+        stop = int(np.searchsorted(offsets, filled, side="right")) - 1
+        if stop > first and (filled - offsets[first] >= accesses or filled == offsets[-1]):
+            data = np.concatenate(pending)
+            cut = offsets[stop] - offsets[first]
+            yield AccessChunk(first, offsets[first:stop + 1] - offsets[first], data[:cut])
+            pending, first = [data[cut:]], stop
+    if first < n_req:  # requests without accesses at the end
+        yield AccessChunk(first, offsets[first:] - offsets[first], np.concatenate(pending or [np.empty(0, np.int64)]))
+
+
 def _reusable(meta: dict | None, path: Path, key: str) -> bool:
     """The store holds ``path`` ingested with these options by this kvctrace version."""
     return (meta is not None and path.exists() and meta.get("options") == key
@@ -245,23 +483,50 @@ def _remove_stale_temporaries(db: Path) -> None:
             _remove(tmp)
 
 
-def _ingest_new_file(path: Path, db: Path, options: dict) -> Trace:
+def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
     """Ingest into a new database file: written under a temporary name beside it and renamed
-    once complete, so a failed or interrupted ingest (even kill -9) leaves nothing at ``db``."""
+    once complete (over ``db`` when it holds an earlier store, whose connection ``lock`` is
+    held meanwhile so that no other process opens it), so a failed or interrupted ingest (even
+    kill -9) leaves ``db`` as it was."""
     _remove_stale_temporaries(db)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.ingesting")
     _remove(tmp)
-    con = _connect(tmp)
+    con = None
     try:
-        trace = ingest(path, con=con, **options)
+        con = _connect(tmp)
+        trace = _ingest_into(path, con, options)
         con.close()  # checkpointed: the file is complete, with no write-ahead log beside it
+        if lock is not None:
+            lock.close()
+            _remove(db.with_name(db.name + ".wal"))
         os.replace(tmp, db)
     except BaseException:
-        con.close()
+        if con is not None:
+            con.close()
         _remove(tmp)
         raise
+    if trace is None:  # streamed: the arrays are read from the file
+        return load_store(_connect(db, read_only=True), str(db))
     trace.con = _connect(db, read_only=True)
     return trace
+
+
+def _ingest_into(path: Path, con, options: dict) -> Trace | None:
+    """Ingest into the database file of ``con``: streamed in bounded chunks when the trace is
+    bigger than one chunk and its reader allows (``formats.stream``; returns None, the caller
+    opens the store), else read whole (returns the Trace)."""
+    from .formats.stream import stream_columns
+    if options.get("coarsen", 1) < 1:
+        raise TraceFormatError(f"--coarsen must be >= 1, got {options['coarsen']}", hint="e.g. --coarsen 4")
+    reading = {k: options.get(k) for k in ("format", "block_size", "partial_block", "skip_bad_lines", "tokenizer",
+                                           "chat_template", "progress", "session_start")}
+    read = stream_columns(path, seed=options.get("seed", 0), **reading)
+    if read is None:
+        return ingest(path, con=con, **options)
+    ingest_streamed(read, con, coarsen=options.get("coarsen", 1),
+                    partial_block=options.get("partial_block"), skip_bad_lines=bool(options.get("skip_bad_lines")),
+                    key=options["options_key"], progress=options.get("progress"))
+    return None
 
 
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
@@ -316,11 +581,9 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         con.close()
         raise
     con.close()
-    con = _connect(db)  # re-ingest: the database alone, in one transaction
+    con = _connect(db)  # re-ingest: the database alone while the new one is written beside it
     try:
-        meta = _read_meta(con)
-        _check_not_foreign(con, meta, db)
-        return ingest(path, con=con, replace=meta is not None, **options)
-    except BaseException:
+        _check_not_foreign(con, _read_meta(con), db)
+        return _ingest_new_file(path, db, options, lock=con)
+    finally:
         con.close()
-        raise

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ._version import __version__
 from .errors import KvctraceError
+from .kernels.dense_stream import DenseIdMap
 from .kernels.hashing import dense_ids
 from .kernels.tree import access_rows, first_values, prefix_tree
 from .memory import DUCKDB_CONFIG, offload_table_data, release_freed_memory
@@ -29,6 +30,7 @@ TABLES = ("requests", "accesses", "blocks", "meta", "rejects")
 ACCESS_CHUNK_ROWS = 1 << 20
 BLOCK_CHUNK_ROWS = 1 << 19  # blocks rows are ~2x wider
 TREE_COLUMNS = ("parent", "depth", "first_req", "tokens")
+STREAM_DUCKDB_MEMORY = "128MB"  # DuckDB's memory limit while a streamed ingest writes (TableStream)
 
 
 def kvctrace_version() -> str:
@@ -58,6 +60,8 @@ def _nullable_int(values, null_below: int = 0) -> pa.Array:
 
 
 def _strings(values, n: int) -> pa.Array:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return _arrow(values).cast(pa.string())
     return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
@@ -117,7 +121,10 @@ def _insert(con, name: str, table) -> None:
     try:
         con.execute(f"INSERT INTO {name} SELECT * FROM {view}")  # names are our constants
     finally:
-        con.unregister(view)
+        try:
+            con.unregister(view)
+        except duckdb.Error:  # an insert interrupted (Ctrl-C) aborted the transaction: the
+            pass              # error that matters is the one propagating; the store is discarded
 
 
 def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
@@ -205,7 +212,8 @@ def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session
         "output_len": output_len, "n_blocks": np.diff(offsets),
         "session_id": _strings(session_id, n),
         "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
-        "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
+        "turn": _arrow(turn).cast(pa.int64()) if isinstance(turn, (pa.Array, pa.ChunkedArray))
+        else pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
         "type": _strings(type, n), "line_no": line_no, **request_extras(extra, n)})
 
 
@@ -223,6 +231,19 @@ def _rejects_table(rejects: list) -> pa.Table:
                      "raw_bytes": pa.array(raw, pa.binary())})
 
 
+def store_meta(meta: dict | None, *, path: str, fmt: str, block_size: int, sorted_input: bool, n_rejects: int,
+               has_ids: bool, ts: np.ndarray, n_accesses: int, n_unique: int) -> dict:
+    """The ``meta`` table's rows: the reader's and ingest's facts plus the store's counts."""
+    n = ts.shape[0]
+    meta = dict(meta or {})
+    meta.update(format=fmt, block_size=str(block_size), kvctrace_version=kvctrace_version(),
+                sorted_input=json.dumps(bool(sorted_input)), rejected_lines=str(n_rejects),
+                has_block_ids=json.dumps(has_ids), requests=str(n), accesses=str(int(n_accesses)),
+                unique_blocks=str(int(n_unique)), duration_s=repr(float(ts[-1] - ts[0]) if n else 0.0))
+    meta.setdefault("source_path", path)
+    return meta
+
+
 def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, output_len, line_no,
                 offsets, dense, n_unique: int, raw_hash, has_ids: bool, session_id=None,
                 parent_id=None, turn=None, type=None, meta: dict | None = None, rejects=(),
@@ -233,14 +254,9 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
     n = ts.shape[0]
     if not has_ids:
         offsets = np.zeros(n + 1, np.int64)
-    duration = float(ts[-1] - ts[0]) if n else 0.0
     rejects = list(rejects)
-    meta = dict(meta or {})
-    meta.update(format=fmt, block_size=str(block_size), kvctrace_version=kvctrace_version(),
-                sorted_input=json.dumps(bool(sorted_input)), rejected_lines=str(len(rejects)),
-                has_block_ids=json.dumps(has_ids), requests=str(n), accesses=str(dense.shape[0]),
-                unique_blocks=str(n_unique), duration_s=repr(duration))
-    meta.setdefault("source_path", path)
+    meta = store_meta(meta, path=path, fmt=fmt, block_size=block_size, sorted_input=sorted_input,
+                      n_rejects=len(rejects), has_ids=has_ids, ts=ts, n_accesses=dense.shape[0], n_unique=n_unique)
     tables = {
         "requests": _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
                                     parent_id, turn, type, extra),
@@ -317,3 +333,56 @@ def read_rejects(con: duckdb.DuckDBPyConnection, limit: int = 0) -> tuple[int, l
                          "raw_bytes": data if data is not None else (raw or "").encode("utf-8")}
                         for line, reason, raw, data in rows]
 
+
+
+class TableStream:
+    """The tables of a streamed ingest (``store.py``), written while the requests arrive in
+    arrival order, a batch at a time: each batch's accesses, and the prefix-tree rows of the
+    blocks it shows first (dense ids are first-appearance ids, so a batch's new blocks are
+    the next ids, in order). Between batches it holds only the dense-id map
+    (``kernels.dense_stream.DenseIdMap``) and two counters.
+
+    For a new database file only (``store._ingest_new_file`` renames it into place once
+    complete): each insert commits on its own, since DuckDB keeps a transaction's inserted
+    rows in memory until it commits (about 45 bytes per access), not bounded."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, block_size: int):
+        self.con, self.block_size = con, block_size
+        self.ids = DenseIdMap()
+        self.n_requests = self.n_accesses = 0
+        # DuckDB keeps the blocks it has written in its buffer pool up to its memory limit (80% of
+        # the machine's memory by default): they are on disk, so a small pool loses nothing here
+        con.execute(f"SET memory_limit = '{STREAM_DUCKDB_MEMORY}'")
+        for name, value in DUCKDB_CONFIG.items():  # and returns what it frees (memory.py)
+            con.execute(f"SET {name} = {value!r}")
+        _create_tables(con)
+
+    def add(self, keys: np.ndarray, offsets: np.ndarray, input_len: np.ndarray) -> None:
+        """The next requests in arrival order: their block ids (CSR ``keys``, ``offsets``
+        from 0) and input lengths."""
+        seen = self.ids.count
+        dense = self.ids.map(keys)
+        first_req, parent, depth, tokens, first_access = prefix_tree(
+            dense - seen, offsets, self.ids.count - seen, input_len, self.block_size)
+        raw = np.ascontiguousarray(keys[first_access])
+        parent = np.where(depth > 0, parent.astype(np.int64) + seen, -1)  # ids of earlier batches are < 0 here
+        req_col, pos_col = access_rows(offsets)
+        req_col += self.n_requests
+        _insert(self.con, "accesses", pa.table({"req_id": req_col, "pos": pos_col, "block": dense}))
+        del req_col, pos_col
+        _insert(self.con, "blocks", pa.table({
+            "block": np.arange(seen, self.ids.count, dtype=np.int64),
+            "raw_hash": raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64),
+            "first_req": first_req.astype(np.int64) + self.n_requests, "parent_block": _nullable_int(parent),
+            "depth": depth, "tokens": tokens}))
+        self.n_requests += offsets.shape[0] - 1
+        self.n_accesses += dense.shape[0]
+
+    def finish(self, requests: dict, meta: dict, rejects: list) -> None:
+        """Write the requests (the arguments of ``_requests_table``), meta and rejects."""
+        # one insert of every request (10M rows with their labels and list columns) needs more
+        # than the writing pool: DuckDB's default limit again (a 300M-access trace failed here)
+        self.con.execute("RESET memory_limit")
+        _insert(self.con, "requests", _requests_table(**requests))
+        _insert(self.con, "meta", pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}))
+        _insert(self.con, "rejects", _rejects_table(rejects))

@@ -57,7 +57,8 @@ def _columns(chat_id, parent_chat_id, ts, input_len, output_len, typ, turn, raw_
     parent_row, session = chat_sessions(chat_id, parent_chat_id)
     return Columns(format=NAME, block_size=opts["block_size"], ts=ts, input_len=input_len,
                    output_len=output_len, line_no=line_no, offsets=offsets, ids=rechain(raw_ids, offsets),
-                   session_id=[str(s) for s in session.tolist()], parent_row=parent_row, turn=turn, type=typ)
+                   session_id=[str(s) for s in session.tolist()], parent_row=parent_row, turn=turn, type=typ,
+                   links=(chat_id, parent_chat_id))
 
 
 def from_frame(df: pl.DataFrame, line_no: np.ndarray, opts: dict) -> Columns | None:

@@ -39,6 +39,8 @@ class Columns:
     partial_dropped: bool = False      # ids already exclude the last partial block (tokens 'drop')
     conversation: np.ndarray | None = None  # int64 per request: its separate conversation, whose clock ts counts from
     extra: dict = field(default_factory=dict)  # more request columns: name -> values (tables.REQUEST_EXTRAS names)
+    links: tuple | None = None         # (chat_id, parent_chat_id) int64 per request, whose parent_row/session_id they
+                                       # give: a streamed read (formats/stream.py) relinks them across its chunks
     meta: dict = field(default_factory=dict)   # reader facts for the store's meta table (str -> str)
 
     @property

@@ -39,6 +39,7 @@ from .source import Source, open_source
 
 
 def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
+    line += src.line_base  # a chunk of a streamed file numbers its lines from 1
     if src.unit != "line":  # JSON arrays and Parquet: say which record/row, not a text line
         return TraceFormatError(f"{src.unit} {line}: {err.reason}", path=str(src.path), field=err.field,
                                 hint=err.hint)
@@ -174,14 +175,21 @@ def _finish(cols: Columns | None, rows: list, line_nos: list, rejects: list, rea
     if cols is None:
         cols = reader.from_rows(rows, np.array(line_nos, np.int64), opts)
     cols.rejects = list(src.pre_rejects) + rejects
+    if src.chunk:  # one chunk of a streamed file: the stream checks the file as a whole
+        return cols
     if cols.n_requests == 0:
-        if not cols.rejects:
-            raise TraceFormatError("no valid requests: the file holds no records", path=str(src.path),
-                                   hint="a CSV needs rows after its header; a JSON trace needs request objects")
-        first = cols.rejects[0]
-        raise TraceFormatError(f"no valid requests: {len(cols.rejects):,} lines rejected; first reason (line {first[0]}): {first[2]}",
-                               path=str(src.path), hint="check the format (--format) and block size (--block-size)")
+        raise no_requests_error(src.path, cols.rejects)
     return cols
+
+
+def no_requests_error(path, rejects: list) -> TraceFormatError:
+    """The error of a file without one valid request (``rejects``: all its rejected lines)."""
+    if not rejects:
+        return TraceFormatError("no valid requests: the file holds no records", path=str(path),
+                                hint="a CSV needs rows after its header; a JSON trace needs request objects")
+    first = rejects[0]
+    return TraceFormatError(f"no valid requests: {len(rejects):,} lines rejected; first reason (line {first[0]}): {first[2]}",
+                            path=str(path), hint="check the format (--format) and block size (--block-size)")
 
 
 def _slow(items, reader, opts, src: Source, skip_bad_lines: bool, *, parse) -> Columns:
@@ -218,7 +226,7 @@ def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None, con=None
     (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
     columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items() if dtype != pl.Null}
     con = con if con is not None else duckdb.connect()
-    if text is None and src.compression == "none" and not src.bom:
+    if text is None and src.compression == "none" and not src.bom and not src.chunk:
         return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
                                      params={"path": str(src.path), "columns": columns}).to_arrow_table())
     with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
@@ -294,9 +302,19 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
 
 
 def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
+    reader, opts = jsonl_reader(src, fmt, block_size, partial, skip_bad_lines)
+    return jsonl_columns(src, reader, opts, skip_bad_lines)
+
+
+def jsonl_reader(src: Source, fmt, block_size, partial, skip_bad_lines) -> tuple:
+    """(reader, its options) of a JSON-lines trace, from its first record."""
     first, first_line = _first_record(src, skip_bad_lines)
     reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
-    opts = _options(reader, src, first_line, first, block_size, partial)
+    return reader, _options(reader, src, first_line, first, block_size, partial)
+
+
+def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
+    """The records of JSON-lines text (a file, or one chunk of it) as ``reader``'s columns."""
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
         return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
@@ -335,6 +353,10 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
     first = records[0] if isinstance(records[0], dict) else {}
     reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
     opts = _options(reader, src, 1, first, block_size, partial)
+    return _parsed_records(src, records, reader, opts, skip_bad_lines, constants)
+
+
+def _parsed_records(src: Source, records: list, reader, opts, skip_bad_lines, constants: bool = False) -> Columns:
     items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
     return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
 
@@ -383,20 +405,30 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
 
 def _read_parquet(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
     df, written = parquet_frame(src.path)
-    first = df.row(0, named=True)
+    reader, opts = parquet_reader(src, df, fmt, block_size, partial)
+    return parquet_columns(src, df, written, reader, opts, skip_bad_lines)
+
+
+def parquet_reader(src: Source, df: pl.DataFrame, fmt, block_size, partial) -> tuple:
+    """(reader, its options) of a Parquet trace, from its first row ``df``."""
+    src.unit = "row"
     reader = choose_reader(fmt, df.columns, src.path, 1, src.settings)
-    opts = _options(reader, src, None, first, block_size, partial)
+    return reader, _options(reader, src, None, df.row(0, named=True), block_size, partial)
+
+
+def parquet_columns(src: Source, df: pl.DataFrame, written: dict, reader, opts, skip_bad_lines) -> Columns:
+    """The rows of a Parquet table (a file, or a batch of its rows) as ``reader``'s columns."""
     schema = reader.schema(opts)
-    if not schema:  # no columnar path: every row is parsed
-        return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
-    check_parquet_types(df, written, schema, src.path)
-    try:
-        cols = reader.from_frame(_cast(df, schema), np.arange(1, df.height + 1, dtype=np.int64), opts)
-    except (pl.exceptions.PolarsError, ValueError, OverflowError):
-        cols = None
-    if cols is not None:
-        return _finish(cols, [], [], [], reader, opts, src)
-    return _read_records(src, df.to_dicts(), fmt, block_size, partial, skip_bad_lines)
+    if schema:
+        check_parquet_types(df, written, schema, src.path)
+        try:
+            cols = reader.from_frame(_cast(df, schema), np.arange(1, df.height + 1, dtype=np.int64), opts)
+        except (pl.exceptions.PolarsError, ValueError, OverflowError):
+            cols = None
+        if cols is not None:
+            return _finish(cols, [], [], [], reader, opts, src)
+    # no columnar path (every row is parsed), or a row the per-record path must diagnose
+    return _parsed_records(src, df.to_dicts(), reader, opts, skip_bad_lines)
 
 
 def _csv_header(src: Source, header_line: int, header_raw: bytes) -> list[str]:
@@ -414,7 +446,18 @@ def _csv_header(src: Source, header_line: int, header_raw: bytes) -> list[str]:
 
 
 def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
-    numbered = [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
+    reader, opts, header = csv_reader(src, fmt, block_size, partial)
+    return csv_columns(src, reader, opts, header, skip_bad_lines)
+
+
+def _numbered(src: Source) -> list:
+    return [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
+
+
+def csv_reader(src: Source, fmt, block_size, partial) -> tuple:
+    """(reader, its options, the header's column names) of a CSV trace, from its header and
+    first row."""
+    numbered = _numbered(src)
     header_line, header_raw = numbered[0]
     header = _csv_header(src, header_line, header_raw)
     reader = choose_reader(fmt, header, src.path, header_line, src.settings)
@@ -431,6 +474,13 @@ def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
             first = {}
     opts = _options(reader, src, header_line, dict.fromkeys(header, None) | first, block_size, partial,
                     text_cells=True)
+    return reader, opts, header
+
+
+def csv_columns(src: Source, reader, opts, header: list, skip_bad_lines) -> Columns:
+    """The rows of CSV text (a file, or a chunk of it after its header line) as ``reader``'s
+    columns."""
+    numbered = _numbered(src)
     line_no = np.array([i for i, _ in numbered[1:]], np.int64)
     try:
         df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)

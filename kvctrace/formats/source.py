@@ -59,6 +59,8 @@ class Source:
     unit: str = "line"             # what a record number counts: line, or record/row (JSON array, Parquet)
     pre_rejects: list = field(default_factory=list)   # (line_no, raw bytes, reason) lost before parsing
     settings: dict = field(default_factory=dict)     # reader settings of the command (read_columns)
+    line_base: int = 0             # lines (records) of the file before ``data``: a chunk of a streamed file
+    chunk: bool = False            # ``data`` is one chunk of a streamed file (formats/stream.py)
 
     def iter_lines(self):
         """(line number, bytes) of every line, without splitting the whole text at once."""
@@ -185,3 +187,181 @@ def _mostly_undecodable(head: bytes) -> bool:
     (a stray bad byte in a text trace is a bad line, reported as such, not a binary file)."""
     text = head.decode("utf-8", errors="replace")
     return text.count("\ufffd") > max(2, len(head) // 100)
+
+
+# ---- streaming: a large file a chunk of whole lines at a time (``formats/stream.py``) ---------
+# A text trace bigger than one chunk is never held whole: the file is read (and decompressed)
+# in blocks, hashed as it goes, and handed on as chunks of whole lines. The file-level checks
+# are those of ``open_source``, made on the first chunk (binary, byte-order mark) or at the end
+# (only blank lines, a truncated stream).
+
+CHUNK_BYTES = 16 << 20   # decompressed text per chunk
+_READ_BYTES = 4 << 20    # raw bytes read (and hashed) at a time
+
+
+class _Inflater:
+    """gzip (every member) or zstd (every frame) decompressed block by block; ``error`` is
+    what stopped the stream (a corrupt block, or its end before the end marker)."""
+
+    def __init__(self, compression: str):
+        self.compression = compression
+        self.error: Exception | None = None
+        self._dec = self._new()
+        self._ended = False
+
+    def _new(self):
+        if self.compression == "gzip":
+            return zlib.decompressobj(wbits=31)
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def feed(self, raw: bytes) -> bytes:
+        out = []
+        try:
+            while raw and self.error is None:
+                if self._ended:  # a new member / frame starts
+                    if self.compression == "gzip":
+                        raw = raw.lstrip(b"\x00")  # gzip writers may pad between members
+                        if not raw:
+                            break
+                    self._dec, self._ended = self._new(), False
+                out.append(self._dec.decompress(raw))
+                if not self._dec.eof:
+                    break
+                self._ended = True
+                raw = self._dec.unused_data
+        except zlib.error as err:
+            self.error = err
+        except Exception as err:  # zstandard.ZstdError
+            if type(err).__module__.startswith("zstandard") or "zstd" in type(err).__name__.lower():
+                self.error = err
+            else:
+                raise
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self.error is None and not self._ended:
+            self.error = EOFError("the stream ends before its end marker")
+
+
+class TextStream:
+    """The decompressed text of a trace file as chunks of whole lines (``chunks()``), with its
+    sha256 and the file-level checks of ``open_source``. On construction it reads up to one
+    chunk: ``whole`` is then True when that is the whole file, which ``open_source`` reads as
+    before (this object is not used further)."""
+
+    def __init__(self, path: Path, skip_bad_lines: bool, chunk_bytes: int = 0):
+        self.path, self.skip_bad_lines = path, skip_bad_lines
+        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self.size = path.stat().st_size
+        self.read_bytes = 0  # raw bytes read so far (progress)
+        self._fh = open(path, "rb")
+        self._hash = hashlib.sha256()
+        raw = self._read()
+        self.compression = ("gzip" if raw[:2] == GZIP_MAGIC else "zstd" if raw[:4] == ZSTD_MAGIC else "none")
+        self._inflater = _Inflater(self.compression) if self.compression != "none" else None
+        self._pending = self._inflate(raw)
+        self._eof = not raw
+        self.pre_rejects: list = []
+        self.lines_before = 0  # lines handed out so far
+        self.bom = False
+        self._fill(self.chunk_bytes)
+        self.whole = self._eof
+        if self.whole:
+            self._fh.close()
+
+    def _read(self) -> bytes:
+        raw = self._fh.read(_READ_BYTES)
+        self._hash.update(raw)
+        self.read_bytes += len(raw)
+        return raw
+
+    def _inflate(self, raw: bytes) -> bytes:
+        return raw if self._inflater is None else self._inflater.feed(raw)
+
+    def _fill(self, target: int) -> None:
+        """Read until ``target`` bytes of text are pending or the file (or stream) ends."""
+        parts = [self._pending]
+        size = len(self._pending)
+        while size < target and not self._eof:
+            raw = b"" if self._inflater is not None and self._inflater.error is not None else self._read()
+            if not raw:
+                self._eof = True
+                if self._inflater is not None:
+                    self._inflater.finish()
+                break
+            text = self._inflate(raw)
+            parts.append(text)
+            size += len(text)
+        self._pending = b"".join(parts)
+
+    def _next_text(self) -> bytes:
+        """The next chunk: whole lines up to about ``chunk_bytes`` (a longer line whole; all
+        of the rest at the end of the file)."""
+        self._fill(self.chunk_bytes)
+        target = self.chunk_bytes
+        while not self._eof and b"\n" not in self._pending:  # one line longer than a chunk
+            target *= 2
+            self._fill(target)
+        data = self._pending
+        if self._eof:
+            self._pending = b""
+            return self._cut_at_damage(data)
+        cut = data.rfind(b"\n", 0, self.chunk_bytes) + 1 or data.find(b"\n") + 1
+        self._pending = data[cut:]
+        return data[:cut]
+
+    def _cut_at_damage(self, data: bytes) -> bytes:
+        """At the end of a damaged compressed stream: keep the complete lines, and reject the
+        cut one (or refuse the file without --skip-bad-lines), as ``open_source`` does."""
+        err = self._inflater.error if self._inflater is not None else None
+        if err is None:
+            return data
+        complete = data.rfind(b"\n") + 1
+        n_complete = self.lines_before + data.count(b"\n", 0, complete)
+        if not self.skip_bad_lines:
+            raise TraceFormatError(
+                f"{self.compression} stream is truncated or corrupt ({err}) after {n_complete:,} complete lines",
+                path=str(self.path), line=n_complete + 1,
+                hint="re-download or re-compress the file, or pass --skip-bad-lines to ingest "
+                     "the complete lines before the damage")
+        self.pre_rejects.append((n_complete + 1, data[complete:],
+                                 f"{self.compression} stream truncated or corrupt here ({err})"))
+        return data[:complete]
+
+    def _check_start(self, data: bytes) -> bytes:
+        self.bom = data.startswith(b"\xef\xbb\xbf")
+        if self.bom:
+            data = data[3:]
+        head = data[:65536]
+        if b"\x00" in head or _mostly_undecodable(head):
+            raise TraceFormatError("binary file, not a text trace", path=str(self.path), line=1,
+                                   hint="expected JSON lines, JSON, CSV or Parquet (optionally .gz/.zst compressed)")
+        return data
+
+    def chunks(self):
+        """(lines before the chunk, the chunk's text) of every chunk; raises ``open_source``'s
+        error for a file of blank lines only (after reading it all)."""
+        try:
+            data = self._check_start(self._next_text())
+            seen_text = False
+            while True:
+                seen_text = seen_text or bool(data.strip(_SPACE))
+                if data:
+                    yield self.lines_before, data
+                    self.lines_before += data.count(b"\n") + (not data.endswith(b"\n"))
+                if self._eof and not self._pending:
+                    break
+                data = self._next_text()
+        finally:
+            self._fh.close()
+        if not seen_text and not self.pre_rejects:
+            raise TraceFormatError("empty file: only blank lines, no requests to ingest", path=str(self.path),
+                                   line=1, hint="the trace has no records; check that it was written completely")
+
+    def sha256(self) -> str:
+        """The file's sha256 (complete once ``chunks()`` has run to the end)."""
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._fh.close()
