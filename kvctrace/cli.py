@@ -94,6 +94,15 @@ def _stdout_to_devnull() -> None:
 INTERRUPTED = 130  # the shell's exit status of a command stopped by Ctrl-C (128 + SIGINT)
 
 
+def say_interrupted(detail: str = "") -> None:
+    """The one line a Ctrl-C ends with (``__main__`` prints it when Typer stopped on its own)."""
+    print(f"interrupted{': ' + detail if detail else ''}", file=sys.stderr)
+    said_interrupted.append(True)
+
+
+said_interrupted: list = []
+
+
 def _interrupted(err: BaseException) -> bool:
     """Ctrl-C: Python's KeyboardInterrupt, or DuckDB's interrupt of the query it was running."""
     return isinstance(err, KeyboardInterrupt) or type(err).__name__ == "InterruptException"
@@ -125,7 +134,7 @@ def handle_errors(fn):
         except BaseException as err:
             if not _interrupted(err):
                 raise
-            print("interrupted", file=sys.stderr)
+            say_interrupted()
             raise typer.Exit(INTERRUPTED) from None
     return wrapper
 
@@ -404,8 +413,8 @@ def bench_index(trace: TraceArg,
                 trace, trace_opts, redis_url=redis, designs=design, max_requests=max_requests, clients=clients,
                 key_prefix=key_prefix, calibrate=calibrate, progress=update)
     except BenchInterrupted as err:
-        print(f"interrupted: {err}", file=sys.stderr)
-        raise typer.Exit(130)
+        say_interrupted(str(err))
+        raise typer.Exit(INTERRUPTED)
     if fitted is not None:
         print(f"wrote {fitted[1]} (rtt {fitted[0].rtt_us:.2f} µs, {fitted[0].per_key_us:.4f} µs per key)", file=sys.stderr)
     if json:

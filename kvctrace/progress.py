@@ -45,15 +45,23 @@ def bar_text(fraction: float, width: int = 24) -> str:
     return f"{'━' * filled}{'─' * (width - filled)} {fraction:4.0%}"
 
 
-def _interrupt_main_thread(requested: threading.Event, done: threading.Event) -> None:
-    """Watcher thread: once Ctrl-C is requested, have the main thread raise KeyboardInterrupt
-    at its next Python statement (an asynchronous exception, which only the interpreter loop
-    delivers: never inside a native call)."""
+def _set_async_exc(exc) -> None:
+    """Have the main thread raise ``exc`` at its next Python statement (an asynchronous exception,
+    which only the interpreter loop delivers: never inside a native call); None clears one that
+    is still pending."""
     import ctypes
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident),
+                                               None if exc is None else ctypes.py_object(exc))
+
+
+def _interrupt_main_thread(requested: threading.Event, done: threading.Event, lock: threading.Lock) -> None:
+    """Watcher thread: once Ctrl-C is requested, raise KeyboardInterrupt in the main thread,
+    under ``lock`` so that it never happens once the block has ended."""
     while not done.is_set():
-        if requested.wait(0.1) and not done.is_set():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident),
-                                                       ctypes.py_object(KeyboardInterrupt))
+        if requested.wait(0.1):
+            with lock:
+                if not done.is_set():
+                    _set_async_exc(KeyboardInterrupt)
             return
 
 
@@ -65,16 +73,23 @@ def interruptible():
     parallel kernels and DuckDB's queries handle signals from inside native code
     (``PyErr_CheckSignals``): an exception raised there crashes the process (a parallel
     kernel: segmentation fault) or surfaces as a foreign error ('Query interrupted'). Here the
-    handler only sets a flag, and a watcher thread raises the exception in the main thread."""
+    handler only sets a flag, and a watcher thread raises the exception in the main thread.
+    Exactly one KeyboardInterrupt leaves the block when Ctrl-C came: one still pending when the
+    block ends is cleared and raised here instead (it would otherwise arrive later, outside the
+    command's own handling)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    requested, done = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=_interrupt_main_thread, args=(requested, done), daemon=True)
+    requested, done, lock = threading.Event(), threading.Event(), threading.Lock()
+    watcher = threading.Thread(target=_interrupt_main_thread, args=(requested, done, lock), daemon=True)
     watcher.start()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.set())
     try:
         yield
     finally:
-        done.set()
+        with lock:
+            done.set()
+            _set_async_exc(None)
         signal.signal(signal.SIGINT, previous)
+        if requested.is_set():
+            raise KeyboardInterrupt

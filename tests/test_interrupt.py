@@ -113,7 +113,8 @@ def test_ctrl_c_stops_cleanly(traces, durations, tmp_path, name, seed):
     if proc.returncode == 0:  # it had finished: everything is there, complete
         assert complete(written), err
         return
-    assert proc.returncode == 130, err
+    # 130, or killed by the SIGINT itself (-2), which a shell reports as the same $? = 130
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert err.strip().splitlines()[-1] == "interrupted", err
     assert "Traceback" not in err
     left = set(tmp_path.iterdir()) - before
