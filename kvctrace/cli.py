@@ -313,28 +313,31 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
 @trace_command()
 def recommend(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
               budget: Annotated[Optional[list[str]], typer.Option("--budget", help="Memory budget of a tier, TIER=SIZE (e.g. hbm=48GB); repeat per tier; default: the preset's capacities")] = None,
-              objective: Annotated[str, typer.Option("--objective", help="p99-ttft, p90-ttft, p50-ttft, mean-ttft or hit-ratio")] = "p99-ttft",
+              objective: Annotated[str, typer.Option("--objective", help="cost (the knee of the frontier of memory $/h vs prefill GPU time saved; prices from the config's [prices]), mean-ttft, p99-ttft, prefill-saved (GPU-seconds of prefill saved per hour of trace); also p90-ttft, p50-ttft, hit-ratio")] = "cost",
               policies: Annotated[Optional[str], typer.Option("--policies", help=f"Comma-separated policies to sweep (default: {','.join(online_policy_names())})")] = None,
               indexes: Annotated[Optional[str], typer.Option("--indexes", help="Comma-separated index models (default: all: redis-get,redis-mget,sherman,chime,rdma-hash)")] = None,
-              admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2)")] = None,
-              fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget (default: 0.5,1)")] = None,
-              tolerance: Annotated[float, typer.Option("--tolerance", help="Recommend the smallest-memory config within this relative distance of the best objective")] = 0.01,
+              admission: Annotated[Optional[str], typer.Option("--admission", help="Comma-separated admission thresholds for the top tier (default: 1,2; thresholds above 1 only when most blocks are accessed once, unless --fractions is given)")] = None,
+              fractions: Annotated[Optional[str], typer.Option("--fractions", help="Comma-separated fractions of each tier's budget, every combination tried (default: capacities from the analyses: hot sets, knees of the LRU curve, working set)")] = None,
+              tie_tolerance: Annotated[float, typer.Option("--tie-tolerance", help="Configurations within this relative distance of each other on the objective tie; ties are broken by memory cost, then the next objective")] = 0.005,
               max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="Total memory budget across all tiers (e.g. 2TB); configs above it are dropped")] = None,
               workers: Annotated[str, typer.Option("--workers", help="threads (Numba prange) or processes")] = "threads",
               top: Annotated[int, typer.Option("--top", help="Rows of the ranked table to print")] = 15,
               out: Annotated[Path, typer.Option("--out", help="Where to write the recommended config TOML")] = Path("kvctrace-recommended.toml"),
               calibration: CalibrationOpt = None, json: JsonOpt = False, engine: EngineOpt = "local",
               ray_address: RayAddressOpt = None, trace_opts: dict = None):
-    """Sweep index model x tier capacities x policy x admission threshold, rank by the
-    objective, explain the winner and write its config TOML (for `kvctrace replay --config`)."""
+    """Replay the configurations the analyses point to (or a grid of fractions) across policies,
+    admission thresholds and index models, rank them by the objective with ties said as ties,
+    explain the winner and write its config TOML (for `kvctrace replay --config`)."""
     from .commands import recommend as run_recommend
     from .console import print_recommendation
+    from .progress import status
 
-    rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
-                              objective=objective, policies=policies, indexes=indexes, admission=admission,
-                              fractions=fractions, tolerance=tolerance, max_memory=max_memory,
-                              workers=workers, out=out, calibration=calibration, engine=engine,
-                              ray_address=ray_address)
+    with status("recommend") as update:
+        rec, path = run_recommend(trace, trace_opts, config=config, preset=preset, budgets=budget,
+                                  objective=objective, policies=policies, indexes=indexes, admission=admission,
+                                  fractions=fractions, tie_tolerance=tie_tolerance, max_memory=max_memory,
+                                  workers=workers, out=out, calibration=calibration, engine=engine,
+                                  ray_address=ray_address, progress=update)
     if json:
         print_json({**rec.summary(top), "config_path": str(path)}, indent=2)
         return

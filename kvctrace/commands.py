@@ -197,7 +197,7 @@ def replay(trace: Path, trace_options: dict | None = None, *, config: Path | Non
     return result
 
 
-def _csv(value: str | None, cast, default, field: str) -> tuple:
+def _csv(value: str | None, cast, default, field: str, example=None) -> tuple:
     """A comma-separated option as a tuple (``default`` when not given)."""
     from .errors import ConfigError
     if value is None:
@@ -207,7 +207,7 @@ def _csv(value: str | None, cast, default, field: str) -> tuple:
     except ValueError:
         raise ConfigError(f"cannot read {value!r}", field=field,
                           hint=f"a comma-separated list of {cast.__name__} values, e.g. "
-                               + ",".join(str(v) for v in default)) from None
+                               + ",".join(str(v) for v in (example or default))) from None
 
 
 def parse_grid(policies: str | None = None, admission: str | None = None, fractions: str | None = None,
@@ -217,7 +217,7 @@ def parse_grid(policies: str | None = None, admission: str | None = None, fracti
     d = Grid()
     return Grid(policies=_csv(policies, str, d.policies, "policies"),
                 admission=_csv(admission, int, d.admission, "admission"),
-                fractions=_csv(fractions, float, d.fractions, "fractions"),
+                fractions=_csv(fractions, float, d.fractions, "fractions", example=(0.5, 1.0)),
                 indexes=_csv(indexes, str, d.indexes, "indexes"))
 
 
@@ -245,15 +245,17 @@ def budget_warnings(base, budget_bytes: dict, block_size: int) -> list[str]:
 
 
 def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
-              preset: str | None = None, budgets: list[str] | None = None, objective: str = "p99-ttft",
+              preset: str | None = None, budgets: list[str] | None = None, objective: str = "cost",
               policies: str | None = None, indexes: str | None = None, admission: str | None = None,
-              fractions: str | None = None, tolerance: float = 0.01, max_memory: str | None = None,
+              fractions: str | None = None, tie_tolerance: float = 0.005, max_memory: str | None = None,
               workers: str = "threads", out: Path = Path("kvctrace-recommended.toml"),
-              calibration: Path | None = None, engine: str = "local", ray_address: str | None = None):
-    """Sweep the grid (lists as comma-separated strings, ``budgets`` as TIER=SIZE, ``max_memory``
-    a size such as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons
-    as its header comment; ``engine`` runs the replays (``start_engine``). Returns
-    (Recommendation, written path)."""
+              calibration: Path | None = None, engine: str = "local", ray_address: str | None = None,
+              progress=None):
+    """Sweep (lists as comma-separated strings; ``fractions`` switches from the analysis-guided
+    capacities to the grid of fractions; ``budgets`` as TIER=SIZE, ``max_memory`` a size such
+    as "2TB"), recommend a config and write it as TOML to ``out`` with the reasons as its
+    header comment; ``engine`` runs the replays (``start_engine``); ``progress(text)`` hears
+    how far the replays are. Returns (Recommendation, written path)."""
     from .engines import check_engine
     from .replay.config import parse_bytes, save_config
     from .replay.sweep import recommend as run_recommend
@@ -263,13 +265,16 @@ def recommend(trace: Path, trace_options: dict | None = None, *, config: Path | 
     budget_bytes = parse_budgets(budgets)
     limit = parse_bytes(max_memory, "--max-memory") if max_memory is not None else None
     from .replay.cost import use_calibration
-    opened = _open(trace, trace_options)
+    opened = _open(trace, trace_options, progress)
     _warn(budget_warnings(base, budget_bytes, opened.block_size))
     start_engine(engine, ray_address)
+    # the sweep reads the trace's arrays only: closing its database frees the store's memory
+    # (~800 MB on 31M accesses) before the replays, the run's memory peak
+    opened.con.close()
     with use_calibration(calibration):  # the Redis index costs measured by bench-index --calibrate
-        rec = run_recommend(opened, base, budgets=budget_bytes, grid=grid,
-                            objective=objective, tolerance=tolerance, workers=workers, max_memory_bytes=limit,
-                            engine=engine)
+        rec = run_recommend(opened, base, budgets=budget_bytes, grid=grid, objective=objective,
+                            tie_tolerance=tie_tolerance, workers=workers, max_memory_bytes=limit,
+                            engine=engine, progress=progress)
     header = (f"Recommended by kvctrace recommend for {Path(trace).name} (objective {objective}, "
               f"{rec.sweep.table.height} configs)\n" + "\n".join(rec.reasons))
     return rec, save_config(rec.config, out, header=header)

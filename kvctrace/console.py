@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .errors import KvctraceError
 from .formatting import format_bytes, format_value as fv, plural
 
 # ≥ and > differ by the requests exactly at the threshold (many requests have 2, 4 or 5 blocks,
@@ -284,31 +285,82 @@ def _size(n: float) -> str:
     return format_bytes(n).replace(" ", "").replace("B", "").replace("k", "K") or "0"
 
 
+def _caps_cell(sw, row: dict, bb: int) -> str:
+    return "/".join(_size(row[f"cap_{n}"] * bb) for n in sw.tier_names)
+
+
+def _print_facts(con, sw) -> None:
+    """The analysis figures the candidate capacities come from, and the prices."""
+    f = sw.facts
+    if f is not None:
+        hot = " / ".join(f"{s.blocks:,}" for s in f.hot_sets)
+        knees = ", ".join(f"{s.blocks:,} blocks (hit ratio {h:.3f})" for s, h in zip(f.knees, f.knee_hit_ratios))
+        ws = f"; working set {f.working_set.blocks:,} blocks ({f.working_set_window_s:,.0f}-s windows)" if f.working_set else ""
+        knees = f"exact LRU curve knee(s) at {knees}" if knees else "no knee in the exact LRU curve"
+        con.print(f"analyses: {f.one_hit_share:.0%} of blocks accessed once; hot sets 50/80/90/99% of accesses = "
+                  f"{hot} blocks; {knees}{ws}")
+    try:
+        from .replay.prices import tier_prices
+        tiers = ", ".join(f"{p.tier} ${p.gb_hour:g}" for p in tier_prices(sw.base))
+        con.print(f"prices: {tiers} per GB-hour; GPU ${sw.base.prices.gpu_hour:g} per hour")
+    except KvctraceError:
+        pass
+
+
+def _print_frontier(con, sw, bb: int) -> None:
+    f = sw.frontier
+    t = Table("#", "policy", "adm", "/".join(sw.tier_names), "mem$/h", "GPU-s/h", "net$/h", "$/$", box=None,
+              title="cost frontier: memory $ per hour vs prefill GPU time saved per hour of trace")
+    for column in t.columns[3:]:
+        column.justify = "right"
+    for row in f.iter_rows(named=True):
+        t.add_row(f"{row['rank']}{'*' if row['knee'] else ''}", row["policy"], f">={row['admission']}",
+                  _caps_cell(sw, row, bb), f"{row['memory_usd_per_hour']:,.2f}",
+                  f"{row['prefill_saved_gpu_s_per_hour']:,.0f}", f"{row['net_usd_per_hour']:,.2f}",
+                  "" if row["marginal"] is None else f"{row['marginal']:,.2f}",
+                  style="bold green" if row["knee"] else None)
+    print_table(con, t)
+    con.print("[dim]GPU-s/h: prefill GPU-seconds saved per hour of trace; net = GPU $ saved - memory $; "
+              "$/$: GPU $ saved per extra memory $ from the previous point; * the knee (largest net saving)[/dim]")
+
+
 def print_recommendation(rec, top: int, path) -> None:
     import polars as pl
 
+    from .replay.ranking import objective as get_objective
     sw = rec.sweep
+    obj = get_objective(sw.objective)
     con = console()
     bb = sw.base.block_bytes(sw.block_size)
-    con.print(f"[bold]{sw.table.height}[/] configs ({sw.table['replay'].n_unique()} replays x "
-              f"{sw.table['index'].n_unique()} index models), ranked by {sw.objective}")
-    tiers = "/".join(sw.tier_names)
-    t = Table("#", "index", "policy", "adm", tiers, "prefix", "p50", "p99", "meta", box=None,
+    n = sw.replays
+    con.print(f"[bold]{sw.table.height}[/] configs from {sw.table['replay'].n_unique()} replays ({n.get('stack', 0)} "
+              f"from one stack-distance pass, {n.get('kernel', 0)} by the engine), {sw.search} search, "
+              f"ranked by {sw.objective}")
+    _print_facts(con, sw)
+    if sw.objective == "cost" and sw.frontier.height:
+        _print_frontier(con, sw, bb)
+    shown = {"prefix_hit_ratio": "prefix", "ttft_mean_ms": "mean", "ttft_p99_ms": "p99"}
+    if obj.column not in shown:    # the objective's own column instead of the prefix hit ratio
+        shown = {obj.column: {"cost": "net$/h", "prefill-saved": "GPU-s/h"}.get(obj.name, obj.name),
+                 "ttft_mean_ms": "mean", "ttft_p99_ms": "p99"}
+    cols = shown
+    t = Table("#", "index", "policy", "adm", "/".join(sw.tier_names), *cols.values(), box=None,
               title=f"top {top} by {sw.objective}")
     for column in t.columns[4:]:
         column.justify = "right"
     rows = sw.table.head(top)
     if rec.row["rank"] > top:
         rows = pl.concat([rows, sw.table.filter(pl.col("rank") == rec.row["rank"])])
+    digits = {"prefix_hit_ratio": 4, "net_usd_per_hour": 2, "prefill_saved_gpu_s_per_hour": 0}
     for row in rows.iter_rows(named=True):
-        style = "bold green" if row["rank"] == rec.row["rank"] else None
-        t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}",
-                  "/".join(_size(row[f"cap_{n}"] * bb) for n in sw.tier_names), fv(row["prefix_hit_ratio"], digits=4),
-                  fv(row["ttft_p50_ms"], digits=1), fv(row["ttft_p99_ms"], digits=1), fv(row["metadata_p99_us"], digits=1),
-                  style=style)
+        t.add_row(str(row["rank"]), row["index"], row["policy"], f">={row['admission']}", _caps_cell(sw, row, bb),
+                  *(fv(row[c], digits=digits.get(c, 1)) for c in cols),
+                  style="bold green" if row["rank"] == rec.row["rank"] else None)
     print_table(con, t)
-    con.print(f"[dim]adm: admitted to {sw.tier_names[0]} after that many accesses; {tiers}: capacities (bytes); "
-              "prefix: prefix hit ratio; p50, p99: TTFT (ms); meta: metadata p99 (µs)[/dim]")
+    con.print(f"[dim]adm: admitted to {sw.tier_names[0]} after that many accesses; capacities in bytes; "
+              + ("prefix: prefix hit ratio; " if "prefix_hit_ratio" in cols else "")
+              + ("net$/h: GPU $ saved - memory $ per hour; " if obj.name == "cost" else "")
+              + "mean, p99: TTFT (ms)[/dim]")
     r = rec.row
     con.print(f"[bold]recommended[/] (rank {r['rank']}): index {r['index']}, policy {r['policy']}, admit >= "
               f"{r['admission']} to {sw.tier_names[0]}, "

@@ -29,6 +29,8 @@ def run_cli(*args):
 @pytest.mark.parametrize("args, expected", [
     (["recommend", "{trace}", "--fractions", "a"], "field 'fractions'"),
     (["recommend", "{trace}", "--admission", "x"], "field 'admission'"),
+    (["recommend", "{trace}", "--objective", "speed"], "valid objectives: cost, mean-ttft"),
+    (["recommend", "{trace}", "--tie-tolerance", "-0.1"], "field 'tie_tolerance'"),
     (["replay", "{trace}", "--policy", "nosuch", "--capacity-blocks", "10"], "valid policies: lru"),
     (["replay", "{trace}", "--preset", "nosuch"], "nosuch"),
     (["analyze", "{trace}", "--format", "nosuch"], "nosuch"),

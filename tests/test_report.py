@@ -292,9 +292,16 @@ def test_recommendation_section_shows_the_pick_its_reasons_and_the_sweep(tmp_pat
     facts = {label: value for label, value, _ in sec.facts}
     assert facts["recommended index"] == rec.row["index"] and facts["recommended policy"] == rec.row["policy"]
     assert sec.lists == [{"title": "Why this configuration", "items": list(rec.reasons)}] and rec.reasons
-    assert sec.figures[0].title == "Sweep: objective vs memory"
+    assert sec.figures[0].title == "Cost frontier: memory $ vs prefill GPU time saved"   # the default objective: cost
+    hints = {label: hint for label, _, hint in sec.facts}
+    assert hints["ties"] == rec.sweep.tie and facts["ties"].endswith(("tie", "no tie"))
     ranked = next(t for t in sec.tables if t.title == "Best configurations")
     assert len(ranked.rows) == min(10, rec.sweep.table.height) and ranked.rows[0][0] == "1"
+    front = next(t for t in sec.tables if t.title == "Cost frontier")
+    assert len(front.rows) == rec.sweep.frontier.height
+    by_ttft = sweep_mod.recommend(trace, base, budgets=budgets, grid=grid, objective="p99-ttft")
+    titles = [f.title for f in build_sections(analyze(trace), recommendation=by_ttft)[-1].figures]
+    assert titles[:2] == ["Cost frontier: memory $ vs prefill GPU time saved", "Sweep: objective vs memory"]
     html = write_report(analyze(trace), tmp_path, recommendation=rec).read_text(encoding="utf-8")
     assert "Why this configuration" in html and 'id="chart-replay-0"' in html
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, UnknownNameError
 from ..kernels import policies
+from .prices import PricesConfig, validate_prices
 
 HIERARCHY_MODES = ("exclusive", "inclusive")
 MAX_TIERS = 16  # the engine keeps tier membership as a bitmask per block
@@ -132,6 +133,8 @@ class ReplayConfig:
     index: IndexConfig = field(default_factory=IndexConfig, metadata=_help("Metadata index model"))
     model: ModelConfig = field(default_factory=ModelConfig, metadata=_help("Model (KV size, prefill cost)"))
     gpu: GPUConfig = field(default_factory=GPUConfig, metadata=_help("GPU (prefill cost)"))
+    prices: PricesConfig = field(default_factory=PricesConfig, metadata=_help(
+        "$ per GPU-hour and $ per GB-hour of each tier (the cost objective; replay/prices.py)"))
 
     def block_bytes(self, block_size: int) -> int:
         return int(block_size) * self.model.kv_bytes_per_token
@@ -241,10 +244,20 @@ def config_from_dict(data: dict, path: str | None = None) -> ReplayConfig:
         "index": lambda v, k: _build(IndexConfig, v, "index.", path),
         "model": lambda v, k: _build(ModelConfig, v, "model.", path),
         "gpu": lambda v, k: _build(GPUConfig, v, "gpu.", path),
+        "prices": lambda v, k: _build(PricesConfig, v, "prices.", path,
+                                      {"gb_hour": lambda t, key: _tier_prices(t, key, path)}),
     }
     cfg = _build(ReplayConfig, data, "", path, special)
     validate(cfg, path)
     return cfg
+
+
+def _tier_prices(table, key: str, path) -> tuple[tuple[str, float], ...]:
+    """``[prices.gb_hour]`` (tier name -> $ per GB-hour) as a tuple of pairs, in table order."""
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table of tier name = $ per GB-hour", field=key, path=path,
+                          hint='e.g. [prices.gb_hour] with dram = 0.004')
+    return tuple((name, _check_type(value, "float", f"{key}.{name}", path)) for name, value in table.items())
 
 
 def validate(cfg: ReplayConfig, path: str | None = None) -> ReplayConfig:
@@ -311,6 +324,7 @@ def validate(cfg: ReplayConfig, path: str | None = None) -> ReplayConfig:
         bad("gpu.mfu", f"must be in (0, 1], got {g.mfu}")
     if not g.memory_gb > 0:
         bad("gpu.memory_gb", "must be > 0")
+    validate_prices(cfg.prices, [t.name for t in cfg.tiers], path)
     return cfg
 
 
@@ -342,6 +356,9 @@ def config_to_dict(cfg: ReplayConfig) -> dict:
     out["index"] = clean(cfg.index)
     out["model"] = clean(cfg.model)
     out["gpu"] = clean(cfg.gpu)
+    out["prices"] = clean(cfg.prices)
+    if cfg.prices.gb_hour:
+        out["prices"]["gb_hour"] = dict(cfg.prices.gb_hour)
     out["tiers"] = [clean(t) for t in cfg.tiers]
     return out
 
@@ -357,6 +374,11 @@ def _toml_value(v) -> str:
     return f'"{s}"'
 
 
+def _toml_key(name: str) -> str:
+    """A TOML key: bare when it can be, else quoted (tier names are free text)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
+
+
 def config_to_toml(cfg: ReplayConfig, header: str | None = None) -> str:
     """TOML text for a config; ``header`` lines become comments at the top."""
     d = config_to_dict(cfg)
@@ -364,8 +386,11 @@ def config_to_toml(cfg: ReplayConfig, header: str | None = None) -> str:
     for k, v in d.items():
         if not isinstance(v, (dict, list)):
             lines.append(f"{k} = {_toml_value(v)}")
-    for table in ("index", "model", "gpu"):
-        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
+    for table in ("index", "model", "gpu", "prices"):
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()
+                                        if not isinstance(v, dict)]
+    if "gb_hour" in d["prices"]:
+        lines += ["", "[prices.gb_hour]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in d["prices"]["gb_hour"].items()]
     for t in d["tiers"]:
         lines += ["", "[[tiers]]"] + [f"{k} = {_toml_value(v)}" for k, v in t.items()]
     return "\n".join(lines) + "\n"
@@ -406,7 +431,8 @@ def one_tier(base: ReplayConfig, policy: str | None = None, capacity_blocks: int
         top = replace(top, capacity_blocks=int(capacity_blocks), capacity_bytes=None)
     size = (f"{top.capacity_blocks}-blocks" if top.capacity_blocks is not None
             else format_bytes(top.capacity_bytes).replace(" ", ""))        # lru-48GB, lru-1000-blocks
-    return validate(replace(base, tiers=(top,), name=f"{top.policy}-{size}"))
+    prices = replace(base.prices, gb_hour=tuple((n, v) for n, v in base.prices.gb_hour if n == top.name))
+    return validate(replace(base, tiers=(top,), prices=prices, name=f"{top.policy}-{size}"))
 
 
 # Tiers whose names say they live in GPU memory (the presets' "hbm"): their size is checked

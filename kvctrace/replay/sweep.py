@@ -1,26 +1,26 @@
-"""Config sweep and recommendation behind ``kvctrace recommend``.
+"""Config sweep and recommendation behind ``kvctrace recommend`` (docs/replay.md "Sweep and
+recommendation").
 
-The grid is index model x tier capacities x policy x admission threshold. Hit counts do not
-depend on the index, so each (policy, admission, capacities) point is replayed once — all of
-them in one parallel Numba kernel (``prange`` over configs) — and then priced under every
-index model. Capacities are fractions of each tier's budget (the preset's capacity unless a
-budget is given); the admission threshold applies to the top tier (hotness-aware admission:
-blocks seen fewer times go to the first lower tier that admits them).
+Two ways to choose the configurations to replay:
+* **guided** (the default, ``Grid.fractions`` unset): the analyses name the capacities
+  (candidates.py: hot sets, knees of the exact LRU curve, the working set) and the search goes
+  in stages -- (A) all-LRU at every candidate capacity vector, priced under the base config's
+  index model; (B) every other policy of the grid at the ``REFINE`` best vectors of A (the best
+  one only when that would replay more than ``REFINE_WORK`` block accesses); (C) when
+  the one-hit share is high, the grid's admission thresholds for the best policy so far at
+  those vectors; then every index model for the configurations of B, C and the refined vectors.
+* **grid** (``Grid.fractions`` given): every combination of policy x admission x capacity
+  fraction of each tier's budget x index model, as before.
+Every configuration that is replayed is replayed exactly (points.py), all-LRU ones from one
+stack-distance pass. Rows are ranked by the objective with tie groups (ranking.py); the cost
+frontier (frontier.py) and Belady at the full budget come with the result.
 
-Parallelism: ``workers="threads"`` runs the replays in one Numba ``prange`` kernel (shared
-read-only trace arrays, no pickling); ``"processes"`` uses a fork pool. Measured on the
-Mooncake conversation trace, 2 cores (benchmarks/bench_recommend.py): 400 configs in 3.6 s
-with threads vs 5.9 s with processes, so threads are the default.
-
-``recommend`` ranks by the objective, then picks the *smallest-memory* config whose objective
-is within ``tolerance`` of the best, and explains the choice against the runner-up of each
-dimension. ``Recommendation.config`` is a ReplayConfig that ``save_config`` writes as TOML for
+``Recommendation.config`` is a ReplayConfig that ``save_config`` writes as TOML for
 ``kvctrace replay --config``.
 """
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,20 +29,17 @@ import polars as pl
 from ..errors import ConfigError, UnknownNameError
 from ..kernels import policies
 from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
-from . import cost
+from . import cost, ranking
+from .candidates import ONE_HIT_SWEEP_SHARE, Vector, WorkloadFacts, capacity_vectors, workload_facts
 from .config import IndexConfig, ReplayConfig, format_bytes, validate
-from .engine import HitCounts, _arrays, load_and_prefill, percentiles
+from .engine import HitCounts, _arrays
+from .frontier import frontier
+from .points import Point, TraceArrays, _kernel_rows, replay_points
+from .pricing import Pricer, make_pricer
 
-CHUNK_BYTES = 256 * 2**20  # per-request hit arrays held at once during a sweep
-
-# objective name -> (column, higher is better)
-OBJECTIVES = {
-    "p99-ttft": ("ttft_p99_ms", False),
-    "p90-ttft": ("ttft_p90_ms", False),
-    "p50-ttft": ("ttft_p50_ms", False),
-    "mean-ttft": ("ttft_mean_ms", False),
-    "hit-ratio": ("prefix_hit_ratio", True),
-}
+OBJECTIVES = ranking.OBJECTIVES
+REFINE = 2    # capacity vectors of stage A that the other policies and admission thresholds are tried at
+REFINE_WORK = 200_000_000   # ... or only the best one when stage B would replay more block accesses
 
 
 @dataclass(frozen=True)
@@ -50,9 +47,11 @@ class Grid:
     policies: tuple[str, ...] = field(default=tuple(policies.online_names()),
                                       metadata={"help": "Eviction policies (same policy on every tier)"})
     admission: tuple[int, ...] = field(default=(1, 2), metadata={
-        "help": "Admission thresholds for the top tier (admit blocks seen at least k times)"})
-    fractions: tuple[float, ...] = field(default=(0.5, 1.0), metadata={
-        "help": "Capacity of each tier as a fraction of its budget (every combination is tried)"})
+        "help": "Admission thresholds for the top tier (admit blocks seen at least k times); thresholds "
+                "above 1 are tried only when the one-hit share is high (guided search)"})
+    fractions: tuple[float, ...] | None = field(default=None, metadata={
+        "help": "Capacity of each tier as a fraction of its budget, every combination tried (grid search); "
+                "unset: capacities from the analyses (guided search)"})
     indexes: tuple[str, ...] = field(default=tuple(cost.INDEX_MODELS), metadata={
         "help": "Metadata index models"})
 
@@ -63,11 +62,11 @@ class Grid:
             if i not in cost.INDEX_MODELS:
                 raise UnknownNameError(f"unknown index kind '{i}'", field="indexes",
                                        hint="valid kinds: " + ", ".join(cost.INDEX_MODELS))
-        if not self.policies or not self.admission or not self.fractions or not self.indexes:
+        if not self.policies or not self.admission or not self.indexes or self.fractions == ():
             raise ConfigError("every grid dimension needs at least one value", field="grid")
         if any(a < 1 for a in self.admission):
             raise ConfigError("admission thresholds must be >= 1", field="admission")
-        if any(not 0 < f <= 1 for f in self.fractions):
+        if any(not 0 < f <= 1 for f in self.fractions or ()):
             raise ConfigError("fractions must be in (0, 1]", field="fractions")
         return self
 
@@ -86,88 +85,14 @@ def tier_budgets(base: ReplayConfig, block_size: int, budgets: dict | None) -> l
 
 def _run_grid(offsets, blocks, n_unique, caps, codes, admit, base: ReplayConfig, workers: str,
               engine: str = "local"):
-    """Hit counts for every row of caps/codes/admit, as one HitCounts with a leading axis."""
-    from ..kernels import replay as K
-    R, T = caps.shape
-    n_req = offsets.shape[0] - 1
-    nu = K.next_use(blocks, np.int64(n_unique))
-    args = (bool(base.hierarchy == "inclusive"), bool(base.promote_on_hit), bool(base.demote_on_evict))
-    out = HitCounts.empty(n_req, T, configs=(R,))
-    if engine == "ray":  # one Ray task per config, the same kernel (replay/distributed.py)
-        from .distributed import replay_grid
-        replay_grid(K.replay_tiers_many, offsets, blocks, n_unique, nu, caps, codes, admit, args, out.arrays())
-        return out
-    if workers == "processes" and R > 1:
-        _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out)
-        return out
-    K.replay_tiers_many(offsets, blocks, np.int64(n_unique), nu, caps, codes, admit, *args, *out.arrays())
-    return out
-
-
-def _process_chunk(payload):
-    from ..kernels import replay as K
-    offsets, blocks, n_unique, nu, caps, codes, admit, args = payload
-    R, T = caps.shape
-    res = HitCounts.empty(offsets.shape[0] - 1, T, configs=(R,)).arrays()
-    for c in range(R):
-        K.replay_tiers(offsets, blocks, np.int64(n_unique), nu, caps[c], codes[c], admit[c], *args,
-                       *(a[c] for a in res))
-    return res
-
-
-def _run_processes(offsets, blocks, n_unique, nu, caps, codes, admit, args, out):
-    """Same as the prange kernel, with a fork-based process pool (one chunk per core)."""
-    import multiprocessing as mp
-    n = min(os.cpu_count() or 1, caps.shape[0])
-    chunks = np.array_split(np.arange(caps.shape[0]), n)
-    payloads = [(offsets, blocks, n_unique, nu, caps[ix], codes[ix], admit[ix], args) for ix in chunks]
-    with mp.get_context("fork").Pool(n) as pool:
-        for ix, res in zip(chunks, pool.map(_process_chunk, payloads)):
-            for dst, src in zip(out.arrays(), res):
-                dst[ix] = src
-
-
-@dataclass(frozen=True)
-class _Pricing:
-    """Prices replays (hit counts) under every index model into table rows."""
-    base: ReplayConfig
-    models: dict
-    plans: dict
-    names: tuple
-    offsets: np.ndarray
-    input_len: np.ndarray
-    bs: int
-    total: int
-
-    def rows(self, points, start: int, hits: HitCounts) -> list[dict]:
-        base, bs, total = self.base, self.bs, self.total
-        n_blocks = np.diff(self.offsets)
-        bb = base.block_bytes(bs)
-        out = []
-        for j, (pol, adm, cp) in enumerate(points):
-            _, load, pre = load_and_prefill(base, hits.prefix_hits[j], hits.full_tier[j], n_blocks, self.input_len, bs)
-            load = load.sum(axis=1)
-            ph = int(hits.prefix_hits[j].sum())
-            bh = int(hits.block_hits[j].sum())
-            for i, model in self.models.items():
-                meta = cost.metadata_us(model, self.plans[i], hits.index_inserts[j], hits.insert_runs[j])
-                ttft = cost.ttft_us(meta, load, pre, base.overlap) / 1e3
-                t = percentiles(ttft)
-                m = percentiles(meta)
-                row = {"replay": start + j, "index": i, "policy": pol, "admission": adm}
-                for name, c in zip(self.names, cp):
-                    row[f"cap_{name}"] = c
-                row.update({"memory_bytes": int(sum(cp)) * bb, "prefix_hit_ratio": ph / total,
-                            "block_hit_ratio": bh / total, "ttft_p50_ms": t["p50"], "ttft_p90_ms": t["p90"],
-                            "ttft_p99_ms": t["p99"], "ttft_mean_ms": t["mean"], "metadata_p50_us": m["p50"],
-                            "metadata_p99_us": m["p99"]})
-                out.append(row)
-        return out
+    """Hit counts for every row of caps/codes/admit with the engine's kernel (leading config axis)."""
+    flags = (base.hierarchy == "inclusive", bool(base.promote_on_hit), bool(base.demote_on_evict))
+    return _kernel_rows(TraceArrays(offsets, blocks, int(n_unique), flags), caps, codes, admit, workers, engine)
 
 
 @dataclass(frozen=True)
 class SweepResult(SummaryHtmlMixin):
-    """Every config of the grid, ranked (``table``), with what is needed to rebuild one."""
+    """Every configuration replayed, ranked (``table``), with what is needed to rebuild one."""
     table: pl.DataFrame = field(repr=False)
     objective: str
     base: ReplayConfig
@@ -177,6 +102,21 @@ class SweepResult(SummaryHtmlMixin):
     sequential_fraction: float
     one_hit_fraction: float
     bound: dict
+    tie_tolerance: float = ranking.DEFAULT_TIE_TOLERANCE
+    facts: WorkloadFacts | None = field(default=None, repr=False)
+    vectors: tuple[Vector, ...] = field(default=(), repr=False)
+    search: str = "grid"
+    frontier: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    replays: dict = field(default_factory=dict)       # how many replays ran, and how
+
+    @property
+    def tie(self) -> str:
+        return ranking.tie_text(self.table, ranking.objective(self.objective), self.tie_tolerance)
+
+    def sources_of(self, row: dict) -> tuple[str, ...] | None:
+        """Where each tier's capacity of ``row`` comes from (guided search), else None."""
+        caps = tuple(int(row[f"cap_{n}"]) for n in self.tier_names)
+        return next((v.sources for v in self.vectors if v.caps == caps), None)
 
     def config_of(self, row: dict) -> ReplayConfig:
         """The ReplayConfig of one table row."""
@@ -190,19 +130,130 @@ class SweepResult(SummaryHtmlMixin):
         return validate(replace(self.base, tiers=tuple(tiers), index=index, name=f"{self.base.name}-recommended"))
 
     def summary(self, top: int = 10) -> dict:
-        return {"objective": self.objective, "n_configs": self.table.height,
+        return {"objective": self.objective, "search": self.search, "n_configs": self.table.height,
                 "n_replays": int(self.table.select(pl.col("replay").n_unique()).item()),
+                "replays": dict(self.replays), "tie_tolerance": self.tie_tolerance, "tie": self.tie,
                 "sequential_fraction": self.sequential_fraction, "one_hit_fraction": self.one_hit_fraction,
-                "belady_bound": self.bound, "top": self.table.head(top).to_dicts()}
+                "belady_bound": self.bound, "analysis": self.facts.summary() if self.facts else None,
+                "candidate_capacities": [{"capacity_blocks": list(v.caps), "sources": list(v.sources)}
+                                         for v in self.vectors],
+                "frontier": self.frontier.drop("tie_group", strict=False).to_dicts() if self.frontier.height else [],
+                "top": self.table.head(top).to_dicts()}
+
+
+class _Run:
+    """One sweep's shared state: trace arrays, pricer, the points replayed and their rows, progress."""
+
+    def __init__(self, ta: TraceArrays, pricer: Pricer, workers, engine, progress, total: int):
+        self.ta, self.pricer, self.workers, self.engine = ta, pricer, workers, engine
+        self.rows: list[dict] = []
+        self.points: list[Point] = []
+        self.progress, self.total, self.done = progress, max(total, 1), 0
+        self.counts = {"stack": 0, "kernel": 0, "repriced": 0}
+        self.bound: dict | None = None
+
+    def tick(self, n: int, stage: str) -> None:
+        from ..progress import bar_text
+        self.done += n
+        if self.progress:
+            self.progress(f"{stage} {bar_text(min(self.done / self.total, 1.0))}")
+
+    def finish(self) -> None:
+        self.done = self.total - 1
+        self.tick(1, "replays done")
+
+    def _replay(self, points: list[Point], ids: list[int], kinds, stage: str, again: bool = False,
+                last_stack: bool = False) -> None:
+        for idx, hits in replay_points(self.ta, points, self.workers, self.engine, lambda n: self.tick(n, stage),
+                                       last_stack):
+            kind = "stack" if self.ta.stack_ok and points[idx[0]].stack_exact else "kernel"
+            for j, i in enumerate(idx):    # priced one replay at a time: each gets its own replay id
+                if ids[i] < 0:             # the Belady bound: not a row
+                    self.bound = _bound(hits, j, self.pricer.total)
+                    continue
+                self.counts["repriced" if again else kind] += 1
+                sub = HitCounts(*(a[j:j + 1] for a in hits.arrays()))
+                self.rows += self.pricer.rows([points[i]], ids[i], sub, kinds)
+        self.rows.sort(key=lambda r: r["replay"])      # grid order, whatever order the groups ran in
+
+    def run(self, points: list[Point], kinds, stage: str, bound: Point | None = None, last_stack: bool = False) -> None:
+        """Replay ``points`` not replayed yet and price them under index ``kinds``; ``bound``
+        (the Belady point) is replayed with them, its hit ratios kept in ``self.bound``;
+        ``last_stack``: see ``replay_points``."""
+        seen = set(self.points)
+        points = [p for p in dict.fromkeys(points) if p not in seen]
+        start = len(self.points)
+        self.points += points
+        ids = list(range(start, start + len(points)))
+        if bound is not None:
+            points, ids = points + [bound], ids + [-1]
+        self._replay(points, ids, kinds, stage, last_stack=last_stack)
+
+    def reprice(self, points: list[Point], kinds, stage: str) -> None:
+        """Price replayed ``points`` under the index ``kinds`` they lack (replaying them again:
+        cheaper than keeping every replay's per-request hits)."""
+        done = {(r["replay"], r["index"]) for r in self.rows}
+        by_missing: dict = {}
+        for p in points:
+            r = self.points.index(p)
+            missing = tuple(k for k in kinds if (r, k) not in done)
+            if missing:
+                by_missing.setdefault(missing, []).append((p, r))
+        for missing, todo in by_missing.items():
+            self._replay([p for p, _ in todo], [r for _, r in todo], list(missing), stage, again=True)
+
+
+def _bound(hits, j: int, total: int) -> dict:
+    return {"policy": "belady", "prefix_hit_ratio": float(hits.prefix_hits[j].sum()) / total,
+            "block_hit_ratio": float(hits.block_hits[j].sum()) / total}
+
+
+def _grid_points(grid: Grid, maxcap: list[int]) -> list[Point]:
+    out = []
+    for pol, adm, fr in itertools.product(grid.policies, grid.admission,
+                                          itertools.product(grid.fractions, repeat=len(maxcap))):
+        out.append(Point(pol, adm, tuple(int(m * f) for m, f in zip(maxcap, fr))))
+    return list(dict.fromkeys(out))  # fractions can collide on tiny budgets
+
+
+def _refine(n_accesses: int, n_others: int) -> int:
+    """How many of stage A's best capacity vectors stage B tries the other policies at."""
+    return REFINE if n_accesses * n_others * REFINE <= REFINE_WORK else 1
+
+
+def _guided(run: _Run, grid: Grid, vectors: list[Vector], obj, tol: float, base_kind: str, facts,
+            bound: Point) -> None:
+    """Stages A-C of the guided search (module docstring); the Belady ``bound`` replays beside
+    the last stage's replays."""
+    scout = "lru" if "lru" in grid.policies else grid.policies[0]
+    run.run([Point(scout, 1, v.caps) for v in vectors], [base_kind], "A: capacities")
+    ranked = ranking.rank(pl.DataFrame(run.rows), obj, tol)
+    others = [p for p in grid.policies if p != scout]
+    refine = _refine(facts.n_accesses, len(others))
+    best_caps = list(dict.fromkeys(tuple(int(r[f"cap_{n}"]) for n in run.pricer.names)
+                                   for r in ranked.iter_rows(named=True)))[:refine]
+    run.reprice([Point(scout, 1, c) for c in best_caps], list(run.pricer.models), "index models")
+    run.ta.drop_distances()      # the last stack-distance replays are done
+    thresholds = [a for a in grid.admission if a > 1]
+    admit = thresholds and facts.one_hit_share >= ONE_HIT_SWEEP_SHARE
+    run.run([Point(p, 1, c) for c in best_caps for p in others], list(run.pricer.models), "B: policies",
+            bound=None if admit else bound)
+    if admit:
+        top = ranking.rank(pl.DataFrame(run.rows), obj, tol).row(0, named=True)["policy"]
+        run.run([Point(top, a, c) for c in best_caps for a in thresholds], list(run.pricer.models),
+                "C: admission", bound=bound)
 
 
 def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
-          objective: str = "p99-ttft", workers: str = "threads", engine: str = "local") -> SweepResult:
-    """Replay and price every grid config; rank by ``objective`` (ties: less memory first).
-    ``engine="ray"`` runs the replays as Ray tasks (kvctrace/engines; identical results)."""
-    if objective not in OBJECTIVES:
-        raise UnknownNameError(f"unknown objective '{objective}'", field="objective",
-                               hint="valid objectives: " + ", ".join(OBJECTIVES))
+          objective: str = "cost", tie_tolerance: float = ranking.DEFAULT_TIE_TOLERANCE,
+          workers: str = "threads", engine: str = "local", max_memory_bytes: int | None = None,
+          progress=None) -> SweepResult:
+    """Replay and price the configurations (guided or grid, see module docstring) and rank
+    them by ``objective`` with tie groups. ``max_memory_bytes`` caps the total capacity of
+    all tiers; ``progress(text)`` is told how far the replays are; ``engine="ray"`` runs the
+    replays as Ray tasks (kvctrace/engines; identical results)."""
+    obj = ranking.objective(objective)
+    tol = ranking.check_tolerance(tie_tolerance)
     if workers not in ("threads", "processes"):
         raise ConfigError(f"unknown workers '{workers}'", field="workers", hint="threads or processes")
     from ..engines import check_engine
@@ -211,48 +262,39 @@ def sweep(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid 
     offsets, blocks, n_unique = _arrays(trace)
     bs = int(trace.block_size)
     maxcap = tier_budgets(base, bs, budgets)
-    T = len(maxcap)
-    names = tuple(t.name for t in base.tiers)
-    points = []
-    for pol, adm, fr in itertools.product(grid.policies, grid.admission,
-                                          itertools.product(grid.fractions, repeat=T)):
-        caps = tuple(int(m * f) for m, f in zip(maxcap, fr))
-        points.append((pol, adm, caps))
-    points = list(dict.fromkeys(points))  # fractions can collide on tiny budgets
-    caps = np.array([p[2] for p in points], np.int64).reshape(len(points), T)
-    codes = np.array([[policies.get(p[0]).code] * T for p in points], np.int64).reshape(len(points), T)
-    admit = np.ones((len(points), T), np.int64)
-    admit[:, 0] = [p[1] for p in points]
-
-    # Belady at the full budget: the bound the online policies are measured against.
-    bound_hits = _run_grid(offsets, blocks, n_unique, np.array([maxcap], np.int64),
-                           np.full((1, T), policies.code("belady"), np.int64), np.ones((1, T), np.int64), base, "threads",
-                           engine)
-    total = max(int(blocks.shape[0]), 1)
-    bound = {"policy": "belady", "prefix_hit_ratio": float(bound_hits.prefix_hits.sum()) / total,
-             "block_hit_ratio": float(bound_hits.block_hits.sum()) / total}
-
-    models = {i: cost.resolve_index(replace(base.index, kind=i)) if i == base.index.kind
-              else cost.INDEX_MODELS[i] for i in grid.indexes}
-    plans = {i: cost.lookup_plan(offsets, blocks, m) for i, m in models.items()}
-    pricing = _Pricing(base, models, plans, names, offsets, np.asarray(trace.input_len, np.int64), bs, total)
-    # Replay in chunks so the per-request hit arrays stay under CHUNK_BYTES whatever the trace size.
-    per_cfg = max((offsets.shape[0] - 1) * (T * 8 + 9), 1)
-    chunk = max(int(CHUNK_BYTES // per_cfg), os.cpu_count() or 1)
-    rows = []
-    for start in range(0, len(points), chunk):
-        sl = slice(start, start + chunk)
-        hits = _run_grid(offsets, blocks, n_unique, caps[sl], codes[sl], admit[sl], base, workers, engine)
-        rows += pricing.rows(points[sl], start, hits)
-    col, higher = OBJECTIVES[objective]
-    table = (pl.DataFrame(rows).with_row_index("grid_order")
-             .sort([col, "memory_bytes", "grid_order"], descending=[higher, False, False])
-             .with_row_index("rank", offset=1).drop("grid_order"))
+    flags = (base.hierarchy == "inclusive", bool(base.promote_on_hit), bool(base.demote_on_evict))
+    ta = TraceArrays(offsets, blocks, n_unique, flags)
+    pricer = make_pricer(trace, base, grid.indexes, offsets, blocks, need_prices=objective == "cost")
+    facts = workload_facts(trace, blocks, n_unique, ta.distances())
+    bb = base.block_bytes(bs)
+    limit = None if max_memory_bytes is None else int(max_memory_bytes // bb)
+    vectors: list[Vector] = []
+    if grid.fractions is None:
+        vectors = capacity_vectors(facts.sizes(), maxcap, limit)
+        refine = min(_refine(facts.n_accesses, len(grid.policies) - 1), len(vectors))
+        admit = facts.one_hit_share >= ONE_HIT_SWEEP_SHARE
+        planned = len(vectors) + refine * (len(grid.policies) + admit * (len(grid.admission) - 1)) + 1
+    else:
+        points = [p for p in _grid_points(grid, maxcap) if limit is None or sum(p.caps) <= limit]
+        planned = len(points) + 1
+    if (vectors if grid.fractions is None else points) == []:
+        raise ConfigError(f"no config fits in {format_bytes(max_memory_bytes)} in total", field="max_memory",
+                          hint="raise the budget, or give --fractions with smaller values")
+    run = _Run(ta, pricer, workers, engine, progress, planned)
+    # Belady at the full budget, the bound the online policies are measured against
+    bound = Point("belady", 1, tuple(maxcap))
+    base_kind = base.index.kind if base.index.kind in grid.indexes else grid.indexes[0]
+    if grid.fractions is None:
+        _guided(run, grid, vectors, obj, tol, base_kind, facts, bound)
+    else:
+        run.run(points, list(grid.indexes), "replays", bound=bound, last_stack=True)
+    run.finish()
+    table = ranking.rank(pl.DataFrame(run.rows), obj, tol)
     from ..kernels.replay import request_runs
     seq, _, _ = request_runs(offsets, blocks)
-    counts = np.bincount(blocks, minlength=n_unique)
-    return SweepResult(table, objective, base, bs, names, tuple(maxcap), float(seq.sum()) / total,
-                       float((counts == 1).sum()) / max(n_unique, 1), bound)
+    return SweepResult(table, objective, base, bs, pricer.names, tuple(maxcap),
+                       float(seq.sum()) / pricer.total, facts.one_hit_share, run.bound, tol, facts, tuple(vectors),
+                       "guided" if grid.fractions is None else "grid", frontier(table, tol), run.counts)
 
 
 @dataclass(frozen=True)
@@ -267,82 +309,13 @@ class Recommendation(SummaryHtmlMixin):
 
 
 def recommend(trace, base: ReplayConfig, *, budgets: dict | None = None, grid: Grid = Grid(),
-              objective: str = "p99-ttft", tolerance: float = 0.01, workers: str = "threads",
-              max_memory_bytes: int | None = None, engine: str = "local") -> Recommendation:
-    """Sweep, then pick the smallest-memory config within ``tolerance`` (relative) of the best
-    objective value, and say why it wins. ``max_memory_bytes`` caps the total capacity of
-    all tiers (a budget across tiers, on top of the per-tier ``budgets``)."""
-    if not tolerance >= 0:
-        raise ConfigError("tolerance must be >= 0", field="tolerance")
-    sw = sweep(trace, base, budgets=budgets, grid=grid, objective=objective, workers=workers, engine=engine)
-    col, higher = OBJECTIVES[objective]
-    t = sw.table
-    if max_memory_bytes is not None:
-        t = t.filter(pl.col("memory_bytes") <= max_memory_bytes)
-        if t.height == 0:
-            raise ConfigError(f"no config fits in {format_bytes(max_memory_bytes)} in total",
-                              field="max_memory", hint=f"the smallest grid config needs "
-                              f"{format_bytes(sw.table['memory_bytes'].min())}; raise the budget or add smaller fractions")
-        sw = replace(sw, table=t.drop("rank").with_row_index("rank", offset=1))
-        t = sw.table
-    best = t.row(0, named=True)[col]
-    ok = t.filter(pl.col(col) >= best * (1 - tolerance)) if higher else t.filter(pl.col(col) <= best * (1 + tolerance))
-    row = ok.sort(["memory_bytes", "rank"]).row(0, named=True)
-    return Recommendation(sw.config_of(row), row, tuple(_reasons(sw, row, col, higher, tolerance)), sw)
-
-
-_LABELS = {"ttft_p99_ms": "p99 TTFT", "ttft_p90_ms": "p90 TTFT", "ttft_p50_ms": "p50 TTFT",
-           "ttft_mean_ms": "mean TTFT", "prefix_hit_ratio": "prefix hit ratio"}
-
-
-def _reasons(sw: SweepResult, row: dict, col: str, higher: bool, tolerance: float) -> list[str]:
-    t = sw.table
-    unit = "" if col == "prefix_hit_ratio" else " ms"
-    label = _LABELS[col]
-    fmt = (lambda v: f"{v:.4f}") if col == "prefix_hit_ratio" else (lambda v: f"{v:,.1f}")
-    same_replay = pl.col("replay") == row["replay"]
-    out = []
-    # index
-    others = t.filter(same_replay & (pl.col("index") != row["index"])).sort("rank")
-    model = cost.INDEX_MODELS[row["index"]]
-    kind = "range index" if model.range_scan else ("batched point index" if model.batch else "point index")
-    why = f"{kind} {row['index']}: {sw.sequential_fraction:.0%} of blocks in sequential runs"
-    if model.range_scan:
-        why += " (one range scan per run instead of a lookup per block)"
-    elif model.batch:
-        why += " (but one MGET round trip per request beats per-block lookups)"
-    if others.height:
-        o = others.row(0, named=True)
-        why += (f"; metadata p99 {row['metadata_p99_us']:,.1f} µs vs {o['metadata_p99_us']:,.1f} µs "
-                f"with {o['index']}, {label} {fmt(row[col])}{unit} vs {fmt(o[col])}{unit}")
-    out.append(why)
-    # policy
-    caps_eq = [pl.col(f"cap_{n}") == row[f"cap_{n}"] for n in sw.tier_names]
-    alt = t.filter((pl.col("index") == row["index"]) & (pl.col("admission") == row["admission"])
-                   & (pl.col("policy") != row["policy"]) & pl.all_horizontal(caps_eq)).sort("rank")
-    if alt.height:
-        o = alt.row(0, named=True)
-        verb = "ties" if abs(row[col] - o[col]) <= 1e-12 else "beats"
-        out.append(f"policy {row['policy']} {verb} the next best policy, {o['policy']}, at the same capacities: "
-                   f"{label} {fmt(row[col])}{unit} vs {fmt(o[col])}{unit}, prefix hit ratio "
-                   f"{row['prefix_hit_ratio']:.4f} vs {o['prefix_hit_ratio']:.4f}")
-    # admission
-    alt = t.filter((pl.col("index") == row["index"]) & (pl.col("policy") == row["policy"])
-                   & (pl.col("admission") != row["admission"]) & pl.all_horizontal(caps_eq)).sort("rank")
-    if alt.height:
-        o = alt.row(0, named=True)
-        out.append(f"admission to {sw.tier_names[0]} after >= {row['admission']} access(es): "
-                   f"{sw.one_hit_fraction:.0%} of blocks are accessed only once; {label} {fmt(row[col])}{unit} "
-                   f"vs {fmt(o[col])}{unit} with >= {o['admission']}")
-    # capacities
-    full = all(row[f"cap_{n}"] == m for n, m in zip(sw.tier_names, sw.budget_blocks))
-    best = t.row(0, named=True)
-    if full:
-        out.append("capacities: every tier at its full budget")
-    else:
-        saved = sum(m - row[f"cap_{n}"] for n, m in zip(sw.tier_names, sw.budget_blocks))
-        out.append(f"capacities: within {tolerance:.0%} of the best {label} ({fmt(best[col])}{unit}) with "
-                   f"{format_bytes(saved * sw.base.block_bytes(sw.block_size))} less memory than the full budget")
-    out.append(f"Belady (offline optimum) at the full budget: prefix hit ratio {sw.bound['prefix_hit_ratio']:.4f}; "
-               f"this config reaches {row['prefix_hit_ratio']:.4f}")
-    return out
+              objective: str = "cost", tie_tolerance: float = ranking.DEFAULT_TIE_TOLERANCE,
+              workers: str = "threads", max_memory_bytes: int | None = None, engine: str = "local",
+              progress=None) -> Recommendation:
+    """Sweep (``sweep``), recommend the best-ranked configuration -- under ``cost`` the knee of
+    the frontier -- and say why, citing the analysis figures behind its capacities."""
+    from .reasons import reasons
+    sw = sweep(trace, base, budgets=budgets, grid=grid, objective=objective, tie_tolerance=tie_tolerance,
+               workers=workers, engine=engine, max_memory_bytes=max_memory_bytes, progress=progress)
+    row = sw.table.row(0, named=True)
+    return Recommendation(sw.config_of(row), row, tuple(reasons(sw, row)), sw)

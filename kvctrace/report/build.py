@@ -23,6 +23,7 @@ from .divergence_section import divergence_section
 from .page import Section, Table, frame_table
 from .page import figures as _figures
 from .page import spec_json as _spec_json
+from .recommendation import recommendation_parts
 
 REPORT_FILE = "report.html"
 
@@ -315,39 +316,6 @@ def comparable_index_runs(results) -> dict:
         key = tuple(r.tiers.select("name", "policy", "capacity_blocks", "admit_min_accesses").iter_rows())
         groups.setdefault(key, {}).setdefault(r.config.index.kind, r)
     return max(groups.values(), key=len) if groups else {}
-
-
-OBJECTIVE_LABELS = {"ttft_p99_ms": "TTFT p99 (ms)", "ttft_p90_ms": "TTFT p90 (ms)", "ttft_p50_ms": "TTFT p50 (ms)",
-                    "ttft_mean_ms": "mean TTFT (ms)", "prefix_hit_ratio": "prefix hit ratio (fraction of accesses)"}
-
-
-def recommendation_parts(rec):
-    """Facts, the sweep chart, the ranked table and the reasons of a ``Recommendation``."""
-    from ..replay.config import format_bytes
-    from ..replay.sweep import OBJECTIVES
-    sw, row = rec.sweep, rec.row
-    col, _ = OBJECTIVES[sw.objective]
-    label = OBJECTIVE_LABELS.get(col, col)
-    bb = sw.base.block_bytes(sw.block_size)
-    tiers = ", ".join(f"{name} {fmt(row[f'cap_{name}'])} blocks ({format_bytes(row[f'cap_{name}'] * bb)})"
-                      for name in sw.tier_names)
-    facts = [("objective", f"{sw.objective} ({label})", f"{sw.table.height:,} configurations swept"),
-             ("recommended index", str(row["index"]), None),
-             ("recommended policy", str(row["policy"]), f"admit to {sw.tier_names[0]} after ≥ {plural(row['admission'], 'access', 'accesses')}"),
-             ("tier capacities", tiers, f"{format_bytes(row['memory_bytes'])} in all"),
-             ("TTFT p50 / p99", f"{row['ttft_p50_ms']:,.1f} / {row['ttft_p99_ms']:,.1f} ms", None),
-             ("prefix hit ratio", fmt(row["prefix_hit_ratio"], digits=4),
-              f"Belady bound at the full budget: {fmt(sw.bound.get('prefix_hit_ratio'), digits=4)}")]
-    figs = [charts.sweep_tradeoff(sw.table, col, label, int(row["rank"]))]
-    cols = {"rank": "rank", "index": "index", "policy": "policy", "admission": "admit ≥"}
-    cols.update({f"cap_{n}": f"{n} (blocks)" for n in sw.tier_names})
-    cols.update({"prefix_hit_ratio": "prefix hit ratio", "ttft_p50_ms": "TTFT p50 (ms)", "ttft_p99_ms": "TTFT p99 (ms)",
-                 "metadata_p99_us": "metadata p99 (µs)"})
-    tables = [frame_table(sw.table.sort("rank"), "Best configurations",
-                          f"Ranked by {sw.objective}; the recommendation is the smallest-memory configuration "
-                          "within tolerance of the best.", cols, max_rows=10)]
-    lists = [{"title": "Why this configuration", "items": list(rec.reasons)}]
-    return facts, figs, tables, lists
 
 
 def replay_section(replay, recommendation=None) -> Section:
