@@ -270,6 +270,7 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, jso
 # Replay config options (report, replay, recommend).
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML (tiers, policies, index, model, GPU)")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
+CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
 
 
 @trace_command()
@@ -277,19 +278,21 @@ def report(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: ConfigOpt = None, preset: PresetOpt = None,
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
+           calibration: CalibrationOpt = None,
            engine: EngineOpt = "local", ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
-    it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
+    it re-renders from the stored tables without re-ingesting. --config, --preset or --calibration
+    imply --replay; --calibration also shows the Redis measurements next to the index cost model."""
     from .commands import report as write_trace_report
 
     path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
-                              recommend=recommend, engine=engine, ray_address=ray_address, force=force)
+                              recommend=recommend, engine=engine, ray_address=ray_address, force=force,
+                              calibration=calibration)
     print(f"wrote {path}")
 
 
 # ---- replay / recommend (policy replayer) ----------------------------------------------------
 
-CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
 
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,

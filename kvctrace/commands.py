@@ -129,31 +129,35 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
            recommend: bool = False, engine: str = "local", ray_address: str | None = None,
-           force: bool = False) -> Path:
+           force: bool = False, calibration: Path | None = None) -> Path:
     """Write report.html for ``trace`` (default folder ``default_out_dir``, as ``analyze``; another
     trace's folder is an error unless ``force``) and return its path. With ``replay`` (implied
-    by ``config``, ``preset`` or ``recommend``) it adds the replay study around the config; with
-    ``recommend`` it sweeps first and centres the study on the recommended config. ``engine``
-    runs those replays (``start_engine``)."""
+    by ``config``, ``preset``, ``recommend`` or ``calibration``) it adds the replay study around
+    the config; with ``recommend`` it sweeps first and centres the study on the recommended
+    config; ``calibration`` (bench-index --calibrate) prices the Redis index in those replays and
+    adds its measurements next to the models. ``engine`` runs the replays (``start_engine``)."""
     from .analysis import analyze as run_analyses
     from .engines import check_engine
+    from .replay.cost import load_calibration, use_calibration
     from .report import write_report
     check_engine(engine, ray_address)
+    cal = load_calibration(calibration) if calibration is not None else None
     opened = _open(trace, trace_options)
     out_dir = _claim(out, opened.info(), force)
     runs = rec = None
-    if replay or recommend or config is not None or preset is not None:
+    if replay or recommend or config is not None or preset is not None or cal is not None:
         from .replay.config import gpu_memory_warnings
         from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
         _warn(gpu_memory_warnings(base, opened.block_size))
         start_engine(engine, ray_address)
-        if recommend:
-            rec = run_recommend(opened, base, engine=engine)
-            base = rec.config
-        runs = replay_study(opened, base, engine=engine)
-    return write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec)
+        with use_calibration(calibration):
+            if recommend:
+                rec = run_recommend(opened, base, engine=engine)
+                base = rec.config
+            runs = replay_study(opened, base, engine=engine)
+    return write_report(run_analyses(opened), out_dir, replay=runs, recommendation=rec, calibration=cal)
 
 
 # ---- replay / recommend -----------------------------------------------------------------------
