@@ -300,13 +300,15 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks (at least 1; default: the preset's top tier)")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
+           marginal: Annotated[bool, typer.Option("--marginal", help="Also replay each tier one step larger (the others as configured) and say what the step adds: prefix hits, mean TTFT, $ per hour")] = False,
            calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
-    """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
-    metadata, load and prefill time, TTFT percentiles."""
+    """Replay a trace through cache tiers and a metadata index: prefix/block hits and misses by
+    cause per tier, metadata, load and prefill time, TTFT percentiles."""
     from .commands import replay as run_replay
     from .console import print_replay
     summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
-                         capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration).summary()
+                         capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration,
+                         marginal=marginal).summary()
     if json:
         print_json(summary, indent=2)
         return

@@ -184,21 +184,26 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
 
 def replay(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
            preset: str | None = None, policy: str | None = None, capacity_blocks: int | None = None,
-           index: str | None = None, out: Path | None = None, calibration: Path | None = None):
+           index: str | None = None, out: Path | None = None, calibration: Path | None = None,
+           marginal: bool = False):
     """Replay ``trace`` through the config (see ``replay_config``); with ``out``, also write the
     per-request results as Parquet; ``calibration`` (bench-index --calibrate) sets the Redis
-    index costs. Returns the ReplayResult."""
+    index costs. Returns the ReplayResult; with ``marginal``, the ReplayStudy of the config and
+    each tier one step larger (its ``base`` is the ReplayResult, ``summary()`` adds the
+    marginal value per tier)."""
     from .replay import replay as run_replay
     from .replay.config import gpu_memory_warnings
     from .replay.cost import use_calibration
+    from .replay.study import marginal_study
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
     opened = _open(trace, trace_options)
     _warn(gpu_memory_warnings(cfg, opened.block_size))
     with use_calibration(calibration):
-        result = run_replay(opened, cfg)
+        done = marginal_study(opened, cfg) if marginal else run_replay(opened, cfg)
+    result = done.base if marginal else done
     if out is not None:
         result.to_parquet(out)
-    return result
+    return done
 
 
 def _csv(value: str | None, cast, default, field: str, example=None) -> tuple:

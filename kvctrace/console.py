@@ -260,6 +260,10 @@ def print_replay(s: dict, out) -> None:
                        ("prefill_ms", "prefill (ms)")):
         p.add_row(label, *(fv(s[key][q]) for q in ("p50", "p90", "p99", "mean")))
     print_table(con, p)
+    if s.get("marginal"):
+        con.print("[bold]marginal value per tier[/] (the next step of one tier, the others as configured)")
+        for m in s["marginal"]:
+            con.print(f"  {m['sentence']}")
     if out is not None:
         con.print(f"per-request results: {out}", soft_wrap=True)
 

@@ -86,3 +86,17 @@ def test_replay_sieve_one_tier():
                  [policies.code("sieve")], [1])
     assert s["block_hit_ratio"] == int(h.block_hits.sum()) / blocks.shape[0]
     assert s["prefix_hit_ratio"] == int(h.prefix_hits.sum()) / blocks.shape[0]
+
+
+def test_replay_marginal_value_per_tier():
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "h100-llama3-8b", "--marginal", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert [m["tier"] for m in s["marginal"]] == ["hbm", "dram", "nvme"]
+    assert [m["step_bytes"] for m in s["marginal"]] == [8 * 10**9, 64 * 10**9, 512 * 10**9]
+    dram = s["marginal"][1]
+    assert dram["sentence"].startswith("The next 64 GB of dram (256 GB → 320 GB, +953 blocks) adds +")
+    assert dram["usd_per_hour"] == pytest.approx(953 * dram["block_bytes"] / 1e9 * 0.00367)
+    assert dram["mean_ttft_ms_change"] < 0 <= dram["prefix_hits_added"]
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "h100-llama3-8b", "--marginal"])
+    assert r.exit_code == 0 and "marginal value per tier" in r.stdout and "The next 512 GB of nvme" in r.stdout

@@ -68,6 +68,12 @@ def marginal_step_bytes(capacity_bytes: int, block_bytes: int) -> int:
     return int(step)
 
 
+def _signed(v: float, spec: str) -> str:
+    """``v`` with its sign always shown, a minus sign (−) for negatives."""
+    text = format(abs(v), spec)
+    return ("−" if v < 0 and float(text.replace(",", "")) != 0 else "+") + text
+
+
 def _dollars(v: float) -> str:
     return f"${v:,.2f}" if v >= 0.995 or v == 0 else f"${v:.2g}"
 
@@ -94,10 +100,11 @@ class TierMarginal:
         if self.usd_per_hour is not None:
             cost = f", for {_dollars(self.usd_per_hour)} per hour"
             if self.usd_per_hour == 0:
-                cost += f" ({self.price_source})"
+                cost += (f" (the config prices {self.tier} at $0 per GB-hour)" if self.price_source == "config"
+                         else f" ({self.price_source})")
         return (f"The next {step} of {self.tier} ({grown}, {self.step_blocks:+,} blocks) adds "
-                f"{self.prefix_hits_added:+,} prefix hits ({100 * self.prefix_hit_ratio_added:+.2f} points of the "
-                f"prefix hit ratio) and {self.mean_ttft_ms_change:+,.2f} ms mean TTFT{cost}.")
+                f"{_signed(self.prefix_hits_added, ',')} prefix hits ({_signed(100 * self.prefix_hit_ratio_added, '.2f')} "
+                f"points of the prefix hit ratio) and {_signed(self.mean_ttft_ms_change, ',.2f')} ms mean TTFT{cost}.")
 
     def summary(self) -> dict:
         return {**dataclasses.asdict(self), "sentence": self.sentence()}
@@ -152,6 +159,10 @@ class ReplayStudy:
 
     def __len__(self) -> int:
         return len(self.results)
+
+    def summary(self) -> dict:
+        """The summary of the config's replay with ``marginal``: per tier, what its next step adds."""
+        return {**self.base.summary(), "marginal": [m.summary() for m in self.marginal]}
 
 
 def study_configs(config, block_size: int, policies=DEFAULT_POLICIES, scales=DEFAULT_SCALES,
