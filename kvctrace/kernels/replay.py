@@ -47,6 +47,7 @@ from .runs import Runs, find_runs, request_lookup_plan
 
 _NOT_CACHED = np.int32(-2)
 _NEVER_SEEN = np.int32(-3)
+_NEVER_SEEN_PAIR = np.array([-3, -3], np.int32).view(np.int64)[0]   # both halves -3: any byte order
 
 # miss_hist's last axis (module docstring)
 PREFIX_HIT, OTHER, FIRST = 0, 1, 2
@@ -170,8 +171,10 @@ def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, f
         block_hits[r] = bh
         full_hit[r] = open_ and hi > lo
         insert_runs[r] = runs
-    for b in range(n_unique):   # accessed blocks left the 'never accessed' mark
-        first += link[2 * b] != _NEVER_SEEN
+    # accessed blocks left the 'never accessed' mark: (prev, next) read as one int64 per block
+    pairs = link.view(np.int64)
+    for b in range(n_unique):
+        first += pairs[b] != _NEVER_SEEN_PAIR
     return inserts, evictions, first
 
 
