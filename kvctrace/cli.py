@@ -308,6 +308,7 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, jso
 # Replay config options (report, replay, recommend).
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Replay config TOML (tiers, policies, index, model, GPU)")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Shipped config preset, e.g. h100-llama3-8b, h100-llama3-70b (default when no --config: h100-llama3-8b)")]
+CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
 
 
 @trace_command()
@@ -315,22 +316,23 @@ def report(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False,
            replay: Annotated[bool, typer.Option("--replay", help="Add the replay section: every policy at 1/16x-4x the config's tier capacities, and every index model")] = False,
            config: ConfigOpt = None, preset: PresetOpt = None,
            recommend: Annotated[bool, typer.Option("--recommend", help="Also sweep configs and add the recommendation with its reasons (implies --replay, around the recommended config)")] = False,
+           calibration: CalibrationOpt = None,
            engine: EngineOpt = "local", ray_address: RayAddressOpt = None, trace_opts: dict = None):
     """Write the self-contained HTML report (report.html) for a trace; given a kvctrace .duckdb
-    it re-renders from the stored tables without re-ingesting. --config or --preset imply --replay."""
+    it re-renders from the stored tables without re-ingesting. --config, --preset or --calibration
+    imply --replay; --calibration also shows the Redis measurements next to the index cost model."""
     from .commands import report as write_trace_report
     from .progress import status
 
     with status(f"report {trace.name}") as update:
         path = write_trace_report(trace, trace_opts, out, replay=replay, config=config, preset=preset,
                                   recommend=recommend, engine=engine, ray_address=ray_address, force=force,
-                                  progress=update)
+                                  calibration=calibration, progress=update)
     print(f"wrote {path}")
 
 
 # ---- replay / recommend (policy replayer) ----------------------------------------------------
 
-CalibrationOpt = Annotated[Optional[Path], typer.Option("--calibration", help="Redis index cost model fitted by `kvctrace bench-index --calibrate` (TOML); replaces the Redis round trip and per-key cost")]
 
 @trace_command()
 def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
@@ -338,16 +340,17 @@ def replay(trace: TraceArg, config: ConfigOpt = None, preset: PresetOpt = None,
            capacity_blocks: Annotated[Optional[int], typer.Option("--capacity-blocks", help="One-tier run: capacity in blocks (at least 1; default: the preset's top tier)")] = None,
            index: Annotated[Optional[str], typer.Option("--index", help="Override the metadata index model (redis-get, redis-mget, sherman, chime, rdma-hash)")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write the per-request results to this Parquet file")] = None,
+           marginal: Annotated[bool, typer.Option("--marginal", help="Also replay each tier one step larger (the others as configured) and say what the step adds: prefix hits, mean TTFT, $ per hour")] = False,
            calibration: CalibrationOpt = None, json: JsonOpt = False, trace_opts: dict = None):
-    """Replay a trace through cache tiers and a metadata index: prefix/block hits per tier,
-    metadata, load and prefill time, TTFT percentiles."""
+    """Replay a trace through cache tiers and a metadata index: prefix/block hits and misses by
+    cause per tier, metadata, load and prefill time, TTFT percentiles."""
     from .commands import replay as run_replay
     from .console import print_replay
     from .progress import status
     with status(f"replaying {trace.name}") as update:
         summary = run_replay(trace, trace_opts, config=config, preset=preset, policy=policy,
                              capacity_blocks=capacity_blocks, index=index, out=out, calibration=calibration,
-                             progress=update).summary()
+                             marginal=marginal, progress=update).summary()
     if json:
         print_json(summary, indent=2)
         return

@@ -141,43 +141,48 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
            replay: bool = False, config: Path | None = None, preset: str | None = None,
            recommend: bool = False, engine: str = "local", ray_address: str | None = None,
-           force: bool = False, progress=None) -> Path:
+           force: bool = False, calibration: Path | None = None, progress=None) -> Path:
     """Write report.html for ``trace`` (default folder ``default_out_dir``, as ``analyze``; another
     trace's folder is an error unless ``force``) and return its path. With ``replay`` (implied
-    by ``config``, ``preset`` or ``recommend``) it adds the replay study around the config; with
-    ``recommend`` it sweeps first and centres the study on the recommended config. ``engine``
-    runs those replays (``start_engine``)."""
+    by ``config``, ``preset``, ``recommend`` or ``calibration``) it adds the replay study around
+    the config; with ``recommend`` it sweeps first and centres the study on the recommended
+    config; ``calibration`` (bench-index --calibrate) prices the Redis index in those replays and
+    adds its measurements next to the models. ``engine`` runs the replays (``start_engine``)."""
     from .engines import check_engine
     from .outputs import removed_if_interrupted
+    from .replay.cost import load_calibration
     check_engine(engine, ray_address)
+    cal = load_calibration(calibration) if calibration is not None else None
     opened = _open(trace, trace_options, progress)
     with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
         return _report(opened, _claim(out, opened.info(), force), replay, config, preset, recommend, engine,
-                       ray_address, _stage(progress))
+                       ray_address, _stage(progress), calibration, cal)
 
 
 def _report(opened, out_dir: Path, replay: bool, config, preset, recommend: bool, engine: str, ray_address,
-            stage) -> Path:
+            stage, calibration, cal) -> Path:
     from .analysis import analyze as run_analyses
+    from .replay.cost import use_calibration
     from .report import write_report
     runs = rec = None
-    if replay or recommend or config is not None or preset is not None:
+    if replay or recommend or config is not None or preset is not None or cal is not None:
         from .replay.config import gpu_memory_warnings
         from .replay.study import replay_study
         from .replay.sweep import recommend as run_recommend
         base = replay_config(config, preset)
         _warn(gpu_memory_warnings(base, opened.block_size))
         start_engine(engine, ray_address)
-        if recommend:
-            stage("recommending")
-            rec = run_recommend(opened, base, engine=engine)
-            base = rec.config
-        stage("replay study")
-        runs = replay_study(opened, base, engine=engine)
+        with use_calibration(calibration):
+            if recommend:
+                stage("recommending")
+                rec = run_recommend(opened, base, engine=engine)
+                base = rec.config
+            stage("replay study")
+            runs = replay_study(opened, base, engine=engine)
     stage("analyzing")
     result = run_analyses(opened)
     stage("writing the report")
-    return write_report(result, out_dir, replay=runs, recommendation=rec)
+    return write_report(result, out_dir, replay=runs, recommendation=rec, calibration=cal)
 
 
 # ---- replay / recommend -----------------------------------------------------------------------
@@ -204,24 +209,29 @@ def replay_config(config: Path | None = None, preset: str | None = None, policy:
 
 def replay(trace: Path, trace_options: dict | None = None, *, config: Path | None = None,
            preset: str | None = None, policy: str | None = None, capacity_blocks: int | None = None,
-           index: str | None = None, out: Path | None = None, calibration: Path | None = None, progress=None):
+           index: str | None = None, out: Path | None = None, calibration: Path | None = None,
+           marginal: bool = False, progress=None):
     """Replay ``trace`` through the config (see ``replay_config``); with ``out``, also write the
     per-request results as Parquet (renamed into place once complete); ``calibration``
-    (bench-index --calibrate) sets the Redis index costs. Returns the ReplayResult."""
+    (bench-index --calibrate) sets the Redis index costs. Returns the ReplayResult; with
+    ``marginal``, the ReplayStudy of the config and each tier one step larger (its ``base`` is
+    the ReplayResult, ``summary()`` adds the marginal value per tier)."""
     from .replay import replay as run_replay
     from .replay.config import gpu_memory_warnings
     from .replay.cost import use_calibration
+    from .replay.study import marginal_study
     cfg = replay_config(config, preset, policy, capacity_blocks, index)
     from .outputs import replaced_atomically
     opened = _open(trace, trace_options, progress)
     _warn(gpu_memory_warnings(cfg, opened.block_size))
     _stage(progress)("replaying")
     with use_calibration(calibration):
-        result = run_replay(opened, cfg)
+        done = marginal_study(opened, cfg) if marginal else run_replay(opened, cfg)
+    result = done.base if marginal else done
     if out is not None:
         with replaced_atomically(out) as tmp:
             result.to_parquet(tmp)
-    return result
+    return done
 
 
 def _csv(value: str | None, cast, default, field: str, example=None) -> tuple:

@@ -259,6 +259,7 @@ def print_replay(s: dict, out) -> None:
         ("read", [format_bytes(t["bytes_read"]) for t in tiers]),
         ("written", [format_bytes(t["bytes_written"]) for t in tiers]),
         ("evictions", [fv(t["evictions"]) for t in tiers])])
+    _print_misses(con, s)
     p = Table("per request", "p50", "p90", "p99", "mean", box=None, pad_edge=False)
     for column in p.columns[1:]:
         column.justify = "right"
@@ -266,8 +267,28 @@ def print_replay(s: dict, out) -> None:
                        ("prefill_ms", "prefill (ms)")):
         p.add_row(label, *(fv(s[key][q]) for q in ("p50", "p90", "p99", "mean")))
     print_table(con, p)
+    if s.get("marginal"):
+        con.print("[bold]marginal value per tier[/] (the next step of one tier, the others as configured)")
+        for m in s["marginal"]:
+            con.print(f"  {m['sentence']}")
     if out is not None:
         con.print(f"per-request results: {out}", soft_wrap=True)
+
+
+MISS_LABELS = {"cold": "cold", "capacity": "capacity", "prefix_broken": "prefix broken", "admission": "admission"}
+
+
+def _print_misses(con, s: dict) -> None:
+    """The miss taxonomy: overall in one line, then per tier (the accesses falling through it)."""
+    overall = s["misses"]
+    total = sum(overall.values())
+    share = (lambda n: f" ({fv(n / total, unit='%')})") if total else (lambda n: "")
+    con.print(f"misses {fv(total)} (accesses not served as prefix hits): "
+              + ", ".join(f"{label} {fv(overall[c])}{share(overall[c])}" for c, label in MISS_LABELS.items()))
+    tiers = s["tiers"]
+    print_by_column(con, "misses per tier (accesses falling through it)", [t["name"] for t in tiers], [
+        ("misses", [fv(sum(t["misses"].values())) for t in tiers]),
+        *((label, [fv(t["misses"][c]) for t in tiers]) for c, label in MISS_LABELS.items())])
 
 
 def _size(n: float) -> str:

@@ -137,18 +137,26 @@ def visit_report(html: Path, screenshot: Path | None = None, probe_globals=(), i
 def replay_runs(trace, policies=("lru", "s3fifo"), scales=(0.05, 0.2, 0.8),
                 index_kinds=("redis-get", "sherman", "chime")) -> list:
     """Replays of ``trace`` for the report's replay section: the 8B preset's three tiers sized
-    as fractions of the trace's distinct blocks, per policy and scale, plus one replay per
-    index kind at the middle scale."""
+    as fractions (``scales[1]``) of the trace's distinct blocks, per policy, then one tier at a
+    time at each other scale (the other tiers kept), plus one replay per index kind at the
+    base sizes."""
     from kvctrace.replay import load_preset, replay
     from kvctrace.replay.config import validate
     base = load_preset("h100-llama3-8b")
     u = max(int(trace.n_unique_blocks), 10)
+    mid = scales[1]
 
-    def config(policy, scale, kind=None):
-        tiers = tuple(dataclasses.replace(t, policy=policy, capacity_blocks=max(1, int(u * scale * f)), capacity_bytes=None)
-                      for t, f in zip(base.tiers, (0.1, 0.3, 1.0)))
+    def config(policy, tier_scales, kind=None):
+        tiers = tuple(dataclasses.replace(t, policy=policy, capacity_blocks=max(1, int(u * s * f)), capacity_bytes=None)
+                      for t, f, s in zip(base.tiers, (0.1, 0.3, 1.0), tier_scales))
         index = dataclasses.replace(base.index, kind=kind) if kind else base.index
-        return validate(dataclasses.replace(base, tiers=tiers, index=index, name=f"{policy}-{scale:g}-{kind or base.index.kind}"))
-    runs = [replay(trace, config(p, s)) for p in policies for s in scales]
-    runs += [replay(trace, config(policies[0], scales[1], k)) for k in index_kinds]
+        name = f"{policy}-{'-'.join(f'{s:g}' for s in tier_scales)}-{kind or base.index.kind}"
+        return validate(dataclasses.replace(base, tiers=tiers, index=index, name=name))
+    T = len(base.tiers)
+    runs = []
+    for p in policies:
+        runs.append(replay(trace, config(p, [mid] * T)))
+        runs += [replay(trace, config(p, [s if j == k else mid for j in range(T)]))
+                 for k in range(T) for s in scales if s != mid]
+    runs += [replay(trace, config(policies[0], [mid] * T, k)) for k in index_kinds]
     return runs

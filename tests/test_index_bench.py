@@ -396,3 +396,42 @@ def test_bad_arguments_are_one_line(redis_url, hand_file):
     assert "http://x:1" in line
     with pytest.raises(ConfigError):
         cost.load_calibration(hand_file)
+
+
+def test_calibration_keeps_the_measurements_and_the_report_shows_them(redis_url, tmp_path, hand_file):
+    from kvctrace.replay.index_calibration import calibration_comparison, measured_rows
+    result = bench_index(hand_trace(), redis_url, ["get", "mget"])
+    cal, path = write_calibration(result, tmp_path / "live.toml")
+    loaded = cost.load_calibration(path)
+    assert loaded.measured == measured_rows(result) and len(loaded.measured) == 5
+    # the kept quantiles price exactly what model_comparison prices over every measured op
+    rows = calibration_comparison(loaded)
+    fitted = model_comparison(result, cost.calibrated_models(loaded))
+    published = model_comparison(result, cost.DEFAULT_INDEX_MODELS)
+    for row, fit, pub in zip(rows, fitted, published):
+        assert (row["design"], row["op"], row["n"]) == (fit["design"], fit["op"], fit["n"])
+        assert (row["measured_p50_us"], row["measured_p99_us"]) == (fit["measured_p50_us"], fit["measured_p99_us"])
+        assert row["fitted_p50_us"] == pytest.approx(fit["modelled_p50_us"], abs=2e-3)
+        assert row["fitted_p99_us"] == pytest.approx(fit["modelled_p99_us"], abs=2e-3)
+        assert row["published_p99_us"] == pytest.approx(pub["modelled_p99_us"], abs=2e-3)
+    # the report: measured next to modelled, and the replays priced with the fitted model
+    out = tmp_path / "report"
+    done = run_cli("report", hand_file, "--calibration", path, "--out", out)
+    assert done.returncode == 0, done.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Index cost model vs a live Redis" in html and "measured p50 (µs)" in html
+    assert f"{loaded.rtt_us:,.2f} µs" in html and "Marginal value per tier" in html
+    # a damaged measurement is one line naming it
+    bad = tmp_path / "bad.toml"
+    bad.write_text(path.read_text().replace("\nn = ", "\nn = 'many' # ", 1))
+    line = one_error_line(run_cli("report", hand_file, "--calibration", bad, "--out", tmp_path / "r2"))
+    assert "measured[0].n" in line and str(bad) in line
+
+
+def test_bench_result_renders_in_a_notebook(redis_url):
+    result = bench_index(hand_trace(), redis_url, ["get", "zset"])
+    html = result._repr_html_()
+    assert html.startswith("<style>") and "<strong>IndexBenchResult</strong>" in html
+    assert "<th>get</th><th>zset</th>" in html            # one column per design
+    assert "ops.point_lookups" in html and f"{HAND_OPS['get'][0]:,}" in html
+    assert json.loads(result.to_json())["keys_left"] == 0

@@ -74,7 +74,8 @@ def test_replay_study_ray_equals_local(ray_session, small_trace):
     kw = dict(policies=("lru", "belady"), scales=(0.5, 2.0), index_kinds=("chime", "redis-mget"))
     local = replay_study(small_trace, _small_base(), **kw)
     distributed = replay_study(small_trace, _small_base(), **kw, engine="ray")
-    assert len(local) == len(distributed) == 6
+    assert len(local) == len(distributed) == 2 * (1 + 2 * len(_small_base().tiers)) + 2 + 1 + len(_small_base().tiers)
+    assert [m.summary() for m in local.marginal] == [m.summary() for m in distributed.marginal]
     for i, (a, b) in enumerate(zip(local, distributed)):
         assert_same(a, b, f"run {i}")
 

@@ -24,6 +24,13 @@ def test_replay_json_one_tier():
     assert [set(t) >= {"name", "prefix_hits", "block_hits"} for t in s["tiers"]] == [True]
     for key in ("ttft_ms", "metadata_us"):
         assert set(s[key]) >= {"p50", "p90", "p99"}
+    # the miss taxonomy, overall and per tier (one tier: the same), adds up to the misses
+    causes = {"cold", "capacity", "prefix_broken", "admission"}
+    assert set(s["misses"]) == causes and set(s["tiers"][0]["misses"]) == causes
+    assert s["tiers"][0]["misses"] == s["misses"]
+    assert sum(s["misses"].values()) == s["n_accesses"] - s["tiers"][0]["prefix_hits"]
+    assert s["misses"]["cold"] == 182_790 and s["misses"]["admission"] == 0
+    assert s["misses"]["prefix_broken"] == s["tiers"][0]["block_hits"] - s["tiers"][0]["prefix_hits"]
 
 
 def test_replay_config_file_and_parquet(tmp_path):
@@ -33,6 +40,7 @@ def test_replay_config_file_and_parquet(tmp_path):
     r = runner.invoke(app, ["replay", str(CONVERSATION), "--config", str(cfg), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "pool" in r.stdout and "TTFT" in r.stdout
+    assert "misses per tier" in r.stdout and "prefix broken" in r.stdout and "admission" in r.stdout
     df = pl.read_parquet(out)
     assert df.height == 12031 and "prefix_hits_nvme" in df.columns and "ttft_ms" in df.columns
 
@@ -78,3 +86,17 @@ def test_replay_sieve_one_tier():
                  [policies.code("sieve")], [1])
     assert s["block_hit_ratio"] == int(h.block_hits.sum()) / blocks.shape[0]
     assert s["prefix_hit_ratio"] == int(h.prefix_hits.sum()) / blocks.shape[0]
+
+
+def test_replay_marginal_value_per_tier():
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "h100-llama3-8b", "--marginal", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert [m["tier"] for m in s["marginal"]] == ["hbm", "dram", "nvme"]
+    assert [m["step_bytes"] for m in s["marginal"]] == [8 * 10**9, 64 * 10**9, 512 * 10**9]
+    dram = s["marginal"][1]
+    assert dram["sentence"].startswith("The next 64 GB of dram (256 GB → 320 GB, +953 blocks) adds +")
+    assert dram["usd_per_hour"] == pytest.approx(953 * dram["block_bytes"] / 1e9 * 0.00367)
+    assert dram["mean_ttft_ms_change"] < 0 <= dram["prefix_hits_added"]
+    r = runner.invoke(app, ["replay", str(CONVERSATION), "--preset", "h100-llama3-8b", "--marginal"])
+    assert r.exit_code == 0 and "marginal value per tier" in r.stdout and "The next 512 GB of nvme" in r.stdout

@@ -1,6 +1,7 @@
 """Replay kernels against the naive reference replayer (tests/naive/replay.py), and the properties
 that must hold: prefix <= block hits, Belady >= every online policy, one-tier LRU = exact LRU,
-an exclusive LRU hierarchy = one LRU of the summed size, determinism."""
+an exclusive LRU hierarchy = one LRU of the summed size, determinism, and the miss taxonomy
+(the naive's classification; it sums to the misses; cold = distinct blocks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kvctrace.kernels import policies
-from kvctrace.replay.engine import run_hits
+from kvctrace.replay.engine import MISS_CAUSES, HitCounts, miss_taxonomy, run_hits
 from kvctrace.kernels.policies import s3fifo
-from tests.naive import naive_lru_hit_ratio, naive_replay
+from tests.naive import naive_lru_hit_ratio, naive_replay_run
 
 POLICIES = policies.names()
 
@@ -41,14 +42,24 @@ def _kernel(offsets, blocks, n_unique, caps, pols, admit=None, **kw):
     return run_hits(offsets, blocks, n_unique, caps, codes, admit or [1] * len(caps), **kw)
 
 
+def _taxonomy(hits, caps, n_accesses) -> list[dict]:
+    return [dict(zip(MISS_CAUSES, row.tolist())) for row in miss_taxonomy(hits, caps, n_accesses)]
+
+
 def _check_same(offsets, blocks, n_unique, caps, pols, admit=None, **kw):
     got = _kernel(offsets, blocks, n_unique, caps, pols, admit, **kw)
-    ph, bh, ins, runs, full = naive_replay(offsets, blocks, caps, pols, admit, **kw)
-    assert got.prefix_hits.tolist() == ph
-    assert got.block_hits.tolist() == bh
-    assert got.index_inserts.tolist() == ins
-    assert got.insert_runs.tolist() == runs
-    assert got.full_tier.tolist() == full
+    naive = naive_replay_run(offsets, blocks, caps, pols, admit, **kw)
+    assert got.prefix_hits.tolist() == naive["prefix_hits"]
+    assert got.block_hits.tolist() == naive["block_hits"]
+    assert got.index_inserts.tolist() == naive["index_inserts"]
+    assert got.insert_runs.tolist() == naive["insert_runs"]
+    assert got.full_tier.tolist() == naive["full_tier"]
+    taxonomy = _taxonomy(got, caps, len(blocks))
+    assert taxonomy == naive["misses"]
+    # per tier k the causes add up to the accesses tiers 0..k do not serve as prefix hits
+    served = np.cumsum(got.prefix_hits.sum(axis=0))
+    assert [sum(t.values()) for t in taxonomy] == (len(blocks) - served).tolist()
+    assert all(t["cold"] == len(set(blocks.tolist())) for t in taxonomy)
     return got
 
 
@@ -90,7 +101,8 @@ def test_one_tier_lru_fast_path_equals_engine_and_naive_lru(tr, cap):
     T = 1
     n_req = len(offsets) - 1
     out = [np.zeros((n_req, T), np.int32), np.zeros((n_req, T), np.int32), np.zeros(n_req, np.int32),
-           np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8), np.zeros(T, np.int64), np.zeros(T, np.int64)]
+           np.zeros(n_req, np.int32), np.full(n_req, -1, np.int8), np.zeros(T, np.int64), np.zeros(T, np.int64),
+           np.zeros((T + 1, T + 1, K.MISS_KINDS), np.int64)]
     K.replay_tiers(offsets, blocks, np.int64(n_unique), K.next_use(blocks, np.int64(n_unique)),
                    np.array([cap], np.int64), np.array([policies.code("lru")], np.int64), np.array([1], np.int64),
                    False, True, True, *out)
@@ -100,6 +112,8 @@ def test_one_tier_lru_fast_path_equals_engine_and_naive_lru(tr, cap):
     assert fast.insert_runs.tolist() == out[3].tolist()
     assert fast.full_tier.tolist() == out[4].tolist()
     assert fast.tier_inserts.tolist() == out[5].tolist() and fast.tier_evictions.tolist() == out[6].tolist()
+    engine = HitCounts(*out)
+    assert miss_taxonomy(fast, [cap], len(blocks)).tolist() == miss_taxonomy(engine, [cap], len(blocks)).tolist()
     n = len(blocks)
     if n:
         assert int(fast.block_hits.sum()) == round(naive_lru_hit_ratio(blocks.tolist(), cap) * n)
@@ -113,6 +127,42 @@ def test_exclusive_lru_hierarchy_is_one_lru_of_summed_size(tr, c0, c1, c2):
     one = _kernel(offsets, blocks, n_unique, [c0 + c1 + c2], ["lru"])
     assert three.block_hits.sum(axis=1).tolist() == one.block_hits[:, 0].tolist()
     assert three.prefix_hits.sum(axis=1).tolist() == one.prefix_hits[:, 0].tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(traces(max_req=20, max_len=12, max_id=40), st.sampled_from(POLICIES), st.integers(0, 6),
+       st.integers(1, 3), st.booleans())
+def test_infinite_top_tier_misses_are_cold_or_prefix_broken(tr, pol, cap1, admit1, inclusive):
+    offsets, blocks, n_unique = tr
+    caps = [n_unique, cap1]    # the top tier holds every block: nothing is ever evicted from it
+    h = _check_same(offsets, blocks, n_unique, caps, [pol, "lru"], [1, admit1], inclusive=inclusive)
+    for t in _taxonomy(h, caps, len(blocks)):
+        assert t["cold"] == np.unique(blocks).shape[0]
+        assert t["capacity"] == t["admission"] == 0
+        assert t["prefix_broken"] == int(h.block_hits.sum() - h.prefix_hits.sum())
+
+
+def test_miss_taxonomy_by_hand():
+    # one tier of 1 block admitting from the 2nd access, then a roomy second tier (admit 1)
+    # requests: [0, 1] [0, 1] [2, 0]
+    offsets = np.array([0, 2, 4, 6], np.int64)
+    blocks = np.array([0, 1, 0, 1, 2, 0], np.int64)
+    h = _check_same(offsets, blocks, 3, [1, 10], ["lru", "lru"], [2, 1])
+    # r0: 0, 1 cold (both enter tier 1). r1: 0 held by tier 1 -> prefix hit of tier 1, a
+    # miss of tier 0 never held there (admission); promoted to tier 0. 1: held by tier 1,
+    # prefix hit, admission for tier 0; promoted, evicting 0 down to tier 1.
+    # r2: 2 cold; 0 held by tier 1 after a broken prefix: capacity for tier 0 (it was held
+    # there), prefix_broken for tier 1.
+    assert _taxonomy(h, [1, 10], len(blocks)) == [{"cold": 3, "capacity": 1, "prefix_broken": 0, "admission": 2},
+                                     {"cold": 3, "capacity": 0, "prefix_broken": 1, "admission": 0}]
+
+
+def test_zero_capacity_misses_are_capacity_not_admission():
+    offsets = np.array([0, 2, 4], np.int64)
+    blocks = np.array([0, 1, 0, 1], np.int64)
+    for caps, pols in (([0], ["lru"]), ([0, 0], ["lru", "fifo"])):
+        h = _check_same(offsets, blocks, 2, caps, pols, [1] * len(caps))
+        assert _taxonomy(h, caps, len(blocks))[-1] == {"cold": 2, "capacity": 2, "prefix_broken": 0, "admission": 0}
 
 
 def test_deterministic():

@@ -65,3 +65,31 @@ def test_preset_replay_summary_shape(conversation):
     # exclusive LRU hierarchy with promotion = one LRU of the summed capacity
     one = replay(conversation, one_tier(load_preset("h100-llama3-70b"), "lru", sum(res.capacities)))
     assert res.prefix_hit_ratio == one.prefix_hit_ratio
+
+
+@needs_data
+def test_miss_taxonomy_on_conversation(conversation):
+    n_unique = conversation.n_unique_blocks
+    # tiers summing to more than the distinct blocks, exclusive LRU = one LRU of that size:
+    # nothing is ever evicted from the hierarchy, so every overall miss is a first access
+    big = replay(conversation, load_preset("h100-llama3-70b"))
+    assert big.misses() == {"cold": n_unique, "capacity": 0, "prefix_broken": 0, "admission": 0}
+    # an infinite top tier: the same for every tier
+    inf = replay(conversation, one_tier(load_preset("h100-llama3-8b"), "s3fifo", n_unique))
+    assert inf.misses("hbm") == {"cold": n_unique, "capacity": 0, "prefix_broken": 0, "admission": 0}
+    # the 8B preset is smaller than the trace: capacity misses; the causes add up per tier
+    small = replay(conversation, load_preset("h100-llama3-8b"))
+    served = small.tiers["prefix_hits"].cum_sum().to_list()
+    for name, before in zip(small.tiers["name"], served):
+        causes = small.misses(name)
+        assert sum(causes.values()) == conversation.n_accesses - before
+        assert causes["cold"] == n_unique and causes["admission"] == 0
+    assert small.misses()["capacity"] > 0
+    # HBM admitting from the second access: blocks that went straight to DRAM and then missed
+    # HBM are admission misses of HBM, not of DRAM (which admits everything)
+    import dataclasses
+    base = load_preset("h100-llama3-8b")
+    tiers = (dataclasses.replace(base.tiers[0], admit_min_accesses=2),) + base.tiers[1:]
+    picky = replay(conversation, dataclasses.replace(base, tiers=tiers))
+    assert picky.misses("hbm")["admission"] > 0
+    assert picky.misses("dram")["admission"] == picky.misses()["admission"] == 0

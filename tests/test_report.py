@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kvctrace.analysis import analyze
+from kvctrace.formatting import format_bytes
 from kvctrace.report import charts
 from kvctrace.report.assets import script_safe, vega_bundle
 from kvctrace.report.build import build_sections, write_report, zipf_line
@@ -246,7 +247,11 @@ def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
     setups = {tuple(r.tiers["capacity_blocks"].to_list()) + tuple(r.tiers["policy"].to_list()) for r in chosen.values()}
     assert len(setups) == 1
     curves = replay_tier_curves(runs)
-    assert curves.height == sum(r.tiers.height for r in runs)
+    # one curve per policy and tier: that tier at each scale, the other two kept
+    assert curves.height == 2 * 3 * 3
+    assert curves.group_by("tier", "policy").len()["len"].to_list() == [3] * 6
+    for (tier, policy), g in curves.group_by("tier", "policy"):
+        assert g["fixed"].n_unique() == 1 and tier not in g["fixed"][0]
     cdf = replay_latency_cdfs(chosen, "ttft_ms")
     for label, r in chosen.items():
         part = cdf.filter(pl.col("index") == label)
@@ -256,26 +261,54 @@ def test_replay_section_compares_index_models_on_the_same_tiers(tmp_path):
     result = analyze(trace)
     sections = {s.id: s for s in build_sections(result, replay=runs)}
     replay_sec = sections["replay"]
-    assert [f.title for f in replay_sec.figures] == ["Hit ratio per tier vs capacity", "Time to first token by index model",
-                                                     "Metadata lookup time by index model"]
+    assert [f.title for f in replay_sec.figures] == [
+        "Hit ratio per tier vs that tier's capacity", "Mean TTFT vs one tier's capacity", "Misses by cause, per tier",
+        "Time to first token by index model", "Metadata lookup time by index model"]
+    misses = next(t for t in replay_sec.tables if t.title == "Misses by cause")
+    assert [row[0] for row in misses.rows] == ["hbm", "dram", "nvme"]
     for fig in replay_sec.figures:
         assert len(fig.caption) > 40
     assert "--replay" in {s.id: s for s in build_sections(result)}["replay"].unavailable
 
 
-def test_replay_study_scales_every_tier_and_varies_the_index():
+def test_replay_study_varies_one_tier_at_a_time_and_the_index():
     from kvctrace.replay import load_preset
     from kvctrace.replay.study import replay_study
+    from kvctrace.report.build import replay_tier_curves
     trace = generated_trace(120)
     base = load_preset("h100-llama3-8b")
-    runs = replay_study(trace, base, policies=("lru", "fifo"), scales=(0.5, 2.0), index_kinds=("sherman", "chime"))
-    assert len(runs) == 2 * 2 + 2
+    study = replay_study(trace, base, policies=("lru", "fifo"), scales=(0.5, 1.0, 2.0), index_kinds=("sherman", "chime"))
+    T = len(base.tiers)
+    assert len(study) == 2 * (1 + T * 2) + 2 + 1 + T
     caps = base.capacities(trace.block_size)
-    for run, (policy, scale) in zip(runs, [(p, s) for p in ("lru", "fifo") for s in (0.5, 2.0)]):
-        assert run.tiers["policy"].to_list() == [policy] * len(caps)
-        assert run.tiers["capacity_blocks"].to_list() == [max(1, round(c * scale)) for c in caps]
-    assert [r.config.index.kind for r in runs[-2:]] == ["sherman", "chime"]
-    assert [r.tiers["capacity_blocks"].to_list() for r in runs[-2:]] == [caps, caps]
+    for i, policy in enumerate(("lru", "fifo")):
+        runs = study.results[i * (1 + 2 * T):(i + 1) * (1 + 2 * T)]
+        assert all(r.tiers["policy"].to_list() == [policy] * T for r in runs)
+        assert runs[0].tiers["capacity_blocks"].to_list() == caps
+        expected = [[max(1, round(c * s)) if j == k else c for j, c in enumerate(caps)] for k in range(T) for s in (0.5, 2.0)]
+        assert [r.tiers["capacity_blocks"].to_list() for r in runs[1:]] == expected
+    assert [r.config.index.kind for r in study.results[2 * (1 + 2 * T):][:2]] == ["sherman", "chime"]
+    assert study.base.config == base and study.base.tiers["capacity_blocks"].to_list() == caps
+    # each curve: one tier at 0.5, 1 and 2 times its capacity, the others as configured (the
+    # preset's own policy, lru, also at the marginal step)
+    curves = replay_tier_curves(study)
+    points = {(tier, policy): n for tier, policy, n in curves.group_by("tier", "policy").len().iter_rows()}
+    assert points == {**{(t.name, "fifo"): 3 for t in base.tiers}, **{(t.name, "lru"): 4 for t in base.tiers}}
+    # the marginal value of each tier: the config vs that tier one step larger
+    assert [m.tier for m in study.marginal] == [t.name for t in base.tiers]
+    grown = study.results[-T:]
+    for k, (m, r) in enumerate(zip(study.marginal, grown)):
+        assert r.tiers["capacity_blocks"].to_list() == [c + m.step_blocks if j == k else c for j, c in enumerate(caps)]
+        assert m.prefix_hits_added == int(r.tiers["prefix_hits"].sum() - study.base.tiers["prefix_hits"].sum())
+        assert m.sentence().startswith(f"The next {format_bytes(m.step_bytes)} of {m.tier} (")
+
+
+def test_marginal_steps_are_round_and_about_a_quarter_of_the_tier():
+    from kvctrace.replay.study import marginal_step_bytes
+    GB, MB = 10**9, 10**6
+    assert [marginal_step_bytes(c, 64 * MB) // GB for c in (48 * GB, 256 * GB, 3_840 * GB, 30_000 * GB)] == [8, 64, 512, 4000]
+    assert marginal_step_bytes(2 * GB, 64 * MB) == GB // 2          # below 1 GB: powers of two of a GB
+    assert marginal_step_bytes(0, 168 * MB) >= 168 * MB              # no capacity: at least a block
 
 
 def test_recommendation_section_shows_the_pick_its_reasons_and_the_sweep(tmp_path):

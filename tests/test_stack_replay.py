@@ -36,7 +36,7 @@ def test_matches_engine_and_naive_for_every_capacity_vector(tr, rows):
         if T > 1:   # (the one-tier engine path does not count tier traffic the same way)
             for name in ("tier_inserts", "tier_evictions"):
                 assert getattr(got, name)[c].tolist() == getattr(engine, name).tolist(), (name, caps)
-        for name in ("prefix_hits", "block_hits", "index_inserts", "insert_runs", "full_tier"):
+        for name in ("prefix_hits", "block_hits", "index_inserts", "insert_runs", "full_tier", "miss_hist"):
             assert getattr(got, name)[c].tolist() == getattr(engine, name).tolist(), (name, caps)
         ph, bh, ins, runs, full = naive_replay(offsets, blocks, caps, ["lru"] * T)
         assert (got.prefix_hits[c].tolist(), got.block_hits[c].tolist(), got.index_inserts[c].tolist(),

@@ -23,6 +23,17 @@ per-block state the policies read is described in kernels/policies/state.py.
 
 Per request the engine also counts ``insert_runs``: runs of consecutive ids among the
 missed blocks that entered a tier (a range index writes a run into one leaf).
+
+Miss taxonomy (docs/replay.md "Miss taxonomy"): the engine counts the accesses in
+``miss_hist[holder, top_ever, kind]``: the top-most tier holding the block (T: none), the
+top-most tier that has ever held it (T: none), and whether the access is a prefix hit
+(``PREFIX_HIT``), the block's first access (``FIRST``) or neither (``OTHER``). The causes
+per tier follow from these counts alone (replay/engine.py ``miss_taxonomy``). The top-most
+tiers that have ever held a block are bits of the block's membership word above the tier
+bits (``EVER_SHIFT``), set by the same write that sets a tier's bit, so no per-block field or
+write is added. Accesses to blocks that tier 0 has held are not counted (their cells stay 0;
+one more memory write per access slowed the engine by about 6%): ``miss_taxonomy`` takes
+them as the hit and miss totals less the other cells.
 """
 from __future__ import annotations
 
@@ -35,6 +46,15 @@ from .policies.state import B_FIELDS, B_FREQ, B_LAST, B_MEMBER, B_NEXT, B_SEEN, 
 from .runs import Runs, find_runs, request_lookup_plan
 
 _NOT_CACHED = np.int32(-2)
+_NEVER_SEEN = np.int32(-3)
+_NEVER_SEEN_PAIR = np.array([-3, -3], np.int32).view(np.int64)[0]   # both halves -3: any byte order
+
+# miss_hist's last axis (module docstring)
+PREFIX_HIT, OTHER, FIRST = 0, 1, 2
+MISS_KINDS = 3
+# B_MEMBER: bit k = tier k holds the block; bit EVER_SHIFT + k = tier k has held it at some
+# point (at most 16 tiers)
+EVER_SHIFT = np.int64(32)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -85,16 +105,18 @@ def range_round_trips(offsets, blocks, keys_per_leaf, parallel):
 @nb.njit(cache=True)
 def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, full_hit, insert_runs):
     """Single-tier block LRU as a doubly linked list in one int32 array (``link[2b]`` = prev,
-    ``link[2b+1]`` = next; prev = -2 marks 'not cached'). Returns (inserts, evictions)."""
-    link = np.full(2 * n_unique, _NOT_CACHED, np.int32)
+    ``link[2b+1]`` = next; prev = -2 marks 'not cached', -3 'never accessed'). Returns
+    (inserts, evictions, first accesses); with ``capacity`` <= 0 nothing is replayed."""
+    link = np.full(2 * n_unique, _NEVER_SEEN, np.int32)
     head = np.int32(-1)
     tail = np.int32(-1)
     size = 0
     inserts = 0
     evictions = 0
+    first = 0
     n_req = offsets.shape[0] - 1
     if capacity <= 0:
-        return 0, 0
+        return 0, 0, 0
     for r in range(n_req):
         lo, hi = offsets[r], offsets[r + 1]
         open_ = True
@@ -105,7 +127,7 @@ def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, f
         for i in range(lo, hi):
             b = np.int32(blocks[i])
             p = link[2 * b]
-            if p != _NOT_CACHED:
+            if p >= -1:
                 bh += 1
                 if open_:
                     ph += 1
@@ -149,7 +171,11 @@ def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, f
         block_hits[r] = bh
         full_hit[r] = open_ and hi > lo
         insert_runs[r] = runs
-    return inserts, evictions
+    # accessed blocks left the 'never accessed' mark: (prev, next) read as one int64 per block
+    pairs = link.view(np.int64)
+    for b in range(n_unique):
+        first += pairs[b] != _NEVER_SEEN_PAIR
+    return inserts, evictions, first
 
 
 # ----------------------------------------------------------------------------- engine
@@ -194,15 +220,27 @@ def _admits(caps, admit, m, seen):
     return caps[m] > 0 and seen >= admit[m]
 
 
+@nb.njit(cache=True, inline="always")
+def _top_ever(mask, T):
+    """The top-most tier that has ever held the block of membership word ``mask``; T: none."""
+    ever = mask >> EVER_SHIFT
+    for m in range(T):
+        if (ever >> m) & 1:
+            return m
+    return T
+
+
 @nb.njit(cache=True)
 def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
-                 prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions):
+                 prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts, tier_evictions,
+                 miss_hist):
     """Multi-tier replay; fills the output arrays (see module docstring for semantics).
 
     prefix_hits, block_hits: (n_req, T) int32; index_inserts, insert_runs (n_req,) int32 =
     misses that entered some tier and their runs of consecutive ids; full_tier (n_req,) int8
     = tier of the last block when the whole request was a prefix hit, else -1;
-    tier_inserts, tier_evictions: (T,) int64. ``pols`` holds policy codes
+    tier_inserts, tier_evictions: (T,) int64; miss_hist (T + 1, T + 1, MISS_KINDS) int64 (the
+    miss taxonomy's counts, without the accesses to blocks tier 0 has held: module docstring). ``pols`` holds policy codes
     (kernels/policies/__init__.py).
 
     Why long: one loop over the accesses, on purpose: the hit, promotion, miss and insertion
@@ -246,6 +284,8 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
                     prefix_hits[r, k] += 1
                     if i == hi - 1:
                         full_tier[r] = k
+                if not (mask >> EVER_SHIFT) & 1:   # (tier 0 has held b: counted after the loop)
+                    miss_hist[k, _top_ever(mask, T), PREFIX_HIT if open_ else OTHER] += 1
                 s = slot[k]
                 pk = pols[k]
                 if fam[k] == LIST:
@@ -277,6 +317,10 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
             else:
                 open_ = False
                 bst[b, B_FREQ] = 1
+                if seen_b == 1:
+                    miss_hist[T, T, FIRST] += 1
+                elif not (mask >> EVER_SHIFT) & 1:
+                    miss_hist[T, _top_ever(mask, T), OTHER] += 1
                 if inclusive:
                     for m in range(T - 1, -1, -1):
                         if _admits(caps, admit, m, seen_b):
@@ -309,7 +353,7 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
                         heap.push(hb, hk, hpos, hsize, s, x, dispatch.heap_key(pols[tk], bst, x))
                     else:
                         v = dispatch.own_insert(pols[tk], st, sc, s, x, caps[tk])
-                    bst[x, B_MEMBER] |= np.int64(1) << tk
+                    bst[x, B_MEMBER] |= (np.int64(1) << tk) | (np.int64(1) << (EVER_SHIFT + tk))
                     tier_inserts[tk] += 1
                     if v < 0:
                         break
@@ -336,11 +380,11 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
 @nb.njit(cache=True, parallel=True)
 def replay_tiers_many(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive, promote, demote,
                       prefix_hits, block_hits, index_inserts, insert_runs, full_tier, tier_inserts,
-                      tier_evictions):
+                      tier_evictions, miss_hist):
     """``replay_tiers`` for each row of ``caps``/``pols``/``admit`` (one config per row), in
     parallel over configs. Outputs gain a leading config axis."""
     n_cfg = caps.shape[0]
     for c in nb.prange(n_cfg):
         replay_tiers(offsets, blocks, n_unique, nu_seq, caps[c], pols[c], admit[c], inclusive, promote,
                      demote, prefix_hits[c], block_hits[c], index_inserts[c], insert_runs[c], full_tier[c],
-                     tier_inserts[c], tier_evictions[c])
+                     tier_inserts[c], tier_evictions[c], miss_hist[c])

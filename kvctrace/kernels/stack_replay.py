@@ -27,11 +27,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .replay import FIRST, OTHER, PREFIX_HIT
+
 
 @nb.njit(cache=True)
 def _one_config(offsets, blocks, dist, cuts, prefix_hits, block_hits, index_inserts, insert_runs,
-                full_tier, tier_inserts, tier_evictions):
-    """Outputs of one capacity vector (``cuts``: cumulative capacities, non-decreasing)."""
+                full_tier, tier_inserts, tier_evictions, miss_hist):
+    """Outputs of one capacity vector (``cuts``: cumulative capacities, non-decreasing).
+    ``miss_hist`` as the engine counts it (kernels/replay.py): every block seen before has
+    been held by the top non-empty tier, so only first accesses count, unless tier 0 is empty."""
     T = cuts.shape[0]
     total = cuts[T - 1]
     top = -1                      # the top non-empty tier
@@ -56,6 +60,10 @@ def _one_config(offsets, blocks, dist, cuts, prefix_hits, block_hits, index_inse
                 below = cuts[m - 1] if m > 0 else 0
                 if cuts[m] > below and ((d >= 0 and d >= cuts[m]) or (d < 0 and seen >= cuts[m])):
                     tier_evictions[m] += 1
+            if d < 0:
+                miss_hist[T, T, FIRST] += 1
+            elif top != 0:
+                miss_hist[k if k >= 0 else T, top if top >= 0 else T, PREFIX_HIT if k >= 0 and open_ else OTHER] += 1
             if k >= 0:
                 block_hits[r, k] += 1
                 if open_:
@@ -85,13 +93,13 @@ def _one_config(offsets, blocks, dist, cuts, prefix_hits, block_hits, index_inse
 
 @nb.njit(cache=True, parallel=True)
 def lru_tiers_from_distances(offsets, blocks, dist, cuts, prefix_hits, block_hits, index_inserts, insert_runs,
-                             full_tier, tier_inserts, tier_evictions):
+                             full_tier, tier_inserts, tier_evictions, miss_hist):
     """Replay outputs (``replay_tiers``'s arrays with a leading config axis) of an exclusive
     all-LRU hierarchy, admission 1, promotion and demotion on, for every row of ``cuts`` (R, T):
     cumulative tier capacities. ``dist``: stack distance per access (kernels/reuse.py)."""
     for c in nb.prange(cuts.shape[0]):
         _one_config(offsets, blocks, dist, cuts[c], prefix_hits[c], block_hits[c], index_inserts[c],
-                    insert_runs[c], full_tier[c], tier_inserts[c], tier_evictions[c])
+                    insert_runs[c], full_tier[c], tier_inserts[c], tier_evictions[c], miss_hist[c])
 
 
 def cumulative(caps: np.ndarray) -> np.ndarray:

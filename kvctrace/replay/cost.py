@@ -96,6 +96,11 @@ INDEX_MODELS: dict[str, IndexModel] = {
 }
 
 
+# The models as published (INDEX_MODELS is swapped while a calibration is in use): what a
+# calibration is compared against.
+DEFAULT_INDEX_MODELS: dict[str, IndexModel] = dict(INDEX_MODELS)
+
+
 def index_names() -> list[str]:
     return list(INDEX_MODELS)
 
@@ -215,6 +220,9 @@ class RedisCalibration:
     rtt_us: float
     per_key_us: float
     provenance: dict
+    # what the fit was made from, per design and op (index_calibration.measured_rows): n, p50_us,
+    # p99_us and keys_p50/keys_p99 (keys per op), so a model can be priced against it later
+    measured: tuple = ()
 
 
 def per_key_us(model: IndexModel) -> float:
@@ -248,7 +256,31 @@ def load_calibration(path) -> RedisCalibration:
             raise ConfigError(f"expected a number {'>= 0' if zero_ok else '> 0'}, got {v!r}",
                               field=f"redis.{key}", path=str(p))
         values[key] = float(v)
-    return RedisCalibration(values["rtt_us"], values["per_key_us"], dict(data.get("provenance", {})))
+    return RedisCalibration(values["rtt_us"], values["per_key_us"], dict(data.get("provenance", {})),
+                            _measured_rows(data.get("measured", []), p))
+
+
+_MEASURED_FIELDS = {"design": str, "op": str, "n": int, "p50_us": float, "p99_us": float,
+                    "keys_p50": float, "keys_p99": float}
+
+
+def _measured_rows(rows, path) -> tuple:
+    """The calibration file's ``[[measured]]`` tables, checked."""
+    from ..errors import ConfigError
+    if not isinstance(rows, list):
+        raise ConfigError("expected an array of tables ([[measured]])", field="measured", path=str(path))
+    out = []
+    for i, row in enumerate(rows):
+        checked = {}
+        for key, typ in _MEASURED_FIELDS.items():
+            v = row.get(key) if isinstance(row, dict) else None
+            ok = isinstance(v, str) if typ is str else (isinstance(v, (int, float)) and not isinstance(v, bool))
+            if not ok:
+                raise ConfigError(f"expected {'text' if typ is str else 'a number'}, got {v!r}",
+                                  field=f"measured[{i}].{key}", path=str(path))
+            checked[key] = typ(v)
+        out.append(checked)
+    return tuple(out)
 
 
 def calibrated_models(cal: RedisCalibration) -> dict[str, IndexModel]:

@@ -28,15 +28,18 @@ class HitCounts:
     full_tier: np.ndarray       # (n_req,) int8: tier of the last block of a fully cached request, else -1
     tier_inserts: np.ndarray    # (T,) int64
     tier_evictions: np.ndarray  # (T,) int64
+    miss_hist: np.ndarray       # (T + 1, T + 1, 3) int64: the miss taxonomy's counts (kernels/replay.py)
 
     @classmethod
     def empty(cls, n_req: int, T: int, configs: tuple = ()) -> "HitCounts":
         """Zeroed outputs for the kernels (``full_tier`` -1); ``configs`` = (R,) prepends a
         config axis for the sweep."""
+        from ..kernels.replay import MISS_KINDS
         c = tuple(configs)
         return cls(np.zeros(c + (n_req, T), np.int32), np.zeros(c + (n_req, T), np.int32),
                    np.zeros(c + (n_req,), np.int32), np.zeros(c + (n_req,), np.int32),
-                   np.full(c + (n_req,), -1, np.int8), np.zeros(c + (T,), np.int64), np.zeros(c + (T,), np.int64))
+                   np.full(c + (n_req,), -1, np.int8), np.zeros(c + (T,), np.int64), np.zeros(c + (T,), np.int64),
+                   np.zeros(c + (T + 1, T + 1, MISS_KINDS), np.int64))
 
     def arrays(self) -> tuple:
         """The arrays in the kernels' argument order."""
@@ -60,6 +63,63 @@ def policy_codes(cfg: ReplayConfig) -> np.ndarray:
     return np.array([policies.get(t.policy).code for t in cfg.tiers], np.int64)
 
 
+def _one_tier_miss_hist(blocks, capacity: int, first: int) -> np.ndarray:
+    """The engine's miss histogram (kernels/replay.py) of a one-tier LRU admitting every
+    block: first accesses, and (a tier without room) the misses of blocks never held; the
+    rest is of blocks the tier has held, which the engine leaves to ``miss_taxonomy``."""
+    from ..kernels.replay import FIRST, MISS_KINDS, OTHER
+    hist = np.zeros((2, 2, MISS_KINDS), np.int64)
+    if capacity <= 0:   # the kernel replayed nothing: every access a miss of a block never held
+        first = int(np.unique(blocks).shape[0])
+        hist[1, 1, OTHER] = blocks.shape[0] - first
+    hist[1, 1, FIRST] = first
+    return hist
+
+
+MISS_CAUSES = ("cold", "capacity", "prefix_broken", "admission")
+
+
+def complete_miss_hist(hits: HitCounts, n_accesses: int) -> np.ndarray:
+    """The engine's miss histogram with the cells it leaves out (accesses to blocks tier 0 has
+    held, top-most tier ever 0) filled in: per holding tier and kind, its hits less the
+    cells counted; for misses, the accesses no tier held less the cells counted."""
+    from ..kernels.replay import FIRST, OTHER, PREFIX_HIT
+    hist = hits.miss_hist.astype(np.int64, copy=True)
+    T = hist.shape[0] - 1
+    ph = hits.prefix_hits.sum(axis=0, dtype=np.int64)
+    bh = hits.block_hits.sum(axis=0, dtype=np.int64)
+    hist[:T, 0, PREFIX_HIT] = ph - hist[:T, 1:, PREFIX_HIT].sum(axis=1)
+    hist[:T, 0, OTHER] = bh - ph - hist[:T, 1:, OTHER].sum(axis=1)
+    hist[T, 0, OTHER] = n_accesses - bh.sum() - hist[T, T, FIRST] - hist[T, 1:, OTHER].sum()
+    return hist
+
+
+def miss_taxonomy(hits: HitCounts, caps, n_accesses: int) -> np.ndarray:
+    """(T, 4) int64: per tier, its misses by cause (``MISS_CAUSES`` order), from the engine's
+    miss histogram (docs/replay.md "Miss taxonomy"). Tier k's misses are the accesses that
+    tiers 0..k do not serve as prefix hits; the last row is the overall taxonomy."""
+    from ..kernels.replay import FIRST, OTHER, PREFIX_HIT
+    hist = complete_miss_hist(hits, n_accesses)
+    T = len(caps)
+    roomy = np.flatnonzero(np.asarray(caps) > 0)
+    first_roomy = int(roomy[0]) if roomy.size else T     # the top-most tier with room to admit
+    out = np.zeros((T, len(MISS_CAUSES)), np.int64)
+    cold, capacity, broken, admission = range(len(MISS_CAUSES))
+    for k in range(T):
+        out[k, cold] = hist[:, :, FIRST].sum()
+        for holder in range(T + 1):
+            for ever in range(T + 1):
+                for kind in (PREFIX_HIT, OTHER):
+                    n = int(hist[holder, ever, kind])
+                    if holder <= k:   # held in tiers 0..k: a miss only when its prefix is broken
+                        out[k, broken] += n if kind == OTHER else 0
+                    elif ever > k and k >= first_roomy:
+                        out[k, admission] += n
+                    else:
+                        out[k, capacity] += n
+    return out
+
+
 def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, promote=True,
              demote=True, next_use=None) -> HitCounts:
     """Replay hit counts for one tier configuration (arrays in, arrays out)."""
@@ -74,10 +134,11 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
         bh = np.zeros(n_req, np.int32)
         full = np.zeros(n_req, np.bool_)
         runs = np.zeros(n_req, np.int32)
-        ins, ev = K.lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full, runs)
+        ins, ev, first = K.lru_one_tier(offsets, blocks, np.int64(n_unique), np.int64(caps[0]), ph, bh, full, runs)
         misses = (np.diff(offsets) - bh).astype(np.int32) * np.int32(caps[0] > 0)  # all admitted
         return HitCounts(ph[:, None], bh[:, None], misses, runs, np.where(full, 0, -1).astype(np.int8),
-                         np.array([ins], np.int64), np.array([ev], np.int64))
+                         np.array([ins], np.int64), np.array([ev], np.int64),
+                         _one_tier_miss_hist(blocks, int(caps[0]), first))
     if next_use is None:
         next_use = K.next_use(blocks, np.int64(n_unique))
     out = HitCounts.empty(n_req, T)
@@ -142,6 +203,21 @@ class ReplayResult(SummaryHtmlMixin):
         n = int(self.requests["n_blocks"].sum())
         return int(self.tiers["block_hits"].sum()) / n if n else 0.0
 
+    def misses(self, tier: str | None = None) -> dict:
+        """The miss taxonomy (docs/replay.md "Miss taxonomy"): cause -> accesses, of ``tier``
+        (the accesses that fall through it) or, by default, of the whole hierarchy."""
+        row = self.tiers.row(-1 if tier is None else self.tiers["name"].to_list().index(tier), named=True)
+        return {cause: int(row[f"misses_{cause}"]) for cause in MISS_CAUSES}
+
+    def _tier_dicts(self) -> list[dict]:
+        """The tiers frame's rows, the miss causes nested as ``misses``."""
+        out = []
+        for row in self.tiers.to_dicts():
+            causes = {cause: row.pop(f"misses_{cause}") for cause in MISS_CAUSES}
+            row.pop("misses")
+            out.append({**row, "misses": causes})
+        return out
+
     def summary(self) -> dict:
         req = self.requests
         tokens = int(req["input_len"].sum())
@@ -153,7 +229,8 @@ class ReplayResult(SummaryHtmlMixin):
             "prefix_hit_ratio": self.prefix_hit_ratio,
             "block_hit_ratio": self.block_hit_ratio,
             "token_hit_ratio": int(req["hit_tokens"].sum()) / tokens if tokens else 0.0,
-            "tiers": self.tiers.to_dicts(),
+            "misses": self.misses(),
+            "tiers": self._tier_dicts(),
             "ttft_ms": percentiles(req["ttft_ms"].to_numpy()),
             "metadata_us": percentiles(req["metadata_us"].to_numpy()),
             "load_us": percentiles(req["load_us"].to_numpy()),
@@ -225,5 +302,15 @@ def build_result(config, bs, caps, trace, hits: HitCounts, c: Costs) -> ReplayRe
         "bytes_written": hits.tier_inserts * bb,
         "inserts": hits.tier_inserts,
         "evictions": hits.tier_evictions,
+        **_miss_columns(hits, caps, total),
     })
     return ReplayResult(config, bs, tuple(int(x) for x in caps), requests, tiers)
+
+
+def _miss_columns(hits: HitCounts, caps, total: int) -> dict:
+    """The tiers frame's miss columns: ``misses`` (accesses that fall through the tier: not
+    served as prefix hits by it or a tier above) and ``misses_<cause>`` per cause."""
+    causes = miss_taxonomy(hits, caps, total)
+    cols = {"misses": total - np.cumsum(hits.prefix_hits.sum(axis=0, dtype=np.int64))}
+    cols.update({f"misses_{cause}": causes[:, j] for j, cause in enumerate(MISS_CAUSES)})
+    return cols

@@ -29,7 +29,6 @@ the end) must be 0. Nothing is flushed, no key outside the prefix is touched.
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import threading
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import KvctraceError, NoBlockIdsError
+from ..results import ResultMixin
 from . import redis_client as rc
 from .index_client import KeySpace, run_clients
 from .index_ops import DESIGNS, OP_NAMES, RoundTrips, round_trips, workload
@@ -117,8 +117,9 @@ def _design_run(trips: RoundTrips, ts: np.ndarray, latency_ns: np.ndarray, elaps
 
 
 @dataclass(frozen=True)
-class IndexBenchResult:
-    """What ``bench_index`` measured (``summary()`` is the JSON of ``kvctrace bench-index --json``)."""
+class IndexBenchResult(ResultMixin):
+    """What ``bench_index`` measured (``summary()`` is the JSON of ``kvctrace bench-index --json``;
+    ``to_json`` and the notebook rendering ``_repr_html_`` come from the result protocol)."""
     server_version: str
     url: str                 # password masked
     key_prefix: str
@@ -132,10 +133,6 @@ class IndexBenchResult:
     def summary(self) -> dict:
         return {"server": {"version": self.server_version}, "designs": [r.summary() for r in self.runs],
                 "keys_written": self.keys_written, "keys_left": self.keys_left}
-
-    def to_json(self, indent: int | None = 2) -> str:
-        from ..results import jsonable   # strict JSON: a NaN latency is null, not a traceback
-        return json.dumps(jsonable(self.summary()), indent=indent, allow_nan=False)
 
 
 # ---- the run ----------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ keep slow outliers (a loaded machine, a page fault) from moving it. A negative s
 as 0 (a flat line through the weighted mean); with a single group (e.g. no range lookups) the
 slope cannot be fitted and stays the model's default.
 
+The calibration file also keeps what was measured (``measured_rows``: per design and op type,
+the op count, p50/p99 latency and p50/p99 keys per op), so ``calibration_comparison`` can put
+the measurements next to the fitted and the published models later (the report does, given
+``--calibration``): every model prices an op as an affine function of its keys, so a
+model's quantiles over the measured ops are its cost at the keys' quantiles.
+
 ``model_comparison`` gives, per design and op type, the measured p50/p99 next to the model's,
 where the model's are quantiles of its per-op cost over the same ops (design ``get`` against
 ``redis-get``, ``mget`` and ``zset`` against ``redis-mget``; an insert round trip costs
@@ -19,6 +25,7 @@ where the model's are quantiles of its per-op cost over the same ops (design ``g
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -29,6 +36,7 @@ import polars as pl
 from ..errors import KvctraceError
 from . import cost
 from .index_bench import IndexBenchResult
+from .index_ops import OP_NAMES
 
 FIT_DESIGNS = ("get", "mget")
 LOOKUPS = ("point_lookups", "range_lookups")
@@ -101,15 +109,34 @@ def _toml_value(v) -> str:
 def calibration_toml(cal: cost.RedisCalibration) -> str:
     lines = ["# Redis index cost model fitted by kvctrace bench-index --calibrate.",
              "# One Redis op costs rtt_us + keys x per_key_us; use with",
-             "# kvctrace replay|recommend TRACE --calibration THIS_FILE",
+             "# kvctrace replay|recommend|report TRACE --calibration THIS_FILE",
              "", "[redis]", f"rtt_us = {cal.rtt_us!r}", f"per_key_us = {cal.per_key_us!r}", "", "[provenance]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in cal.provenance.items()]
+    for row in cal.measured:
+        lines += ["", "[[measured]]  # what the run measured: latency and keys per op quantiles"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in row.items()]
     return "\n".join(lines) + "\n"
 
 
+def measured_rows(result: IndexBenchResult) -> tuple[dict, ...]:
+    """Per design and op type with ops: n, p50_us, p99_us, keys_p50, keys_p99."""
+    rows = []
+    for run in result.runs:
+        for op in OP_NAMES:
+            ops = run.trips.filter(pl.col("op") == op)
+            if not ops.height:
+                continue
+            lat = np.percentile(ops["latency_us"].to_numpy(), [50, 99])
+            keys = np.percentile(ops["keys"].to_numpy().astype(np.float64), [50, 99])
+            rows.append({"design": run.design, "op": op, "n": ops.height, "p50_us": round(float(lat[0]), 3),
+                         "p99_us": round(float(lat[1]), 3), "keys_p50": float(keys[0]), "keys_p99": float(keys[1])})
+    return tuple(rows)
+
+
 def write_calibration(result: IndexBenchResult, path) -> tuple[cost.RedisCalibration, Path]:
-    """Fit and write the calibration TOML (``cost.load_calibration`` reads it back)."""
-    cal = fit_redis(result)
+    """Fit and write the calibration TOML (``cost.load_calibration`` reads it back), with what
+    was measured (``measured_rows``)."""
+    cal = dataclasses.replace(fit_redis(result), measured=measured_rows(result))
     p = Path(path)
     p.write_text(calibration_toml(cal), encoding="utf-8")
     return cal, p
@@ -122,6 +149,28 @@ def _modelled_us(model: cost.IndexModel, op: str, keys: np.ndarray) -> np.ndarra
     return model.point_rtts * model.rtt_us + keys * cost.per_key_us(model)
 
 
+def calibration_comparison(cal: cost.RedisCalibration) -> list[dict]:
+    """Rows {design, op, model, n, measured_p50_us, measured_p99_us, fitted_p50_us,
+    fitted_p99_us, published_p50_us, published_p99_us}: the measurements the calibration keeps
+    next to the fitted model's and the published model's (``cost.DEFAULT_INDEX_MODELS``)
+    quantiles over the same ops (module docstring)."""
+    fitted = cost.calibrated_models(cal)
+    rows = []
+    for m in cal.measured:
+        kind = MODEL_OF_DESIGN.get(m["design"])
+        if kind is None:
+            continue
+        keys = np.array([m["keys_p50"], m["keys_p99"]])
+        fit = _modelled_us(fitted[kind], m["op"], keys)
+        published = _modelled_us(cost.DEFAULT_INDEX_MODELS[kind], m["op"], keys)
+        rows.append({"design": m["design"], "op": m["op"], "model": kind, "n": m["n"],
+                     "measured_p50_us": m["p50_us"], "measured_p99_us": m["p99_us"],
+                     "fitted_p50_us": round(float(fit[0]), 3), "fitted_p99_us": round(float(fit[1]), 3),
+                     "published_p50_us": round(float(published[0]), 3),
+                     "published_p99_us": round(float(published[1]), 3)})
+    return rows
+
+
 def model_comparison(result: IndexBenchResult, models: dict | None = None) -> list[dict]:
     """Rows {design, op, model, n, measured_p50_us, measured_p99_us, modelled_p50_us,
     modelled_p99_us} (``models``: default the current ``cost.INDEX_MODELS``)."""
@@ -129,7 +178,7 @@ def model_comparison(result: IndexBenchResult, models: dict | None = None) -> li
     rows = []
     for run in result.runs:
         model = models[MODEL_OF_DESIGN[run.design]]
-        for op in ("point_lookups", "range_lookups", "inserts"):
+        for op in OP_NAMES:
             ops = run.trips.filter(pl.col("op") == op)
             if not ops.height:
                 continue

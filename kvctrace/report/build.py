@@ -24,6 +24,8 @@ from .page import Section, Table, frame_table
 from .page import figures as _figures
 from .page import spec_json as _spec_json
 from .recommendation import recommendation_parts
+from .tiers_section import (calibration_parts, marginal_list, miss_parts, replay_tier_curves,
+                            tier_ttft_vs_capacity)
 
 REPORT_FILE = "report.html"
 
@@ -299,14 +301,6 @@ def replay_latency_cdfs(runs: dict, column: str, points: int = 200) -> pl.DataFr
     return pl.concat(frames) if frames else pl.DataFrame(schema={"index": pl.String, "value": pl.Float64, "cdf": pl.Float64})
 
 
-def replay_tier_curves(results) -> pl.DataFrame:
-    """Long frame (config, tier, policy, capacity_blocks, prefix_hit_ratio, block_hit_ratio): every
-    tier of every replay."""
-    frames = [r.tiers.select(pl.lit(r.config.name).alias("config"), pl.col("name").alias("tier"), "policy",
-                             "capacity_blocks", "prefix_hit_ratio", "block_hit_ratio") for r in results]
-    return pl.concat(frames) if frames else pl.DataFrame()
-
-
 def comparable_index_runs(results) -> dict:
     """Index kind -> replay, all with the same tiers (names, policies, capacities, admission), so
     that their latency curves differ only by the index model: the tier setup replayed with the
@@ -318,10 +312,12 @@ def comparable_index_runs(results) -> dict:
     return max(groups.values(), key=len) if groups else {}
 
 
-def replay_section(replay, recommendation=None) -> Section:
-    """Replay results (a sequence of ``ReplayResult``): hit ratio per tier vs capacity per policy
-    (from every replay), TTFT and metadata-time CDFs per index model (the first replay of each
-    index kind), and the recommendation with its reasons when given."""
+def replay_section(replay, recommendation=None, calibration=None) -> Section:
+    """Replay results (a sequence of ``ReplayResult``, e.g. a ``ReplayStudy``): hit ratio and
+    mean TTFT per tier vs that tier's capacity per policy (tiers_section.py), TTFT and
+    metadata-time CDFs per index model (the first replay of each index kind), the miss taxonomy
+    and the marginal value per tier, the recommendation with its reasons when given, and the
+    index cost model next to a live Redis's measurements when a calibration is given."""
     results = list(replay or [])
     if not results and recommendation is None:
         return Section("replay", "Replay and recommendation", unavailable=(
@@ -332,8 +328,14 @@ def replay_section(replay, recommendation=None) -> Section:
     if results:
         curves = replay_tier_curves(results)
         tier_order = [t.name for t in results[0].config.tiers]
-        if curves.select(pl.struct("tier", "policy").n_unique()).item() < curves.height:
-            figs.append(charts.tier_hit_ratio_vs_capacity(curves, tier_order))
+        if curves.height:
+            figs += [charts.tier_hit_ratio_vs_capacity(curves, tier_order), tier_ttft_vs_capacity(curves, tier_order)]
+        base = getattr(replay, "base", None) or results[0]
+        miss_figs, miss_tables = miss_parts(base)
+        figs += miss_figs
+        tables += miss_tables
+        if getattr(replay, "marginal", None):
+            lists.append(marginal_list(replay.marginal))
         by_index = comparable_index_runs(results)
         figs.append(charts.latency_cdf(replay_latency_cdfs(by_index, "ttft_ms"), "ms",
                                        "Time to first token by index model", "time to first token"))
@@ -348,6 +350,10 @@ def replay_section(replay, recommendation=None) -> Section:
         tables.append(frame_table(pl.DataFrame(rows), "Replays by index model",
                                   "The replays shown in the latency charts: the same tiers, one per metadata index model."))
         facts.append(("replays", fmt(len(results)), None))
+    if calibration is not None:
+        cal_facts, cal_tables = calibration_parts(calibration)
+        facts += cal_facts
+        tables += cal_tables
     if recommendation is not None:
         rec_facts, rec_figs, rec_tables, rec_lists = recommendation_parts(recommendation)
         facts = rec_facts + facts
@@ -366,10 +372,10 @@ ANALYSIS_SECTIONS = {"workload": workload_section, "reusability": reusability_se
                      "hotness": hotness_section, "prefix": prefix_section, "divergence": divergence_section}
 
 
-def build_sections(result, replay=None, recommendation=None) -> list:
+def build_sections(result, replay=None, recommendation=None, calibration=None) -> list:
     """The report's sections, in page order, as plain data (structure stage)."""
     return ([overview_section(result)] + [build(result) for build in ANALYSIS_SECTIONS.values()]
-            + [replay_section(replay, recommendation)])
+            + [replay_section(replay, recommendation, calibration)])
 
 
 # ---------------------------------------------------------------- render
@@ -395,10 +401,10 @@ def render_html(sections: list, title: str, summary: dict | None = None) -> str:
         summary_json=Markup(summary_json) if summary_json else None)
 
 
-def write_report(result, out_dir, replay=None, recommendation=None) -> Path:
-    """Write ``report.html`` for an ``AnalysisResult`` (plus replay results and a
-    recommendation when given) into ``out_dir`` and return its path."""
-    sections = build_sections(result, replay=replay, recommendation=recommendation)
+def write_report(result, out_dir, replay=None, recommendation=None, calibration=None) -> Path:
+    """Write ``report.html`` for an ``AnalysisResult`` (plus replay results, a recommendation
+    and a Redis calibration when given) into ``out_dir`` and return its path."""
+    sections = build_sections(result, replay=replay, recommendation=recommendation, calibration=calibration)
     name = Path(str(result.trace.path)).name
     html = render_html(sections, title=f"kvctrace report: {name}", summary=result.summary())
     out = Path(out_dir)

@@ -478,17 +478,27 @@ def _tier_coincidences(data: pl.DataFrame, tiers: list) -> str:
     return (" Lines drawn over one another: " + "; ".join(parts) + ".") if parts else ""
 
 
+def fixed_sentence(curves: pl.DataFrame, tiers: list) -> str:
+    """Caption sentence: the capacities the other tiers keep in each panel (``fixed`` column)."""
+    if "fixed" not in curves.columns:
+        return ""
+    per_tier = [(t, curves.filter(pl.col("tier") == t)["fixed"].unique(maintain_order=True).to_list()) for t in tiers]
+    parts = [f"{t} panel: {fixed[0]}" for t, fixed in per_tier if len(fixed) == 1]
+    return (" The other tiers stay fixed (" + "; ".join(parts) + ").") if parts else ""
+
+
 def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = None) -> alt.FacetChart:
-    """Prefix hit ratio of each tier against that tier's capacity, one line per policy, one
-    panel per tier. ``curves``: tier, policy, capacity_blocks, prefix_hit_ratio (one row per
-    replayed config and tier, e.g. ``ReplayResult.tiers`` frames of a sweep stacked)."""
+    """Prefix hit ratio of each tier against that tier's capacity while every other tier keeps
+    its capacity, one line per policy, one panel per tier. ``curves``: tier, policy,
+    capacity_blocks, prefix_hit_ratio and optionally fixed (the other tiers' capacities as
+    text), one row per point: ``report.replay_tier_curves`` of replays that vary one tier."""
     data = evenly(curves.sort("tier", "policy", "capacity_blocks"), MAX_MARKS)
     tiers = tier_order or data["tier"].unique(maintain_order=True).to_list()
-    caption = ("Share of all block accesses served as prefix hits by each tier, as the tier's "
-               "capacity grows, for each eviction policy (other tiers as configured); the higher "
+    caption = ("Share of all block accesses served as prefix hits by one tier as that tier's capacity "
+               "varies (x) and every other tier keeps its capacity, for each eviction policy; the higher "
                "line at a given capacity is the better policy for this trace. Policies differ in "
                "colour and dash, so lines that overlap stay visible."
-               ) + _tier_coincidences(data, tiers)
+               ) + fixed_sentence(data, tiers) + _tier_coincidences(data, tiers)
     # every panel has its own x range: label powers of ten only when each one spans two of them
     axis = log_axis("tier capacity (blocks, log scale)", powers_of_ten=bool(tiers) and all(
         spans_powers_of_ten(data.filter(pl.col("tier") == t)["capacity_blocks"]) for t in tiers))
@@ -500,9 +510,10 @@ def tier_hit_ratio_vs_capacity(curves: pl.DataFrame, tier_order: list | None = N
         tooltip=[alt.Tooltip("tier:N"), alt.Tooltip("policy:N"),
                  alt.Tooltip("capacity_blocks:Q", format=",", title="capacity (blocks)"),
                  alt.Tooltip("prefix_hit_ratio:Q", format=".4f", title="prefix hit ratio")]
+        + ([alt.Tooltip("fixed:N", title="other tiers")] if "fixed" in data.columns else [])
     ).properties(width=220, height=HEIGHT)
     return base.facet(column=alt.Column("tier:N", title="tier", sort=tiers)).properties(
-        title="Hit ratio per tier vs capacity", description=caption).resolve_scale(x="independent")
+        title="Hit ratio per tier vs that tier's capacity", description=caption).resolve_scale(x="independent")
 
 
 def _spread(cdf: pl.DataFrame, unit: str) -> str:

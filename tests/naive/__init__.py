@@ -19,7 +19,7 @@ from .store import (naive_gather_csr, naive_truncate_csr, naive_prefix_tree, nai
 from .synth import naive_segment_blocks, naive_simulate_sessions, naive_build_segments
 from .formats import naive_strict_json_line
 from .policies import NAIVE_TIERS
-from .replay import naive_replay
+from .replay import naive_replay, naive_replay_run
 
 __all__ = [
     "NAIVE_CHAIN_SEED",
@@ -68,4 +68,5 @@ __all__ = [
     "naive_strict_json_line",
     "NAIVE_TIERS",
     "naive_replay",
+    "naive_replay_run",
 ]

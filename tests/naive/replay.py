@@ -26,6 +26,12 @@ class _NaiveHierarchy:
         self.tiers = [NAIVE_TIERS[policies[k]](caps[k]) for k in range(self.T)]
         self.st = {"last_t": {}, "freq": {}, "stamp": {}, "next_use": {}}
         self.seen = {}
+        self.ever = {}      # block -> the tiers that have ever held it
+
+    def insert(self, k, b):
+        """Insert b into tier k; the evicted block or None."""
+        self.ever.setdefault(b, set()).add(k)
+        return self.tiers[k].insert(b, self.st)
 
     def admits(self, m, b):
         return self.caps[m] > 0 and self.seen[b] >= self.admit[m]
@@ -35,7 +41,7 @@ class _NaiveHierarchy:
 
     def place(self, k, b):
         """Insert b into tier k; each victim moves down to the next tier that takes it."""
-        v = self.tiers[k].insert(b, self.st)
+        v = self.insert(k, b)
         j = k
         while v is not None and self.demote:
             target = None
@@ -47,7 +53,7 @@ class _NaiveHierarchy:
                     break
             if target is None:
                 break
-            v = self.tiers[target].insert(v, self.st)
+            v = self.insert(target, v)
             j = target
 
     def hit(self, k, b):
@@ -75,19 +81,39 @@ class _NaiveHierarchy:
         return bool(targets)
 
 
-def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, promote=True, demote=True):
+def _miss_causes(h, b, holder, prefix_open):
+    """Per tier k: the cause of this access's miss of tier k, or None when tiers 0..k serve
+    it as a prefix hit (docs/replay.md "Miss taxonomy", spelled out)."""
+    causes = []
+    for k in range(h.T):
+        if holder is not None and holder <= k:
+            causes.append(None if prefix_open else "prefix_broken")
+        elif h.seen[b] == 1:
+            causes.append("cold")
+        elif any(m <= k for m in h.ever.get(b, ())):
+            causes.append("capacity")
+        elif any(h.caps[m] > 0 for m in range(k + 1)):
+            causes.append("admission")
+        else:
+            causes.append("capacity")
+    return causes
+
+
+def naive_replay_run(offsets, blocks, caps, policies, admit=None, inclusive=False, promote=True, demote=True):
     """Reference multi-tier replay, semantics of kvctrace/kernels/replay.py spelled out.
 
-    Returns (prefix_hits, block_hits, index_inserts, insert_runs, full_tier) as lists: per
-    request a list of per-tier counts; per request the misses that entered a tier and the
-    runs of consecutive ids among them; per request the tier of the last block when the
-    whole request was a prefix hit (else -1)."""
+    Returns a dict of lists: ``prefix_hits``, ``block_hits`` (per request a list of per-tier
+    counts), ``index_inserts``, ``insert_runs`` (per request the misses that entered a tier and
+    the runs of consecutive ids among them), ``full_tier`` (per request the tier of the last
+    block when the whole request was a prefix hit, else -1), and ``misses``: per tier a dict
+    cause -> count (the miss taxonomy; the last tier's is the overall one)."""
     offsets = [int(x) for x in offsets]
     blocks = [int(x) for x in blocks]
     nxt = _next_uses(blocks)
     h = _NaiveHierarchy(caps, policies, admit, inclusive, promote, demote)
     T = h.T
     prefix, bhits, inserts, runs, full = [], [], [], [], []
+    misses = [{"cold": 0, "capacity": 0, "prefix_broken": 0, "admission": 0} for _ in range(T)]
     for r in range(len(offsets) - 1):
         ph, bh, ft = [0] * T, [0] * T, -1
         inserted = []
@@ -100,6 +126,9 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
             h.st["stamp"][b] = (r, i - lo)
             h.st["next_use"][b] = nxt[i]
             k = h.holder(b)
+            for tier, cause in enumerate(_miss_causes(h, b, k, open_)):
+                if cause is not None:
+                    misses[tier][cause] += 1
             if k is not None:
                 bh[k] += 1
                 if open_:
@@ -116,4 +145,11 @@ def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, p
         inserts.append(len(inserted))
         runs.append(sum(1 for j, x in enumerate(inserted) if j == 0 or inserted[j - 1] + 1 != x))
         full.append(ft)
-    return prefix, bhits, inserts, runs, full
+    return {"prefix_hits": prefix, "block_hits": bhits, "index_inserts": inserts, "insert_runs": runs,
+            "full_tier": full, "misses": misses}
+
+
+def naive_replay(offsets, blocks, caps, policies, admit=None, inclusive=False, promote=True, demote=True):
+    """``naive_replay_run``'s (prefix_hits, block_hits, index_inserts, insert_runs, full_tier)."""
+    run = naive_replay_run(offsets, blocks, caps, policies, admit, inclusive, promote, demote)
+    return tuple(run[key] for key in ("prefix_hits", "block_hits", "index_inserts", "insert_runs", "full_tier"))

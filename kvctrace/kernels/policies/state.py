@@ -4,7 +4,7 @@ and handed to the hooks as separate arrays, each hook getting its family's.
 
 Per block, one row per block so one access touches one cache line (``bst[b, field]``):
 last access index, in-cache access count, request stamp, next use, accesses so far, and a
-bitmask of the tiers holding the block.
+bitmask of the tiers holding the block (bit k) and of those that have ever held it (bit 32 + k).
 
 Per tier: a slot in the arrays of its policy's family (spec.py):
 * LIST: ``link[s, b] = (prev, next)`` (int32) and ``lends[s] = (head, tail, size)`` (lists.py);
