@@ -84,12 +84,17 @@ def interruptible():
     watcher = threading.Thread(target=_interrupt_main_thread, args=(requested, done, lock), daemon=True)
     watcher.start()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.set())
-    try:
-        yield
-    finally:
+
+    def end() -> None:
         with lock:
             done.set()
             _set_async_exc(None)
         signal.signal(signal.SIGINT, previous)
-        if requested.is_set():
-            raise KeyboardInterrupt
+    try:
+        yield
+    except BaseException:
+        end()
+        raise  # the block's own ending (an interrupt it reported itself, an error) stays the one
+    end()
+    if requested.is_set():
+        raise KeyboardInterrupt

@@ -253,6 +253,14 @@ class _BackgroundRead:
         except Exception as err:  # noqa: BLE001 - reported to the caller, who falls back
             self._error = err
 
+    def __enter__(self) -> "_BackgroundRead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # always joined before the caller goes on (a Ctrl-C included): a thread left inside
+        # DuckDB when Python shuts down aborts the process ('FATAL: exception not rethrown')
+        self.cancel()
+
     def result(self) -> pl.DataFrame:
         self._thread.join()
         self._close()
@@ -261,7 +269,8 @@ class _BackgroundRead:
         return self._result
 
     def cancel(self) -> None:
-        self._con.interrupt()
+        if self._con is not None:
+            self._con.interrupt()
         self._thread.join()
         self._close()
 
@@ -269,7 +278,9 @@ class _BackgroundRead:
         # Closing the database returns its allocator's cached memory (the read's buffers, some
         # hundred MB on a large trace) to the system at once, instead of holding it while the
         # rest of the ingest runs.
-        self._con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 # With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
@@ -318,25 +329,21 @@ def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
         return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
-    background = _BackgroundRead(src, schema)
-    try:
-        line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
-    except BaseException:
-        background.cancel()
-        raise
-    n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
-    if n_flagged:
-        background.cancel()
     fast = None
-    try:
-        if n_flagged == 0:
-            df = background.result()
-            cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
-            fast = None if cols is None else (cols, [])
-        elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
-            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
-    except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
-        fast = None
+    with _BackgroundRead(src, schema) as background:
+        line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+        n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
+        if n_flagged:
+            background.cancel()
+        try:
+            if n_flagged == 0:
+                df = background.result()
+                cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
+                fast = None if cols is None else (cols, [])
+            elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
+                fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
+        except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
+            fast = None
     if fast is not None:
         return _finish(fast[0], [], [], fast[1], reader, opts, src)
     return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
