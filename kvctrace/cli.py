@@ -132,7 +132,8 @@ def handle_errors(fn):
             print(f"error: {where}{err.strerror or err}", file=sys.stderr)
             raise typer.Exit(1)
         except BaseException as err:
-            if not _interrupted(err):
+            from .progress import interrupt_requested
+            if isinstance(err, (typer.Exit, SystemExit)) or not (_interrupted(err) or interrupt_requested()):
                 raise
             say_interrupted()
             raise typer.Exit(INTERRUPTED) from None

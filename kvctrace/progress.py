@@ -45,6 +45,16 @@ def bar_text(fraction: float, width: int = 24) -> str:
     return f"{'━' * filled}{'─' * (width - filled)} {fraction:4.0%}"
 
 
+_requested: list = []  # the Ctrl-C flag of each interruptible() block entered in this process
+
+
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C came during an ``interruptible()`` block: the error a command ends with is
+    then the interrupt's doing, whatever its type (DuckDB wraps a KeyboardInterrupt raised in a
+    Python callback it runs, e.g. reading an Arrow stream, into its own InvalidInputException)."""
+    return any(flag.is_set() for flag in _requested)
+
+
 def _set_async_exc(exc) -> None:
     """Have the main thread raise ``exc`` at its next Python statement (an asynchronous exception,
     which only the interpreter loop delivers: never inside a native call); None clears one that
@@ -83,6 +93,7 @@ def interruptible():
     requested, done, lock = threading.Event(), threading.Event(), threading.Lock()
     watcher = threading.Thread(target=_interrupt_main_thread, args=(requested, done, lock), daemon=True)
     watcher.start()
+    _requested.append(requested)
     previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.set())
 
     def end() -> None:

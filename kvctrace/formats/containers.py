@@ -278,9 +278,9 @@ class _BackgroundRead:
         # Closing the database returns its allocator's cached memory (the read's buffers, some
         # hundred MB on a large trace) to the system at once, instead of holding it while the
         # rest of the ingest runs.
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        con, self._con = self._con, None  # a Ctrl-C during close must not close it twice
+        if con is not None:
+            con.close()
 
 
 # With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
