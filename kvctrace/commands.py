@@ -117,9 +117,9 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     result = run_analyses(opened)
     summary_path = write_summary(result, out_dir)
     # The command is done with the trace's database (the summary and the report use only the
-    # results): closing it frees the in-memory store (~60 MB on 5.6M accesses) before the
-    # report is built, which is the run's last memory peak. result.trace.sql is closed after.
-    result.trace.con.close()
+    # results): closing it frees the in-memory store before the report is built, which is the
+    # run's last memory peak, and drops the tables it never needed (Trace.pending_tables).
+    result.trace.close()
     # imported only now: the report's chart stack (altair, jinja2) is ~30 MB resident, which
     # would otherwise sit under the ingest's and the analyses' peak memory
     from .report import write_report

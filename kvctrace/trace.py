@@ -1,12 +1,16 @@
 """The ``Trace`` object: one ingested trace, as the analyses, the replayer and notebooks see it.
 
 Contract (shared by every part of kvctrace):
-* ``offsets`` (int64, n_requests + 1) and ``blocks`` (int64 dense ids, first-appearance order
-  0, 1, 2, ...) are the CSR form of the ``accesses`` table: request ``r`` accesses
-  ``blocks[offsets[r]:offsets[r+1]]`` in position order. Requests are in arrival order.
+* ``offsets`` (int64, n_requests + 1) and ``blocks`` (dense ids, first-appearance order
+  0, 1, 2, ...; int32, 4 bytes per access, and int64 only past 2**31 - 1 accesses) are the CSR
+  form of the ``accesses`` table: request ``r`` accesses ``blocks[offsets[r]:offsets[r+1]]``
+  in position order. Requests are in arrival order.
 * ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
 * ``con`` is the DuckDB connection holding the tables of docs/data-model.md (requests, accesses, blocks,
-  meta, rejects); SQL-shaped statistics run there.
+  meta, rejects); SQL-shaped statistics run there. A trace ingested into memory writes its two
+  big tables (accesses, blocks) only when ``con`` is first used (``write_pending_tables``):
+  the analyses read the arrays and, through ``request_sql``, the requests table only, so
+  ``kvctrace analyze`` never pays for them.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
 """
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Trace:
     sorted_input: bool = True
     rejected_lines: int = 0
     meta: dict = field(default_factory=dict, repr=False)
+    # writes the tables not yet in ``con`` (an in-memory store's accesses and blocks), or None
+    pending_tables: object = field(default=None, repr=False)
 
     @property
     def n_requests(self) -> int:
@@ -53,12 +59,37 @@ class Trace:
     def n_blocks_per_request(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def connection(self, all_tables: bool = True) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection; with ``all_tables`` (what ``con`` gives) after writing the
+        tables still pending, else as it is (requests, meta and rejects are always there)."""
+        if all_tables:
+            self.write_pending_tables()
+        return self.__dict__["_con"]
+
+    def write_pending_tables(self) -> None:
+        """Write the tables an in-memory ingest left for later (accesses, blocks); a no-op
+        once they are written and for a database file."""
+        pending, self.pending_tables = self.pending_tables, None
+        if pending is not None:
+            pending()
+
+    def close(self) -> None:
+        """Close the DuckDB connection, dropping tables still pending (nobody can read them)."""
+        self.pending_tables = None
+        self.__dict__["_con"].close()
+
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
         return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
+    def request_sql(self, query: str, **params) -> pl.DataFrame:
+        """``sql`` for a query that reads only the requests, meta or rejects tables: it does
+        not wait for the tables still pending (the analyses' queries)."""
+        con = self.connection(all_tables=False)
+        return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+
     def requests(self) -> pl.DataFrame:
-        return self.sql("SELECT * FROM requests ORDER BY req_id")
+        return self.request_sql("SELECT * FROM requests ORDER BY req_id")
 
     def accesses(self) -> pl.DataFrame:
         return self.sql("SELECT * FROM accesses ORDER BY req_id, pos")
@@ -67,7 +98,7 @@ class Trace:
         return self.sql("SELECT * FROM blocks ORDER BY block")
 
     def rejects(self) -> pl.DataFrame:
-        return self.sql("SELECT * FROM rejects ORDER BY line_no")
+        return self.request_sql("SELECT * FROM rejects ORDER BY line_no")
 
     def info(self) -> dict:
         """The headline facts of the trace as plain JSON-ready values (``kvctrace info``)."""
@@ -116,3 +147,16 @@ class Trace:
         if not info["sorted_input"]:
             facts["note"] = "input was not in timestamp order; requests were sorted"
         return dict_html(f"Trace {Path(info['path']).name}", facts)
+
+
+def _con(trace: Trace) -> duckdb.DuckDBPyConnection:
+    return trace.connection(all_tables=True)
+
+
+def _set_con(trace: Trace, con: duckdb.DuckDBPyConnection) -> None:
+    trace.__dict__["_con"] = con
+
+
+# ``con`` is a dataclass field (constructors pass it) read through a property, so that any use
+# of the connection (a SQL query, an export, a notebook) first writes the pending tables.
+Trace.con = property(_con, _set_con, doc="The DuckDB connection holding every table of the store.")

@@ -114,7 +114,7 @@ def _token_counts(trace: Trace, columns: set) -> np.ndarray | None:
     """Tokens per request when the store keeps every request's tokens, else None."""
     if "tokens" not in columns or trace.n_requests == 0:
         return None
-    frame = trace.sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
+    frame = trace.request_sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
     if frame["n"].null_count():
         return None
     counts = np.empty(trace.n_requests, np.int64)
@@ -127,7 +127,7 @@ def _stored_prefix(trace: Trace, columns: set):
     ``store._prefix_columns``; there every request's token count is its ``input_len``), or None."""
     if not {"prefix_shared_tokens", "prefix_match_req"} <= columns or trace.n_requests == 0:
         return None
-    frame = trace.sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
+    frame = trace.request_sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
     if frame["s"].null_count() or frame["m"].null_count():
         return None
     order = np.argsort(frame["req_id"].to_numpy(), kind="stable")
@@ -148,7 +148,7 @@ def store_windows(trace: Trace, n_tokens: np.ndarray):
         out = np.empty(int(woff[-1]), np.int64)
         row_of = np.full(max(trace.n_requests, 1), -1, np.int64)
         rows = max(1, int(WINDOW_BATCH_TOKENS // max(1.0, float(n_tokens.mean()) if n_tokens.shape[0] else 1.0)))
-        reader = trace.con.sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
+        reader = trace.connection(all_tables=False).sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
         for batch in reader:
             ids = batch.column(0).to_numpy()
             row_of[ids] = np.arange(ids.shape[0])
@@ -168,7 +168,7 @@ def _messages(trace: Trace, columns: set, token: np.ndarray) -> tuple:
     n = trace.n_requests
     if not {"msg_offsets", "msg_roles"} <= columns:
         return None, None, None
-    frame = trace.sql("SELECT msg_offsets, msg_roles FROM requests ORDER BY req_id")
+    frame = trace.request_sql("SELECT msg_offsets, msg_roles FROM requests ORDER BY req_id")
     counts = frame["msg_offsets"].list.len().fill_null(0).to_numpy().astype(np.int64)
     starts = frame["msg_offsets"].explode().drop_nulls().to_numpy().astype(np.int64)
     roles = frame["msg_roles"].explode().drop_nulls().to_list()
@@ -294,7 +294,7 @@ def analyze_divergence(trace: Trace, *, top_sites: int = 10, context_tokens: int
     sites = divergence_sites(requests, int(trace.block_size))
     described, decoding = describe_sites(trace, requests, sites.head(top_sites), level == "token",
                                          context_tokens)
-    cached = (trace.sql("SELECT cached_tokens FROM requests ORDER BY req_id")["cached_tokens"]
+    cached = (trace.request_sql("SELECT cached_tokens FROM requests ORDER BY req_id")["cached_tokens"]
               if "cached_tokens" in columns else None)
     reported, worst = reported_cache(requests, cached)
     return DivergenceResult(level=level, block_size=int(trace.block_size), requests=requests, sites=sites,

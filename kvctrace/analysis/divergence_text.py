@@ -125,7 +125,7 @@ def classify(r_tokens: np.ndarray, q_tokens: np.ndarray | None, d: int, r_msgs, 
 
 def request_columns(trace) -> set:
     """Names of the columns of the trace's requests table."""
-    return {row[0] for row in trace.con.execute(
+    return {row[0] for row in trace.connection(all_tables=False).execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'requests' "
         "AND database_name = current_database()").fetchall()}
 
@@ -134,7 +134,7 @@ def _fetch(trace, ids: list) -> dict:
     """req_id -> (tokens, msg_offsets or None) for a few requests."""
     columns = request_columns(trace)
     extra = ", msg_offsets" if "msg_offsets" in columns else ", NULL::INTEGER[] AS msg_offsets"
-    frame = trace.sql(f"SELECT req_id, tokens{extra} FROM requests WHERE list_contains($ids, req_id)",
+    frame = trace.request_sql(f"SELECT req_id, tokens{extra} FROM requests WHERE list_contains($ids, req_id)",
                       ids=[int(i) for i in ids])
     return {row["req_id"]: (np.asarray(row["tokens"], np.int64), row["msg_offsets"])
             for row in frame.iter_rows(named=True)}

@@ -224,7 +224,7 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
 
 
 def _heat_by_type(trace) -> pl.DataFrame | None:
-    types = trace.sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
+    types = trace.request_sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
     if types.null_count() == types.len():
         return None
     names = types.unique().sort(nulls_last=True)        # null (untyped requests) last

@@ -62,7 +62,7 @@ def _value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _session_codes(trace) -> np.ndarray | None:
-    s = trace.sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
+    s = trace.request_sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
     if s.null_count() == s.len():
         return None
     codes = s.cast(pl.String).rank("dense") - 1

@@ -33,12 +33,13 @@ def _query(trace, name: str, **params) -> pl.DataFrame:
     # DuckDB adds up floating-point values in parallel in no fixed order, so means and
     # variances would differ in their last digits from run to run; one thread makes them
     # deterministic, and these queries read only the small requests table.
-    threads = int(trace.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    trace.con.execute("SET threads = 1")
+    con = trace.connection(all_tables=False)  # the requests table only: not the pending ones
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    con.execute("SET threads = 1")
     try:
-        return trace.sql(load_query(name), **params)
+        return trace.request_sql(load_query(name), **params)
     finally:
-        trace.con.execute(f"SET threads = {threads}")
+        con.execute(f"SET threads = {threads}")
 
 
 def _row(frame: pl.DataFrame) -> dict:

@@ -21,6 +21,7 @@ import math
 import numba as nb
 import numpy as np
 
+from .arrays import ids
 from .markers import markers_upto, publish_word, remove_marker
 
 
@@ -168,7 +169,7 @@ def _hit_tokens(offsets, dist, input_len, block_size, prefix_only):
 
 
 def _check_blocks(blocks, n_unique):
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    blocks = ids(blocks)
     if blocks.ndim != 1:
         raise ValueError("blocks must be one-dimensional")
     if blocks.shape[0] >= 2**31:

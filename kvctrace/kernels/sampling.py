@@ -28,6 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids
 from .hashing import fmix64
 from .markers import markers_upto, publish_word, remove_marker
 from .reuse import stack_distances
@@ -122,7 +123,8 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     n_words = (cap >> 6) + 1
     bits = np.zeros(n_words, np.uint64)
     tree = np.zeros(n_words + 1, np.int32)
-    last = np.full(n_unique, -1, np.int64)     # marker time of a tracked block, -1 = untracked
+    # marker time of a tracked block, -1 = untracked (times stay below cap: int32 is enough)
+    last = np.full(n_unique, -1, np.int32)
     hh = np.empty(s_max + 2, np.int64)         # max-heap of tracked blocks by hash
     hb = np.empty(s_max + 2, np.int64)
     size = 0
@@ -179,15 +181,19 @@ def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bo
     ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count)."""
     if not 0.0 < rate <= 1.0:
         raise ValueError("SHARDS rate must be in (0, 1]")
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    blocks = ids(blocks)
     threshold = max(1, int(round(rate * (1 << MODULUS_BITS))))
     real_rate = threshold / float(1 << MODULUS_BITS)
     keep = _sample_fixed_rate(blocks, np.int64(threshold), MODULUS_BITS)
     sampled = blocks[keep]
+    del keep
     n_sampled = int(sampled.shape[0])
     if n_sampled == 0:
         return np.zeros(1, np.float64), 0.0, 0
-    dist = stack_distances(sampled, n_unique)
+    # renumbered 0..k-1 (stack distances do not depend on the names): the kernel's per-block
+    # state is then sized by the sampled blocks, not by every block of the trace
+    uniq, sampled = np.unique(sampled, return_inverse=True)
+    dist = stack_distances(sampled.astype(np.int32), uniq.shape[0])
     finite = dist[dist >= 0]
     scaled = np.floor(finite / real_rate).astype(np.int64)
     counts = np.bincount(scaled, minlength=1).astype(np.float64)
@@ -210,7 +216,9 @@ def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: boo
     (on a Zipf(1.1) trace the error drops from ~0.04 to ~0.005 MAE)."""
     if s_max < 1:
         raise ValueError("SHARDS s_max must be >= 1")
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    if 4 * (s_max + 1) + 64 >= 2**31:
+        raise ValueError("SHARDS s_max must be below 2**29")
+    blocks = ids(blocks)
     hist, cold, threshold, n_sampled = _shards_fixed_size(
         blocks, np.int64(n_unique), np.int64(s_max), MODULUS_BITS)
     rate = threshold / float(1 << MODULUS_BITS)
