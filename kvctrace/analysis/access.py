@@ -23,8 +23,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..kernels.runs import (RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW,
-                            find_runs, runs_test)
+from ..kernels.runs import RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW, run_stats, runs_test
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 
 RUNS_TEST_STATUS_NAMES = {RUNS_TEST_TESTED: "tested", RUNS_TEST_TOO_FEW: "too_few_ids",
@@ -101,8 +100,8 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         raise ConfigError(f"min_ids={min_ids} is too small", field="min_ids",
                           hint="a runs test needs at least 2 ids; the default is 4")
     offsets, blocks = trace.offsets, trace.blocks
-    runs = find_runs(offsets, blocks)
-    test = runs_test(offsets, blocks, runs.sequential, min_ids=min_ids)
+    runs = run_stats(offsets, blocks)
+    test = runs_test(offsets, blocks, min_ids=min_ids)
     n_blocks = np.diff(offsets)
     nonempty = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -127,11 +126,11 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
     }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p",
                            "runs_test_p_ge_median").fill_nan(None))
 
-    by_length = np.bincount(runs.run_len)   # np.unique would sort a copy of every run
+    by_length = runs.runs_by_length
     lengths = np.flatnonzero(by_length)
     counts = by_length[lengths]
     total_runs = max(int(counts.sum()), 1)
-    total_blocks = max(int(runs.run_len.sum()), 1)
+    total_blocks = max(int((lengths * counts).sum()), 1)
     run_lengths = pl.DataFrame({"run_length": lengths.astype(np.int64),
                                 "runs": counts.astype(np.int64),
                                 "blocks": (lengths * counts).astype(np.int64)}).with_columns(
