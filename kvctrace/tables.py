@@ -2,7 +2,8 @@
 table, the one construction of the tree in kvctrace), and the ``requests``, ``accesses``,
 ``meta`` and ``rejects`` tables (schema: ``queries/store_create_tables.sql``).
 
-``materialize`` writes them and returns the fields of a ``Trace``: ``Trace.from_arrays`` (via
+``materialize`` writes them (into memory: views now, tables on first use) and returns the
+fields of a ``Trace``: ``Trace.from_arrays`` (via
 ``store_arrays``) and the ingest (``store.py``) build their ``Trace`` from those fields. This
 module sits below trace.py and store.py, so neither imports the other to write a store.
 
@@ -57,10 +58,6 @@ def _nullable_int(values, null_below: int = 0) -> pa.Array:
     valid = np.packbits(values >= null_below, bitorder="little")
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), values.shape[0],
                                  [pa.py_buffer(valid), pa.py_buffer(values)])
-
-
-def _strings(values, n: int) -> pa.Array:
-    return pa.array(values, pa.string()) if values is not None else pa.nulls(n, pa.string())
 
 
 # The request columns a reader may add (``Columns.extra``) beyond the fixed ones of
@@ -124,7 +121,7 @@ def _insert(con, name: str, table) -> None:
         con.unregister(view)
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool):
+def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool) -> None:
     """Create the store and insert every table. A table may be given as a function returning
     it (or an iterator of Arrow chunks), so each big one is built just before its insert and
     freed right after (peak memory holds one at a time).
@@ -133,15 +130,11 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
     an interrupted ingest leaves no half-written tables. Into a fresh in-memory database
     (nobody else sees it; a failed ingest discards it) each table is committed and
     checkpointed on its own, which compresses it before the next one is built; inside one
-    transaction all tables would wait uncompressed until the end.
-
-    Returns None, or for a fresh in-memory database a function that writes the ``DEFERRED``
-    tables: they are created empty now and filled when that function is called (the
-    ``Trace``'s ``pending_tables``, called on first use of its connection)."""
+    transaction all tables would wait uncompressed until the end."""
     fresh = not replace and _is_fresh_memory(con)
 
-    def inserts(names=TABLES):
-        for name in names:
+    def inserts():
+        for name in TABLES:
             table = tables.pop(name)
             table = table() if callable(table) else table
             for chunk in (table if not isinstance(table, pa.Table) else (table,)):
@@ -155,10 +148,10 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
 
     if fresh:
         _create_tables(con)
-        inserts([name for name in TABLES if name not in DEFERRED])
+        inserts()
         offload_table_data(con)
         release_freed_memory()
-        return _deferred_writer(con, inserts)
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         if replace:
@@ -171,27 +164,26 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
         raise
 
 
-# ---- deferred tables (in-memory stores) --------------------------------------------------------
-# The two tables with a row per access or per block take most of an ingest's time (0.7 s of
-# 3.7 s on 5.6M accesses) and nobody reads them in `kvctrace analyze`, which works from the
-# arrays. In memory they are written on first use of the connection instead.
+# ---- in-memory stores: views now, tables on first use ---------------------------------------
+# Writing the tables is most of an in-memory ingest's time (0.7 s of 3.7 s on 5.6M accesses)
+# and `kvctrace analyze` reads none of them: the analyses work from the arrays, and their SQL
+# reads only the requests table. So an in-memory ingest registers the requests, meta and
+# rejects tables as views over its Arrow data (DuckDB scans it in place; an absent column is a
+# typed NULL in the view, not a column of nulls in memory) and writes the five tables on the
+# first use of the connection (``Trace.con``, ``Trace.pending_tables``).
 
-DEFERRED = ("accesses", "blocks")
-
-
-def _deferred_writer(con, inserts):
-    """A function writing the DEFERRED tables once (then compressing and offloading them as
-    the ingest does the others)."""
-    def write() -> None:
-        inserts(DEFERRED)
-        offload_table_data(con)
-        release_freed_memory()
-    return write
+# The declared type of each fixed requests column, in table order (the schema is
+# queries/store_create_tables.sql; tests/test_store.py checks that the two agree).
+REQUEST_COLUMNS = {"req_id": "BIGINT", "ts": "DOUBLE", "input_len": "BIGINT", "output_len": "BIGINT",
+                   "n_blocks": "BIGINT", "session_id": "VARCHAR", "parent_id": "BIGINT", "turn": "BIGINT",
+                   "type": "VARCHAR", "line_no": "BIGINT"}
+VIEWS = ("requests", "meta", "rejects")
+_REQUEST_DATA = "_kvctrace_request_data"
 
 
 class SpilledArray:
     """A numpy array kept in an anonymous temporary file until ``load()``: the raw block ids
-    a deferred blocks table needs (8 bytes per distinct block) are not resident meanwhile."""
+    the blocks table needs (8 bytes per distinct block) are not resident until it is written."""
 
     def __init__(self, array: np.ndarray):
         self.dtype, self.size = array.dtype, array.shape[0]
@@ -204,6 +196,31 @@ class SpilledArray:
         array = np.fromfile(self.file, self.dtype, count=self.size)
         self.file.close()
         return array
+
+
+def _register_views(con, requests: pa.Table, meta: pa.Table, rejects: pa.Table) -> None:
+    """The requests, meta and rejects tables as views over Arrow tables. ``requests`` holds
+    the columns with data; the view gives every column of the table, with its type."""
+    con.register(_REQUEST_DATA, requests)
+    declared = {**REQUEST_COLUMNS, **{name: duck for name, (_, duck) in REQUEST_EXTRAS.items()}}
+    present = set(requests.column_names)
+    columns = ", ".join(f"CAST({name if name in present else 'NULL'} AS {duck}) AS {name}"
+                        for name, duck in declared.items())  # names and types are our constants
+    con.execute(f"CREATE TEMP VIEW requests AS SELECT {columns} FROM {_REQUEST_DATA}")
+    con.register("meta", meta)
+    con.register("rejects", rejects)
+
+
+def _tables_writer(con, big_tables: dict):
+    """A function writing the store's tables in place of the views (then compressed and
+    offloaded as any in-memory ingest's): called once, on first use of the connection."""
+    def write() -> None:
+        tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in VIEWS}  # noqa: S608
+        con.execute("DROP VIEW requests")
+        for name in (_REQUEST_DATA, "meta", "rejects"):
+            con.unregister(name)
+        write_tables(con, {**tables, **big_tables}, replace=False)
+    return write
 
 
 def _access_chunks(offsets: np.ndarray, dense: np.ndarray):
@@ -242,14 +259,22 @@ def _blocks_chunks(dense, offsets, n_unique: int, raw_hash, input_len, block_siz
 
 
 def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session_id, parent_id,
-                    turn, type, extra) -> pa.Table:
-    return pa.table({
+                    turn, type, extra, present_only: bool = False) -> pa.Table:
+    """The requests table; ``present_only``: only the columns a trace has (the view adds the
+    others as NULL)."""
+    columns = {
         "req_id": np.arange(n, dtype=np.int64), "ts": ts, "input_len": input_len,
         "output_len": output_len, "n_blocks": np.diff(offsets),
-        "session_id": _strings(session_id, n),
-        "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
-        "turn": pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
-        "type": _strings(type, n), "line_no": line_no, **request_extras(extra, n)})
+        "session_id": pa.array(session_id, pa.string()) if session_id is not None else None,
+        "parent_id": _nullable_int(parent_id) if parent_id is not None else None,
+        "turn": pa.array(turn, pa.int64()) if turn is not None else None,
+        "type": pa.array(type, pa.string()) if type is not None else None, "line_no": line_no}
+    if present_only:
+        return pa.table({**{k: v for k, v in columns.items() if v is not None},
+                         **{k: _arrow(v) for k, v in (extra or {}).items()}})
+    nulls = {"session_id": pa.string(), "parent_id": pa.int64(), "turn": pa.int64(), "type": pa.string()}
+    return pa.table({**{k: v if v is not None else pa.nulls(n, nulls[k]) for k, v in columns.items()},
+                     **request_extras(extra, n)})
 
 
 def _raw_bytes(raw) -> bytes:
@@ -284,19 +309,24 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
                 has_block_ids=json.dumps(has_ids), requests=str(n), accesses=str(dense.shape[0]),
                 unique_blocks=str(n_unique), duration_s=repr(duration))
     meta.setdefault("source_path", path)
-    # a deferred blocks table (in memory) finds the raw ids in a temporary file, not in RAM
-    raw = SpilledArray(raw_hash) if not replace and _is_fresh_memory(con) else raw_hash
+    views = not replace and _is_fresh_memory(con)  # in memory: views now, tables on first use
+    # until the blocks table is written, the raw ids wait in a temporary file, not in RAM
+    raw = SpilledArray(raw_hash) if views else raw_hash
     del raw_hash
-    tables = {
-        "requests": _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
-                                    parent_id, turn, type, extra),
-        "accesses": lambda: _access_chunks(offsets, dense),
-        "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw.load() if isinstance(raw, SpilledArray) else raw,
-                                         input_len, block_size),
-        "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
-        "rejects": _rejects_table(rejects),
-    }
-    pending = write_tables(con, tables, replace=replace)
+    requests = _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
+                               parent_id, turn, type, extra, present_only=views)
+    small = {"meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
+             "rejects": _rejects_table(rejects)}
+    big = {"accesses": lambda: _access_chunks(offsets, dense),
+           "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw.load() if views else raw,
+                                            input_len, block_size)}
+    pending = None
+    if views:
+        _register_views(con, requests, **small)
+        pending = _tables_writer(con, big)
+    else:
+        write_tables(con, {"requests": requests, **small, **big}, replace=replace)
+    del requests, small
     return dict(path=path, format=fmt, block_size=block_size, con=con, offsets=offsets, blocks=dense,
                 ts=ts, input_len=input_len, output_len=output_len, n_unique_blocks=int(n_unique),
                 has_block_ids=has_ids, sorted_input=bool(sorted_input), rejected_lines=len(rejects),

@@ -7,10 +7,10 @@ Contract (shared by every part of kvctrace):
   in position order. Requests are in arrival order.
 * ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
 * ``con`` is the DuckDB connection holding the tables of docs/data-model.md (requests, accesses, blocks,
-  meta, rejects); SQL-shaped statistics run there. A trace ingested into memory writes its two
-  big tables (accesses, blocks) only when ``con`` is first used (``write_pending_tables``):
-  the analyses read the arrays and, through ``request_sql``, the requests table only, so
-  ``kvctrace analyze`` never pays for them.
+  meta, rejects); SQL-shaped statistics run there. A trace ingested into memory writes its
+  tables only when ``con`` is first used (``write_pending_tables``); until then requests, meta
+  and rejects are views over its Arrow data, which ``request_sql`` reads: the analyses read
+  the arrays and those views, so ``kvctrace analyze`` never writes a table.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Trace:
 
     @property
     def n_accesses(self) -> int:
-        return int(self.blocks.shape[0])
+        released = self.__dict__.get("_released_accesses")
+        return int(self.blocks.shape[0]) if released is None else released
 
     @property
     def duration_s(self) -> float:
@@ -59,24 +60,40 @@ class Trace:
     def n_blocks_per_request(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def request_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(req_id, n_blocks): int64 per request, made once and shared by every analysis's
+        per-request frame (polars wraps numpy arrays without copying: one array for all)."""
+        cached = self.__dict__.get("_request_columns")
+        if cached is None or cached[0].shape[0] != self.n_requests:
+            cached = (np.arange(self.n_requests, dtype=np.int64), np.diff(self.offsets))
+            cached[0].flags.writeable = cached[1].flags.writeable = False
+            self.__dict__["_request_columns"] = cached
+        return cached
+
     def connection(self, all_tables: bool = True) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection; with ``all_tables`` (what ``con`` gives) after writing the
-        tables still pending, else as it is (requests, meta and rejects are always there)."""
+        tables still pending, else as it is (requests, meta and rejects are always there, as
+        tables or views)."""
         if all_tables:
             self.write_pending_tables()
         return self.__dict__["_con"]
 
     def write_pending_tables(self) -> None:
-        """Write the tables an in-memory ingest left for later (accesses, blocks); a no-op
-        once they are written and for a database file."""
+        """Write the tables an in-memory ingest left for later (all five, in place of its
+        views); a no-op once they are written and for a database file."""
         pending, self.pending_tables = self.pending_tables, None
         if pending is not None:
             pending()
 
-    def close(self) -> None:
-        """Close the DuckDB connection, dropping tables still pending (nobody can read them)."""
+    def close(self, release_blocks: bool = False) -> None:
+        """Close the DuckDB connection, dropping tables still pending (nobody can read them).
+        ``release_blocks``: also free the block ids (4 bytes per access) for a caller done with
+        them (``kvctrace analyze`` before its report); ``info()`` still counts them."""
         self.pending_tables = None
         self.__dict__["_con"].close()
+        if release_blocks:
+            self.__dict__["_released_accesses"] = self.n_accesses
+            self.blocks = np.empty(0, self.blocks.dtype)
 
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
@@ -84,7 +101,7 @@ class Trace:
 
     def request_sql(self, query: str, **params) -> pl.DataFrame:
         """``sql`` for a query that reads only the requests, meta or rejects tables: it does
-        not wait for the tables still pending (the analyses' queries)."""
+        not make an in-memory store write its tables (the analyses' queries)."""
         con = self.connection(all_tables=False)
         return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
 

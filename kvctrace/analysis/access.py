@@ -102,29 +102,29 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
     offsets, blocks = trace.offsets, trace.blocks
     runs = run_stats(offsets, blocks)
     test = runs_test(offsets, blocks, min_ids=min_ids)
-    n_blocks = np.diff(offsets)
+    req_id, n_blocks = trace.request_columns()  # shared with the other per-request frames
     nonempty = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(nonempty, runs.n_sequential / np.maximum(n_blocks, 1), np.nan)
 
-    status_names = np.array([RUNS_TEST_STATUS_NAMES[i] for i in range(3)])
+    # an Enum column: one byte per request, where strings take 16 and more
+    status_names = [RUNS_TEST_STATUS_NAMES[i] for i in range(3)]
     per_request = pl.DataFrame({
-        "req_id": np.arange(n_blocks.shape[0], dtype=np.int64),
+        "req_id": req_id,
         "n_blocks": n_blocks,
         "n_sequential": runs.n_sequential,
-        "sequential_share": share,
+        "sequential_share": pl.Series(share, nan_to_null=True),
         "n_runs": runs.n_runs,
         "n_point": runs.n_point,
         "n_range": runs.n_range,
         "longest_run": runs.longest_run,
         "n_nonsequential": test.n_ids,
         "runs_test_runs": test.n_sign_runs,
-        "runs_test_z": test.z,
-        "runs_test_p": test.p,
-        "runs_test_status": pl.Series(status_names).gather(test.status),  # no numpy str array
-        "runs_test_p_ge_median": test.p_ge_median,
-    }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p",
-                           "runs_test_p_ge_median").fill_nan(None))
+        "runs_test_z": pl.Series(test.z, nan_to_null=True),
+        "runs_test_p": pl.Series(test.p, nan_to_null=True),
+        "runs_test_status": pl.Series(status_names, dtype=pl.Enum(status_names)).gather(test.status),
+        "runs_test_p_ge_median": pl.Series(test.p_ge_median, nan_to_null=True),
+    })
 
     by_length = runs.runs_by_length
     lengths = np.flatnonzero(by_length)

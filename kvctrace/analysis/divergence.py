@@ -59,8 +59,9 @@ class DivergenceResult(ResultMixin):
     disagreements: pl.DataFrame | None = field(repr=False, default=None)
 
     def summary(self) -> dict:
-        req = self.requests.filter(pl.col("req_id") > 0)
-        div = req.filter(pl.col("divergence_token").is_not_null())
+        req = self.requests.slice(1)  # every request after the first (rows are in req_id order: a view)
+        div = req.select("divergence_token", "divergence_block", "tokens_after", "role", "message_index") \
+            .filter(pl.col("divergence_token").is_not_null())
         n, n_div = req.height, div.height
         input_total = int(req["input_len"].sum()) if n else 0
         out = {
@@ -207,7 +208,7 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
     else:
         level = "block"
         shared, match, total = block["shared_tokens"], block["match_req"], np.asarray(trace.input_len, np.int64)
-    n_blocks = np.diff(offsets)
+    req_id, n_blocks = trace.request_columns()  # shared with the other per-request frames
     if level == "token":
         diverges = shared < total
         div_token = np.where(diverges, shared, -1)
@@ -218,7 +219,7 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
     index, role, msg_start = _messages(trace, columns, div_token)
     n = trace.n_requests
     frame = pl.DataFrame({
-        "req_id": np.arange(n, dtype=np.int64), "input_len": np.asarray(trace.input_len, np.int64),
+        "req_id": req_id, "input_len": np.asarray(trace.input_len, np.int64),
         "n_blocks": n_blocks, "shared_blocks": block["shared_blocks"],
         "prefix_hit_tokens": block["shared_tokens"], "shared_tokens": shared, "match_req": match,
         "divergence_token": div_token, "divergence_block": div_block,
@@ -232,13 +233,16 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
 
 
 def divergence_sites(requests: pl.DataFrame, block_size: int) -> pl.DataFrame:
-    """Clusters of requests (after the first) diverging at the same place, most requests first:
+    """Clusters of requests (after the first) diverging at the same place, most requests first
+    (``requests``: ``divergence_points``'s frame, one row per request in req_id order):
     site, role, message_index, token_offset (median), offset_in_message (median), block, requests,
     share (of the requests after the first), tokens_lost, example_req (the first request),
     example_match."""
-    analysed = requests.filter(pl.col("req_id") > 0)
-    div = analysed.filter(pl.col("divergence_token").is_not_null()).with_columns(
-        (pl.col("divergence_token") - pl.col("message_start")).alias("offset_in_message"))
+    analysed = requests.slice(1)  # the requests after the first (rows in req_id order: a view)
+    div = (analysed.select("req_id", "match_req", "divergence_token", "divergence_block", "tokens_after",
+                           "message_index", "role", "message_start")
+           .filter(pl.col("divergence_token").is_not_null())
+           .with_columns((pl.col("divergence_token") - pl.col("message_start")).alias("offset_in_message")))
     key = pl.when(pl.col("message_index").is_not_null()).then(pl.col("offset_in_message") // block_size) \
         .otherwise(pl.col("divergence_block")).alias("key_block")
     sites = (div.with_columns(key).group_by("message_index", "role", "key_block")

@@ -194,9 +194,10 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HotnessResult(ResultMixin):
-    # block, accesses (Int32). A block's depth and first request are in the store's blocks
-    # table (trace.blocks_table()); not repeated here, as this frame is kept with the result.
-    per_block: pl.DataFrame
+    # accesses of each block (int32, index = dense block id): kept with the result as the one
+    # array; ``per_block`` makes the frame when asked. A block's depth and first request are in
+    # the store's blocks table (trace.blocks_table()).
+    block_accesses: np.ndarray
     access_histogram: pl.DataFrame    # accesses, blocks (how many blocks have that count)
     lorenz: pl.DataFrame              # block_share, access_share (ascending heat)
     rank_frequency: pl.DataFrame      # rank, accesses (log-spaced ranks, for plotting)
@@ -216,12 +217,18 @@ class HotnessResult(ResultMixin):
     drift_window_s: float
     drift_top_k: int
 
+    @property
+    def per_block(self) -> pl.DataFrame:
+        """block, accesses (both Int32): one row per distinct block."""
+        return pl.DataFrame({"block": np.arange(self.block_accesses.shape[0], dtype=np.int32),
+                             "accesses": self.block_accesses})
+
     def summary(self) -> dict:
         out = {
             "unique_blocks": self.unique_blocks,
             "accesses": self.accesses,
             "mean_accesses_per_block": self.accesses / self.unique_blocks if self.unique_blocks else None,
-            "max_accesses_per_block": int(self.per_block["accesses"].max()) if self.unique_blocks else None,
+            "max_accesses_per_block": int(self.block_accesses.max()) if self.unique_blocks else None,
             "one_hit_blocks": self.one_hit_blocks,
             "one_hit_block_share": self.one_hit_blocks / self.unique_blocks if self.unique_blocks else None,
             "gini": self.gini,
@@ -321,8 +328,6 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
     counts, by_count, by_depth = block_heat(trace.offsets, trace.blocks, n_unique)
     heat = CountHistogram(by_count)
     u, total = heat.u, heat.total
-    # the per-block counts are kept with the result (int32: 4 bytes per block)
-    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32), "accesses": counts})
     access_histogram = pl.DataFrame({"accesses": heat.values[::-1].copy(), "blocks": heat.blocks[::-1].copy()})
 
     if u:
@@ -360,7 +365,7 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
 
     drift, used_window = _drift(trace, window_s, top_k, n_unique)
     return HotnessResult(
-        per_block=per_block, access_histogram=access_histogram, lorenz=lorenz,
+        block_accesses=counts, access_histogram=access_histogram, lorenz=lorenz,
         rank_frequency=rank_frequency, top_shares=top_shares, hot_sets=hot_sets, drift=drift,
         heat_by_depth=heat_by_depth, heat_by_type=_heat_by_type(trace),
         unique_blocks=u, accesses=total, one_hit_blocks=one_hit,

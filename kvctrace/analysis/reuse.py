@@ -219,7 +219,7 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     passed = reuse_pass(offsets, blocks, n_unique, trace.input_len, trace.block_size, sample)
     cold = passed["cold"]
     hit_distances, cum_hits = _sparse_counts(passed.pop("distance_counts"))
-    requests, hit_ratios = _request_hits(offsets, passed, ts, n_acc - cold)
+    requests, hit_ratios = _request_hits(trace, passed, ts, n_acc - cold)
     win = float(window_s) if window_s else _nice_window(trace.duration_s)
     windows = _reuse_windows(requests, ts, win)
     block_time = _block_time(offsets, blocks, sample, passed.pop("sample_warm"), ts)
@@ -269,39 +269,40 @@ def _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_
         raise ConfigError("mrc_points and plot_points must be >= 2", field="mrc_points" if mrc_points < 2 else "plot_points")
 
 
-def _request_hits(offsets, passed: dict, ts, n_hits) -> tuple[pl.DataFrame, dict]:
+def _request_hits(trace, passed: dict, ts, n_hits) -> tuple[pl.DataFrame, dict]:
     """The per-request frame (block and prefix readings, blocks and tokens; from ``reuse_pass``)
     and the ``ReuseResult`` fields derived from it: ideal hit ratios, request hit rates and
     their shares and CDF, and whether the two readings agree."""
     hits, prefix_hits = passed.pop("hits"), passed.pop("prefix_hits")
     hit_tok, phit_tok, all_tok = passed.pop("hit_tokens"), passed.pop("prefix_hit_tokens"), passed.pop("tokens")
-    n_req = int(offsets.shape[0] - 1)
-    n_acc = int(offsets[-1])
-    n_blocks = np.diff(offsets)
+    req_id, n_blocks = trace.request_columns()
+    n_req = int(n_blocks.shape[0])
+    n_acc = int(trace.offsets[-1])
     has = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(has, hits / np.maximum(n_blocks, 1), np.nan)
         prate = np.where(has, prefix_hits / np.maximum(n_blocks, 1), np.nan)
     rate_v, prate_v = rate[has], prate[has]
+    means = [float(v.mean()) if v.shape[0] else 0.0 for v in (rate_v, prate_v)]
     tok_total = int(all_tok.sum())
-    requests = pl.DataFrame({
-        "req_id": np.arange(n_req, dtype=np.int64), "ts": ts, "n_blocks": n_blocks,
-        "hit_blocks": hits, "prefix_hit_blocks": prefix_hits, "hit_rate": rate,
-        "prefix_hit_rate": prate, "tokens": all_tok, "hit_tokens": hit_tok,
-        "prefix_hit_tokens": phit_tok}).with_columns(
-        pl.col("hit_rate").fill_nan(None), pl.col("prefix_hit_rate").fill_nan(None))
     differs = int(np.count_nonzero(hits != prefix_hits))
+    shares, pshares = _shares(rate_v), _shares(prate_v)
+    cdf = pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")])
+    del rate_v, prate_v
+    requests = pl.DataFrame({
+        "req_id": req_id, "ts": ts, "n_blocks": n_blocks,
+        "hit_blocks": hits, "prefix_hit_blocks": prefix_hits,
+        "hit_rate": pl.Series(rate, nan_to_null=True), "prefix_hit_rate": pl.Series(prate, nan_to_null=True),
+        "tokens": all_tok, "hit_tokens": hit_tok, "prefix_hit_tokens": phit_tok})
     return requests, dict(
         ideal_hit_ratio_blocks=float(n_hits / n_acc) if n_acc else 0.0,
         ideal_hit_ratio_tokens=float(hit_tok.sum() / tok_total) if tok_total else 0.0,
         ideal_prefix_hit_ratio_blocks=float(prefix_hits.sum() / n_acc) if n_acc else 0.0,
         ideal_prefix_hit_ratio_tokens=float(phit_tok.sum() / tok_total) if tok_total else 0.0,
-        request_hit_rate_mean=float(rate_v.mean()) if rate_v.shape[0] else 0.0,
-        request_prefix_hit_rate_mean=float(prate_v.mean()) if prate_v.shape[0] else 0.0,
-        request_hit_rate_shares=_shares(rate_v), request_prefix_hit_rate_shares=_shares(prate_v),
+        request_hit_rate_mean=means[0], request_prefix_hit_rate_mean=means[1],
+        request_hit_rate_shares=shares, request_prefix_hit_rate_shares=pshares,
         prefix_and_block_hits_agree=differs == 0, requests_prefix_differs=differs,
-        requests_without_blocks=int(n_req - np.count_nonzero(has)),
-        hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]))
+        requests_without_blocks=int(n_req - np.count_nonzero(has)), hit_rate_cdf=cdf)
 
 
 def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:

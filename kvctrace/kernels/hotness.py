@@ -29,7 +29,7 @@ def _first_access(blocks, n_unique):
 
 @nb.njit(cache=True)
 def _first_position(offsets, blocks, n_unique):
-    # int32: one entry per block, kept in HotnessResult.per_block (the wrapper checks the range)
+    # int32: one entry per block (the wrapper checks the range)
     pos = np.full(n_unique, -1, np.int32)
     first_req = np.full(n_unique, -1, np.int32)
     for r in range(offsets.shape[0] - 1):

@@ -47,7 +47,8 @@ def _reuse_pass(offsets, blocks, n_unique, input_len, block_size, sample):
     last = np.full(n_unique, -1, np.int32)
     counts = np.zeros(n_unique, np.int32)  # distances are < n_unique, counts < 2**31 accesses
     reuse_req = np.empty(n, np.int32)
-    per_req = np.zeros((5, n_req), np.int64)  # hits, prefix hits, hit tokens, prefix hit tokens, tokens
+    hit_blocks = np.zeros((2, n_req), np.int64)  # hits, prefix hits
+    hit_tokens = np.zeros((3, n_req), np.int64)  # hit tokens, prefix hit tokens, tokens
     sample_warm = np.zeros(sample.shape[0], np.bool_)
     seen = 0
     cold = 0
@@ -102,12 +103,12 @@ def _reuse_pass(offsets, blocks, n_unique, input_len, block_size, sample):
             while k < sample.shape[0] and sample[k] == t:
                 sample_warm[k] = warm
                 k += 1
-        per_req[0, r] = hits
-        per_req[1, r] = prefix
-        per_req[2, r] = hit_tok
-        per_req[3, r] = prefix_tok
-        per_req[4, r] = (hi - lo - 1) * block_size + last_tok
-    return counts[:top + 1], cold, reaccessed, reuse_req, per_req, sample_warm
+        hit_blocks[0, r] = hits
+        hit_blocks[1, r] = prefix
+        hit_tokens[0, r] = hit_tok
+        hit_tokens[1, r] = prefix_tok
+        hit_tokens[2, r] = (hi - lo - 1) * block_size + last_tok
+    return counts[:top + 1], cold, reaccessed, reuse_req, hit_blocks, hit_tokens, sample_warm
 
 
 def reuse_pass(offsets, blocks, n_unique: int, input_len, block_size: int, sample=None) -> dict:
@@ -116,7 +117,7 @@ def reuse_pass(offsets, blocks, n_unique: int, input_len, block_size: int, sampl
     largest), ``cold`` (first accesses), ``reaccessed_blocks`` (blocks accessed at least
     twice), ``reuse_requests`` (int32 per access: requests since
     the block's previous access, -1 cold), per request ``hits``, ``prefix_hits``,
-    ``hit_tokens``, ``prefix_hit_tokens`` and ``tokens`` (as ``per_request_hits`` and
+    ``hit_tokens``, ``prefix_hit_tokens`` and ``tokens`` (int64; as ``per_request_hits`` and
     ``hit_tokens``), and ``sample_warm``: whether each access of ``sample`` (sorted indices)
     was seen before."""
     offsets, blocks = as_offsets(offsets), ids(blocks)
@@ -129,13 +130,13 @@ def reuse_pass(offsets, blocks, n_unique: int, input_len, block_size: int, sampl
     sample = np.zeros(0, np.int64) if sample is None else np.ascontiguousarray(sample, np.int64)
     if sample.shape[0] and (np.any(np.diff(sample) < 0) or sample[0] < 0 or sample[-1] >= blocks.shape[0]):
         raise ValueError("sample must be sorted access indices")
-    counts, cold, reaccessed, reuse_req, per_req, sample_warm = _reuse_pass(
+    counts, cold, reaccessed, reuse_req, hit_blocks, hit_tokens, sample_warm = _reuse_pass(
         offsets, blocks, np.int64(max(n_unique, 1)), np.ascontiguousarray(input_len, np.int64),
         np.int64(block_size), sample)
-    names = ("hits", "prefix_hits", "hit_tokens", "prefix_hit_tokens", "tokens")
     return {"distance_counts": counts, "cold": int(cold), "reaccessed_blocks": int(reaccessed),
-            "reuse_requests": reuse_req,
-            "sample_warm": sample_warm, **{name: per_req[i] for i, name in enumerate(names)}}
+            "reuse_requests": reuse_req, "sample_warm": sample_warm, "hits": hit_blocks[0],
+            "prefix_hits": hit_blocks[1], "hit_tokens": hit_tokens[0], "prefix_hit_tokens": hit_tokens[1],
+            "tokens": hit_tokens[2]}
 
 
 # ---- reuse times: histograms and exact quantiles without a float per access -------------------
