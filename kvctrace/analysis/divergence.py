@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from ..errors import ConfigError
 from ..formats.common import list_column
@@ -115,6 +116,8 @@ def _token_counts(trace: Trace, columns: set) -> np.ndarray | None:
     """Tokens per request when the store keeps every request's tokens, else None."""
     if "tokens" not in columns or trace.n_requests == 0:
         return None
+    if _has_nulls(trace, "tokens"):  # a hashed trace: no request keeps its tokens
+        return None
     frame = trace.request_sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
     if frame["n"].null_count():
         return None
@@ -128,11 +131,19 @@ def _stored_prefix(trace: Trace, columns: set):
     ``store._prefix_columns``; there every request's token count is its ``input_len``), or None."""
     if not {"prefix_shared_tokens", "prefix_match_req"} <= columns or trace.n_requests == 0:
         return None
+    if _has_nulls(trace, "prefix_shared_tokens", "prefix_match_req"):
+        return None
     frame = trace.request_sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
     if frame["s"].null_count() or frame["m"].null_count():
         return None
     order = np.argsort(frame["req_id"].to_numpy(), kind="stable")
     return frame["s"].to_numpy()[order].astype(np.int64), frame["m"].to_numpy()[order].astype(np.int64)
+
+
+def _has_nulls(trace: Trace, *columns: str) -> bool:
+    """Whether any request has a NULL in one of ``columns`` (one aggregate, not the column)."""
+    counts = ", ".join(f"count({c})" for c in columns)  # names are our constants
+    return any(n < trace.n_requests for n in trace.request_sql(f"SELECT {counts} FROM requests").row(0))  # noqa: S608
 
 
 WINDOW_BATCH_TOKENS = 1 << 22  # about this many tokens are read from the store at a time
@@ -214,22 +225,30 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
         div_token = np.where(diverges, shared, -1)
     else:
         diverges = block["shared_blocks"] < n_blocks
-        div_token = np.where(diverges, block["shared_blocks"] * bs, -1)
+        div_token = np.where(diverges, block["shared_blocks"].astype(np.int64) * bs, -1)
     div_block = np.where(diverges, div_token // bs, -1)
     index, role, msg_start = _messages(trace, columns, div_token)
     n = trace.n_requests
-    frame = pl.DataFrame({
+    return level, pl.DataFrame({
         "req_id": req_id, "input_len": np.asarray(trace.input_len, np.int64),
         "n_blocks": n_blocks, "shared_blocks": block["shared_blocks"],
         "prefix_hit_tokens": block["shared_tokens"], "shared_tokens": shared, "match_req": match,
-        "divergence_token": div_token, "divergence_block": div_block,
+        "divergence_token": _null_below_zero(div_token), "divergence_block": _null_below_zero(div_block),
         "tokens_after": np.where(diverges, np.maximum(total - shared, 0), 0),
         "extends_earlier": block["extends"] & diverges,
-        "message_index": index if index is not None else np.full(n, -1, np.int64),
-        "role": pl.Series("role", role if role is not None else [None] * n, dtype=pl.String),
-        "message_start": msg_start if msg_start is not None else np.full(n, -1, np.int64)})
-    nullable = ["divergence_token", "divergence_block", "message_index", "message_start"]
-    return level, frame.with_columns([pl.when(pl.col(c) >= 0).then(pl.col(c)).alias(c) for c in nullable])
+        "message_index": _null_below_zero(index if index is not None else np.zeros(n, np.int64), index is not None),
+        "role": pl.Series("role", role, dtype=pl.String) if role is not None else pl.repeat(None, n, dtype=pl.String, eager=True),
+        "message_start": _null_below_zero(msg_start if msg_start is not None else np.zeros(n, np.int64),
+                                          msg_start is not None)})
+
+
+def _null_below_zero(values: np.ndarray, any_valid: bool = True) -> pl.Series:
+    """An Int64 column of ``values`` with nulls where they are negative (all null unless
+    ``any_valid``), wrapping the array: no copy of the values, none for a column of nulls
+    (numpy's zeros are pages never touched)."""
+    values = np.ascontiguousarray(values, np.int64)
+    valid = np.packbits(values >= 0, bitorder="little") if any_valid else np.zeros((values.shape[0] + 7) // 8, np.uint8)
+    return pl.from_arrow(pa.Array.from_buffers(pa.int64(), values.shape[0], [pa.py_buffer(valid), pa.py_buffer(values)]))
 
 
 def divergence_sites(requests: pl.DataFrame, block_size: int) -> pl.DataFrame:

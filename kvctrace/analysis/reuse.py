@@ -311,8 +311,8 @@ def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:
     return (requests.with_columns(pl.Series("window", wid))
             .group_by("window").agg(
                 pl.len().alias("requests"), pl.col("n_blocks").sum().alias("accesses"),
-                pl.col("hit_blocks").sum().alias("hit_blocks"),
-                pl.col("prefix_hit_blocks").sum().alias("prefix_hit_blocks"),
+                pl.col("hit_blocks").cast(pl.Int64).sum().alias("hit_blocks"),
+                pl.col("prefix_hit_blocks").cast(pl.Int64).sum().alias("prefix_hit_blocks"),
                 pl.col("hit_rate").mean().alias("mean_request_hit_rate"))
             .sort("window")
             .with_columns((pl.col("window") * win).alias("t_start"),

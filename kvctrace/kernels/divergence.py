@@ -29,17 +29,20 @@ from .tree import prefix_tree
 
 
 @nb.njit(cache=True)
-def _block_pass(offsets, blocks, input_len, block_size):
+def _block_pass(offsets, blocks, input_len, block_size, n_unique):
     """Per request: shared blocks (leading seen-before run), the dense id of the last shared
     block (-1 none), the tokens those blocks hold (a request's last block holds
     ``input_len - (n-1)*block_size`` clipped to [0, block_size], as ``kernels.reuse._hit_tokens``
-    counts it) and the distinct blocks seen before it (dense ids are numbered in order of first
-    appearance, so block b first appeared in the last request whose count is <= b)."""
+    counts it), the distinct blocks seen before it (dense ids are numbered in order of first
+    appearance, so block b first appeared in the last request whose count is <= b) and whether
+    an earlier request ended at its last shared block (``ended``: a flag per block)."""
     n_req = offsets.shape[0] - 1
-    shared = np.zeros(n_req, np.int64)
+    shared = np.zeros(n_req, np.int32)  # a count of the request's blocks
     last_shared = np.full(n_req, -1, np.int64)
     shared_tok = np.zeros(n_req, np.int64)
     seen_before = np.zeros(n_req + 1, np.int64)
+    extends = np.zeros(n_req, np.bool_)
+    ended = np.zeros(n_unique, np.bool_)
     seen = 0
     for r in range(n_req):
         start = offsets[r]
@@ -60,8 +63,11 @@ def _block_pass(offsets, blocks, input_len, block_size):
             last_tok = input_len[r] - (n - 1) * block_size
             last_tok = min(max(last_tok, 0), block_size)
             shared_tok[r] = (k - 1) * block_size + (block_size if k < n else last_tok)
+            extends[r] = ended[last_shared[r]]
+        if n > 0:
+            ended[blocks[start + n - 1]] = True
     seen_before[n_req] = seen
-    return shared, last_shared, shared_tok, seen_before
+    return shared, last_shared, shared_tok, seen_before, extends
 
 
 @nb.njit(cache=True)
@@ -269,23 +275,19 @@ def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, inp
     ``match_req`` is the earliest request holding the last shared block (-1 when none);
     ``extends`` says whether an earlier request's whole block list is the shared prefix (the
     request continues where that one ended, e.g. the next turn of a conversation). Memory per
-    request only: the block's first request is found from the distinct counts per request."""
+    request and a flag per block: the block's first request is found from the distinct counts
+    per request."""
     offsets, blocks = as_offsets(offsets), ids(blocks)
     input_len = np.ascontiguousarray(input_len, np.int64)
     if offsets.shape[0] < 1 or offsets[-1] != blocks.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
         raise ValueError("offsets/blocks/input_len do not describe one CSR trace")
     if blocks.shape[0] and (int(blocks.min()) < 0 or int(blocks.max()) >= n_unique):
         raise ValueError("blocks must be dense ids below n_unique")
-    shared, last, shared_tok, seen_before = _block_pass(offsets, blocks, input_len, np.int64(block_size))
-    first_req = np.searchsorted(seen_before, last, side="right") - 1  # request where `last` appeared
-    match = np.where(last >= 0, first_req, -1)
-    # extends: an earlier request's blocks are exactly this request's shared blocks (it ended there)
-    n_req = offsets.shape[0] - 1
-    ending = np.flatnonzero(np.diff(offsets) > 0)
-    ended, first_end = np.unique(blocks[offsets[ending + 1] - 1], return_index=True)  # earliest request per last block
-    at = np.minimum(np.searchsorted(ended, last), max(ended.shape[0] - 1, 0))
-    extends = (last >= 0) & (ended[at] == last) & (ending[first_end[at]] < np.arange(n_req)) \
-        if ended.shape[0] else np.zeros(n_req, np.bool_)
+    shared, last, shared_tok, seen_before, extends = _block_pass(offsets, blocks, input_len, np.int64(block_size),
+                                                                 np.int64(max(n_unique, 1)))
+    match = np.searchsorted(seen_before, last, side="right") - 1  # the request where `last` appeared
+    match[last < 0] = -1
+    del seen_before
     return {"shared_blocks": shared, "last_shared": last, "shared_tokens": shared_tok, "match_req": match,
             "extends": extends, "n_unique": int(n_unique)}
 
@@ -331,7 +333,8 @@ def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarr
     # a seen-before partial last block is shared whole; an earlier member holding all its
     # tokens (extra == its length) is the earliest match, else its own first request is
     warm_partial = with_probe & (block["shared_blocks"] == n_blocks) & (n_tokens < n_blocks * block_size)
-    shared_tokens = np.where(with_probe & ~warm_partial, block["shared_blocks"] * block_size + extra, n_tokens)
+    shared_tokens = np.where(with_probe & ~warm_partial, block["shared_blocks"].astype(np.int64) * block_size + extra,
+                             n_tokens)
     whole = np.zeros(n_req, np.bool_)
     whole[with_probe] = extra[with_probe] == length[probe[with_probe]]
     refined = with_probe & (extra > 0) & (~warm_partial | whole)

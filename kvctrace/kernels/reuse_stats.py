@@ -47,7 +47,7 @@ def _reuse_pass(offsets, blocks, n_unique, input_len, block_size, sample):
     last = np.full(n_unique, -1, np.int32)
     counts = np.zeros(n_unique, np.int32)  # distances are < n_unique, counts < 2**31 accesses
     reuse_req = np.empty(n, np.int32)
-    hit_blocks = np.zeros((2, n_req), np.int64)  # hits, prefix hits
+    hit_blocks = np.zeros((2, n_req), np.int32)  # hits, prefix hits: at most a request's blocks
     hit_tokens = np.zeros((3, n_req), np.int64)  # hit tokens, prefix hit tokens, tokens
     sample_warm = np.zeros(sample.shape[0], np.bool_)
     seen = 0
@@ -116,9 +116,9 @@ def reuse_pass(offsets, blocks, n_unique: int, input_len, block_size: int, sampl
     conventions). Returns ``distance_counts`` (int32, index = stack distance, trimmed to the
     largest), ``cold`` (first accesses), ``reaccessed_blocks`` (blocks accessed at least
     twice), ``reuse_requests`` (int32 per access: requests since
-    the block's previous access, -1 cold), per request ``hits``, ``prefix_hits``,
-    ``hit_tokens``, ``prefix_hit_tokens`` and ``tokens`` (int64; as ``per_request_hits`` and
-    ``hit_tokens``), and ``sample_warm``: whether each access of ``sample`` (sorted indices)
+    the block's previous access, -1 cold), per request ``hits`` and ``prefix_hits`` (int32:
+    block counts, which sum to at most the accesses, fewer than 2**31), ``hit_tokens``,
+    ``prefix_hit_tokens`` and ``tokens`` (int64; as ``per_request_hits`` and ``hit_tokens``), and ``sample_warm``: whether each access of ``sample`` (sorted indices)
     was seen before."""
     offsets, blocks = as_offsets(offsets), ids(blocks)
     if blocks.shape[0] >= 2**31 - 1:

@@ -90,7 +90,9 @@ def _run_stats(offsets, blocks, max_len):
     """``_runs``'s per-request counts and the runs per length (index = length), without its
     per-access flags and per-run arrays."""
     n_req = offsets.shape[0] - 1
-    per_req = np.zeros((4, n_req), np.int64)  # sequential blocks, point lookups, range scans, longest run
+    # sequential blocks, point lookups, range scans, longest run: block counts, int32 (they sum
+    # to at most the accesses, fewer than 2**31)
+    per_req = np.zeros((4, n_req), np.int32)
     by_length = np.zeros(max_len + 1, np.int64)
     for r in range(n_req):
         e = offsets[r + 1]
@@ -162,10 +164,10 @@ def _wald_wolfowitz(n1, n2, runs):
 @nb.njit(cache=True)
 def _runs_test(offsets, blocks, sequential, min_ids):
     n_req = offsets.shape[0] - 1
-    n_ids = np.zeros(n_req, np.int64)
-    n_above = np.zeros(n_req, np.int64)
-    n_below = np.zeros(n_req, np.int64)
-    n_sign_runs = np.zeros(n_req, np.int64)
+    n_ids = np.zeros(n_req, np.int32)  # counts of a request's blocks: int32
+    n_above = np.zeros(n_req, np.int32)
+    n_below = np.zeros(n_req, np.int32)
+    n_sign_runs = np.zeros(n_req, np.int32)
     z = np.full(n_req, np.nan)
     p = np.full(n_req, np.nan)
     status = np.zeros(n_req, np.int8)
@@ -244,10 +246,10 @@ class LookupPlan(NamedTuple):
 
 class RunStats(NamedTuple):
     """``Runs`` without the per-access and per-run arrays: per request and per run length."""
-    n_sequential: np.ndarray  # int64 per request: sequential blocks
-    n_point: np.ndarray      # int64 per request: runs of length 1 (point lookups)
-    n_range: np.ndarray      # int64 per request: runs of length >= 2 (range scans)
-    longest_run: np.ndarray  # int64 per request (0 for an empty request)
+    n_sequential: np.ndarray  # int32 per request: sequential blocks
+    n_point: np.ndarray      # int32 per request: runs of length 1 (point lookups)
+    n_range: np.ndarray      # int32 per request: runs of length >= 2 (range scans)
+    longest_run: np.ndarray  # int32 per request (0 for an empty request)
     runs_by_length: np.ndarray  # int64: runs of each length (index = length)
 
     @property
@@ -271,7 +273,8 @@ def request_lookup_plan(offsets, blocks) -> LookupPlan:
 
 
 class RunsTest(NamedTuple):
-    """Wald–Wolfowitz runs test per request on its non-sequential ids (module docstring)."""
+    """Wald–Wolfowitz runs test per request on its non-sequential ids (module docstring);
+    the counts are int32."""
     n_ids: np.ndarray        # non-sequential ids in the request
     n_above: np.ndarray      # n1: ids above the median
     n_below: np.ndarray      # n2: ids below the median
