@@ -270,6 +270,9 @@ def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session
         "turn": pa.array(turn, pa.int64()) if turn is not None else None,
         "type": pa.array(type, pa.string()) if type is not None else None, "line_no": line_no}
     if present_only:
+        if n < 2**31 - 1:  # counts and numbers the view casts back to BIGINT: 4 bytes each here
+            for name in ("req_id", "n_blocks", "line_no"):
+                columns[name] = np.asarray(columns[name]).astype(np.int32)
         return pa.table({**{k: v for k, v in columns.items() if v is not None},
                          **{k: _arrow(v) for k, v in (extra or {}).items()}})
     nulls = {"session_id": pa.string(), "parent_id": pa.int64(), "turn": pa.int64(), "type": pa.string()}

@@ -25,6 +25,7 @@ import polars as pl
 from ..errors import ConfigError, NoBlockIdsError
 from ..kernels.runs import RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW, run_stats, runs_test
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
+from .columns import null_nan
 
 RUNS_TEST_STATUS_NAMES = {RUNS_TEST_TESTED: "tested", RUNS_TEST_TOO_FEW: "too_few_ids",
                           RUNS_TEST_DEGENERATE: "degenerate"}
@@ -113,17 +114,17 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         "req_id": req_id,
         "n_blocks": n_blocks,
         "n_sequential": runs.n_sequential,
-        "sequential_share": pl.Series(share, nan_to_null=True),
+        "sequential_share": null_nan(share),
         "n_runs": runs.n_runs,
         "n_point": runs.n_point,
         "n_range": runs.n_range,
         "longest_run": runs.longest_run,
         "n_nonsequential": test.n_ids,
         "runs_test_runs": test.n_sign_runs,
-        "runs_test_z": pl.Series(test.z, nan_to_null=True),
-        "runs_test_p": pl.Series(test.p, nan_to_null=True),
+        "runs_test_z": null_nan(test.z),
+        "runs_test_p": null_nan(test.p),
         "runs_test_status": pl.Series(status_names, dtype=pl.Enum(status_names)).gather(test.status),
-        "runs_test_p_ge_median": pl.Series(test.p_ge_median, nan_to_null=True),
+        "runs_test_p_ge_median": null_nan(test.p_ge_median),
     })
 
     by_length = runs.runs_by_length

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from ..errors import ConfigError
 from ..formats.common import list_column
@@ -40,6 +39,7 @@ from ..kernels.divergence import block_divergence, gather_windows, scatter_windo
 from ..results import ResultMixin
 from ..trace import Trace
 from .access import require_block_ids
+from .columns import null_below_zero
 from .divergence_text import describe_sites, headline, request_columns
 
 MATCH_RULE = "earliest earlier request sharing the longest prefix"
@@ -233,22 +233,12 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
         "req_id": req_id, "input_len": np.asarray(trace.input_len, np.int64),
         "n_blocks": n_blocks, "shared_blocks": block["shared_blocks"],
         "prefix_hit_tokens": block["shared_tokens"], "shared_tokens": shared, "match_req": match,
-        "divergence_token": _null_below_zero(div_token), "divergence_block": _null_below_zero(div_block),
+        "divergence_token": null_below_zero(div_token, n), "divergence_block": null_below_zero(div_block, n),
         "tokens_after": np.where(diverges, np.maximum(total - shared, 0), 0),
         "extends_earlier": block["extends"] & diverges,
-        "message_index": _null_below_zero(index if index is not None else np.zeros(n, np.int64), index is not None),
+        "message_index": null_below_zero(index, n),
         "role": pl.Series("role", role, dtype=pl.String) if role is not None else pl.repeat(None, n, dtype=pl.String, eager=True),
-        "message_start": _null_below_zero(msg_start if msg_start is not None else np.zeros(n, np.int64),
-                                          msg_start is not None)})
-
-
-def _null_below_zero(values: np.ndarray, any_valid: bool = True) -> pl.Series:
-    """An Int64 column of ``values`` with nulls where they are negative (all null unless
-    ``any_valid``), wrapping the array: no copy of the values, none for a column of nulls
-    (numpy's zeros are pages never touched)."""
-    values = np.ascontiguousarray(values, np.int64)
-    valid = np.packbits(values >= 0, bitorder="little") if any_valid else np.zeros((values.shape[0] + 7) // 8, np.uint8)
-    return pl.from_arrow(pa.Array.from_buffers(pa.int64(), values.shape[0], [pa.py_buffer(valid), pa.py_buffer(values)]))
+        "message_start": null_below_zero(msg_start, n)})
 
 
 def divergence_sites(requests: pl.DataFrame, block_size: int) -> pl.DataFrame:

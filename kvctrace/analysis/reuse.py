@@ -40,6 +40,7 @@ from ..kernels.reuse_stats import reuse_pass, reuse_time_stats
 from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..trace import Trace
+from .columns import null_nan
 
 MAX_PLOT_POINTS = 5000
 
@@ -292,7 +293,7 @@ def _request_hits(trace, passed: dict, ts, n_hits) -> tuple[pl.DataFrame, dict]:
     requests = pl.DataFrame({
         "req_id": req_id, "ts": ts, "n_blocks": n_blocks,
         "hit_blocks": hits, "prefix_hit_blocks": prefix_hits,
-        "hit_rate": pl.Series(rate, nan_to_null=True), "prefix_hit_rate": pl.Series(prate, nan_to_null=True),
+        "hit_rate": null_nan(rate), "prefix_hit_rate": null_nan(prate),
         "tokens": all_tok, "hit_tokens": hit_tok, "prefix_hit_tokens": phit_tok})
     return requests, dict(
         ideal_hit_ratio_blocks=float(n_hits / n_acc) if n_acc else 0.0,
