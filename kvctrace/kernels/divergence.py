@@ -28,7 +28,7 @@ from .arrays import ids, offsets as as_offsets
 from .tree import prefix_tree
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _block_pass(offsets, blocks, input_len, block_size, n_unique):
     """Per request: shared blocks (leading seen-before run), the dense id of the last shared
     block (-1 none), the tokens those blocks hold (a request's last block holds
@@ -70,7 +70,7 @@ def _block_pass(offsets, blocks, input_len, block_size, n_unique):
     return shared, last_shared, shared_tok, seen_before, extends
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _members(offsets, blocks, n_tokens, block_size, first_req, depth, parent, shared):
     """Every member window: (group, time, request, start, length), block members first (member
     ``b`` is dense id ``b``) then token tails; and per request the member that is its
@@ -135,7 +135,7 @@ def _before(a, b, group, time, woff, wtok):
     return a < b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _sort_members(group, time, woff, wtok):
     """Bottom-up merge sort of member indices with ``_before`` (stable, O(m log m) compares)."""
     m = group.shape[0]
@@ -168,7 +168,7 @@ def _sort_members(group, time, woff, wtok):
     return src
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _adjacent_lcp(order, group, woff, wtok):
     """Common-prefix length of each sorted member with the one before it (-1 across groups)."""
     m = order.shape[0]
@@ -187,7 +187,7 @@ def _adjacent_lcp(order, group, woff, wtok):
     return lcp
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _find(dsu, x):
     root = x
     while dsu[root] != root:
@@ -199,7 +199,7 @@ def _find(dsu, x):
     return root
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _earliest_longest(order, lcp, edges, time):
     """Union-find over sorted positions, merging adjacent pairs by common-prefix length, largest
     first. A component is a maximal run of members sharing at least the current length; only its
@@ -239,7 +239,7 @@ def _earliest_longest(order, lcp, edges, time):
     return best, match
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _gather_windows(tokens, token_offsets, req, start, length):
     """Flat tokens and CSR offsets of the windows ``tokens[req][start:start+length]``."""
     m = req.shape[0]
@@ -254,7 +254,7 @@ def _gather_windows(tokens, token_offsets, req, start, length):
     return out, woff
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _scatter_windows(out, woff, pick, wtok, wlen):
     """Copy window ``j`` of ``wtok`` (CSR ``wlen``) to window ``pick[j]`` of ``out`` (CSR ``woff``)."""
     for j in range(pick.shape[0]):

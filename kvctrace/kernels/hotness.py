@@ -15,7 +15,7 @@ import numpy as np
 from .arrays import ids, offsets as as_offsets
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _first_access(blocks, n_unique):
     seen = np.zeros(n_unique, np.bool_)
     first = np.zeros(blocks.shape[0], np.bool_)
@@ -27,7 +27,7 @@ def _first_access(blocks, n_unique):
     return first
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _first_position(offsets, blocks, n_unique):
     # int32: one entry per block (the wrapper checks the range)
     pos = np.full(n_unique, -1, np.int32)
@@ -42,7 +42,7 @@ def _first_position(offsets, blocks, n_unique):
     return pos, first_req
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _window_top_k(blocks, bounds, n_unique, k):
     n_win = bounds.shape[0] - 1
     top = np.full((n_win, k), -1, np.int64)
@@ -127,7 +127,7 @@ def _group_masks(n_unique: int, n_groups: int) -> np.ndarray:
     raise ValueError("more than 64 groups")
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _heat_by_group(offsets, blocks, group, n_groups, mask):
     requests = np.zeros(n_groups, np.int64)
     accesses = np.zeros(n_groups, np.int64)
@@ -152,7 +152,7 @@ def _heat_by_group(offsets, blocks, group, n_groups, mask):
     return requests, accesses, distinct, reaccesses
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _block_heat(offsets, blocks, n_unique, max_len):
     """Accesses per block (int32), and from them the blocks per access count and, per depth
     (the block's position in the request where it first appeared), the blocks, their

@@ -24,7 +24,7 @@ import numpy as np
 from .arrays import ids, offsets as as_offsets
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _prefix_groups(offsets, blocks, parent, tokens):
     # Per-node arrays are int32 (the wrapper checks that requests and token sums fit): on
     # millions of nodes they are the analysis' largest allocation.
@@ -68,7 +68,7 @@ def _prefix_groups(offsets, blocks, parent, tokens):
     return cum_tokens, n_requests, n_ending, n_children, shared, shared_anc, root
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _session_reuse(offsets, blocks, n_unique, session):
     """Classify every re-access (not the block's first access) by whether the block's first
     access / its previous access came from the same session. Index 0 = same session,
@@ -104,7 +104,7 @@ def _session_reuse(offsets, blocks, n_unique, session):
     return by_first, by_prev, multi, multi_accesses
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _node_counts(offsets, blocks, max_len, first_access):
     """Pass over the accesses: per block its first access (its position in the access stream,
     into ``first_access``), the requests containing it and its children; the nodes per depth."""
@@ -130,7 +130,7 @@ def _node_counts(offsets, blocks, max_len, first_access):
     return n_requests, n_children, depth_nodes
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shared_nodes(offsets, blocks, input_len, block_size, first_access, n_requests, cum_tokens, root):
     """Passes over the blocks in id order (so over their first accesses in time order): each
     block's first request and depth (stepping through ``offsets``), its parent (the access
@@ -174,7 +174,7 @@ def _shared_nodes(offsets, blocks, input_len, block_size, first_access, n_reques
     return kept, n_shared
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _group_rows(offsets, blocks, n_requests, shared, n_shared, anc_slot):
     """Pass over the accesses: per shared node (slot = rank in id order, which is the order of
     first appearance) its id, first request and depth, the slot of its nearest shared

@@ -28,7 +28,7 @@ from .arrays import ids, offsets as as_offsets
 from .markers import markers_upto, publish_word, remove_marker
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _reuse_pass(offsets, blocks, n_unique, input_len, block_size, sample):
     """Why long: one pass over every access keeps the LRU markers, the block's last access
     time and the request's running counts together; split into passes, each would repeat the
@@ -158,7 +158,7 @@ def _key(value, scratch, scratch_bits):
     return ~bits if bits & _SIGN else bits | _SIGN
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins):
     """One pass over the warm accesses' reuse times. Level 0 fills ``req_counts`` (warm
     accesses per reuse distance in requests) and ``bins`` (per log2 bin of the time in seconds:
@@ -203,9 +203,9 @@ def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins):
     return hist, top
 
 
-def _descend(counts: np.ndarray, rank: int) -> tuple[int, int]:
-    """(digit, rank within that digit's bucket) of the ``rank``-th smallest (0-based)."""
-    cum = np.cumsum(counts)
+def _descend(cum: np.ndarray, rank: int) -> tuple[int, int]:
+    """(digit, rank within that digit's bucket) of the ``rank``-th smallest (0-based), from the
+    running counts per digit."""
     digit = int(np.searchsorted(cum, rank, side="right"))
     return digit, rank - (int(cum[digit - 1]) if digit else 0)
 
@@ -214,16 +214,16 @@ def _select(offsets, reuse_req, ts, first_digits: np.ndarray, ranks: list[int]) 
     """The order statistics ``ranks`` (0-based, ascending values) of the warm reuse times."""
     prefix = {}
     left = {}
+    cum = np.cumsum(first_digits)
     for rank in ranks:
-        digit, within = _descend(first_digits, rank)
-        prefix[rank], left[rank] = digit, within
+        prefix[rank], left[rank] = _descend(cum, rank)
     for level in range(1, _LEVELS):
         wanted = np.array(sorted(set(prefix.values())), np.uint64)
         hist, _ = _time_pass(offsets, reuse_req, ts, wanted, np.int64(level), np.zeros(0, np.int64),
                              np.zeros(0, np.int64))
-        row = {int(p): i for i, p in enumerate(wanted.tolist())}
+        cums = {int(p): np.cumsum(hist[i]) for i, p in enumerate(wanted.tolist())}
         for rank in ranks:
-            digit, within = _descend(hist[row[prefix[rank]]], left[rank])
+            digit, within = _descend(cums[prefix[rank]], left[rank])
             prefix[rank], left[rank] = (prefix[rank] << _DIGIT_BITS) | digit, within
     out = {}
     for rank, key in prefix.items():

@@ -37,7 +37,7 @@ MODULUS_BITS = 24
 SHARDS_SEED = np.uint64(0x5348415244533135)  # "SHARDS15"
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _block_hashes(blocks, bits_p):
     mask = np.uint64((1 << bits_p) - 1)
     out = np.empty(blocks.shape[0], np.int64)
@@ -46,7 +46,7 @@ def _block_hashes(blocks, bits_p):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _sample_fixed_rate(blocks, threshold, bits_p):
     mask = np.uint64((1 << bits_p) - 1)
     keep = np.empty(blocks.shape[0], np.bool_)
@@ -92,7 +92,7 @@ def _heap_pop(hh, hb, size):
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _compact(bits, tree, last, hb, size):
     """Renumber the tracked blocks' marker times to 0..k-1 (keeping their order) and rebuild
     the bitmap and tree: keeps the time index bounded by the tracked-set size."""
@@ -114,7 +114,7 @@ def _compact(bits, tree, last, hb, size):
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     n = blocks.shape[0]
     threshold = np.int64(1) << bits_p          # start at rate 1
