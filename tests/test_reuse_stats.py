@@ -115,3 +115,21 @@ def test_reuse_pass_rejects_bad_input():
         reuse_pass(np.array([0, 3]), np.array([0, 1], np.int32), 2, np.array([4]), 4)
     with pytest.raises(ValueError):
         reuse_pass(np.array([0, 2]), np.array([0, 1], np.int32), 2, np.array([4]), 4, sample=[1, 0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=300), st.sampled_from([0.05, 0.3, 1.0]), st.booleans(),
+       st.lists(st.integers(-2, 600), min_size=1, max_size=12))
+def test_sparse_shards_curves_equal_dense(raw, rate, adjust, caps):
+    """The analysis evaluates the SHARDS curves from their non-zero entries: the same floats as
+    from the dense histograms (which hold an entry per possible distance)."""
+    from kvctrace.kernels.sampling import (curve_at, curve_at_sparse, shards_fixed_rate, shards_fixed_size,
+                                           sparse_histogram)
+    seen: dict = {}
+    blocks = np.asarray([seen.setdefault(b, len(seen)) for b in raw], np.int32)
+    dense, total, _ = shards_fixed_rate(blocks, len(seen), rate, adjust=adjust)
+    (keys, weights), total_sparse, _ = shards_fixed_rate(blocks, len(seen), rate, adjust=adjust, sparse=True)
+    assert total_sparse == total
+    assert curve_at_sparse(keys, weights, total, caps).tolist() == curve_at(dense, total, caps).tolist()
+    hist, total, _, _ = shards_fixed_size(blocks, len(seen), 7, adjust=adjust)
+    assert curve_at_sparse(*sparse_histogram(hist), total, caps).tolist() == curve_at(hist, total, caps).tolist()

@@ -37,7 +37,7 @@ from ..errors import ConfigError, NoBlockIdsError
 from ..kernels.arrays import ids
 from ..kernels.reuse import distance_counts, quantiles_from_counts, stack_distances
 from ..kernels.reuse_stats import reuse_pass, reuse_time_stats
-from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
+from ..kernels.sampling import curve_at_sparse, shards_fixed_rate, shards_fixed_size, sparse_histogram
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..trace import Trace
 from .columns import null_nan
@@ -371,15 +371,16 @@ def _shards(blocks, n_unique, exact_counts, n_acc, rate, s_max, log_caps):
     Errors are mean absolute differences of the hit ratio, named by grid: ``mae_linear`` over
     200 evenly spaced capacities from 1 to the largest finite distance + 1 (the FAST'15
     evaluation), ``mae_log`` over the log-spaced capacities of the ``mrc`` frame."""
-    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate)
+    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate, sparse=True)
     fs_counts, fs_total, fs_rate, fs_n = shards_fixed_size(blocks, n_unique, s_max)
+    fs_counts = sparse_histogram(fs_counts)  # its running sums without the zeros (8 bytes each)
     hit_distances, cum_hits, top = exact_counts
     top = max(top, 1)
     lin = np.unique(np.linspace(1, top, 200).round().astype(np.int64))
     grid = np.unique(np.concatenate([log_caps, lin]))
     exact = _hits_below(hit_distances, cum_hits, grid) / float(n_acc)
-    fr = curve_at(fr_counts, fr_total, grid)
-    fs = curve_at(fs_counts, fs_total, grid)
+    fr = curve_at_sparse(*fr_counts, fr_total, grid)
+    fs = curve_at_sparse(*fs_counts, fs_total, grid)
     on_lin = np.isin(grid, lin)
     on_log = np.isin(grid, log_caps)
 

@@ -175,10 +175,14 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     return hist, cold * g, threshold, n_sampled
 
 
-def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bool = True):
+def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bool = True,
+                      sparse: bool = False):
     """Fixed-rate SHARDS. Returns ``(counts, total, n_sampled)``: ``counts[k]`` is the
     (adjusted) number of sampled accesses with scaled distance ``floor(d / R) == k`` and
-    ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count)."""
+    ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count). ``sparse``:
+    ``counts`` as (the scaled distances that occur, ascending and with 0, their weights), for
+    ``curve_at_sparse``: the dense histogram has an entry per possible distance (8 bytes per
+    distinct block)."""
     if not 0.0 < rate <= 1.0:
         raise ValueError("SHARDS rate must be in (0, 1]")
     blocks = ids(blocks)
@@ -189,19 +193,25 @@ def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bo
     del keep
     n_sampled = int(sampled.shape[0])
     if n_sampled == 0:
-        return np.zeros(1, np.float64), 0.0, 0
-    # renumbered 0..k-1 (stack distances do not depend on the names): the kernel's per-block
-    # state is then sized by the sampled blocks, not by every block of the trace
-    uniq, sampled = np.unique(sampled, return_inverse=True)
-    dist = stack_distances(sampled.astype(np.int32), uniq.shape[0])
-    finite = dist[dist >= 0]
-    scaled = np.floor(finite / real_rate).astype(np.int64)
-    counts = np.bincount(scaled, minlength=1).astype(np.float64)
-    total = float(n_sampled)
-    if adjust:
-        expected = blocks.shape[0] * real_rate
-        counts[0] += expected - n_sampled
-        total = expected
+        keys, weights, total = np.zeros(1, np.int64), np.zeros(1, np.float64), 0.0
+    else:
+        # renumbered 0..k-1 (stack distances do not depend on the names): the kernel's per-block
+        # state is then sized by the sampled blocks, not by every block of the trace
+        uniq, sampled = np.unique(sampled, return_inverse=True)
+        dist = stack_distances(sampled.astype(np.int32), uniq.shape[0])
+        scaled = np.floor(dist[dist >= 0] / real_rate).astype(np.int64)
+        keys, counts = np.unique(np.concatenate(([0], scaled)), return_counts=True)
+        weights = counts.astype(np.float64)
+        weights[0] -= 1.0  # the 0 added above so that the adjustment has its entry
+        total = float(n_sampled)
+        if adjust:
+            expected = blocks.shape[0] * real_rate
+            weights[0] += expected - n_sampled
+            total = expected
+    if sparse:
+        return (keys, weights), total, n_sampled
+    counts = np.zeros(int(keys[-1]) + 1, np.float64)
+    counts[keys] = weights
     return counts, total, n_sampled
 
 
@@ -228,6 +238,23 @@ def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: boo
         hist[0] += expected - total
         total = expected
     return hist, total, rate, int(n_sampled)
+
+
+def curve_at_sparse(keys: np.ndarray, weights: np.ndarray, total: float, capacities) -> np.ndarray:
+    """``curve_at`` of the histogram given by its non-zero entries (``keys`` ascending): the
+    same floats, as the running sums skip only zeros."""
+    caps = np.asarray(capacities, dtype=np.int64)
+    if total <= 0 or keys.shape[0] == 0:
+        return np.zeros(caps.shape, np.float64)
+    cum = np.cumsum(weights)
+    below = np.searchsorted(keys, caps, side="left")  # entries with k < C
+    return np.clip(np.where(below > 0, cum[np.maximum(below - 1, 0)], 0.0) / total, 0.0, 1.0)
+
+
+def sparse_histogram(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, weights) of the non-zero entries of a dense histogram, for ``curve_at_sparse``."""
+    keys = np.flatnonzero(counts)
+    return keys, counts[keys]
 
 
 def curve_at(counts: np.ndarray, total: float, capacities) -> np.ndarray:
