@@ -92,9 +92,13 @@ def test_linear_quantiles_equal_numpy(values, qs):
 
 
 @pytest.mark.parametrize("case", ["ties", "spread", "negative"])
-def test_quantiles_of_many_times_select_exactly(case):
+@pytest.mark.parametrize("cap", [0, 40, 1 << 22])
+def test_quantiles_of_many_times_select_exactly(case, cap, monkeypatch):
     """Thousands of warm accesses whose times share long key prefixes (ties, one octave) or
-    straddle zero: every radix level is exercised and the values still equal numpy's."""
+    straddle zero, read out after the first digit (the default cap), after a few, or never
+    (cap 0: every radix level): the values still equal numpy's."""
+    import kvctrace.kernels.reuse_stats as reuse_stats
+    monkeypatch.setattr(reuse_stats, "_COLLECT_CAP", cap)
     rng = np.random.default_rng(3)
     n_req = 3000
     offsets = np.arange(0, 2 * n_req + 1, 2, dtype=np.int64)

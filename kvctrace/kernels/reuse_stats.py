@@ -159,13 +159,13 @@ def _key(value, scratch, scratch_bits):
 
 
 @nb.njit(cache=True, nogil=True)
-def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins):
+def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins, collected):
     """One pass over the warm accesses' reuse times. Level 0 fills ``req_counts`` (warm
     accesses per reuse distance in requests) and ``bins`` (per log2 bin of the time in seconds:
     bin 0 = [0, 1) s, bin e = [2**(e-1), 2**e) s) and counts the keys by their first radix digit;
     a later level counts, per wanted prefix (the top ``level`` digits of an order statistic's
-    key), the keys sharing it by their next digit. Returns (counts per prefix and digit, the
-    top bin used)."""
+    key), the keys sharing it by their next digit, or, given room in ``collected``, stores
+    their times there. Returns (counts per prefix and digit, the top bin used, times stored)."""
     n_req = offsets.shape[0] - 1
     hist = np.zeros((max(prefixes.shape[0], 1), 1 << _DIGIT_BITS), np.int64)
     known = np.uint64(level * _DIGIT_BITS)
@@ -179,6 +179,7 @@ def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins):
     scratch = np.empty(1, np.float64)
     scratch_bits = scratch.view(np.uint64)
     top = 0
+    k = 0
     for r in range(n_req):
         for t in range(offsets[r], offsets[r + 1]):
             d = reuse_req[t]
@@ -198,9 +199,13 @@ def _time_pass(offsets, reuse_req, ts, prefixes, level, req_counts, bins):
             high = key >> (np.uint64(64) - known)
             for j in range(prefixes.shape[0]):
                 if prefixes[j] == high:
-                    hist[j, (key >> shift) & mask] += 1
+                    if collected.shape[0]:
+                        collected[k] = v
+                        k += 1
+                    else:
+                        hist[j, (key >> shift) & mask] += 1
                     break
-    return hist, top
+    return hist, top, k
 
 
 def _descend(cum: np.ndarray, rank: int) -> tuple[int, int]:
@@ -210,21 +215,38 @@ def _descend(cum: np.ndarray, rank: int) -> tuple[int, int]:
     return digit, rank - (int(cum[digit - 1]) if digit else 0)
 
 
+_COLLECT_CAP = 1 << 22  # times (8 bytes each) the wanted buckets may hold to be read out and sorted
+
+
 def _select(offsets, reuse_req, ts, first_digits: np.ndarray, ranks: list[int]) -> dict:
-    """The order statistics ``ranks`` (0-based, ascending values) of the warm reuse times."""
-    prefix = {}
-    left = {}
+    """The order statistics ``ranks`` (0-based, ascending values) of the warm reuse times: the
+    radix digits of each, 16 bits per pass, until the buckets holding them are small enough
+    to read out and sort (usually after one or two passes)."""
+    prefix, left, size = {}, {}, {}
     cum = np.cumsum(first_digits)
     for rank in ranks:
         prefix[rank], left[rank] = _descend(cum, rank)
-    for level in range(1, _LEVELS):
+        size[prefix[rank]] = int(first_digits[prefix[rank]])
+    none = np.zeros(0, np.int64)
+    for level in range(1, _LEVELS + 1):
         wanted = np.array(sorted(set(prefix.values())), np.uint64)
-        hist, _ = _time_pass(offsets, reuse_req, ts, wanted, np.int64(level), np.zeros(0, np.int64),
-                             np.zeros(0, np.int64))
+        if level == _LEVELS or sum(size[p] for p in set(prefix.values())) <= _COLLECT_CAP:
+            break
+        hist, _, _ = _time_pass(offsets, reuse_req, ts, wanted, np.int64(level), none, none, np.zeros(0))
         cums = {int(p): np.cumsum(hist[i]) for i, p in enumerate(wanted.tolist())}
+        rows = {int(p): hist[i] for i, p in enumerate(wanted.tolist())}
+        size = {}
         for rank in ranks:
             digit, within = _descend(cums[prefix[rank]], left[rank])
+            size[(prefix[rank] << _DIGIT_BITS) | digit] = int(rows[prefix[rank]][digit])
             prefix[rank], left[rank] = (prefix[rank] << _DIGIT_BITS) | digit, within
+    if level < _LEVELS:  # read the wanted buckets out: each is a run of the sorted times
+        buckets = sorted(set(prefix.values()))
+        collected = np.empty(sum(size[p] for p in buckets), np.float64)
+        _time_pass(offsets, reuse_req, ts, wanted, np.int64(level), none, none, collected)
+        collected.sort()
+        start = dict(zip(buckets, np.cumsum([0] + [size[p] for p in buckets[:-1]]).tolist()))
+        return {rank: float(collected[start[prefix[rank]] + left[rank]]) for rank in ranks}
     out = {}
     for rank, key in prefix.items():
         bits = np.uint64(key)
@@ -269,7 +291,8 @@ def reuse_time_stats(offsets, reuse_requests, ts, quantiles) -> dict:
     n_req = offsets.shape[0] - 1
     req_counts = np.zeros(max(n_req, 1), np.int64)
     bins = np.zeros(1100, np.int64)  # 2**1100 s is past any float64 time difference
-    digits, top = _time_pass(offsets, reuse_requests, ts, np.zeros(0, np.uint64), np.int64(0), req_counts, bins)
+    digits, top, _ = _time_pass(offsets, reuse_requests, ts, np.zeros(0, np.uint64), np.int64(0), req_counts, bins,
+                                np.zeros(0))
     digits = digits[0]
     warm = int(digits.sum())
     out = {"request_counts": req_counts, "seconds_bins": bins[:top + 1], "warm": warm,
