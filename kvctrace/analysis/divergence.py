@@ -140,6 +140,11 @@ def _stored_prefix(trace: Trace, columns: set):
     return frame["s"].to_numpy()[order].astype(np.int64), frame["m"].to_numpy()[order].astype(np.int64)
 
 
+def _all_null(trace: Trace, column: str) -> bool:
+    """Whether no request has a value in ``column`` (a trace without chat messages, say)."""
+    return trace.request_sql(f"SELECT count({column}) AS n FROM requests")["n"][0] == 0  # noqa: S608 - a constant
+
+
 def _has_nulls(trace: Trace, *columns: str) -> bool:
     """Whether any request has a NULL in one of ``columns`` (one aggregate, not the column)."""
     counts = ", ".join(f"count({c})" for c in columns)  # names are our constants
@@ -178,7 +183,7 @@ def _messages(trace: Trace, columns: set, token: np.ndarray) -> tuple:
     """(message index, role, message start) of each request's token offset ``token`` (-1 = none):
     the last message starting at or before it. Nulls when the store has no messages."""
     n = trace.n_requests
-    if not {"msg_offsets", "msg_roles"} <= columns:
+    if not {"msg_offsets", "msg_roles"} <= columns or _all_null(trace, "msg_offsets"):
         return None, None, None
     frame = trace.request_sql("SELECT msg_offsets, msg_roles FROM requests ORDER BY req_id")
     counts = frame["msg_offsets"].list.len().fill_null(0).to_numpy().astype(np.int64)

@@ -67,11 +67,16 @@ def prefix_tree_of(trace) -> PrefixTree:
 
 
 def _groups_frame(g: dict) -> pl.DataFrame:
-    """One row per maximal shared prefix (``prefix_structure``'s groups), largest first."""
+    """One row per maximal shared prefix (``prefix_structure``'s groups), largest first (by
+    requests, then prefix tokens, then node id: a total order, sorted with numpy before the
+    frame is made, which is cheaper than sorting its fourteen columns)."""
     has = g["anc"] >= 0
     anc = np.maximum(g["anc"], 0)
     seg_blocks = g["depth"] - np.where(has, g["depth"][anc], -1)
     seg_tokens = g["cum_tokens"] - np.where(has, g["cum_tokens"][anc], 0)
+    order = np.lexsort((g["node"], -g["cum_tokens"], -g["n_requests"]))
+    g = {name: values[order] for name, values in g.items()}
+    has, seg_blocks, seg_tokens = has[order], seg_blocks[order], seg_tokens[order]
     n_req = g["n_requests"]
     return pl.DataFrame({
         "node": g["node"], "root": g["root"], "prefix_blocks": g["depth"] + 1,
@@ -81,7 +86,7 @@ def _groups_frame(g: dict) -> pl.DataFrame:
         "exclusive_reusable_tokens": (n_req - 1) * seg_tokens,
         "exclusive_reusable_blocks": (n_req - 1) * seg_blocks,
         "first_req": g["first_req"], "top_level": ~has,
-    }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
+    })
 
 
 def _groups_summary(trace, starting_shared: int, groups: pl.DataFrame) -> dict:
