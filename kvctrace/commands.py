@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PRESET = "h100-llama3-8b"
+PRELOAD_REPORT_BELOW = 10_000_000  # accesses: analyze loads the report's imports beside the analyses
 # Extensions stripped from a trace's name to name its default database (outermost first).
 _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet")
 
@@ -114,9 +115,11 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     from .analysis import analyze as run_analyses, write_summary
     opened = _open(trace, trace_options)
     out_dir = _claim(out, opened.info(), force)
-    # the report's chart stack (altair, jinja2: ~0.4 s of imports, ~30 MB) loads on the other
-    # core while the analyses run: their kernels, numpy and DuckDB release the GIL
-    report_loaded = preload("kvctrace.report.build")
+    # On a small trace the report's chart stack (altair, jinja2: ~0.4 s of imports, ~30 MB)
+    # loads on the other core while the analyses run (their kernels, numpy and DuckDB release
+    # the GIL): there 0.4 s is a tenth of the run. On a large one its 30 MB would sit under
+    # the analyses' peak memory, so it loads after them.
+    report_loaded = preload("kvctrace.report.build") if opened.n_accesses < PRELOAD_REPORT_BELOW else (lambda: None)
     result = run_analyses(opened)
     summary_path = write_summary(result, out_dir)
     # The command is done with the trace's database and block ids (the summary and the report
@@ -345,6 +348,8 @@ def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, par
 def is_export(path: Path) -> bool:
     """True for a folder written by ``export`` (read by the partitioned analysis), as opposed to
     a trace file or a folder of conversations."""
+    if not Path(path).is_dir():  # an export is a folder: a trace file needs no look (nor its imports)
+        return False
     from .analysis.partitioned import is_export as export_folder
     return export_folder(path)
 

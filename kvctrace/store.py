@@ -26,7 +26,7 @@ from .formats.source import is_duckdb_file
 from .kernels.arrays import id_type
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
-from .memory import map_large_arrays
+from .memory import drop_cached_blocks, map_large_arrays
 from .sql import load_query
 from .tables import TABLES, dense_block_ids, kvctrace_version, materialize, memory_connection
 from .trace import Trace
@@ -201,6 +201,7 @@ def load_store(con, path: str) -> Trace:
     has_ids = json.loads(meta.get("has_block_ids", "true"))
     blocks = read_block_ids(con, int(offsets[-1])) if has_ids \
         else np.empty(0, np.int32)
+    drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
     return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
                  con=con, offsets=offsets, blocks=blocks,
                  ts=req.column("ts").to_numpy().astype(np.float64, copy=False),
