@@ -124,7 +124,7 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     summary_path = write_summary(result, out_dir)
     # The command is done with the trace's database and block ids (the summary and the report
     # use only the results): closing it frees the in-memory store and 4 bytes per access before
-    # the report is built, and drops the tables it never needed (Trace.pending_tables).
+    # the report is built, and drops the tables it never needed (Trace.tables_pending).
     result.trace.close(release_blocks=True)
     report_loaded()
     from .report import write_report

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import weakref
 
 import duckdb
 import numpy as np
@@ -170,7 +171,9 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
 # reads only the requests table. So an in-memory ingest registers the requests, meta and
 # rejects tables as views over its Arrow data (DuckDB scans it in place; an absent column is a
 # typed NULL in the view, not a column of nulls in memory) and writes the five tables on the
-# first use of the connection (``Trace.con``, ``Trace.pending_tables``).
+# first use of the connection (``Trace.con``; ``write_pending_tables``). What is still to write
+# belongs to the connection, not to a ``Trace`` object: every copy of a trace (dataclasses.replace,
+# a Ray worker's) sees the same database.
 
 # The declared type of each fixed requests column, in table order (the schema is
 # queries/store_create_tables.sql; tests/test_store.py checks that the two agree).
@@ -209,6 +212,28 @@ def _register_views(con, requests: pa.Table, meta: pa.Table, rejects: pa.Table) 
     con.execute(f"CREATE TEMP VIEW requests AS SELECT {columns} FROM {_REQUEST_DATA}")
     con.register("meta", meta)
     con.register("rejects", rejects)
+
+
+_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> its tables' writer
+
+
+def has_pending_tables(con) -> bool:
+    """Whether ``con`` is an in-memory store that has not written its tables yet."""
+    return con is not None and con in _PENDING
+
+
+def write_pending_tables(con) -> None:
+    """Write the tables of an in-memory store in place of its views (a no-op for any other
+    connection, and once written)."""
+    write = _PENDING.pop(con, None) if con is not None else None
+    if write is not None:
+        write()
+
+
+def drop_pending_tables(con) -> None:
+    """Forget the tables ``con`` would write (it is being closed: nobody can read them)."""
+    if con is not None:
+        _PENDING.pop(con, None)
 
 
 def _tables_writer(con, big_tables: dict):
@@ -323,17 +348,16 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
     big = {"accesses": lambda: _access_chunks(offsets, dense),
            "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw.load() if views else raw,
                                             input_len, block_size)}
-    pending = None
     if views:
         _register_views(con, requests, **small)
-        pending = _tables_writer(con, big)
+        _PENDING[con] = _tables_writer(con, big)
     else:
         write_tables(con, {"requests": requests, **small, **big}, replace=replace)
     del requests, small
     return dict(path=path, format=fmt, block_size=block_size, con=con, offsets=offsets, blocks=dense,
                 ts=ts, input_len=input_len, output_len=output_len, n_unique_blocks=int(n_unique),
                 has_block_ids=has_ids, sorted_input=bool(sorted_input), rejected_lines=len(rejects),
-                meta=meta, pending_tables=pending)
+                meta=meta)
 
 
 def store_arrays(offsets, blocks, *, ts=None, input_len=None, output_len=None, block_size=16,

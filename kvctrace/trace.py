@@ -8,9 +8,9 @@ Contract (shared by every part of kvctrace):
 * ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
 * ``con`` is the DuckDB connection holding the tables of docs/data-model.md (requests, accesses, blocks,
   meta, rejects); SQL-shaped statistics run there. A trace ingested into memory writes its
-  tables only when ``con`` is first used (``write_pending_tables``); until then requests, meta
-  and rejects are views over its Arrow data, which ``request_sql`` reads: the analyses read
-  the arrays and those views, so ``kvctrace analyze`` never writes a table.
+  tables only when ``con`` is first used (``tables_pending`` until then); meanwhile requests,
+  meta and rejects are views over its Arrow data, which ``request_sql`` reads: the analyses
+  read the arrays and those views, so ``kvctrace analyze`` never writes a table.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
 """
 from __future__ import annotations
@@ -40,8 +40,6 @@ class Trace:
     sorted_input: bool = True
     rejected_lines: int = 0
     meta: dict = field(default_factory=dict, repr=False)
-    # writes the tables not yet in ``con`` (an in-memory store's accesses and blocks), or None
-    pending_tables: object = field(default=None, repr=False)
 
     @property
     def n_requests(self) -> int:
@@ -74,23 +72,27 @@ class Trace:
         """The DuckDB connection; with ``all_tables`` (what ``con`` gives) after writing the
         tables still pending, else as it is (requests, meta and rejects are always there, as
         tables or views)."""
+        con = self.__dict__["_con"]
         if all_tables:
-            self.write_pending_tables()
-        return self.__dict__["_con"]
+            from .tables import write_pending_tables
+            write_pending_tables(con)
+        return con
 
-    def write_pending_tables(self) -> None:
-        """Write the tables an in-memory ingest left for later (all five, in place of its
-        views); a no-op once they are written and for a database file."""
-        pending, self.pending_tables = self.pending_tables, None
-        if pending is not None:
-            pending()
+    @property
+    def tables_pending(self) -> bool:
+        """Whether the store is in memory and has not written its tables yet (docs/data-model.md)."""
+        from .tables import has_pending_tables
+        return has_pending_tables(self.__dict__["_con"])
 
     def close(self, release_blocks: bool = False) -> None:
         """Close the DuckDB connection, dropping tables still pending (nobody can read them).
         ``release_blocks``: also free the block ids (4 bytes per access) for a caller done with
         them (``kvctrace analyze`` before its report); ``info()`` still counts them."""
-        self.pending_tables = None
-        self.__dict__["_con"].close()
+        from .tables import drop_pending_tables
+        con = self.__dict__["_con"]
+        drop_pending_tables(con)
+        if con is not None:
+            con.close()
         if release_blocks:
             self.__dict__["_released_accesses"] = self.n_accesses
             self.blocks = np.empty(0, self.blocks.dtype)

@@ -495,13 +495,13 @@ def test_in_memory_views_equal_the_tables_written_on_first_use():
     from kvctrace.tables import REQUEST_COLUMNS
     trace = Trace.from_arrays(np.array([0, 2, 3, 3]), np.array([5, 6, 5]), ts=[0.0, 1.0, 2.5],
                               session_id=["a", None, "b"])
-    assert trace.pending_tables is not None
+    assert trace.tables_pending
     con = trace.connection(all_tables=False)
     assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'kvctrace'").fetchall()[0][0] == 0
     view = {name: trace.request_sql(f"SELECT * FROM {name}") for name in ("requests", "meta", "rejects")}
     view_types = trace.request_sql("DESCRIBE requests")
     assert trace.sql("SELECT count(*) AS n FROM accesses")["n"][0] == 3   # first use: the tables are written
-    assert trace.pending_tables is None
+    assert not trace.tables_pending
     assert trace.sql("SELECT count(*) AS n FROM duckdb_tables() WHERE database_name = 'kvctrace'")["n"][0] == 5
     table_types = trace.sql("DESCRIBE requests")
     assert view_types["column_name"].to_list() == table_types["column_name"].to_list()
@@ -517,4 +517,8 @@ def test_analyses_write_no_table():
     trace = Trace.from_arrays(np.array([0, 2, 3, 5]), np.array([5, 6, 5, 6, 7]), ts=[0.0, 1.0, 2.5],
                               type=["chat", "chat", "api"], session_id=["a", "a", "b"])
     analyze(trace)
-    assert trace.pending_tables is not None
+    assert trace.tables_pending
+    # a copy shares the database: its first use writes the tables for both
+    import dataclasses
+    copy = dataclasses.replace(trace, has_block_ids=True)
+    assert copy.sql("SELECT count(*) AS n FROM blocks")["n"][0] == 3 and not trace.tables_pending
