@@ -227,7 +227,7 @@ def write_pending_tables(con) -> None:
     connection, and once written)."""
     write = _PENDING.pop(con, None) if con is not None else None
     if write is not None:
-        write()
+        write(con)
 
 
 def drop_pending_tables(con) -> None:
@@ -236,10 +236,12 @@ def drop_pending_tables(con) -> None:
         _PENDING.pop(con, None)
 
 
-def _tables_writer(con, big_tables: dict):
-    """A function writing the store's tables in place of the views (then compressed and
-    offloaded as any in-memory ingest's): called once, on first use of the connection."""
-    def write() -> None:
+def _tables_writer(big_tables: dict):
+    """A function of the connection writing the store's tables in place of the views (then
+    compressed and offloaded as any in-memory ingest's): called once, on first use of the
+    connection. It holds no reference to the connection (a value of ``_PENDING`` that did
+    would keep its weak key alive, and the trace's arrays with it)."""
+    def write(con) -> None:
         tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in VIEWS}  # noqa: S608
         con.execute("DROP VIEW requests")
         for name in (_REQUEST_DATA, "meta", "rejects"):
@@ -350,7 +352,7 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
                                             input_len, block_size)}
     if views:
         _register_views(con, requests, **small)
-        _PENDING[con] = _tables_writer(con, big)
+        _PENDING[con] = _tables_writer(big)
     else:
         write_tables(con, {"requests": requests, **small, **big}, replace=replace)
     del requests, small

@@ -522,3 +522,15 @@ def test_analyses_write_no_table():
     import dataclasses
     copy = dataclasses.replace(trace, has_block_ids=True)
     assert copy.sql("SELECT count(*) AS n FROM blocks")["n"][0] == 3 and not trace.tables_pending
+
+
+def test_a_dropped_in_memory_trace_frees_its_arrays():
+    """The tables an in-memory store has still to write are held for its connection only while
+    that lives: dropping the trace frees its arrays (no reference cycle through the writer)."""
+    import gc
+    import weakref
+    trace = Trace.from_arrays(np.array([0, 2, 3]), np.array([5, 6, 5]))
+    blocks = weakref.ref(trace.blocks)
+    del trace
+    gc.collect()
+    assert blocks() is None
