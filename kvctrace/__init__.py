@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._version import __version__
-from .errors import KvctraceError
+from .memory import tune_allocators
+
+tune_allocators()  # before anything loads polars (its allocator reads the setting once)
+
+from ._version import __version__  # noqa: E402
+from .errors import KvctraceError  # noqa: E402
 
 if TYPE_CHECKING:
     from .trace import Trace
 
 
-def open_trace(path, **options) -> Trace:
+def open_trace(path, **options) -> "Trace":
     """Ingest a trace file (or open a ``.duckdb`` made by kvctrace) and return a ``Trace``.
 
     Options (the CLI's shared trace options): ``format`` (mooncake | bailian | tokens | lengths;
@@ -24,8 +28,8 @@ def open_trace(path, **options) -> Trace:
 
 
 def __getattr__(name: str):
-    # Trace imports numpy, polars and the readers (~0.5 s): only when asked for, so that the
-    # command line starts (and answers Ctrl-C, --help, --version) without them
+    # ``Trace`` is imported on first use: ``import kvctrace`` (and so every CLI start) does not
+    # load numpy, polars, DuckDB and Numba until a command needs them
     if name == "Trace":
         from .trace import Trace
         return Trace

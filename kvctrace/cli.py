@@ -295,7 +295,6 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, jso
             return
         print_partitioned(result, path)
         return
-    from .console import print_analysis
     from .progress import status
     with status(f"analyzing {trace.name}") as update:
         done = run_analyze(trace, trace_opts, out, force=force, progress=update)
@@ -303,6 +302,7 @@ def analyze(trace: TraceArg, out: OutDirOpt = None, force: ForceOpt = False, jso
         print(done.result.to_json())
         print(f"wrote {done.summary_path}\nwrote {done.report_path}", file=sys.stderr)
         return
+    from .console import print_analysis
     print_analysis(done.result.summary(), [done.summary_path, done.report_path])
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PRESET = "h100-llama3-8b"
+PRELOAD_REPORT_BELOW = 10_000_000  # accesses: analyze loads the report's imports beside the analyses
 # Extensions stripped from a trace's name to name its default database (outermost first).
 _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet")
 
@@ -122,20 +123,41 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     opened = _open(trace, trace_options, progress)
     with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
         out_dir = _claim(out, opened.info(), force)
+        # On a small trace the report's chart stack (altair, jinja2: ~0.4 s of imports, ~30 MB)
+        # loads on the other core while the analyses run (their kernels, numpy and DuckDB release
+        # the GIL): there 0.4 s is a tenth of the run. On a large one its 30 MB would sit under
+        # the analyses' peak memory, so it loads after them.
+        small = opened.n_accesses < PRELOAD_REPORT_BELOW
+        report_loaded = preload("kvctrace.report.build") if small else (lambda: None)
         _stage(progress)("analyzing")
         result = run_analyses(opened)
         summary_path = out_dir / "summary.json"
         with replaced_atomically(summary_path) as tmp:
             tmp.write_text(result.to_json() + "\n", encoding="utf-8")
-        # The command is done with the trace's database (the summary and the report use only the
-        # results): closing it frees the in-memory store (~60 MB on 5.6M accesses) before the
-        # report is built, which is the run's last memory peak. result.trace.sql is closed after.
-        result.trace.con.close()
-        # imported only now: the report's chart stack (altair, jinja2) is ~30 MB resident, which
-        # would otherwise sit under the ingest's and the analyses' peak memory
+        # The command is done with the trace's database and block ids (the summary and the report
+        # use only the results): closing it frees the in-memory store and 4 bytes per access before
+        # the report is built, and drops the tables it never needed (Trace.tables_pending).
+        result.trace.close(release_blocks=True)
+        report_loaded()
         from .report import write_report
         _stage(progress)("writing the report")
         return AnalysisOutput(result, summary_path, write_report(result, out_dir))
+
+
+def preload(module: str):
+    """Start importing ``module`` on a background thread; returns a function that waits for
+    it (an import error surfaces when the caller imports the module itself)."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the caller's own import reports it
+            pass
+    thread = threading.Thread(target=load, name=f"kvctrace-preload-{module}", daemon=True)
+    thread.start()
+    return thread.join
 
 
 def report(trace: Path, trace_options: dict | None = None, out: Path | None = None, *,
@@ -375,6 +397,8 @@ def export(trace: Path, trace_options: dict | None = None, *, parquet: Path, par
 def is_export(path: Path) -> bool:
     """True for a folder written by ``export`` (read by the partitioned analysis), as opposed to
     a trace file or a folder of conversations."""
+    if not Path(path).is_dir():  # an export is a folder: a trace file needs no look (nor its imports)
+        return False
     from .analysis.partitioned import is_export as export_folder
     return export_folder(path)
 

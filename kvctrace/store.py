@@ -26,9 +26,10 @@ from .formats import read_columns
 from .formats.common import MAX_TOKENS
 from .formats.containers import trace_sha256
 from .formats.source import is_duckdb_file
+from .kernels.arrays import id_type
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
-from .memory import map_large_arrays
+from .memory import drop_cached_blocks, map_large_arrays
 from .sql import load_query
 from .tables import TABLES, dense_block_ids, kvctrace_version, materialize, memory_connection
 from .trace import Trace
@@ -380,8 +381,9 @@ def load_store(con, path: str) -> Trace:
     offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
     has_ids = json.loads(meta.get("has_block_ids", "true"))
-    blocks = (con.sql(load_query("store_load_accesses")).to_arrow_table().column("block").to_numpy()
-              .astype(np.int64, copy=False) if has_ids else np.empty(0, np.int64))
+    blocks = read_block_ids(con, int(offsets[-1])) if has_ids \
+        else np.empty(0, np.int32)
+    drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
     return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
                  con=con, offsets=offsets, blocks=blocks,
                  ts=req.column("ts").to_numpy().astype(np.float64, copy=False),
@@ -446,6 +448,49 @@ def _access_batches(con, offsets: np.ndarray, accesses: int, ordered: bool) -> I
             pending, first = [data[cut:]], stop
     if first < n_req:  # requests without accesses at the end
         yield AccessChunk(first, offsets[first:] - offsets[first], np.concatenate(pending or [np.empty(0, np.int64)]))
+
+
+ACCESS_BATCH_ROWS = 1 << 20  # accesses read from the store at a time
+
+
+def _in_csr_order(req: np.ndarray, pos: np.ndarray, prev: tuple) -> bool:
+    """(req, pos) strictly increasing, and after ``prev`` (the last pair of the batch before)."""
+    if req.shape[0] == 0:
+        return True
+    if (int(req[0]), int(pos[0])) <= prev:
+        return False
+    step = np.diff(req)
+    return bool(((step > 0) | ((step == 0) & (np.diff(pos) > 0))).all()) and bool((step >= 0).all())
+
+
+def read_block_ids(con, n_accesses: int) -> np.ndarray:
+    """The accesses table's block ids in CSR order (request, then position) as the trace's
+    dense ids (int32 below 2**31 - 1 accesses), read a batch at a time into one array: no
+    full-size Arrow copy and no sort of the table. A plain scan returns the rows as they were
+    inserted, which is CSR order; the batches are checked, and only a store whose rows are in
+    another order is read sorted."""
+    out = np.empty(n_accesses, id_type(n_accesses))
+    filled, prev = 0, (-1, -1)
+    for batch in con.sql(load_query("store_scan_accesses")).to_arrow_reader(ACCESS_BATCH_ROWS):
+        req, pos = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+        if not _in_csr_order(req, pos, prev) or filled + batch.num_rows > n_accesses:
+            filled = -1
+            break
+        out[filled:filled + batch.num_rows] = batch.column(2).to_numpy()
+        filled += batch.num_rows
+        if batch.num_rows:
+            prev = (int(req[-1]), int(pos[-1]))
+    if filled != n_accesses:  # not in CSR order (or not the count the requests name): sort
+        filled = 0
+        for batch in con.sql(load_query("store_load_accesses")).to_arrow_reader(ACCESS_BATCH_ROWS):
+            if filled + batch.num_rows > n_accesses:
+                break
+            out[filled:filled + batch.num_rows] = batch.column(0).to_numpy()
+            filled += batch.num_rows
+    if filled != n_accesses:
+        raise KvctraceError(f"the store's accesses table does not hold the {n_accesses:,} accesses its requests "
+                            "table counts", hint="re-ingest the trace")
+    return out
 
 
 def _reusable(meta: dict | None, path: Path, key: str) -> bool:

@@ -2,7 +2,8 @@
 table, the one construction of the tree in kvctrace), and the ``requests``, ``accesses``,
 ``meta`` and ``rejects`` tables (schema: ``queries/store_create_tables.sql``).
 
-``materialize`` writes them and returns the fields of a ``Trace``: ``Trace.from_arrays`` (via
+``materialize`` writes them (into memory: views now, tables on first use) and returns the
+fields of a ``Trace``: ``Trace.from_arrays`` (via
 ``store_arrays``) and the ingest (``store.py``) build their ``Trace`` from those fields. This
 module sits below trace.py and store.py, so neither imports the other to write a store.
 
@@ -10,6 +11,8 @@ All bulk data moves as Arrow tables registered with DuckDB; no per-access Python
 from __future__ import annotations
 
 import json
+import tempfile
+import weakref
 
 import duckdb
 import numpy as np
@@ -18,6 +21,7 @@ import pyarrow as pa
 from ._version import __version__
 from .errors import KvctraceError
 from .kernels.dense_stream import DenseIdMap
+from .kernels.arrays import id_type
 from .kernels.hashing import dense_ids
 from .kernels.tree import access_rows, first_values, prefix_tree
 from .memory import DUCKDB_CONFIG, offload_table_data, release_freed_memory
@@ -111,8 +115,10 @@ def _create_tables(con) -> None:
 def _is_fresh_memory(con: duckdb.DuckDBPyConnection) -> bool:
     """True for a connection made by ``memory_connection`` that holds no tables yet."""
     rows = con.sql("SELECT current_database(), (SELECT count(*) FROM duckdb_tables() "
+                   "WHERE database_name = current_database()), (SELECT path FROM duckdb_databases() "
                    "WHERE database_name = current_database())").fetchall()
-    return rows[0][0] == "kvctrace" and rows[0][1] == 0
+    # a file named kvctrace.duckdb has that database name too: in memory means no path
+    return rows[0][0] == "kvctrace" and rows[0][1] == 0 and rows[0][2] is None
 
 
 def _insert(con, name: str, table) -> None:
@@ -170,6 +176,91 @@ def write_tables(con: duckdb.DuckDBPyConnection, tables: dict, *, replace: bool)
         raise
 
 
+# ---- in-memory stores: views now, tables on first use ---------------------------------------
+# Writing the tables is most of an in-memory ingest's time (0.7 s of 3.7 s on 5.6M accesses)
+# and `kvctrace analyze` reads none of them: the analyses work from the arrays, and their SQL
+# reads only the requests table. So an in-memory ingest registers the requests, meta and
+# rejects tables as views over its Arrow data (DuckDB scans it in place; an absent column is a
+# typed NULL in the view, not a column of nulls in memory) and writes the five tables on the
+# first use of the connection (``Trace.con``; ``write_pending_tables``). What is still to write
+# belongs to the connection, not to a ``Trace`` object: every copy of a trace (dataclasses.replace,
+# a Ray worker's) sees the same database.
+
+# The declared type of each fixed requests column, in table order (the schema is
+# queries/store_create_tables.sql; tests/test_store.py checks that the two agree).
+REQUEST_COLUMNS = {"req_id": "BIGINT", "ts": "DOUBLE", "input_len": "BIGINT", "output_len": "BIGINT",
+                   "n_blocks": "BIGINT", "session_id": "VARCHAR", "parent_id": "BIGINT", "turn": "BIGINT",
+                   "type": "VARCHAR", "line_no": "BIGINT"}
+VIEWS = ("requests", "meta", "rejects")
+_REQUEST_DATA = "_kvctrace_request_data"
+
+
+class SpilledArray:
+    """A numpy array kept in an anonymous temporary file until ``load()``: the raw block ids
+    the blocks table needs (8 bytes per distinct block) are not resident until it is written."""
+
+    def __init__(self, array: np.ndarray):
+        self.dtype, self.size = array.dtype, array.shape[0]
+        self.file = tempfile.TemporaryFile(prefix="kvctrace-")  # removed when closed
+        array.tofile(self.file)
+        self.file.flush()
+
+    def load(self) -> np.ndarray:
+        self.file.seek(0)
+        array = np.fromfile(self.file, self.dtype, count=self.size)
+        self.file.close()
+        return array
+
+
+def _register_views(con, requests: pa.Table, meta: pa.Table, rejects: pa.Table) -> None:
+    """The requests, meta and rejects tables as views over Arrow tables. ``requests`` holds
+    the columns with data; the view gives every column of the table, with its type."""
+    con.register(_REQUEST_DATA, requests)
+    declared = {**REQUEST_COLUMNS, **{name: duck for name, (_, duck) in REQUEST_EXTRAS.items()}}
+    present = set(requests.column_names)
+    columns = ", ".join(f"CAST({name if name in present else 'NULL'} AS {duck}) AS {name}"
+                        for name, duck in declared.items())  # names and types are our constants
+    con.execute(f"CREATE TEMP VIEW requests AS SELECT {columns} FROM {_REQUEST_DATA}")
+    con.register("meta", meta)
+    con.register("rejects", rejects)
+
+
+_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> its tables' writer
+
+
+def has_pending_tables(con) -> bool:
+    """Whether ``con`` is an in-memory store that has not written its tables yet."""
+    return con is not None and con in _PENDING
+
+
+def write_pending_tables(con) -> None:
+    """Write the tables of an in-memory store in place of its views (a no-op for any other
+    connection, and once written)."""
+    write = _PENDING.pop(con, None) if con is not None else None
+    if write is not None:
+        write(con)
+
+
+def drop_pending_tables(con) -> None:
+    """Forget the tables ``con`` would write (it is being closed: nobody can read them)."""
+    if con is not None:
+        _PENDING.pop(con, None)
+
+
+def _tables_writer(big_tables: dict):
+    """A function of the connection writing the store's tables in place of the views (then
+    compressed and offloaded as any in-memory ingest's): called once, on first use of the
+    connection. It holds no reference to the connection (a value of ``_PENDING`` that did
+    would keep its weak key alive, and the trace's arrays with it)."""
+    def write(con) -> None:
+        tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in VIEWS}  # noqa: S608
+        con.execute("DROP VIEW requests")
+        for name in (_REQUEST_DATA, "meta", "rejects"):
+            con.unregister(name)
+        write_tables(con, {**tables, **big_tables}, replace=False)
+    return write
+
+
 def _access_chunks(offsets: np.ndarray, dense: np.ndarray):
     """The accesses table as Arrow tables of about ACCESS_CHUNK_ROWS rows, in order."""
     n_req = offsets.shape[0] - 1
@@ -185,8 +276,8 @@ def dense_block_ids(ids: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray
     """(dense first-appearance ids, distinct count, raw id of each dense id as uint64). The
     caller can drop the raw per-access ids right after (the blocks table needs only these)."""
     if ids is None:
-        return np.empty(0, np.int64), 0, np.empty(0, np.uint64)
-    dense, n_unique = dense_ids(ids)
+        return np.empty(0, np.int32), 0, np.empty(0, np.uint64)
+    dense, n_unique = dense_ids(ids, dtype=id_type(ids.shape[0]))  # int32: 4 bytes per access
     raw = first_values(dense, ids, n_unique)
     raw = raw.view(np.uint64) if raw.dtype == np.int64 else raw.astype(np.uint64, copy=False)
     return dense, n_unique, raw
@@ -206,15 +297,26 @@ def _blocks_chunks(dense, offsets, n_unique: int, raw_hash, input_len, block_siz
 
 
 def _requests_table(n: int, ts, input_len, output_len, offsets, line_no, session_id, parent_id,
-                    turn, type, extra) -> pa.Table:
-    return pa.table({
+                    turn, type, extra, present_only: bool = False) -> pa.Table:
+    """The requests table; ``present_only``: only the columns a trace has (the view adds the
+    others as NULL)."""
+    columns = {
         "req_id": np.arange(n, dtype=np.int64), "ts": ts, "input_len": input_len,
         "output_len": output_len, "n_blocks": np.diff(offsets),
-        "session_id": _strings(session_id, n),
-        "parent_id": _nullable_int(parent_id) if parent_id is not None else pa.nulls(n, pa.int64()),
-        "turn": _arrow(turn).cast(pa.int64()) if isinstance(turn, (pa.Array, pa.ChunkedArray))
-        else pa.array(turn, pa.int64()) if turn is not None else pa.nulls(n, pa.int64()),
-        "type": _strings(type, n), "line_no": line_no, **request_extras(extra, n)})
+        "session_id": _strings(session_id, n) if session_id is not None else None,
+        "parent_id": _nullable_int(parent_id) if parent_id is not None else None,
+        "turn": None if turn is None else _arrow(turn).cast(pa.int64()) if isinstance(turn, (pa.Array, pa.ChunkedArray))
+        else pa.array(turn, pa.int64()),
+        "type": _strings(type, n) if type is not None else None, "line_no": line_no}
+    if present_only:
+        if n < 2**31 - 1:  # counts and numbers the view casts back to BIGINT: 4 bytes each here
+            for name in ("req_id", "n_blocks", "line_no"):
+                columns[name] = np.asarray(columns[name]).astype(np.int32)
+        return pa.table({**{k: v for k, v in columns.items() if v is not None},
+                         **{k: _arrow(v) for k, v in (extra or {}).items()}})
+    nulls = {"session_id": pa.string(), "parent_id": pa.int64(), "turn": pa.int64(), "type": pa.string()}
+    return pa.table({**{k: v if v is not None else pa.nulls(n, nulls[k]) for k, v in columns.items()},
+                     **request_extras(extra, n)})
 
 
 def _raw_bytes(raw) -> bytes:
@@ -257,15 +359,23 @@ def materialize(con, *, path: str, fmt: str, block_size: int, ts, input_len, out
     rejects = list(rejects)
     meta = store_meta(meta, path=path, fmt=fmt, block_size=block_size, sorted_input=sorted_input,
                       n_rejects=len(rejects), has_ids=has_ids, ts=ts, n_accesses=dense.shape[0], n_unique=n_unique)
-    tables = {
-        "requests": _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
-                                    parent_id, turn, type, extra),
-        "accesses": lambda: _access_chunks(offsets, dense),
-        "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw_hash, input_len, block_size),
-        "meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
-        "rejects": _rejects_table(rejects),
-    }
-    write_tables(con, tables, replace=replace)
+    views = not replace and _is_fresh_memory(con)  # in memory: views now, tables on first use
+    # until the blocks table is written, the raw ids wait in a temporary file, not in RAM
+    raw = SpilledArray(raw_hash) if views else raw_hash
+    del raw_hash
+    requests = _requests_table(n, ts, input_len, output_len, offsets, line_no, session_id,
+                               parent_id, turn, type, extra, present_only=views)
+    small = {"meta": pa.table({"key": list(meta), "value": [str(v) for v in meta.values()]}),
+             "rejects": _rejects_table(rejects)}
+    big = {"accesses": lambda: _access_chunks(offsets, dense),
+           "blocks": lambda: _blocks_chunks(dense, offsets, n_unique, raw.load() if views else raw,
+                                            input_len, block_size)}
+    if views:
+        _register_views(con, requests, **small)
+        _PENDING[con] = _tables_writer(big)
+    else:
+        write_tables(con, {"requests": requests, **small, **big}, replace=replace)
+    del requests, small
     return dict(path=path, format=fmt, block_size=block_size, con=con, offsets=offsets, blocks=dense,
                 ts=ts, input_len=input_len, output_len=output_len, n_unique_blocks=int(n_unique),
                 has_block_ids=has_ids, sorted_input=bool(sorted_input), rejected_lines=len(rejects),

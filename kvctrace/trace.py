@@ -1,12 +1,16 @@
 """The ``Trace`` object: one ingested trace, as the analyses, the replayer and notebooks see it.
 
 Contract (shared by every part of kvctrace):
-* ``offsets`` (int64, n_requests + 1) and ``blocks`` (int64 dense ids, first-appearance order
-  0, 1, 2, ...) are the CSR form of the ``accesses`` table: request ``r`` accesses
-  ``blocks[offsets[r]:offsets[r+1]]`` in position order. Requests are in arrival order.
+* ``offsets`` (int64, n_requests + 1) and ``blocks`` (dense ids, first-appearance order
+  0, 1, 2, ...; int32, 4 bytes per access, and int64 only past 2**31 - 1 accesses) are the CSR
+  form of the ``accesses`` table: request ``r`` accesses ``blocks[offsets[r]:offsets[r+1]]``
+  in position order. Requests are in arrival order.
 * ``ts`` is float64 seconds from the first request; ``input_len``/``output_len`` are int64 tokens.
 * ``con`` is the DuckDB connection holding the tables of docs/data-model.md (requests, accesses, blocks,
-  meta, rejects); SQL-shaped statistics run there.
+  meta, rejects); SQL-shaped statistics run there. A trace ingested into memory writes its
+  tables only when ``con`` is first used (``tables_pending`` until then); meanwhile requests,
+  meta and rejects are views over its Arrow data, which ``request_sql`` reads: the analyses
+  read the arrays and those views, so ``kvctrace analyze`` never writes a table.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
 """
 from __future__ import annotations
@@ -43,7 +47,8 @@ class Trace:
 
     @property
     def n_accesses(self) -> int:
-        return int(self.blocks.shape[0])
+        released = self.__dict__.get("_released_accesses")
+        return int(self.blocks.shape[0]) if released is None else released
 
     @property
     def duration_s(self) -> float:
@@ -53,12 +58,57 @@ class Trace:
     def n_blocks_per_request(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def request_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(req_id, n_blocks): int64 per request, made once and shared by every analysis's
+        per-request frame (polars wraps numpy arrays without copying: one array for all)."""
+        cached = self.__dict__.get("_request_columns")
+        if cached is None or cached[0].shape[0] != self.n_requests:
+            cached = (np.arange(self.n_requests, dtype=np.int64), np.diff(self.offsets))
+            cached[0].flags.writeable = cached[1].flags.writeable = False
+            self.__dict__["_request_columns"] = cached
+        return cached
+
+    def connection(self, all_tables: bool = True) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection; with ``all_tables`` (what ``con`` gives) after writing the
+        tables still pending, else as it is (requests, meta and rejects are always there, as
+        tables or views)."""
+        con = self.__dict__["_con"]
+        if all_tables:
+            from .tables import write_pending_tables
+            write_pending_tables(con)
+        return con
+
+    @property
+    def tables_pending(self) -> bool:
+        """Whether the store is in memory and has not written its tables yet (docs/data-model.md)."""
+        from .tables import has_pending_tables
+        return has_pending_tables(self.__dict__["_con"])
+
+    def close(self, release_blocks: bool = False) -> None:
+        """Close the DuckDB connection, dropping tables still pending (nobody can read them).
+        ``release_blocks``: also free the block ids (4 bytes per access) for a caller done with
+        them (``kvctrace analyze`` before its report); ``info()`` still counts them."""
+        from .tables import drop_pending_tables
+        con = self.__dict__["_con"]
+        drop_pending_tables(con)
+        if con is not None:
+            con.close()
+        if release_blocks:
+            self.__dict__["_released_accesses"] = self.n_accesses
+            self.blocks = np.empty(0, self.blocks.dtype)
+
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
         return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
+    def request_sql(self, query: str, **params) -> pl.DataFrame:
+        """``sql`` for a query that reads only the requests, meta or rejects tables: it does
+        not make an in-memory store write its tables (the analyses' queries)."""
+        con = self.connection(all_tables=False)
+        return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+
     def requests(self) -> pl.DataFrame:
-        return self.sql("SELECT * FROM requests ORDER BY req_id")
+        return self.request_sql("SELECT * FROM requests ORDER BY req_id")
 
     def accesses(self) -> pl.DataFrame:
         return self.sql("SELECT * FROM accesses ORDER BY req_id, pos")
@@ -67,7 +117,7 @@ class Trace:
         return self.sql("SELECT * FROM blocks ORDER BY block")
 
     def rejects(self) -> pl.DataFrame:
-        return self.sql("SELECT * FROM rejects ORDER BY line_no")
+        return self.request_sql("SELECT * FROM rejects ORDER BY line_no")
 
     def info(self) -> dict:
         """The headline facts of the trace as plain JSON-ready values (``kvctrace info``)."""
@@ -116,3 +166,16 @@ class Trace:
         if not info["sorted_input"]:
             facts["note"] = "input was not in timestamp order; requests were sorted"
         return dict_html(f"Trace {Path(info['path']).name}", facts)
+
+
+def _con(trace: Trace) -> duckdb.DuckDBPyConnection:
+    return trace.connection(all_tables=True)
+
+
+def _set_con(trace: Trace, con: duckdb.DuckDBPyConnection) -> None:
+    trace.__dict__["_con"] = con
+
+
+# ``con`` is a dataclass field (constructors pass it) read through a property, so that any use
+# of the connection (a SQL query, an export, a notebook) first writes the pending tables.
+Trace.con = property(_con, _set_con, doc="The DuckDB connection holding every table of the store.")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kvctrace.analysis.access import analyze_access
 from kvctrace.errors import ConfigError, NoBlockIdsError
-from kvctrace.kernels.runs import find_runs, request_lookup_plan, runs_test
+from kvctrace.kernels.runs import find_runs, request_lookup_plan, run_stats, runs_test
 from kvctrace.trace import Trace
 
 from . import naive
@@ -68,6 +68,26 @@ def test_runs_match_naive(reqs):
         assert starts == np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()[:len(lengths)]
         assert runs.longest_run[r] == max(lengths, default=0)
         assert runs.n_sequential[r] == sum(x for x in lengths if x >= 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests_st)
+def test_run_stats_match_naive(reqs):
+    """The analysis's per-request counts and runs per length, without per-run arrays."""
+    offsets, blocks = csr(reqs)
+    stats = run_stats(offsets, blocks.astype(np.int32))
+    expected = naive.naive_runs(offsets, blocks)
+    assert stats.n_sequential.tolist() == [sum(x for x in lengths if x >= 2) for lengths in expected]
+    assert stats.n_point.tolist() == [sum(x == 1 for x in lengths) for lengths in expected]
+    assert stats.n_range.tolist() == [sum(x >= 2 for x in lengths) for lengths in expected]
+    assert stats.longest_run.tolist() == [max(lengths, default=0) for lengths in expected]
+    every = [x for lengths in expected for x in lengths]
+    assert stats.runs_by_length.tolist() == np.bincount(every, minlength=stats.runs_by_length.shape[0]).tolist()
+    # the runs test reads the sequential flags off the neighbours when not given them
+    with_flags = runs_test(offsets, blocks, find_runs(offsets, blocks).sequential, min_ids=4)
+    without = runs_test(offsets, blocks.astype(np.int32), min_ids=4)
+    for a, b in zip(with_flags, without):
+        np.testing.assert_array_equal(a, b)
 
 
 @settings(max_examples=100, deadline=None)

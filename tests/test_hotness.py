@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kvctrace.analysis.hotness import analyze_hotness, gini, hot_set_size, top_share, zipf_fit
 from kvctrace.errors import ConfigError, NoBlockIdsError
-from kvctrace.kernels.hotness import block_first_position, first_access_flags, window_top_k
+from kvctrace.kernels.hotness import block_first_position, block_heat, first_access_flags, window_top_k
 from kvctrace.trace import Trace
 
 from . import naive
@@ -93,6 +93,50 @@ def test_heat_by_type_matches_naive_in_both_paths(rows):
                              row["reaccesses"]) for row in frame.to_dicts()}
         assert got == expected
     assert kernel.equals(fallback)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 10_000), min_size=2, max_size=80), st.integers(2, 80))
+def test_zipf_fit_matches_least_squares(counts, max_rank):
+    _zipf_fit_matches_least_squares(counts, max_rank)
+
+
+def test_zipf_fit_across_slices(monkeypatch):
+    """The fit's sums run over slices of ranks: slices of 3 cut the count groups and the split."""
+    import kvctrace.analysis.hotness as hotness
+    monkeypatch.setattr(hotness, "_FIT_PIECE", 3)
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        counts = rng.integers(1, 6, rng.integers(2, 40)).tolist()
+        _zipf_fit_matches_least_squares(counts, int(rng.integers(2, 40)))
+        _zipf_fit_matches_least_squares(counts, len(counts))
+
+
+def _zipf_fit_matches_least_squares(counts, max_rank):
+    desc = np.sort(np.array(counts))[::-1]
+    max_rank = min(max_rank, desc.shape[0])
+    x, y = np.log(np.arange(1, max_rank + 1)), np.log(desc[:max_rank].astype(float))
+    alpha, r2 = zipf_fit(desc, max_rank)
+    assert alpha == pytest.approx(-np.polyfit(x, y, 1)[0], abs=1e-9)
+    if len(set(desc[:max_rank].tolist())) > 1:
+        assert r2 == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, abs=1e-9)
+    else:
+        assert r2 is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 15), max_size=10), min_size=1, max_size=10))
+def test_block_heat_matches_naive(reqs):
+    raw_offsets, raw_blocks = csr(reqs)
+    trace = Trace.from_arrays(raw_offsets, raw_blocks)
+    counts, by_count, by_depth = block_heat(trace.offsets, trace.blocks, trace.n_unique_blocks)
+    want = naive.naive_access_counts(trace.blocks)
+    assert counts.tolist() == [want[b] for b in range(trace.n_unique_blocks)]
+    assert by_count.tolist() == np.bincount(counts, minlength=1).tolist()
+    first = naive.naive_first_positions(trace.offsets, trace.blocks)
+    for depth in range(by_depth.shape[1]):
+        at = [b for b in range(trace.n_unique_blocks) if first[b][0] == depth]
+        assert by_depth[:, depth].tolist() == [len(at), sum(want[b] for b in at), sum(want[b] == 1 for b in at)]
 
 
 def test_zipf_fit_exact_power_law():

@@ -59,13 +59,68 @@ def test_tree_and_groups_match_naive(contents):
     json.dumps(res.summary())
 
 
+def _reference_groups(t) -> pl.DataFrame:
+    """The groups frame from the full prefix tree (``prefix_tree_of``, checked against brute
+    force above): how the analysis built it before ``prefix_structure``."""
+    idx = np.flatnonzero(t.shared)
+    seg_blocks, seg_tokens = t.segments(idx)
+    n_req = t.n_requests[idx].astype(np.int64)
+    return pl.DataFrame({
+        "node": idx.astype(np.int64), "root": t.root[idx].astype(np.int64),
+        "prefix_blocks": t.depth[idx].astype(np.int64) + 1, "prefix_tokens": t.cum_tokens[idx].astype(np.int64),
+        "n_requests": n_req, "n_ending": t.n_ending[idx].astype(np.int64),
+        "n_children": t.n_children[idx].astype(np.int64), "segment_blocks": seg_blocks,
+        "segment_tokens": seg_tokens, "reusable_tokens": (n_req - 1) * t.cum_tokens[idx],
+        "exclusive_reusable_tokens": (n_req - 1) * seg_tokens, "exclusive_reusable_blocks": (n_req - 1) * seg_blocks,
+        "first_req": t.first_req[idx].astype(np.int64), "top_level": t.shared_anc[idx] < 0,
+    }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
+
+
+@settings(max_examples=150, deadline=None)
+@given(contents_st, st.lists(st.integers(0, 40), min_size=10, max_size=10), st.integers(1, 12))
+def test_compact_structure_equals_full_tree(contents, lengths, block_size):
+    """``prefix_structure`` (what the analysis runs, about 21 bytes per block) gives the groups
+    and tree statistics of the full tree, with input lengths that cut blocks short."""
+    requests, trace = chained_trace(contents, block_size=block_size,
+                                    input_len=np.asarray(lengths[:len(contents)]))
+    t = prefix_tree_of(trace)
+    res = analyze_prefix(trace)
+    assert res.groups.equals(_reference_groups(t))
+    u = trace.n_unique_blocks
+    internal = t.n_children != 0
+    first_blocks = trace.blocks[trace.offsets[:-1][np.diff(trace.offsets) > 0]]
+    want = {"nodes": u, "roots": int((t.parent < 0).sum()), "leaves": int((~internal).sum()),
+            "internal_nodes": int(internal.sum()), "max_depth": int(t.depth.max()) if u else None,
+            "mean_depth": float(t.depth.mean()) if u else None,
+            "mean_fanout_internal": float(t.n_children[internal].mean()) if internal.any() else None,
+            "max_fanout": int(t.n_children.max()) if u else None,
+            "branching_nodes": int((t.n_children >= 2).sum())}
+    assert res.tree == want
+    share = res.groups_summary["requests_starting_with_shared_prefix_share"]
+    assert share == (float((t.n_requests[first_blocks] >= 2).mean()) if first_blocks.shape[0] else None)
+    depths, counts = np.unique(t.depth, return_counts=True)
+    assert res.depth_distribution.rows() == list(zip(depths.tolist(), counts.tolist()))
+    fanouts, counts = np.unique(t.n_children, return_counts=True)
+    assert res.fanout_distribution.rows() == list(zip(fanouts.tolist(), counts.tolist()))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 6), max_size=7), min_size=1, max_size=10))
+def test_compact_structure_equals_full_tree_on_unchained_ids(requests):
+    """Ids that are not chained (a block may repeat, also inside a request): the same tree rules
+    (a block's parent is the block before its first access) give the same groups."""
+    offsets, blocks = csr(requests)
+    trace = Trace.from_arrays(offsets, blocks)
+    assert analyze_prefix(trace).groups.equals(_reference_groups(prefix_tree_of(trace)))
+
+
 @settings(max_examples=100, deadline=None)
 @given(contents_st, sessions_st)
 def test_session_reuse_matches_naive(contents, sessions):
     requests, trace = chained_trace(contents, sessions)
     codes = np.array([-1 if s is None else "abc".index(s) for s in sessions[:len(requests)]])
-    by_first, by_prev, multi = session_reuse(trace.offsets, trace.blocks,
-                                             trace.n_unique_blocks, codes)
+    by_first, by_prev, multi, multi_accesses = session_reuse(trace.offsets, trace.blocks,
+                                                             trace.n_unique_blocks, codes)
     want_first, want_prev = naive.naive_session_reuse(requests, sessions[:len(requests)])
     assert by_first.tolist() == want_first and by_prev.tolist() == want_prev
     seen: dict = {}
@@ -75,6 +130,7 @@ def test_session_reuse_matches_naive(contents, sessions):
             if s is not None:
                 seen[b].add(s)
     assert multi.tolist() == [len(seen[b]) >= 2 for b in range(trace.n_unique_blocks)]
+    assert multi_accesses == sum(len(seen[b]) >= 2 for req in requests for b in req)
 
 
 def test_system_prompt_groups_by_hand():

@@ -486,3 +486,51 @@ def test_request_extras_are_declared_once_and_every_store_has_them():
     assert trace.sql("SELECT count(*) AS n FROM requests WHERE model IS NULL AND tokens IS NULL")["n"][0] == 2
     with pytest.raises(KvctraceError, match="not declared"):
         request_extras({"no_such_column": [1, 2]}, 2)
+
+
+def test_in_memory_views_equal_the_tables_written_on_first_use():
+    """An in-memory store answers the analyses' SQL from views over its Arrow data (the fixed
+    columns typed as queries/store_create_tables.sql declares them: ``REQUEST_COLUMNS``) and
+    writes its five tables only when the connection is used; views and tables agree."""
+    from kvctrace.tables import REQUEST_COLUMNS
+    trace = Trace.from_arrays(np.array([0, 2, 3, 3]), np.array([5, 6, 5]), ts=[0.0, 1.0, 2.5],
+                              session_id=["a", None, "b"])
+    assert trace.tables_pending
+    con = trace.connection(all_tables=False)
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'kvctrace'").fetchall()[0][0] == 0
+    view = {name: trace.request_sql(f"SELECT * FROM {name}") for name in ("requests", "meta", "rejects")}
+    view_types = trace.request_sql("DESCRIBE requests")
+    assert trace.sql("SELECT count(*) AS n FROM accesses")["n"][0] == 3   # first use: the tables are written
+    assert not trace.tables_pending
+    assert trace.sql("SELECT count(*) AS n FROM duckdb_tables() WHERE database_name = 'kvctrace'")["n"][0] == 5
+    table_types = trace.sql("DESCRIBE requests")
+    assert view_types["column_name"].to_list() == table_types["column_name"].to_list()
+    assert view_types["column_type"].to_list() == table_types["column_type"].to_list()
+    assert dict(zip(table_types["column_name"], table_types["column_type"])).items() >= REQUEST_COLUMNS.items()
+    for name, frame in view.items():
+        assert trace.sql(f"SELECT * FROM {name}").equals(frame), name
+
+
+def test_analyses_write_no_table():
+    """`kvctrace analyze` reads the arrays and the views: the in-memory tables stay pending."""
+    from kvctrace.analysis import analyze
+    trace = Trace.from_arrays(np.array([0, 2, 3, 5]), np.array([5, 6, 5, 6, 7]), ts=[0.0, 1.0, 2.5],
+                              type=["chat", "chat", "api"], session_id=["a", "a", "b"])
+    analyze(trace)
+    assert trace.tables_pending
+    # a copy shares the database: its first use writes the tables for both
+    import dataclasses
+    copy = dataclasses.replace(trace, has_block_ids=True)
+    assert copy.sql("SELECT count(*) AS n FROM blocks")["n"][0] == 3 and not trace.tables_pending
+
+
+def test_a_dropped_in_memory_trace_frees_its_arrays():
+    """The tables an in-memory store has still to write are held for its connection only while
+    that lives: dropping the trace frees its arrays (no reference cycle through the writer)."""
+    import gc
+    import weakref
+    trace = Trace.from_arrays(np.array([0, 2, 3]), np.array([5, 6, 5]))
+    blocks = weakref.ref(trace.blocks)
+    del trace
+    gc.collect()
+    assert blocks() is None

@@ -145,8 +145,9 @@ def test_registry_drives_run_order_summary_and_attributes(monkeypatch):
     patched = tuple(dataclasses.replace(a, run=_recording(a.run, a.name, order)) for a in registry.ANALYSES)
     monkeypatch.setattr(registry, "ANALYSES", patched)
     res = analyze(random_trace(5))
-    # largest temporaries first (peak memory); summary and console in registry order
-    assert order == ["prefix", "reuse", "hotness", "access", "workload", "divergence"]
+    # largest temporaries first (peak memory), workload (keeps almost nothing) before all;
+    # summary and console in registry order
+    assert order == ["workload", "reuse", "prefix", "divergence", "hotness", "access"]
     assert list(res.summary())[2:] == ["reuse", "access", "hotness", "prefix", "workload", "divergence", "mrc"]
     for name in registry.names():
         assert isinstance(getattr(res, name), Result) and res.results[name] is getattr(res, name)

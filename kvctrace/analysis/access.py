@@ -23,9 +23,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..kernels.runs import (RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW,
-                            find_runs, runs_test)
+from ..kernels.runs import RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW, run_stats, runs_test
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
+from .columns import null_nan
 
 RUNS_TEST_STATUS_NAMES = {RUNS_TEST_TESTED: "tested", RUNS_TEST_TOO_FEW: "too_few_ids",
                           RUNS_TEST_DEGENERATE: "degenerate"}
@@ -101,37 +101,37 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
         raise ConfigError(f"min_ids={min_ids} is too small", field="min_ids",
                           hint="a runs test needs at least 2 ids; the default is 4")
     offsets, blocks = trace.offsets, trace.blocks
-    runs = find_runs(offsets, blocks)
-    test = runs_test(offsets, blocks, runs.sequential, min_ids=min_ids)
-    n_blocks = np.diff(offsets)
+    runs = run_stats(offsets, blocks)
+    test = runs_test(offsets, blocks, min_ids=min_ids)
+    req_id, n_blocks = trace.request_columns()  # shared with the other per-request frames
     nonempty = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(nonempty, runs.n_sequential / np.maximum(n_blocks, 1), np.nan)
 
-    status_names = np.array([RUNS_TEST_STATUS_NAMES[i] for i in range(3)])
+    # an Enum column: one byte per request, where strings take 16 and more
+    status_names = [RUNS_TEST_STATUS_NAMES[i] for i in range(3)]
     per_request = pl.DataFrame({
-        "req_id": np.arange(n_blocks.shape[0], dtype=np.int64),
+        "req_id": req_id,
         "n_blocks": n_blocks,
         "n_sequential": runs.n_sequential,
-        "sequential_share": share,
+        "sequential_share": null_nan(share),
         "n_runs": runs.n_runs,
         "n_point": runs.n_point,
         "n_range": runs.n_range,
         "longest_run": runs.longest_run,
         "n_nonsequential": test.n_ids,
         "runs_test_runs": test.n_sign_runs,
-        "runs_test_z": test.z,
-        "runs_test_p": test.p,
-        "runs_test_status": pl.Series(status_names).gather(test.status),  # no numpy str array
-        "runs_test_p_ge_median": test.p_ge_median,
-    }).with_columns(pl.col("sequential_share", "runs_test_z", "runs_test_p",
-                           "runs_test_p_ge_median").fill_nan(None))
+        "runs_test_z": null_nan(test.z),
+        "runs_test_p": null_nan(test.p),
+        "runs_test_status": pl.Series(status_names, dtype=pl.Enum(status_names)).gather(test.status),
+        "runs_test_p_ge_median": null_nan(test.p_ge_median),
+    })
 
-    by_length = np.bincount(runs.run_len)   # np.unique would sort a copy of every run
+    by_length = runs.runs_by_length
     lengths = np.flatnonzero(by_length)
     counts = by_length[lengths]
     total_runs = max(int(counts.sum()), 1)
-    total_blocks = max(int(runs.run_len.sum()), 1)
+    total_blocks = max(int((lengths * counts).sum()), 1)
     run_lengths = pl.DataFrame({"run_length": lengths.astype(np.int64),
                                 "runs": counts.astype(np.int64),
                                 "blocks": (lengths * counts).astype(np.int64)}).with_columns(

@@ -39,6 +39,7 @@ from ..kernels.divergence import block_divergence, gather_windows, scatter_windo
 from ..results import ResultMixin
 from ..trace import Trace
 from .access import require_block_ids
+from .columns import null_below_zero
 from .divergence_text import describe_sites, headline, request_columns
 
 MATCH_RULE = "earliest earlier request sharing the longest prefix"
@@ -59,8 +60,9 @@ class DivergenceResult(ResultMixin):
     disagreements: pl.DataFrame | None = field(repr=False, default=None)
 
     def summary(self) -> dict:
-        req = self.requests.filter(pl.col("req_id") > 0)
-        div = req.filter(pl.col("divergence_token").is_not_null())
+        req = self.requests.slice(1)  # every request after the first (rows are in req_id order: a view)
+        div = req.select("divergence_token", "divergence_block", "tokens_after", "role", "message_index") \
+            .filter(pl.col("divergence_token").is_not_null())
         n, n_div = req.height, div.height
         input_total = int(req["input_len"].sum()) if n else 0
         out = {
@@ -114,7 +116,9 @@ def _token_counts(trace: Trace, columns: set) -> np.ndarray | None:
     """Tokens per request when the store keeps every request's tokens, else None."""
     if "tokens" not in columns or trace.n_requests == 0:
         return None
-    frame = trace.sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
+    if _has_nulls(trace, "tokens"):  # a hashed trace: no request keeps its tokens
+        return None
+    frame = trace.request_sql("SELECT req_id, len(tokens) AS n FROM requests")  # no ORDER BY: placed by req_id
     if frame["n"].null_count():
         return None
     counts = np.empty(trace.n_requests, np.int64)
@@ -127,11 +131,24 @@ def _stored_prefix(trace: Trace, columns: set):
     ``store._prefix_columns``; there every request's token count is its ``input_len``), or None."""
     if not {"prefix_shared_tokens", "prefix_match_req"} <= columns or trace.n_requests == 0:
         return None
-    frame = trace.sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
+    if _has_nulls(trace, "prefix_shared_tokens", "prefix_match_req"):
+        return None
+    frame = trace.request_sql("SELECT req_id, prefix_shared_tokens AS s, prefix_match_req AS m FROM requests")
     if frame["s"].null_count() or frame["m"].null_count():
         return None
     order = np.argsort(frame["req_id"].to_numpy(), kind="stable")
     return frame["s"].to_numpy()[order].astype(np.int64), frame["m"].to_numpy()[order].astype(np.int64)
+
+
+def _all_null(trace: Trace, column: str) -> bool:
+    """Whether no request has a value in ``column`` (a trace without chat messages, say)."""
+    return trace.request_sql(f"SELECT count({column}) AS n FROM requests")["n"][0] == 0  # noqa: S608 - a constant
+
+
+def _has_nulls(trace: Trace, *columns: str) -> bool:
+    """Whether any request has a NULL in one of ``columns`` (one aggregate, not the column)."""
+    counts = ", ".join(f"count({c})" for c in columns)  # names are our constants
+    return any(n < trace.n_requests for n in trace.request_sql(f"SELECT {counts} FROM requests").row(0))  # noqa: S608
 
 
 WINDOW_BATCH_TOKENS = 1 << 22  # about this many tokens are read from the store at a time
@@ -148,7 +165,7 @@ def store_windows(trace: Trace, n_tokens: np.ndarray):
         out = np.empty(int(woff[-1]), np.int64)
         row_of = np.full(max(trace.n_requests, 1), -1, np.int64)
         rows = max(1, int(WINDOW_BATCH_TOKENS // max(1.0, float(n_tokens.mean()) if n_tokens.shape[0] else 1.0)))
-        reader = trace.con.sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
+        reader = trace.connection(all_tables=False).sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
         for batch in reader:
             ids = batch.column(0).to_numpy()
             row_of[ids] = np.arange(ids.shape[0])
@@ -166,9 +183,9 @@ def _messages(trace: Trace, columns: set, token: np.ndarray) -> tuple:
     """(message index, role, message start) of each request's token offset ``token`` (-1 = none):
     the last message starting at or before it. Nulls when the store has no messages."""
     n = trace.n_requests
-    if not {"msg_offsets", "msg_roles"} <= columns:
+    if not {"msg_offsets", "msg_roles"} <= columns or _all_null(trace, "msg_offsets"):
         return None, None, None
-    frame = trace.sql("SELECT msg_offsets, msg_roles FROM requests ORDER BY req_id")
+    frame = trace.request_sql("SELECT msg_offsets, msg_roles FROM requests ORDER BY req_id")
     counts = frame["msg_offsets"].list.len().fill_null(0).to_numpy().astype(np.int64)
     starts = frame["msg_offsets"].explode().drop_nulls().to_numpy().astype(np.int64)
     roles = frame["msg_roles"].explode().drop_nulls().to_list()
@@ -207,38 +224,39 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
     else:
         level = "block"
         shared, match, total = block["shared_tokens"], block["match_req"], np.asarray(trace.input_len, np.int64)
-    n_blocks = np.diff(offsets)
+    req_id, n_blocks = trace.request_columns()  # shared with the other per-request frames
     if level == "token":
         diverges = shared < total
         div_token = np.where(diverges, shared, -1)
     else:
         diverges = block["shared_blocks"] < n_blocks
-        div_token = np.where(diverges, block["shared_blocks"] * bs, -1)
+        div_token = np.where(diverges, block["shared_blocks"].astype(np.int64) * bs, -1)
     div_block = np.where(diverges, div_token // bs, -1)
     index, role, msg_start = _messages(trace, columns, div_token)
     n = trace.n_requests
-    frame = pl.DataFrame({
-        "req_id": np.arange(n, dtype=np.int64), "input_len": np.asarray(trace.input_len, np.int64),
+    return level, pl.DataFrame({
+        "req_id": req_id, "input_len": np.asarray(trace.input_len, np.int64),
         "n_blocks": n_blocks, "shared_blocks": block["shared_blocks"],
         "prefix_hit_tokens": block["shared_tokens"], "shared_tokens": shared, "match_req": match,
-        "divergence_token": div_token, "divergence_block": div_block,
+        "divergence_token": null_below_zero(div_token, n), "divergence_block": null_below_zero(div_block, n),
         "tokens_after": np.where(diverges, np.maximum(total - shared, 0), 0),
         "extends_earlier": block["extends"] & diverges,
-        "message_index": index if index is not None else np.full(n, -1, np.int64),
-        "role": pl.Series("role", role if role is not None else [None] * n, dtype=pl.String),
-        "message_start": msg_start if msg_start is not None else np.full(n, -1, np.int64)})
-    nullable = ["divergence_token", "divergence_block", "message_index", "message_start"]
-    return level, frame.with_columns([pl.when(pl.col(c) >= 0).then(pl.col(c)).alias(c) for c in nullable])
+        "message_index": null_below_zero(index, n),
+        "role": pl.Series("role", role, dtype=pl.String) if role is not None else pl.repeat(None, n, dtype=pl.String, eager=True),
+        "message_start": null_below_zero(msg_start, n)})
 
 
 def divergence_sites(requests: pl.DataFrame, block_size: int) -> pl.DataFrame:
-    """Clusters of requests (after the first) diverging at the same place, most requests first:
+    """Clusters of requests (after the first) diverging at the same place, most requests first
+    (``requests``: ``divergence_points``'s frame, one row per request in req_id order):
     site, role, message_index, token_offset (median), offset_in_message (median), block, requests,
     share (of the requests after the first), tokens_lost, example_req (the first request),
     example_match."""
-    analysed = requests.filter(pl.col("req_id") > 0)
-    div = analysed.filter(pl.col("divergence_token").is_not_null()).with_columns(
-        (pl.col("divergence_token") - pl.col("message_start")).alias("offset_in_message"))
+    analysed = requests.slice(1)  # the requests after the first (rows in req_id order: a view)
+    div = (analysed.select("req_id", "match_req", "divergence_token", "divergence_block", "tokens_after",
+                           "message_index", "role", "message_start")
+           .filter(pl.col("divergence_token").is_not_null())
+           .with_columns((pl.col("divergence_token") - pl.col("message_start")).alias("offset_in_message")))
     key = pl.when(pl.col("message_index").is_not_null()).then(pl.col("offset_in_message") // block_size) \
         .otherwise(pl.col("divergence_block")).alias("key_block")
     sites = (div.with_columns(key).group_by("message_index", "role", "key_block")
@@ -294,7 +312,7 @@ def analyze_divergence(trace: Trace, *, top_sites: int = 10, context_tokens: int
     sites = divergence_sites(requests, int(trace.block_size))
     described, decoding = describe_sites(trace, requests, sites.head(top_sites), level == "token",
                                          context_tokens)
-    cached = (trace.sql("SELECT cached_tokens FROM requests ORDER BY req_id")["cached_tokens"]
+    cached = (trace.request_sql("SELECT cached_tokens FROM requests ORDER BY req_id")["cached_tokens"]
               if "cached_tokens" in columns else None)
     reported, worst = reported_cache(requests, cached)
     return DivergenceResult(level=level, block_size=int(trace.block_size), requests=requests, sites=sites,

@@ -110,17 +110,16 @@ def classify(r_tokens: np.ndarray, q_tokens: np.ndarray | None, d: int, r_msgs, 
 
 
 def request_columns(trace) -> set:
-    """Names of the columns of the trace's requests table."""
-    return {row[0] for row in trace.con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'requests' "
-        "AND database_name = current_database()").fetchall()}
+    """Names of the columns of the trace's requests table (or of the view an in-memory ingest
+    registers in its place)."""
+    return set(trace.connection(all_tables=False).sql("SELECT * FROM requests LIMIT 0").columns)
 
 
 def _fetch(trace, ids: list) -> dict:
     """req_id -> (tokens, msg_offsets or None) for a few requests."""
     columns = request_columns(trace)
     extra = ", msg_offsets" if "msg_offsets" in columns else ", NULL::INTEGER[] AS msg_offsets"
-    frame = trace.sql(f"SELECT req_id, tokens{extra} FROM requests WHERE list_contains($ids, req_id)",
+    frame = trace.request_sql(f"SELECT req_id, tokens{extra} FROM requests WHERE list_contains($ids, req_id)",
                       ids=[int(i) for i in ids])
     return {row["req_id"]: (np.asarray(row["tokens"], np.int64), row["msg_offsets"])
             for row in frame.iter_rows(named=True)}
@@ -203,7 +202,7 @@ def _pct(share: float) -> str:
 
 def headline(requests: pl.DataFrame, sites: list, level: str, block_size: int) -> str:
     """One sentence a user can act on: where most requests leave the shared prefix, and why."""
-    analysed = requests.filter(pl.col("req_id") > 0)
+    analysed = requests.slice(1)  # the requests after the first (rows in req_id order: a view)
     if analysed.height == 0:
         return "The trace has a single request: there is no earlier request to share a prefix with."
     if not sites:
@@ -222,7 +221,7 @@ def headline(requests: pl.DataFrame, sites: list, level: str, block_size: int) -
     s = sites[0]
     kind = s["example"].get("kind")
     where = _where(s, level, block_size)
-    diverging = analysed.filter(pl.col("divergence_token").is_not_null())
+    diverging = analysed.select("divergence_token", "extends_earlier").filter(pl.col("divergence_token").is_not_null())
     extending = float(diverging["extends_earlier"].mean()) if diverging.height else 0.0
     if extending >= 0.5:
         none = float((analysed["shared_tokens"] == 0).mean())

@@ -31,8 +31,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError
-from ..kernels.hotness import (MAX_GROUPS, block_first_position, first_access_flags,
-                               heat_by_group, window_top_k)
+from ..kernels.hotness import MAX_GROUPS, block_heat, first_access_flags, heat_by_group, window_top_k
 from .access import require_block_ids
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 
@@ -44,87 +43,143 @@ def _pct_key(p: float) -> str:
     return f"{p:g}".replace(".", "_")
 
 
+class CountHistogram:
+    """Per-block access counts as a histogram: the distinct counts (descending) and how many
+    blocks have each. Every statistic below is read from it with integer arithmetic, so none
+    sorts or copies the per-block counts (millions) and the results are exact: the same
+    integers, and the same floats from them, as from the sorted counts."""
+
+    def __init__(self, by_count: np.ndarray):
+        """``by_count[c]``: blocks accessed exactly ``c`` times."""
+        present = np.flatnonzero(by_count)
+        self.values = present[::-1].astype(np.int64)           # distinct counts, hottest first
+        self.blocks = by_count[present][::-1].astype(np.int64)  # blocks with each
+        self.rank_end = np.cumsum(self.blocks)                   # last rank (1-based) of each value
+        self.access_end = np.cumsum(self.values * self.blocks)   # accesses of the ranks up to there
+        self.u = int(self.rank_end[-1]) if self.values.shape[0] else 0
+        self.total = int(self.access_end[-1]) if self.values.shape[0] else 0
+
+    @classmethod
+    def of(cls, counts) -> "CountHistogram":
+        counts = np.asarray(counts)
+        return cls(np.bincount(counts) if counts.shape[0] else np.zeros(1, np.int64))
+
+    def hottest_accesses(self, k) -> np.ndarray:
+        """Accesses of the ``k`` hottest blocks, for each k (0 <= k <= u)."""
+        k = np.asarray(k, dtype=np.int64)
+        group = np.searchsorted(self.rank_end, k, side="left")   # the value group holding rank k
+        group = np.minimum(group, max(self.values.shape[0] - 1, 0))
+        before_blocks = np.where(group > 0, self.rank_end[group - 1], 0)
+        before = np.where(group > 0, self.access_end[group - 1], 0)
+        return before + (k - before_blocks) * self.values[group]
+
+    def value_at_rank(self, ranks) -> np.ndarray:
+        """The count of the block at each rank (1 = hottest)."""
+        return self.values[np.searchsorted(self.rank_end, np.asarray(ranks, np.int64), side="left")]
+
+    def top_share(self, pct: float) -> float:
+        """Share of accesses held by the max(1, ceil(pct% of U)) hottest blocks."""
+        k = max(1, math.ceil(pct / 100.0 * self.u - 1e-9))
+        return float(int(self.hottest_accesses(k)) / self.total)
+
+    def hot_set_size(self, q: float) -> int:
+        """Fewest hottest blocks whose accesses reach q of all accesses."""
+        key = math.ceil(q * self.total - 1e-9 * self.total)
+        if key <= 0:
+            return 1
+        group = int(np.searchsorted(self.access_end, key, side="left"))
+        if group == self.values.shape[0]:  # more than every access (q > 1)
+            return self.u + 1
+        before = int(self.access_end[group - 1]) if group else 0
+        before_blocks = int(self.rank_end[group - 1]) if group else 0
+        return max(1, before_blocks + -(-(key - before) // int(self.values[group])))
+
+    def gini(self) -> float:
+        """``2 sum_i i x_(i) / (U sum x) - (U + 1) / U`` over ascending x_(i): the weighted sum
+        exactly, as a Python integer (ranks a+1..a+n of value v add v n (2a + n + 1) / 2)."""
+        if self.u == 0 or self.total == 0:
+            return 0.0
+        weighted, below = 0, 0
+        for v, n in zip(self.values[::-1].tolist(), self.blocks[::-1].tolist()):
+            weighted += v * n * (2 * below + n + 1) // 2
+            below += n
+        return float(2.0 * float(weighted) / (self.u * float(self.total)) - (self.u + 1.0) / self.u)
+
+    def _pieces(self, shift_x: float, shift_y: float):
+        """(first rank - 1, ln rank - shift_x, ln count - shift_y) over ranks 1..u, a slice at a
+        time: no full-length temporaries. ln count comes from one log per distinct count."""
+        log_values = np.log(self.values.astype(np.float64)) - shift_y
+        for lo in range(0, self.u, _FIT_PIECE):
+            hi = min(lo + _FIT_PIECE, self.u)
+            first, last = np.searchsorted(self.rank_end, [lo + 1, hi])  # value groups in the slice
+            ends = np.minimum(self.rank_end[first:last + 1], hi)
+            starts = np.maximum(self.rank_end[first:last + 1] - self.blocks[first:last + 1], lo)
+            x = np.log(np.arange(lo + 1, hi + 1, dtype=np.float64))
+            x -= shift_x
+            yield lo, x, np.repeat(log_values[first:last + 1], ends - starts)
+
+    def zipf_fits(self, max_rank: int) -> tuple[tuple, tuple]:
+        """(alpha, r^2) of ln(count) = c - alpha ln(rank) over ranks 1..max_rank, and over
+        every rank; (None, None) for fewer than two ranks. Closed-form least squares (np.polyfit's
+        SVD is ~10x slower on millions of ranks) from sums in one pass, numerically centred:
+        the values are shifted by their means over every rank first (ln rank: lgamma(u+1)/u;
+        ln count: from the histogram), so the sums of squares lose no digits to cancellation.
+        numpy's pairwise sums keep it deterministic (a BLAS dot product depends on the BLAS
+        thread count)."""
+        u = self.u
+        split = min(max_rank, u)
+        shift_x = math.lgamma(u + 1) / u if u else 0.0
+        shift_y = float((np.log(self.values.astype(np.float64)) * self.blocks).sum() / u) if u else 0.0
+        below, above = [0.0] * 6, [0.0] * 6  # n, sx, sy, sxx, syy, sxy over ranks <= / > split
+        for lo, x, y in self._pieces(shift_x, shift_y):
+            cut = min(max(split - lo, 0), x.shape[0])
+            for part, xs, ys in ((below, x[:cut], y[:cut]), (above, x[cut:], y[cut:])):
+                if xs.shape[0]:
+                    part[0] += xs.shape[0]
+                    part[1] += float(xs.sum())
+                    part[2] += float(ys.sum())
+                    part[3] += float((xs * xs).sum())
+                    part[4] += float((ys * ys).sum())
+                    part[5] += float((xs * ys).sum())
+        total = [a + b for a, b in zip(below, above)]
+        # one distinct count over the range: ln count is constant, r^2 undefined (not noise)
+        constant = (split <= int(self.rank_end[0]) if u else True, self.values.shape[0] <= 1)
+        return tuple(_line(*sums, constant=flat) if sums[0] >= 2 else (None, None)
+                     for sums, flat in zip((below, total), constant))
+
+
+def _line(n, sx, sy, sxx, syy, sxy, constant: bool = False) -> tuple[float, float | None]:
+    """(-slope, r^2) of the least-squares line from raw sums over n points (r^2 None when y
+    is ``constant``)."""
+    sxx, syy, sxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+    slope = sxy / sxx
+    return -slope, (slope * slope * sxx / syy) if syy > 0 and not constant else None
+
+
+_FIT_PIECE = 1 << 16  # ranks per slice of the Zipf fit (half a MB of floats: cache-sized)
+
+
 def top_share(counts_desc: np.ndarray, pct: float) -> float:
     """Share of accesses held by the max(1, ceil(pct% of U)) hottest blocks."""
-    u = counts_desc.shape[0]
-    k = max(1, math.ceil(pct / 100.0 * u - 1e-9))
-    return float(counts_desc[:k].sum() / counts_desc.sum())
-
-
-def _cumsum64(x: np.ndarray, lead_zero: bool = False) -> np.ndarray:
-    """int64 running sums of ``x`` (optionally after a leading 0), a slice at a time: numpy's
-    cumsum of int32 into int64 makes a full-length temporary of its own."""
-    out = np.empty(x.shape[0] + lead_zero, np.int64)
-    if lead_zero:
-        out[0] = 0
-    running = 0
-    for lo in range(0, x.shape[0], _FIT_PIECE):
-        piece = out[lo + lead_zero:lo + lead_zero + _FIT_PIECE]
-        np.cumsum(x[lo:lo + _FIT_PIECE], dtype=np.int64, out=piece)
-        piece += running
-        running = int(piece[-1])
-    return out
+    return CountHistogram.of(counts_desc).top_share(pct)
 
 
 def hot_set_size(counts_desc: np.ndarray, q: float) -> int:
     """Fewest hottest blocks whose accesses reach q of all accesses."""
-    cum = _cumsum64(counts_desc)
-    total = cum[-1]
-    # an integer key (cum >= x  <=>  cum >= ceil(x)): a float key would make numpy compare
-    # against a float64 copy of cum
-    key = math.ceil(q * total - 1e-9 * total)
-    return int(np.searchsorted(cum, np.int64(key), side="left") + 1)
-
-
-_FIT_PIECE = 1 << 18  # elements per slice in gini and zipf_fit
+    return CountHistogram.of(counts_desc).hot_set_size(q)
 
 
 def gini(counts: np.ndarray) -> float:
-    x = np.sort(np.asarray(counts))   # ascending
-    u = x.shape[0]
-    total = float(x.sum()) if u else 0.0
-    if u == 0 or total == 0:
-        return 0.0
-    weighted = 0.0   # sum of i * x_i, a slice at a time (no full-length float temporaries)
-    for lo in range(0, u, _FIT_PIECE):
-        hi = min(lo + _FIT_PIECE, u)
-        weighted += float(np.arange(lo + 1, hi + 1, dtype=np.float64) @ x[lo:hi].astype(np.float64))
-    return float(2.0 * weighted / (u * total) - (u + 1.0) / u)
+    return CountHistogram.of(counts).gini()
 
 
-def zipf_fit(counts_desc: np.ndarray, max_rank: int, log_counts: np.ndarray | None = None,
-             log_ranks: np.ndarray | None = None) -> tuple[float | None, float | None]:
-    """(alpha, r^2) of ln(count) = c - alpha ln(rank) over ranks 1..max_rank. ``log_counts``
-    and ``log_ranks`` (covering at least max_rank ranks) may be passed to share them."""
+def zipf_fit(counts_desc: np.ndarray, max_rank: int) -> tuple[float | None, float | None]:
+    """(alpha, r^2) of ln(count) = c - alpha ln(rank) over ranks 1..max_rank of the
+    descending counts: closed-form least squares (np.polyfit's SVD is ~10x slower on millions
+    of ranks), in one fixed-order pass (``kernels.hotness.rank_log_fit``)."""
     if max_rank < 2:
         return None, None
-
-    def pieces():  # (ln rank, ln count) a slice at a time: no full-length float temporaries
-        for lo in range(0, max_rank, _FIT_PIECE):
-            hi = min(lo + _FIT_PIECE, max_rank)
-            y = (np.log(counts_desc[lo:hi].astype(np.float64)) if log_counts is None
-                 else log_counts[lo:hi])
-            x = (np.log(np.arange(lo + 1, hi + 1, dtype=np.float64)) if log_ranks is None
-                 else log_ranks[lo:hi])
-            yield x, y
-
-    # closed-form simple linear regression (np.polyfit's SVD is ~10x slower on millions of
-    # ranks), centred in two passes for accuracy
-    sx = sy = 0.0
-    for x, y in pieces():
-        sx += float(x.sum())
-        sy += float(y.sum())
-    mx, my = sx / max_rank, sy / max_rank
-    sxx = syy = sxy = 0.0
-    for x, y in pieces():
-        xc = x - mx
-        yc = y - my
-        sxx += float(xc @ xc)
-        syy += float(yc @ yc)
-        sxy += float(xc @ yc)
-    slope = sxy / sxx
-    r2 = (slope * slope * sxx / syy) if syy > 0 else None
-    return -slope, r2
+    return CountHistogram.of(np.asarray(counts_desc)[:max_rank]).zipf_fits(max_rank)[1]
 
 
 def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
@@ -139,9 +194,10 @@ def _downsample_index(n: int, points: int, log: bool = False) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HotnessResult(ResultMixin):
-    # block, accesses (Int32). A block's depth and first request are in the store's blocks
-    # table (trace.blocks_table()); not repeated here, as this frame is kept with the result.
-    per_block: pl.DataFrame
+    # accesses of each block (int32, index = dense block id): kept with the result as the one
+    # array; ``per_block`` makes the frame when asked. A block's depth and first request are in
+    # the store's blocks table (trace.blocks_table()).
+    block_accesses: np.ndarray
     access_histogram: pl.DataFrame    # accesses, blocks (how many blocks have that count)
     lorenz: pl.DataFrame              # block_share, access_share (ascending heat)
     rank_frequency: pl.DataFrame      # rank, accesses (log-spaced ranks, for plotting)
@@ -161,12 +217,18 @@ class HotnessResult(ResultMixin):
     drift_window_s: float
     drift_top_k: int
 
+    @property
+    def per_block(self) -> pl.DataFrame:
+        """block, accesses (both Int32): one row per distinct block."""
+        return pl.DataFrame({"block": np.arange(self.block_accesses.shape[0], dtype=np.int32),
+                             "accesses": self.block_accesses})
+
     def summary(self) -> dict:
         out = {
             "unique_blocks": self.unique_blocks,
             "accesses": self.accesses,
             "mean_accesses_per_block": self.accesses / self.unique_blocks if self.unique_blocks else None,
-            "max_accesses_per_block": int(self.per_block["accesses"].max()) if self.unique_blocks else None,
+            "max_accesses_per_block": int(self.block_accesses.max()) if self.unique_blocks else None,
             "one_hit_blocks": self.one_hit_blocks,
             "one_hit_block_share": self.one_hit_blocks / self.unique_blocks if self.unique_blocks else None,
             "gini": self.gini,
@@ -224,7 +286,7 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
 
 
 def _heat_by_type(trace) -> pl.DataFrame | None:
-    types = trace.sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
+    types = trace.request_sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
     if types.null_count() == types.len():
         return None
     names = types.unique().sort(nulls_last=True)        # null (untyped requests) last
@@ -262,38 +324,24 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
         raise ConfigError(f"top_k={top_k} must be >= 1", field="top_k")
     if lorenz_points < 2:
         raise ConfigError(f"lorenz_points={lorenz_points} must be >= 2", field="lorenz_points")
-    blocks = trace.blocks
     n_unique = int(trace.n_unique_blocks)
-    # int32 per-block arrays (one entry per distinct block, the per_block frame is kept with
-    # the result): ids, positions and requests fit; counts do unless there are 2**31 accesses
-    count_type = np.int32 if blocks.shape[0] < np.iinfo(np.int32).max else np.int64
-    counts = np.bincount(blocks, minlength=n_unique)[:n_unique].astype(count_type)
-    counts_desc = counts[counts > 0]    # dense ids: every id < n_unique is accessed
-    counts_desc.sort()
-    counts_desc = counts_desc[::-1].copy()   # contiguous: cumsums below need no copy of their own
-    u = int(counts_desc.shape[0])
-    total = int(counts_desc.sum())
-    depth, _ = block_first_position(trace.offsets, blocks, n_unique)
-
-    per_block = pl.DataFrame({"block": np.arange(n_unique, dtype=np.int32), "accesses": counts})
-    values, nblk = np.unique(counts_desc, return_counts=True)
-    access_histogram = pl.DataFrame({"accesses": values.astype(np.int64),
-                                     "blocks": nblk.astype(np.int64)})
+    counts, by_count, by_depth = block_heat(trace.offsets, trace.blocks, n_unique)
+    heat = CountHistogram(by_count)
+    u, total = heat.u, heat.total
+    access_histogram = pl.DataFrame({"accesses": heat.values[::-1].copy(), "blocks": heat.blocks[::-1].copy()})
 
     if u:
-        cum_asc = _cumsum64(counts_desc[::-1], lead_zero=True)
         idx = _downsample_index(u, lorenz_points)
-        lorenz = pl.DataFrame({"block_share": idx / u, "access_share": cum_asc[idx] / total})
-        del cum_asc  # one float per block: not kept while the rest is computed
+        # accesses of the idx coldest blocks = all minus those of the u - idx hottest
+        lorenz = pl.DataFrame({"block_share": idx / u, "access_share": (total - heat.hottest_accesses(u - idx)) / total})
         ridx = _downsample_index(u, lorenz_points, log=True)
         ridx = ridx[ridx >= 1]
-        rank_frequency = pl.DataFrame({"rank": ridx.astype(np.int64),
-                                       "accesses": counts_desc[ridx - 1].astype(np.int64)})
+        rank_frequency = pl.DataFrame({"rank": ridx.astype(np.int64), "accesses": heat.value_at_rank(ridx)})
         top_shares = pl.DataFrame({
             "top_pct": list(TOP_PCTS),
             "blocks": [max(1, math.ceil(p / 100.0 * u - 1e-9)) for p in TOP_PCTS],
-            "access_share": [top_share(counts_desc, p) for p in TOP_PCTS]})
-        sizes = [hot_set_size(counts_desc, q) for q in HOT_SET_QUANTILES]
+            "access_share": [heat.top_share(p) for p in TOP_PCTS]})
+        sizes = [heat.hot_set_size(q) for q in HOT_SET_QUANTILES]
         hot_sets = pl.DataFrame({"access_share_target": list(HOT_SET_QUANTILES), "blocks": sizes,
                                  "block_share": [s / u for s in sizes]})
     else:
@@ -306,29 +354,20 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                                  "blocks": [0] * 4, "block_share": [None] * 4},
                                 schema_overrides={"block_share": pl.Float64})
 
-    n_ge2 = int((counts_desc >= 2).sum())
-    alpha, r2 = zipf_fit(counts_desc, n_ge2)
-    alpha_all, _ = zipf_fit(counts_desc, u)
-
-    ndepth = int(depth.max()) + 1 if n_unique else 0
-    d_blocks, d_acc, d_one = np.zeros(ndepth, np.int64), np.zeros(ndepth), np.zeros(ndepth)
-    for lo in range(0, n_unique, _FIT_PIECE):   # slices: bincount widens its inputs to 8 bytes
-        dp, c = depth[lo:lo + _FIT_PIECE], counts[lo:lo + _FIT_PIECE]
-        d_blocks += np.bincount(dp, minlength=ndepth)
-        d_acc += np.bincount(dp, weights=c, minlength=ndepth)     # integer-valued: exact sums
-        d_one += np.bincount(dp, weights=(c == 1), minlength=ndepth)
-    keep = d_blocks > 0
+    one_hit = int(by_count[1]) if by_count.shape[0] > 1 else 0
+    n_ge2 = u - one_hit
+    (alpha, r2), (alpha_all, _) = heat.zipf_fits(n_ge2)
+    d_blocks, d_acc, d_one = by_depth
+    keep = np.flatnonzero(d_blocks)
     heat_by_depth = pl.DataFrame({
-        "depth": np.arange(ndepth, dtype=np.int64)[keep], "blocks": d_blocks[keep].astype(np.int64),
-        "accesses": d_acc[keep].astype(np.int64),
-        "accesses_per_block": d_acc[keep] / d_blocks[keep],
-        "one_hit_share": d_one[keep] / d_blocks[keep]})
+        "depth": keep.astype(np.int64), "blocks": d_blocks[keep], "accesses": d_acc[keep],
+        "accesses_per_block": d_acc[keep] / d_blocks[keep], "one_hit_share": d_one[keep] / d_blocks[keep]})
 
     drift, used_window = _drift(trace, window_s, top_k, n_unique)
     return HotnessResult(
-        per_block=per_block, access_histogram=access_histogram, lorenz=lorenz,
+        block_accesses=counts, access_histogram=access_histogram, lorenz=lorenz,
         rank_frequency=rank_frequency, top_shares=top_shares, hot_sets=hot_sets, drift=drift,
         heat_by_depth=heat_by_depth, heat_by_type=_heat_by_type(trace),
-        unique_blocks=u, accesses=total, one_hit_blocks=int((counts_desc == 1).sum()),
-        gini=gini(counts_desc), zipf_alpha=alpha, zipf_r2=r2, zipf_fit_ranks=(1, n_ge2),
+        unique_blocks=u, accesses=total, one_hit_blocks=one_hit,
+        gini=heat.gini(), zipf_alpha=alpha, zipf_r2=r2, zipf_fit_ranks=(1, n_ge2),
         zipf_alpha_all_ranks=alpha_all, drift_window_s=used_window, drift_top_k=int(top_k))

@@ -1,8 +1,9 @@
 """Prefix structure: shared-prefix groups (system prompts, conversation histories), the shape
 of the prefix tree, and sharing within vs across sessions.
 
-Definitions (tree and groups: ``kvctrace.kernels.prefix``; the tree itself is the store's
-``blocks`` table, built once at ingest and read here with ``tables.read_tree``):
+Definitions (tree and groups: ``kvctrace.kernels.prefix``; the tree is the store's ``blocks``
+table, and the analysis computes its statistics from the trace's arrays with
+``prefix_structure``, which never materializes it):
 * shared-prefix group = a maximal shared prefix: the prefix ending at node v, shared by the
   ``n_requests`` >= 2 requests that pass through v, and not extendable without losing one.
   ``prefix_tokens`` = tokens from the root to v (a partial last block counts its real tokens
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..kernels.prefix import PrefixTree, prefix_groups, session_reuse
+from ..kernels.prefix import PrefixTree, prefix_groups, prefix_structure, session_reuse
 from ..tables import read_tree
 from .access import require_block_ids
 from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
@@ -49,20 +50,8 @@ class PrefixResult(SummaryHtmlMixin):
         return out
 
 
-def _value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(values, return_counts=True) for small non-negative integers, without
-    np.unique's sorted copy of the (one per node) input: bincount a slice at a time (it
-    widens int32 input to int64)."""
-    counts = np.zeros(int(values.max()) + 1 if values.shape[0] else 0, np.int64)
-    for lo in range(0, values.shape[0], 1 << 20):
-        piece = np.bincount(values[lo:lo + (1 << 20)])
-        counts[:piece.shape[0]] += piece
-    present = np.flatnonzero(counts)
-    return present, counts[present]
-
-
 def _session_codes(trace) -> np.ndarray | None:
-    s = trace.sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
+    s = trace.request_sql("SELECT session_id FROM requests ORDER BY req_id")["session_id"]
     if s.null_count() == s.len():
         return None
     codes = s.cast(pl.String).rank("dense") - 1
@@ -70,36 +59,40 @@ def _session_codes(trace) -> np.ndarray | None:
 
 
 def prefix_tree_of(trace) -> PrefixTree:
-    """The trace's prefix tree (the store's ``blocks`` table) with its shared-prefix groups."""
+    """The trace's prefix tree (the store's ``blocks`` table) with its shared-prefix groups:
+    every array over the blocks, for notebooks and checks (the analysis needs only
+    ``kernels.prefix.prefix_structure``'s statistics and holds far less)."""
     tree = read_tree(trace.con, int(trace.n_unique_blocks))
     return prefix_groups(trace.offsets, trace.blocks, **tree)
 
 
-def _groups_frame(t: PrefixTree) -> pl.DataFrame:
-    """One row per maximal shared prefix, largest first."""
-    idx = np.flatnonzero(t.shared)
-    seg_blocks, seg_tokens = t.segments(idx)
-    n_req = t.n_requests[idx].astype(np.int64)   # the tree's node arrays are int32
+def _groups_frame(g: dict) -> pl.DataFrame:
+    """One row per maximal shared prefix (``prefix_structure``'s groups), largest first (by
+    requests, then prefix tokens, then node id: a total order, sorted with numpy before the
+    frame is made, which is cheaper than sorting its fourteen columns)."""
+    has = g["anc"] >= 0
+    anc = np.maximum(g["anc"], 0)
+    seg_blocks = g["depth"] - np.where(has, g["depth"][anc], -1)
+    seg_tokens = g["cum_tokens"] - np.where(has, g["cum_tokens"][anc], 0)
+    order = np.lexsort((g["node"], -g["cum_tokens"], -g["n_requests"]))
+    g = {name: values[order] for name, values in g.items()}
+    has, seg_blocks, seg_tokens = has[order], seg_blocks[order], seg_tokens[order]
+    n_req = g["n_requests"]
     return pl.DataFrame({
-        "node": idx.astype(np.int64), "root": t.root[idx].astype(np.int64),
-        "prefix_blocks": t.depth[idx].astype(np.int64) + 1,
-        "prefix_tokens": t.cum_tokens[idx].astype(np.int64),
-        "n_requests": n_req, "n_ending": t.n_ending[idx].astype(np.int64),
-        "n_children": t.n_children[idx].astype(np.int64),
-        "segment_blocks": seg_blocks, "segment_tokens": seg_tokens,
-        "reusable_tokens": (n_req - 1) * t.cum_tokens[idx],
+        "node": g["node"], "root": g["root"], "prefix_blocks": g["depth"] + 1,
+        "prefix_tokens": g["cum_tokens"], "n_requests": n_req, "n_ending": g["n_ending"],
+        "n_children": g["n_children"], "segment_blocks": seg_blocks, "segment_tokens": seg_tokens,
+        "reusable_tokens": (n_req - 1) * g["cum_tokens"],
         "exclusive_reusable_tokens": (n_req - 1) * seg_tokens,
         "exclusive_reusable_blocks": (n_req - 1) * seg_blocks,
-        "first_req": t.first_req[idx].astype(np.int64), "top_level": t.shared_anc[idx] < 0,
-    }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
+        "first_req": g["first_req"], "top_level": ~has,
+    })
 
 
-def _groups_summary(trace, t: PrefixTree, groups: pl.DataFrame) -> dict:
-    offsets, blocks = trace.offsets, trace.blocks
+def _groups_summary(trace, starting_shared: int, groups: pl.DataFrame) -> dict:
     total_input_tokens = int(trace.input_len.sum()) if _has_input_len(trace) else None
     top = groups.filter(pl.col("top_level"))
-    first_blocks = blocks[offsets[:-1][np.diff(offsets) > 0]]
-    n_nonempty = int(first_blocks.shape[0])
+    n_nonempty = int(np.count_nonzero(np.diff(trace.offsets)))
     exclusive_total = int(groups["exclusive_reusable_tokens"].sum()) if groups.height else 0
     return {
         "shared_prefix_groups": groups.height,
@@ -108,8 +101,7 @@ def _groups_summary(trace, t: PrefixTree, groups: pl.DataFrame) -> dict:
         "largest_group_prefix_tokens": int(groups["prefix_tokens"][0]) if groups.height else None,
         "largest_top_level_group_requests": int(top["n_requests"][0]) if top.height else 0,
         "largest_top_level_group_prefix_tokens": int(top["prefix_tokens"][0]) if top.height else None,
-        "requests_starting_with_shared_prefix_share":
-            float((t.n_requests[first_blocks] >= 2).mean()) if n_nonempty else None,
+        "requests_starting_with_shared_prefix_share": starting_shared / n_nonempty if n_nonempty else None,
         "reusable_prefix_tokens_total": exclusive_total,
         "reusable_prefix_tokens_share_of_input":
             exclusive_total / total_input_tokens if total_input_tokens else None,
@@ -120,20 +112,21 @@ def _has_input_len(trace) -> bool:
     return trace.input_len is not None and trace.input_len.shape[0] == trace.n_requests
 
 
-def _tree_shape(t: PrefixTree, u: int) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+def _tree_shape(st: dict, u: int) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
     """Scalar tree statistics and the depth and fan-out distributions."""
-    leaves = t.n_children == 0
-    internal = ~leaves
-    depths, dcount = _value_counts(t.depth)
-    fanouts, fcount = _value_counts(t.n_children)
-    roots = int((t.parent < 0).sum())
+    depths, dcount = st["depth"]
+    fanouts, fcount = st["fanout"]
+    roots = int(dcount[0]) if depths.shape[0] and depths[0] == 0 else 0
+    internal = u - st["leaves"]
+    # the fan-outs of the internal nodes add up to the non-root nodes; depths are integers,
+    # so these float means equal numpy's means over the per-node arrays exactly
     tree = {
-        "nodes": u, "roots": roots, "leaves": int(leaves.sum()), "internal_nodes": int(internal.sum()),
-        "max_depth": int(t.depth.max()) if u else None,
-        "mean_depth": float(t.depth.mean()) if u else None,
-        "mean_fanout_internal": float(t.n_children[internal].mean()) if internal.any() else None,
-        "max_fanout": int(t.n_children.max()) if u else None,
-        "branching_nodes": int((t.n_children >= 2).sum()),
+        "nodes": u, "roots": roots, "leaves": st["leaves"], "internal_nodes": internal,
+        "max_depth": int(depths[-1]) if u else None,
+        "mean_depth": float(int((depths * dcount).sum()) / u) if u else None,
+        "mean_fanout_internal": float((u - roots) / internal) if internal else None,
+        "max_fanout": st["max_fanout"],
+        "branching_nodes": st["branching"],
     }
     return (tree,
             pl.DataFrame({"depth": depths.astype(np.int64), "nodes": dcount.astype(np.int64)}),
@@ -146,14 +139,13 @@ def _session_sharing(trace, u: int) -> tuple[pl.DataFrame | None, dict | None]:
     if codes is None:
         return None, None
     blocks = trace.blocks
-    by_first, by_prev, multi = session_reuse(trace.offsets, blocks, u, codes)
+    by_first, by_prev, multi, multi_accesses = session_reuse(trace.offsets, blocks, u, codes)
     rows = []
     for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
         known = int(c[0] + c[1])
         rows.append({"reading": reading, "within": int(c[0]), "across": int(c[1]),
                      "unknown": int(c[2]),
                      "within_share": float(c[0] / known) if known else None})
-    counts = np.bincount(blocks, minlength=u)
     n_multi = int(multi.sum())
     return pl.DataFrame(rows), {
         "sessions": int(codes.max()) + 1,
@@ -163,7 +155,7 @@ def _session_sharing(trace, u: int) -> tuple[pl.DataFrame | None, dict | None]:
         "blocks_in_multiple_sessions": n_multi,
         "blocks_in_multiple_sessions_share": n_multi / u if u else None,
         "accesses_to_multi_session_blocks_share":
-            float(counts[multi].sum() / blocks.shape[0]) if blocks.shape[0] else None,
+            float(multi_accesses / blocks.shape[0]) if blocks.shape[0] else None,
     }
 
 
@@ -172,10 +164,10 @@ def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
     frame (the summary always covers all of them)."""
     require_block_ids(trace, "the prefix-structure analysis")
     u = int(trace.n_unique_blocks)
-    t = prefix_tree_of(trace)
-    groups = _groups_frame(t)
-    groups_summary = _groups_summary(trace, t, groups)
-    tree, depth_distribution, fanout_distribution = _tree_shape(t, u)
+    st = prefix_structure(trace.offsets, trace.blocks, u, trace.input_len, int(trace.block_size))
+    groups = _groups_frame(st.pop("groups"))
+    groups_summary = _groups_summary(trace, st["starting_shared"], groups)
+    tree, depth_distribution, fanout_distribution = _tree_shape(st, u)
     if top_groups is not None:
         groups = groups.head(int(top_groups))
     session_frame, sessions = _session_sharing(trace, u)

@@ -33,7 +33,8 @@ class Analysis:
     the console prints (empty: every scalar; everything is in summary.json either way).
     ``report_sections``: ids of the report sections that draw it, in page order.
     ``run_rank``: position in the run order (lower first): the analyses with the largest
-    temporary arrays run first, while few results are held, which lowers peak memory.
+    temporary arrays run first, while few results are held, which lowers peak memory (workload
+    keeps almost nothing, so it goes first of all; docs/architecture.md "Memory" has the sizes).
     ``sentence``: a summary key holding a sentence the console prints in full after the
     tables (empty: none).
     ``labels``: how the console names each headline key (summary.json keeps the keys)."""
@@ -75,7 +76,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "access", "access pattern", analyze_access, needs_block_ids=True,
         headline=("sequential_share_mean_per_request", "sequential_share_blocks", "runs_test_share_p_gt_0_05",
                   "runs_test_requests_tested", "point_lookups", "range_scans", "mean_runs_per_request"),
-        report_sections=("access",), run_rank=3,
+        report_sections=("access",), run_rank=5,
         labels={"sequential_share_mean_per_request": "sequential share, mean per request",
                 "sequential_share_blocks": "sequential share of all blocks",
                 "runs_test_share_p_gt_0_05": "runs test: random-looking (p > 0.05)",
@@ -88,7 +89,7 @@ ANALYSES: tuple[Analysis, ...] = (
         headline=("gini", "zipf_alpha", "top_1pct_access_share", "top_10pct_access_share",
                   "one_hit_block_share", "hot_set_block_share_80pct", "hot_set_block_share_99pct",
                   "drift_jaccard_mean"),
-        report_sections=("hotness",), run_rank=2,
+        report_sections=("hotness",), run_rank=4,
         labels={"gini": "Gini coefficient of block heat", "zipf_alpha": "Zipf exponent",
                 "top_1pct_access_share": "accesses to the hottest 1% of blocks",
                 "top_10pct_access_share": "accesses to the hottest 10% of blocks",
@@ -101,7 +102,7 @@ ANALYSES: tuple[Analysis, ...] = (
         headline=("tree.nodes", "tree.max_depth", "tree.mean_depth", "tree.max_fanout",
                   "groups.shared_prefix_groups", "groups.largest_group_requests",
                   "groups.largest_group_prefix_tokens", "groups.reusable_prefix_tokens_share_of_input"),
-        report_sections=("prefix",), run_rank=0,
+        report_sections=("prefix",), run_rank=2,
         labels={"tree.nodes": "prefix-tree nodes (distinct blocks)", "tree.max_depth": "deepest prefix (blocks)",
                 "tree.mean_depth": "mean prefix depth (blocks)", "tree.max_fanout": "largest fan-out",
                 "groups.shared_prefix_groups": "shared-prefix groups",
@@ -112,7 +113,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "workload", "workload statistics", analyze_workload, needs_block_ids=False,
         headline=("mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
                   "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"),
-        report_sections=("workload",), run_rank=4,
+        report_sections=("workload",), run_rank=0,
         labels={"mean_rate_rps": "mean arrival rate (requests/s)", "peak_window_requests": "peak requests per window",
                 "interarrival_cv": "inter-arrival CV (1 = Poisson)", "index_of_dispersion": "index of dispersion",
                 "input_len_mean": "mean input length (tokens)", "input_len_p50": "median input length (tokens)",
@@ -122,7 +123,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "divergence", "prefix divergence", analyze_divergence, needs_block_ids=True,
         headline=("level", "requests", "requests_diverging", "requests_sharing_nothing",
                   "shared_tokens_share_of_input", "tokens_lost_total", "divergence_block_p50"),
-        report_sections=("divergence",), run_rank=5, sentence="headline",
+        report_sections=("divergence",), run_rank=3, sentence="headline",
         labels={"level": "level (token-exact or block)", "requests": "requests compared",
                 "requests_diverging": "requests diverging", "requests_sharing_nothing": "requests sharing nothing",
                 "shared_tokens_share_of_input": "shared prefix (share of input tokens)",

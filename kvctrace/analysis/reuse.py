@@ -34,12 +34,13 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..kernels.reuse import (distance_counts, hit_ratio_at, hit_tokens, per_request_hits,
-                             quantiles_from_counts, reuse_request_counts, reuse_seconds, stack_distances,
-                             stack_distances_by_request)
-from ..kernels.sampling import curve_at, shards_fixed_rate, shards_fixed_size
+from ..kernels.arrays import ids
+from ..kernels.reuse import distance_counts, quantiles_from_counts, stack_distances
+from ..kernels.reuse_stats import reuse_pass, reuse_time_stats
+from ..kernels.sampling import curve_at_sparse, shards_fixed_rate, shards_fixed_size, sparse_histogram
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..trace import Trace
+from .columns import null_nan
 
 MAX_PLOT_POINTS = 5000
 
@@ -209,36 +210,50 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     """
     _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_points)
     offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
-    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
+    blocks = ids(trace.blocks)  # the trace's int32 ids as they are: no copy
     n_req = int(offsets.shape[0] - 1)
     n_acc = int(blocks.shape[0])
     n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if n_acc else 0)
     ts = np.asarray(trace.ts, dtype=np.float64)
 
-    dist, reuse_req = stack_distances_by_request(offsets, blocks, n_unique)
-    counts, cold = distance_counts(dist)
-    requests, hit_ratios = _request_hits(trace, offsets, dist, ts, n_acc - cold)
+    sample = _plot_sample(n_acc, plot_points)
+    passed = reuse_pass(offsets, blocks, n_unique, trace.input_len, trace.block_size, sample)
+    cold = passed["cold"]
+    hit_distances, cum_hits = _sparse_counts(passed.pop("distance_counts"))
+    requests, hit_ratios = _request_hits(trace, passed, ts, n_acc - cold)
     win = float(window_s) if window_s else _nice_window(trace.duration_s)
     windows = _reuse_windows(requests, ts, win)
-    block_time = _block_time(offsets, blocks, dist, ts, plot_points)
-    del dist  # one int per access: not kept while the curves are built
-    reuse_time, reuse_time_hist = _reuse_times(offsets, reuse_req, ts)
-    del reuse_req
+    block_time = _block_time(offsets, blocks, sample, passed.pop("sample_warm"), ts)
+    reuse_time, reuse_time_hist = _reuse_times(offsets, passed.pop("reuse_requests"), ts)
 
     caps = log_capacities(n_unique, mrc_points)
-    mrc = _exact_curve(counts, n_acc, n_unique, caps)
-    nz = np.flatnonzero(counts)
-    dcounts = pl.DataFrame({"distance": nz.astype(np.int64), "count": counts[nz]})
-    one_hit = _one_hit_share(blocks, n_unique)   # before SHARDS: its bincount is freed first
+    top = int(hit_distances[-1]) + 1 if hit_distances.shape[0] else 0  # the dense histogram's length
+    mrc = _exact_curve(hit_distances, cum_hits, top, n_acc, n_unique, caps)
+    dcounts = pl.DataFrame({"distance": hit_distances, "count": np.diff(cum_hits, prepend=0)})
+    one_hit = (n_unique - passed["reaccessed_blocks"]) / n_unique if n_unique else 0.0
     shards_frame, shards_info = None, {}
     if shards and n_acc:
-        shards_frame, shards_info = _shards(blocks, n_unique, counts, n_acc, shards_rate, shards_s_max, caps)
+        shards_frame, shards_info = _shards(blocks, n_unique, (hit_distances, cum_hits, top), n_acc,
+                                            shards_rate, shards_s_max, caps)
     return ReuseResult(
         block_size=int(trace.block_size), n_requests=n_req, n_accesses=n_acc, n_unique_blocks=n_unique,
-        **hit_ratios, one_hit_block_share=one_hit, cold_accesses=int(cold),
+        **hit_ratios, one_hit_block_share=float(one_hit), cold_accesses=int(cold),
         window_s=win, requests=requests, windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
         reuse_time=reuse_time, reuse_time_hist=reuse_time_hist, shards=shards_frame, shards_info=shards_info,
-        _hit_distances=nz.astype(np.int64), _cum_hits=np.cumsum(counts[nz]).astype(np.int64))
+        _hit_distances=hit_distances, _cum_hits=cum_hits)
+
+
+def _sparse_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distances that occur (int64, ascending) and the accesses at or below each (int64):
+    a dense histogram has one entry per possible distance (millions), few of them non-zero."""
+    nz = np.flatnonzero(counts).astype(np.int64)
+    return nz, np.cumsum(counts[nz], dtype=np.int64)
+
+
+def _hits_below(hit_distances, cum_hits, caps) -> np.ndarray:
+    """Accesses with stack distance < C for each capacity C (int64; 0 for C <= 0)."""
+    below = np.searchsorted(hit_distances, np.asarray(caps, dtype=np.int64), side="left")
+    return np.concatenate(([0], cum_hits))[below]
 
 
 def _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_points) -> None:
@@ -255,40 +270,40 @@ def _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_
         raise ConfigError("mrc_points and plot_points must be >= 2", field="mrc_points" if mrc_points < 2 else "plot_points")
 
 
-def _request_hits(trace, offsets, dist, ts, n_hits) -> tuple[pl.DataFrame, dict]:
-    """The per-request frame (block and prefix readings, blocks and tokens) and the
-    ``ReuseResult`` fields derived from it: ideal hit ratios, request hit rates and their
-    shares and CDF, and whether the two readings agree."""
-    n_req = int(offsets.shape[0] - 1)
-    n_acc = int(dist.shape[0])
-    n_blocks = np.diff(offsets)
-    hits, prefix_hits = per_request_hits(offsets, dist)
-    hit_tok, all_tok = hit_tokens(offsets, dist, trace.input_len, trace.block_size)
-    phit_tok, _ = hit_tokens(offsets, dist, trace.input_len, trace.block_size, prefix_only=True)
+def _request_hits(trace, passed: dict, ts, n_hits) -> tuple[pl.DataFrame, dict]:
+    """The per-request frame (block and prefix readings, blocks and tokens; from ``reuse_pass``)
+    and the ``ReuseResult`` fields derived from it: ideal hit ratios, request hit rates and
+    their shares and CDF, and whether the two readings agree."""
+    hits, prefix_hits = passed.pop("hits"), passed.pop("prefix_hits")
+    hit_tok, phit_tok, all_tok = passed.pop("hit_tokens"), passed.pop("prefix_hit_tokens"), passed.pop("tokens")
+    req_id, n_blocks = trace.request_columns()
+    n_req = int(n_blocks.shape[0])
+    n_acc = int(trace.offsets[-1])
     has = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(has, hits / np.maximum(n_blocks, 1), np.nan)
         prate = np.where(has, prefix_hits / np.maximum(n_blocks, 1), np.nan)
     rate_v, prate_v = rate[has], prate[has]
+    means = [float(v.mean()) if v.shape[0] else 0.0 for v in (rate_v, prate_v)]
     tok_total = int(all_tok.sum())
-    requests = pl.DataFrame({
-        "req_id": np.arange(n_req, dtype=np.int64), "ts": ts, "n_blocks": n_blocks,
-        "hit_blocks": hits, "prefix_hit_blocks": prefix_hits, "hit_rate": rate,
-        "prefix_hit_rate": prate, "tokens": all_tok, "hit_tokens": hit_tok,
-        "prefix_hit_tokens": phit_tok}).with_columns(
-        pl.col("hit_rate").fill_nan(None), pl.col("prefix_hit_rate").fill_nan(None))
     differs = int(np.count_nonzero(hits != prefix_hits))
+    shares, pshares = _shares(rate_v), _shares(prate_v)
+    cdf = pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")])
+    del rate_v, prate_v
+    requests = pl.DataFrame({
+        "req_id": req_id, "ts": ts, "n_blocks": n_blocks,
+        "hit_blocks": hits, "prefix_hit_blocks": prefix_hits,
+        "hit_rate": null_nan(rate), "prefix_hit_rate": null_nan(prate),
+        "tokens": all_tok, "hit_tokens": hit_tok, "prefix_hit_tokens": phit_tok})
     return requests, dict(
         ideal_hit_ratio_blocks=float(n_hits / n_acc) if n_acc else 0.0,
         ideal_hit_ratio_tokens=float(hit_tok.sum() / tok_total) if tok_total else 0.0,
         ideal_prefix_hit_ratio_blocks=float(prefix_hits.sum() / n_acc) if n_acc else 0.0,
         ideal_prefix_hit_ratio_tokens=float(phit_tok.sum() / tok_total) if tok_total else 0.0,
-        request_hit_rate_mean=float(rate_v.mean()) if rate_v.shape[0] else 0.0,
-        request_prefix_hit_rate_mean=float(prate_v.mean()) if prate_v.shape[0] else 0.0,
-        request_hit_rate_shares=_shares(rate_v), request_prefix_hit_rate_shares=_shares(prate_v),
+        request_hit_rate_mean=means[0], request_prefix_hit_rate_mean=means[1],
+        request_hit_rate_shares=shares, request_prefix_hit_rate_shares=pshares,
         prefix_and_block_hits_agree=differs == 0, requests_prefix_differs=differs,
-        requests_without_blocks=int(n_req - np.count_nonzero(has)),
-        hit_rate_cdf=pl.concat([_cdf(rate_v, "block"), _cdf(prate_v, "prefix")]))
+        requests_without_blocks=int(n_req - np.count_nonzero(has)), hit_rate_cdf=cdf)
 
 
 def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:
@@ -297,8 +312,8 @@ def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:
     return (requests.with_columns(pl.Series("window", wid))
             .group_by("window").agg(
                 pl.len().alias("requests"), pl.col("n_blocks").sum().alias("accesses"),
-                pl.col("hit_blocks").sum().alias("hit_blocks"),
-                pl.col("prefix_hit_blocks").sum().alias("prefix_hit_blocks"),
+                pl.col("hit_blocks").cast(pl.Int64).sum().alias("hit_blocks"),
+                pl.col("prefix_hit_blocks").cast(pl.Int64).sum().alias("prefix_hit_blocks"),
                 pl.col("hit_rate").mean().alias("mean_request_hit_rate"))
             .sort("window")
             .with_columns((pl.col("window") * win).alias("t_start"),
@@ -310,65 +325,62 @@ def _reuse_windows(requests: pl.DataFrame, ts, win: float) -> pl.DataFrame:
                           .then(pl.col("prefix_hit_blocks") / pl.col("accesses")).alias("prefix_hit_ratio")))
 
 
-def _block_time(offsets, blocks, dist, ts, plot_points: int) -> pl.DataFrame:
-    """Fig. 1b: block id vs time, evenly strided over accesses (at most ``plot_points``)."""
-    n_acc = int(blocks.shape[0])
-    if n_acc:
-        idx = np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
-    else:
-        idx = np.zeros(0, np.int64)
+def _plot_sample(n_acc: int, plot_points: int) -> np.ndarray:
+    """The accesses Fig. 1b plots: evenly strided, at most ``plot_points``."""
+    if not n_acc:
+        return np.zeros(0, np.int64)
+    return np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
+
+
+def _block_time(offsets, blocks, idx, reused, ts) -> pl.DataFrame:
+    """Fig. 1b: block id vs time at the sampled accesses ``idx``, and whether each was reused."""
     req_idx = np.searchsorted(offsets, idx, side="right") - 1
-    return pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx],
-                         "reused": dist[idx] >= 0})
+    return pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx].astype(np.int64),
+                         "reused": reused})
 
 
 def _reuse_times(offsets, reuse_req, ts) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Reuse time of the non-cold accesses in seconds and in requests: quantiles and log2
-    histograms. The per-access arrays live only inside this call."""
-    reuse_s, s_bins = reuse_seconds(offsets, reuse_req, ts)
-    req_counts = reuse_request_counts(reuse_req, int(offsets.shape[0] - 1))
+    histograms, from the requests-back array of ``reuse_pass`` (no float per access)."""
     qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    stats = reuse_time_stats(offsets, reuse_req, ts, qs)
+    req_counts = stats["request_counts"]
+    warm = stats["warm"]
     reuse_time = pl.DataFrame({
         "quantile": qs,
-        "seconds": (np.quantile(reuse_s, qs, overwrite_input=True)  # reuse_s is dropped next
-                    if reuse_s.shape[0] else [None] * len(qs)),
-        "requests": quantiles_from_counts(req_counts, qs) if reuse_s.shape[0] else [None] * len(qs)},
+        "seconds": stats["seconds_quantiles"] if warm else [None] * len(qs),
+        "requests": quantiles_from_counts(req_counts, qs) if warm else [None] * len(qs)},
         schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    hist = pl.concat([_log_hist(s_bins, "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
+    hist = pl.concat([_log_hist(stats["seconds_bins"], "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
     return reuse_time, hist
 
 
-def _exact_curve(counts, n_acc: int, n_unique: int, caps) -> pl.DataFrame:
-    """The exact block-LRU curve at the log-spaced ``caps`` plus the unlimited point."""
-    unlimited_cap = max(int(counts.shape[0]), 1)   # any C > max distance hits every warm access
+def _exact_curve(hit_distances, cum_hits, top: int, n_acc: int, n_unique: int, caps) -> pl.DataFrame:
+    """The exact block-LRU curve at the log-spaced ``caps`` plus the unlimited point (``top``:
+    one past the largest finite distance)."""
+    unlimited_cap = max(top, 1)   # any C > max distance hits every warm access
     caps_all = np.unique(np.concatenate([caps, [unlimited_cap]])) if n_unique else caps
-    hr = hit_ratio_at(counts, n_acc, caps_all)
+    hr = _hits_below(hit_distances, cum_hits, caps_all) / float(n_acc) if n_acc else np.zeros(caps_all.shape)
     return pl.DataFrame({"capacity_blocks": caps_all, "hit_ratio": hr, "miss_ratio": 1.0 - hr,
                          "unlimited": caps_all >= unlimited_cap})
 
 
-def _one_hit_share(blocks, n_unique: int) -> float:
-    """Share of distinct blocks accessed exactly once."""
-    if not n_unique:
-        return 0.0
-    per_block = np.bincount(blocks, minlength=n_unique) if blocks.shape[0] else np.zeros(0, np.int64)
-    return float(np.count_nonzero(per_block == 1) / n_unique)
-
-
-def _shards(blocks, n_unique, counts, n_acc, rate, s_max, log_caps):
+def _shards(blocks, n_unique, exact_counts, n_acc, rate, s_max, log_caps):
     """SHARDS fixed-rate and fixed-size curves beside the exact one, with their errors.
 
     Errors are mean absolute differences of the hit ratio, named by grid: ``mae_linear`` over
     200 evenly spaced capacities from 1 to the largest finite distance + 1 (the FAST'15
     evaluation), ``mae_log`` over the log-spaced capacities of the ``mrc`` frame."""
-    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate)
+    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate, sparse=True)
     fs_counts, fs_total, fs_rate, fs_n = shards_fixed_size(blocks, n_unique, s_max)
-    top = max(int(counts.shape[0]), 1)
+    fs_counts = sparse_histogram(fs_counts)  # its running sums without the zeros (8 bytes each)
+    hit_distances, cum_hits, top = exact_counts
+    top = max(top, 1)
     lin = np.unique(np.linspace(1, top, 200).round().astype(np.int64))
     grid = np.unique(np.concatenate([log_caps, lin]))
-    exact = hit_ratio_at(counts, n_acc, grid)
-    fr = curve_at(fr_counts, fr_total, grid)
-    fs = curve_at(fs_counts, fs_total, grid)
+    exact = _hits_below(hit_distances, cum_hits, grid) / float(n_acc)
+    fr = curve_at_sparse(*fr_counts, fr_total, grid)
+    fs = curve_at_sparse(*fs_counts, fs_total, grid)
     on_lin = np.isin(grid, lin)
     on_log = np.isin(grid, log_caps)
 
@@ -391,6 +403,9 @@ def exact_mrc(trace: Trace, capacities) -> pl.DataFrame:
         raise NoBlockIdsError("the trace has no block ids, so an LRU curve cannot be computed",
                               path=trace.path, hint="use a trace with hash_ids or token_ids")
     dist = stack_distances(trace.blocks, int(trace.n_unique_blocks) or None)
-    counts, _ = distance_counts(dist)
+    hit_distances, cum_hits = _sparse_counts(distance_counts(dist)[0])
+    del dist
     caps = np.asarray(capacities, dtype=np.int64)
-    return pl.DataFrame({"capacity_blocks": caps, "hit_ratio": hit_ratio_at(counts, trace.n_accesses, caps)})
+    hr = _hits_below(hit_distances, cum_hits, caps) / float(trace.n_accesses) if trace.n_accesses \
+        else np.zeros(caps.shape, np.float64)
+    return pl.DataFrame({"capacity_blocks": caps, "hit_ratio": hr})

@@ -15,6 +15,7 @@ Definitions:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import polars as pl
@@ -30,15 +31,21 @@ QUANTILE_PROBS = tuple(i / 100 for i in range(101))
 
 
 def _query(trace, name: str, **params) -> pl.DataFrame:
-    # DuckDB adds up floating-point values in parallel in no fixed order, so means and
-    # variances would differ in their last digits from run to run; one thread makes them
-    # deterministic, and these queries read only the small requests table.
-    threads = int(trace.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    trace.con.execute("SET threads = 1")
+    return trace.request_sql(load_query(name), **params)  # the requests table (or view) only
+
+
+@contextmanager
+def _one_thread(trace):
+    """DuckDB adds up floating-point values in parallel in no fixed order, so means and
+    variances would differ in their last digits from run to run; one thread makes them
+    deterministic, and these queries read only the small requests table."""
+    con = trace.connection(all_tables=False)
+    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    con.execute("SET threads = 1")
     try:
-        return trace.sql(load_query(name), **params)
+        yield
     finally:
-        trace.con.execute(f"SET threads = {threads}")
+        con.execute(f"SET threads = {threads}")
 
 
 def _row(frame: pl.DataFrame) -> dict:
@@ -103,6 +110,11 @@ class WorkloadResult(ResultMixin):
 def analyze_workload(trace, *, window_s: float | None = None,
                      dispersion_windows_s=DEFAULT_DISPERSION_WINDOWS_S) -> WorkloadResult:
     """Arrival process, burstiness, lengths, sessions/turns/types of ``trace``."""
+    with _one_thread(trace):
+        return _workload(trace, window_s, dispersion_windows_s)
+
+
+def _workload(trace, window_s, dispersion_windows_s) -> WorkloadResult:
     overview = _row(_query(trace, "workload_overview"))
     duration = float(overview.get("duration_s") or 0.0)
     if window_s is None:

@@ -380,7 +380,9 @@ def list_column(series) -> tuple[np.ndarray, np.ndarray]:
         arr = pa.concat_arrays([arr])  # normalise slices
     if arr.values.null_count:  # [1, null]: numpy would make the ids floats
         raise ValueError("a list holds a null element")
-    offsets = np.asarray(arr.offsets).astype(np.int64, copy=False)
+    # a copy: a view would pin every buffer of the Arrow import, the ids included (8 bytes per
+    # access held for the whole run after the ids are dropped)
+    offsets = np.array(arr.offsets, dtype=np.int64)
     values = np.asarray(arr.values)
     if offsets[0] != 0:
         values = values[offsets[0]:offsets[-1]]

@@ -24,33 +24,35 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids, offsets as as_offsets
+from .tree import prefix_tree
 
-@nb.njit(cache=True)
-def _block_pass(offsets, blocks, n_unique, input_len, block_size):
+
+@nb.njit(cache=True, nogil=True)
+def _block_pass(offsets, blocks, input_len, block_size, n_unique):
     """Per request: shared blocks (leading seen-before run), the dense id of the last shared
-    block (-1 none) and the tokens those blocks hold (a request's last block holds
+    block (-1 none), the tokens those blocks hold (a request's last block holds
     ``input_len - (n-1)*block_size`` clipped to [0, block_size], as ``kernels.reuse._hit_tokens``
-    counts it). Per dense id: first request, position there (depth) and the id before it there
-    (parent, -1 at depth 0)."""
+    counts it), the distinct blocks seen before it (dense ids are numbered in order of first
+    appearance, so block b first appeared in the last request whose count is <= b) and whether
+    an earlier request ended at its last shared block (``ended``: a flag per block)."""
     n_req = offsets.shape[0] - 1
-    shared = np.zeros(n_req, np.int64)
+    shared = np.zeros(n_req, np.int32)  # a count of the request's blocks
     last_shared = np.full(n_req, -1, np.int64)
     shared_tok = np.zeros(n_req, np.int64)
-    first_req = np.empty(n_unique, np.int64)
-    depth = np.empty(n_unique, np.int64)
-    parent = np.empty(n_unique, np.int64)
+    seen_before = np.zeros(n_req + 1, np.int64)
+    extends = np.zeros(n_req, np.bool_)
+    ended = np.zeros(n_unique, np.bool_)
     seen = 0
     for r in range(n_req):
         start = offsets[r]
         n = offsets[r + 1] - start
+        seen_before[r] = seen
         run = True
         k = 0
         for i in range(start, offsets[r + 1]):
             b = blocks[i]
             if b >= seen:  # first appearance (ids are first-appearance ordered: b == seen)
-                first_req[b] = r
-                depth[b] = i - start
-                parent[b] = blocks[i - 1] if i > start else -1
                 seen += 1
                 run = False
             elif run:
@@ -61,10 +63,14 @@ def _block_pass(offsets, blocks, n_unique, input_len, block_size):
             last_tok = input_len[r] - (n - 1) * block_size
             last_tok = min(max(last_tok, 0), block_size)
             shared_tok[r] = (k - 1) * block_size + (block_size if k < n else last_tok)
-    return shared, last_shared, shared_tok, first_req, depth, parent
+            extends[r] = ended[last_shared[r]]
+        if n > 0:
+            ended[blocks[start + n - 1]] = True
+    seen_before[n_req] = seen
+    return shared, last_shared, shared_tok, seen_before, extends
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _members(offsets, blocks, n_tokens, block_size, first_req, depth, parent, shared):
     """Every member window: (group, time, request, start, length), block members first (member
     ``b`` is dense id ``b``) then token tails; and per request the member that is its
@@ -129,7 +135,7 @@ def _before(a, b, group, time, woff, wtok):
     return a < b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _sort_members(group, time, woff, wtok):
     """Bottom-up merge sort of member indices with ``_before`` (stable, O(m log m) compares)."""
     m = group.shape[0]
@@ -162,7 +168,7 @@ def _sort_members(group, time, woff, wtok):
     return src
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _adjacent_lcp(order, group, woff, wtok):
     """Common-prefix length of each sorted member with the one before it (-1 across groups)."""
     m = order.shape[0]
@@ -181,7 +187,7 @@ def _adjacent_lcp(order, group, woff, wtok):
     return lcp
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _find(dsu, x):
     root = x
     while dsu[root] != root:
@@ -193,7 +199,7 @@ def _find(dsu, x):
     return root
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _earliest_longest(order, lcp, edges, time):
     """Union-find over sorted positions, merging adjacent pairs by common-prefix length, largest
     first. A component is a maximal run of members sharing at least the current length; only its
@@ -233,7 +239,7 @@ def _earliest_longest(order, lcp, edges, time):
     return best, match
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _gather_windows(tokens, token_offsets, req, start, length):
     """Flat tokens and CSR offsets of the windows ``tokens[req][start:start+length]``."""
     m = req.shape[0]
@@ -248,7 +254,7 @@ def _gather_windows(tokens, token_offsets, req, start, length):
     return out, woff
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _scatter_windows(out, woff, pick, wtok, wlen):
     """Copy window ``j`` of ``wtok`` (CSR ``wlen``) to window ``pick[j]`` of ``out`` (CSR ``woff``)."""
     for j in range(pick.shape[0]):
@@ -268,25 +274,22 @@ def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, inp
     """Block-level divergence of a CSR trace of dense first-appearance ids; see ``_block_pass``.
     ``match_req`` is the earliest request holding the last shared block (-1 when none);
     ``extends`` says whether an earlier request's whole block list is the shared prefix (the
-    request continues where that one ended, e.g. the next turn of a conversation)."""
-    offsets = np.ascontiguousarray(offsets, np.int64)
-    blocks = np.ascontiguousarray(blocks, np.int64)
+    request continues where that one ended, e.g. the next turn of a conversation). Memory per
+    request and a flag per block: the block's first request is found from the distinct counts
+    per request."""
+    offsets, blocks = as_offsets(offsets), ids(blocks)
     input_len = np.ascontiguousarray(input_len, np.int64)
     if offsets.shape[0] < 1 or offsets[-1] != blocks.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
         raise ValueError("offsets/blocks/input_len do not describe one CSR trace")
     if blocks.shape[0] and (int(blocks.min()) < 0 or int(blocks.max()) >= n_unique):
         raise ValueError("blocks must be dense ids below n_unique")
-    shared, last, shared_tok, first_req, depth, parent = _block_pass(
-        offsets, blocks, np.int64(n_unique), input_len, np.int64(block_size))
-    match = np.where(last >= 0, first_req[np.maximum(last, 0)] if n_unique else -1, -1)
-    # extends: an earlier request's blocks are exactly this request's shared blocks (it ended there)
-    n_req = offsets.shape[0] - 1
-    has = np.diff(offsets) > 0
-    ended_at = np.full(max(n_unique, 1), n_req, np.int64)
-    np.minimum.at(ended_at, blocks[offsets[1:][has] - 1], np.flatnonzero(has))
-    extends = (last >= 0) & (ended_at[np.maximum(last, 0)] < np.arange(n_req))
+    shared, last, shared_tok, seen_before, extends = _block_pass(offsets, blocks, input_len, np.int64(block_size),
+                                                                 np.int64(max(n_unique, 1)))
+    match = np.searchsorted(seen_before, last, side="right") - 1  # the request where `last` appeared
+    match[last < 0] = -1
+    del seen_before
     return {"shared_blocks": shared, "last_shared": last, "shared_tokens": shared_tok, "match_req": match,
-            "first_req": first_req, "depth": depth, "parent": parent, "extends": extends}
+            "extends": extends, "n_unique": int(n_unique)}
 
 
 def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarray, block_size: int,
@@ -297,14 +300,16 @@ def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarr
 
     ``fetch_windows(req, start, length)`` returns the flat tokens and CSR offsets of the windows
     ``tokens[req[i]][start[i]:start[i]+length[i]]`` (numpy ``gather_windows``, or a store query)."""
-    offsets = np.ascontiguousarray(offsets, np.int64)
-    blocks = np.ascontiguousarray(blocks, np.int64)
+    offsets, blocks = as_offsets(offsets), ids(blocks)
     n_tokens = np.ascontiguousarray(n_tokens, np.int64)
+    # the prefix tree (per dense id: first request, parent, depth), as the store builds it
+    first_req, parent, depth, _, _ = prefix_tree(blocks, offsets, block["n_unique"], n_tokens, block_size,
+                                                 with_first_access=False)
     group, time, start, length, probe = _members(offsets, blocks, n_tokens, np.int64(block_size),
-                                                 block["first_req"], block["depth"], block["parent"],
-                                                 block["shared_blocks"])
+                                                 first_req, depth, parent, block["shared_blocks"])
+    del first_req, parent, depth
     # Only groups with two or more members can give a member an earlier sibling to match.
-    sizes = np.bincount(group + 1, minlength=block["first_req"].shape[0] + 1)
+    sizes = np.bincount(group + 1, minlength=block["n_unique"] + 1)
     kept = np.flatnonzero(sizes[group + 1] >= 2)
     wtok, woff = fetch_windows(time[kept], start[kept], length[kept])
     g, t = group[kept], time[kept]
@@ -328,7 +333,8 @@ def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarr
     # a seen-before partial last block is shared whole; an earlier member holding all its
     # tokens (extra == its length) is the earliest match, else its own first request is
     warm_partial = with_probe & (block["shared_blocks"] == n_blocks) & (n_tokens < n_blocks * block_size)
-    shared_tokens = np.where(with_probe & ~warm_partial, block["shared_blocks"] * block_size + extra, n_tokens)
+    shared_tokens = np.where(with_probe & ~warm_partial, block["shared_blocks"].astype(np.int64) * block_size + extra,
+                             n_tokens)
     whole = np.zeros(n_req, np.bool_)
     whole[with_probe] = extra[with_probe] == length[probe[with_probe]]
     refined = with_probe & (extra > 0) & (~warm_partial | whole)

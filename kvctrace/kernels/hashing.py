@@ -364,7 +364,7 @@ def _gather_ids(part, starts, ids, out):
         cursor[p] += 1
 
 
-def _dense_ids_partitioned(keys: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+def _dense_ids_partitioned(keys: np.ndarray, bits: int, dtype=np.int64) -> tuple[np.ndarray, int]:
     """``dense_ids`` of uint64 ``keys`` (fewer than 2**31) over 2**bits hash partitions."""
     n = keys.shape[0]
     part = np.empty(n, np.uint8)
@@ -384,7 +384,7 @@ def _dense_ids_partitioned(keys: np.ndarray, bits: int) -> tuple[np.ndarray, int
     _local_ids(hashes, starts, tables, local, n_local)
     del hashes, tables
     count = _global_ids(part, starts, local, n_local)
-    out = np.empty(n, np.int64)
+    out = np.empty(n, dtype)
     _gather_ids(part, starts, local, out)
     return out, int(count)
 
@@ -448,30 +448,34 @@ def coarsen(chained: np.ndarray, offsets: np.ndarray, k: int,
     return _coarsen(chained, offsets, np.int64(k), partial == "include")
 
 
-def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
+def dense_ids(keys: np.ndarray, dtype=np.int64) -> tuple[np.ndarray, int]:
     """Map ids (any integers up to 64 bits) to 0, 1, 2, ... in order of first appearance.
 
-    Returns the int64 ids and the number of distinct keys. Keys that already are
+    Returns the ids (``dtype``: int64, or int32 for fewer than 2**31 keys, which is how a
+    trace keeps its block ids) and the number of distinct keys. Keys that already are
     first-appearance ids come back as a copy; small non-negative ranges use a direct-address
     array; millions of other keys go through cache-sized hash partitions; the rest one hash
     table sized by the number of distinct keys."""
     keys = _integers(keys, "keys")
     n = keys.shape[0]
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.int32), np.dtype(np.int64)) or (dtype == np.int32 and n >= 2**31 - 1):
+        raise ValueError(f"dense ids are int64, or int32 below 2**31 keys; got {dtype} for {n:,} keys")
     if n == 0:
-        return np.empty(0, np.int64), 0
+        return np.empty(0, dtype), 0
     if keys.dtype.kind == "b":
         keys = keys.view(np.uint8)
     lo, hi, ordered = _scan(keys)
     if ordered:
-        return keys.astype(np.int64), int(hi) + 1
-    out = np.empty(n, np.int64)
+        return keys.astype(dtype), int(hi) + 1
+    out = np.empty(n, dtype)
     if lo >= 0 and hi < 4 * n + 1024 and n < 2**31 - 1:
         count = _dense_ids_direct(keys.astype(np.int64, copy=False), np.zeros(int(hi) + 1, np.int32), out)
         return out, int(count)
     keys = np.ascontiguousarray(_as_uint64(keys))
     if _PARTITION_MIN_KEYS <= n < 2**31 - 1:
         bits = int(np.clip(np.round(np.log2(n / _PARTITION_KEYS)), 1, 8))
-        return _dense_ids_partitioned(keys, bits)
+        return _dense_ids_partitioned(keys, bits, dtype)
     # Start sized for 40% of the keys being distinct (real traces: Mooncake conversation 63%
     # of 288k, kvctrace.synth 42% of 10M; a small table keeps more of it in cache); double
     # when full, so any share works.

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids, offsets as as_offsets
 
-@nb.njit(cache=True)
+
+@nb.njit(cache=True, nogil=True)
 def _first_access(blocks, n_unique):
     seen = np.zeros(n_unique, np.bool_)
     first = np.zeros(blocks.shape[0], np.bool_)
@@ -25,9 +27,9 @@ def _first_access(blocks, n_unique):
     return first
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _first_position(offsets, blocks, n_unique):
-    # int32: one entry per block, kept in HotnessResult.per_block (the wrapper checks the range)
+    # int32: one entry per block (the wrapper checks the range)
     pos = np.full(n_unique, -1, np.int32)
     first_req = np.full(n_unique, -1, np.int32)
     for r in range(offsets.shape[0] - 1):
@@ -40,21 +42,21 @@ def _first_position(offsets, blocks, n_unique):
     return pos, first_req
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _window_top_k(blocks, bounds, n_unique, k):
     n_win = bounds.shape[0] - 1
     top = np.full((n_win, k), -1, np.int64)
     top_counts = np.zeros((n_win, k), np.int64)
     n_distinct = np.zeros(n_win, np.int64)
-    counts = np.zeros(n_unique, np.int64)
+    counts = np.zeros(n_unique, np.int32)
     # a window touches at most min(its length, n_unique) blocks: size the scratch lists by
-    # that, not by the whole trace (2 x 8 bytes per access otherwise)
+    # that, not by the whole trace (2 x 4 bytes per access otherwise)
     cap = 0
     for w in range(n_win):
         cap = max(cap, bounds[w + 1] - bounds[w])
     cap = min(cap, n_unique)
-    touched = np.empty(cap, np.int64)
-    ties = np.empty(cap, np.int64)
+    touched = np.empty(cap, np.int32)
+    ties = np.empty(cap, np.int32)
     for w in range(n_win):
         m = 0
         max_c = 0
@@ -116,15 +118,23 @@ def _window_top_k(blocks, bounds, n_unique, k):
     return top, top_counts, n_distinct
 
 
-@nb.njit(cache=True)
-def _heat_by_group(offsets, blocks, n_unique, group, n_groups):
+def _group_masks(n_unique: int, n_groups: int) -> np.ndarray:
+    """Zeroed per-block masks, a bit per group, of the narrowest unsigned type (1 byte per
+    block for up to 8 groups)."""
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if n_groups <= np.iinfo(dtype).bits:
+            return np.zeros(n_unique, dtype)
+    raise ValueError("more than 64 groups")
+
+
+@nb.njit(cache=True, nogil=True)
+def _heat_by_group(offsets, blocks, group, n_groups, mask):
     requests = np.zeros(n_groups, np.int64)
     accesses = np.zeros(n_groups, np.int64)
     distinct = np.zeros(n_groups, np.int64)
     reaccesses = np.zeros(n_groups, np.int64)
-    seen = np.zeros(n_unique, np.bool_)
-    mask = np.zeros(n_unique, np.uint64)    # bit g: block accessed by group g (n_groups <= 64)
-    one = np.uint64(1)
+    seen = np.zeros(mask.shape[0], np.bool_)
+    one = np.uint64(1)  # mask[b] bit g: block b accessed by group g
     for r in range(offsets.shape[0] - 1):
         g = group[r]
         bit = one << np.uint64(g)
@@ -142,6 +152,46 @@ def _heat_by_group(offsets, blocks, n_unique, group, n_groups):
     return requests, accesses, distinct, reaccesses
 
 
+@nb.njit(cache=True, nogil=True)
+def _block_heat(offsets, blocks, n_unique, max_len):
+    """Accesses per block (int32), and from them the blocks per access count and, per depth
+    (the block's position in the request where it first appeared), the blocks, their
+    accesses and the one-hit blocks: one pass over the accesses, one over the blocks."""
+    counts = np.zeros(n_unique, np.int32)
+    depth = np.full(n_unique, -1, np.int32)
+    for r in range(offsets.shape[0] - 1):
+        s = offsets[r]
+        for t in range(s, offsets[r + 1]):
+            b = blocks[t]
+            counts[b] += 1
+            if depth[b] < 0:
+                depth[b] = t - s
+    top = 0
+    for b in range(n_unique):
+        top = max(top, counts[b])
+    by_count = np.zeros(top + 1, np.int64)
+    by_depth = np.zeros((3, max_len), np.int64)  # blocks, accesses, one-hit blocks
+    for b in range(n_unique):
+        c = counts[b]
+        by_count[c] += 1
+        d = depth[b]
+        if d >= 0:
+            by_depth[0, d] += 1
+            by_depth[1, d] += c
+            by_depth[2, d] += c == 1
+    return counts, by_count, by_depth
+
+
+def block_heat(offsets, blocks, n_unique: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accesses per block (int32), blocks per access count (index = count), per depth
+    [blocks, accesses, one-hit blocks] (3 x longest request)) without a per-access copy."""
+    offsets, blocks = as_offsets(offsets), ids(blocks)
+    if blocks.shape[0] >= 2**31:
+        raise ValueError("block_heat counts in int32: more than 2**31 accesses")
+    max_len = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    return _block_heat(offsets, blocks, int(n_unique), max(max_len, 1))
+
+
 MAX_GROUPS = 64
 
 
@@ -154,22 +204,19 @@ def heat_by_group(offsets, blocks, n_unique: int, group, n_groups: int):
     group = np.ascontiguousarray(group, dtype=np.int64)
     if group.shape[0] and (group.min() < 0 or group.max() >= n_groups):
         raise ValueError("group codes must lie in [0, n_groups)")
-    return _heat_by_group(np.ascontiguousarray(offsets, dtype=np.int64),
-                          np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique),
-                          group, int(n_groups))
+    return _heat_by_group(as_offsets(offsets), ids(blocks), group, int(n_groups),
+                          _group_masks(int(n_unique), n_groups))
 
 
 def first_access_flags(blocks, n_unique: int) -> np.ndarray:
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
-    return _first_access(blocks, int(n_unique))
+    return _first_access(ids(blocks), int(n_unique))
 
 
 def block_first_position(offsets, blocks, n_unique: int) -> tuple[np.ndarray, np.ndarray]:
     """(position at first appearance, request of first appearance) per block id, int32."""
     if len(offsets) > np.iinfo(np.int32).max:
         raise ValueError("block_first_position returns int32: too many requests")
-    return _first_position(np.ascontiguousarray(offsets, dtype=np.int64),
-                           np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique))
+    return _first_position(as_offsets(offsets), ids(blocks), int(n_unique))
 
 
 def window_top_k(blocks, bounds, n_unique: int, k: int):
@@ -180,5 +227,4 @@ def window_top_k(blocks, bounds, n_unique: int, k: int):
         raise ValueError("k must be >= 1")
     if bounds.shape[0] < 1 or np.any(np.diff(bounds) < 0):
         raise ValueError("bounds must be non-decreasing")
-    return _window_top_k(np.ascontiguousarray(blocks, dtype=np.int64), bounds,
-                         int(n_unique), int(k))
+    return _window_top_k(ids(blocks), bounds, int(n_unique), int(k))

@@ -21,8 +21,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids, offsets as as_offsets
 
-@nb.njit(cache=True)
+
+@nb.njit(cache=True, nogil=True)
 def _prefix_groups(offsets, blocks, parent, tokens):
     # Per-node arrays are int32 (the wrapper checks that requests and token sums fit): on
     # millions of nodes they are the analysis' largest allocation.
@@ -66,15 +68,16 @@ def _prefix_groups(offsets, blocks, parent, tokens):
     return cum_tokens, n_requests, n_ending, n_children, shared, shared_anc, root
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _session_reuse(offsets, blocks, n_unique, session):
     """Classify every re-access (not the block's first access) by whether the block's first
     access / its previous access came from the same session. Index 0 = same session,
     1 = other session, 2 = unknown (either request has no session). Also flags the blocks
-    accessed from at least two distinct sessions (requests without a session ignored)."""
-    first_sess = np.full(n_unique, -2, np.int64)   # -2: not seen yet; -1: no session
-    prev_sess = np.full(n_unique, -2, np.int64)
-    known_sess = np.full(n_unique, -1, np.int64)   # first session seen for the block
+    accessed from at least two distinct sessions (requests without a session ignored), and
+    counts the accesses to those blocks. Session codes are int32: 4 bytes per block each."""
+    first_sess = np.full(n_unique, -2, np.int32)   # -2: not seen yet; -1: no session
+    prev_sess = np.full(n_unique, -2, np.int32)
+    known_sess = np.full(n_unique, -1, np.int32)   # first session seen for the block
     multi = np.zeros(n_unique, np.bool_)
     by_first = np.zeros(3, np.int64)
     by_prev = np.zeros(3, np.int64)
@@ -95,7 +98,121 @@ def _session_reuse(offsets, blocks, n_unique, session):
                     known_sess[b] = s_cur
                 elif known_sess[b] != s_cur:
                     multi[b] = True
-    return by_first, by_prev, multi
+    multi_accesses = 0
+    for t in range(blocks.shape[0]):
+        multi_accesses += multi[blocks[t]]
+    return by_first, by_prev, multi, multi_accesses
+
+
+@nb.njit(cache=True, nogil=True)
+def _node_counts(offsets, blocks, max_len, first_access):
+    """Pass over the accesses: per block its first access (its position in the access stream,
+    into ``first_access``), the requests containing it and its children; the nodes per depth."""
+    n_unique = first_access.shape[0]
+    n_requests = np.zeros(n_unique, np.int32)
+    n_children = np.zeros(n_unique, np.int32)
+    last_req = np.full(n_unique, -1, np.int32)
+    depth_nodes = np.zeros(max_len + 1, np.int64)
+    seen = 0
+    for r in range(offsets.shape[0] - 1):
+        s = offsets[r]
+        for t in range(s, offsets[r + 1]):
+            b = blocks[t]
+            if b == seen:  # first appearance (dense first-appearance ids)
+                first_access[b] = t
+                depth_nodes[t - s] += 1
+                if t > s:
+                    n_children[blocks[t - 1]] += 1
+                seen += 1
+            if last_req[b] != r:
+                last_req[b] = r
+                n_requests[b] += 1
+    return n_requests, n_children, depth_nodes
+
+
+@nb.njit(cache=True, nogil=True)
+def _shared_nodes(offsets, blocks, input_len, block_size, first_access, n_requests, cum_tokens, root):
+    """Passes over the blocks in id order (so over their first accesses in time order): each
+    block's first request and depth (stepping through ``offsets``), its parent (the access
+    before its first one) and tokens from the root (``cum_tokens``, filled: parents come first);
+    whether a child keeps all of a node's requests; the maximal shared prefixes (shared:
+    >= 2 requests and no such child); then each block's nearest shared proper ancestor,
+    written over ``first_access`` (no longer needed: 4 bytes per block saved), and its root
+    (into ``root``). Returns the shared flags and their count."""
+    n_unique = first_access.shape[0]
+    kept = np.zeros(n_unique, np.bool_)
+    r = 0
+    for b in range(n_unique):
+        t = first_access[b]
+        while offsets[r + 1] <= t:
+            r += 1
+        depth = t - offsets[r]
+        tokens = min(max(input_len[r] - depth * block_size, 0), block_size)
+        if depth > 0:
+            p = blocks[t - 1]
+            cum_tokens[b] = cum_tokens[p] + tokens
+            if n_requests[b] >= n_requests[p]:
+                kept[p] = True
+        else:
+            cum_tokens[b] = tokens
+    n_shared = 0
+    for b in range(n_unique):  # kept becomes "shared"
+        kept[b] = n_requests[b] >= 2 and not kept[b]
+        n_shared += kept[b]
+    r = 0
+    for b in range(n_unique):  # first_access becomes the nearest shared proper ancestor (-1 none)
+        t = first_access[b]
+        while offsets[r + 1] <= t:
+            r += 1
+        if t > offsets[r]:
+            p = blocks[t - 1]
+            first_access[b] = p if kept[p] else first_access[p]  # parents come first: done
+            root[b] = root[p]
+        else:
+            first_access[b] = -1
+            root[b] = b
+    return kept, n_shared
+
+
+@nb.njit(cache=True, nogil=True)
+def _group_rows(offsets, blocks, n_requests, shared, n_shared, anc_slot):
+    """Pass over the accesses: per shared node (slot = rank in id order, which is the order of
+    first appearance) its id, first request and depth, the slot of its nearest shared
+    proper ancestor (-1 none: a top-level group) and the requests ending at it; and the
+    requests whose first block is in >= 2 requests. ``anc_slot`` holds each block's nearest
+    shared ancestor (``_shared_nodes``); a shared node's entry becomes its own slot once it
+    appears, which is before any node it encloses appears."""
+    node = np.empty(n_shared, np.int64)
+    first_req = np.empty(n_shared, np.int64)
+    depth = np.empty(n_shared, np.int64)
+    anc = np.full(n_shared, -1, np.int64)
+    n_ending = np.zeros(n_shared, np.int64)
+    slot = 0
+    seen = 0
+    starting_shared = 0
+    for r in range(offsets.shape[0] - 1):
+        s = offsets[r]
+        e = offsets[r + 1]
+        if e == s:
+            continue
+        if n_requests[blocks[s]] >= 2:
+            starting_shared += 1
+        for t in range(s, e):
+            b = blocks[t]
+            if b != seen:  # not a first appearance
+                continue
+            seen += 1
+            if shared[b]:
+                a = anc_slot[b]
+                anc[slot] = anc_slot[a] if a >= 0 else -1
+                anc_slot[b] = slot
+                node[slot] = b
+                first_req[slot] = r
+                depth[slot] = t - s
+                slot += 1
+        if shared[blocks[e - 1]]:
+            n_ending[anc_slot[blocks[e - 1]]] += 1
+    return node, first_req, depth, anc, n_ending, starting_shared
 
 
 class PrefixTree:
@@ -130,9 +247,9 @@ class PrefixTree:
 def prefix_groups(offsets, blocks, parent, depth, first_req, tokens) -> PrefixTree:
     """The prefix tree of a chained trace with its shared-prefix groups, from the store's
     tree columns (``parent`` -1 at a root, ``depth``, ``first_req``, ``tokens``: one int32
-    entry per dense block id, as in the ``blocks`` table) and the trace's CSR accesses."""
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    entry per dense block id, as in the ``blocks`` table) and the trace's CSR accesses. Every
+    array over the blocks (the reference for ``prefix_structure``, which the analysis uses)."""
+    offsets, blocks = as_offsets(offsets), ids(blocks)
     columns = [np.ascontiguousarray(c, dtype=np.int32) for c in (parent, depth, first_req, tokens)]
     n_unique = columns[0].shape[0]
     if any(c.shape[0] != n_unique for c in columns):
@@ -149,10 +266,64 @@ def prefix_groups(offsets, blocks, parent, depth, first_req, tokens) -> PrefixTr
                       n_children, shared, shared_anc, root)
 
 
+def _value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_counts=True) of small non-negative integers without its sorted
+    copy: bincount a slice at a time (it widens int32 input to int64)."""
+    counts = np.zeros(int(values.max()) + 1 if values.shape[0] else 0, np.int64)
+    for lo in range(0, values.shape[0], 1 << 20):
+        piece = np.bincount(values[lo:lo + (1 << 20)])
+        counts[:piece.shape[0]] += piece
+    present = np.flatnonzero(counts)
+    return present, counts[present]
+
+
+def prefix_structure(offsets, blocks, n_unique: int, input_len, block_size: int) -> dict:
+    """The prefix tree's shape and its maximal shared prefixes, from a CSR trace of dense
+    first-appearance ids, in three passes holding about 21 bytes per block (``prefix_groups``
+    keeps eleven arrays per block). Definitions as in the module docstring and
+    ``kernels/tree.py`` (a block's tokens count from its first request's ``input_len``).
+
+    Returns ``groups`` (one entry per shared node, in id order: ``node``, ``first_req``,
+    ``depth``, ``root``, ``anc`` (slot of the nearest shared ancestor, -1 none),
+    ``n_requests``, ``n_ending``, ``n_children``, ``cum_tokens``; all int64), the nodes per
+    ``depth`` and per ``fanout`` (value, count), ``leaves``, ``branching`` (fan-out >= 2),
+    ``max_fanout`` and ``starting_shared`` (requests whose first block is in >= 2 requests)."""
+    offsets, blocks = as_offsets(offsets), ids(blocks)
+    n_unique = int(n_unique)
+    if offsets.shape[0] < 1 or offsets[-1] != blocks.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
+        raise ValueError("offsets/blocks/input_len do not describe one CSR trace")
+    if max(n_unique, offsets.shape[0]) >= np.iinfo(np.int32).max:
+        raise ValueError("prefix_structure keeps int32 per-block counts: too many blocks or requests")
+    max_len = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    first_access = np.empty(n_unique, np.int32 if blocks.shape[0] < 2**31 else np.int64)
+    n_requests, n_children, depth_nodes = _node_counts(offsets, blocks, np.int64(max_len), first_access)
+    # tokens from the root are at most max_len blocks of block_size: int32 when that fits
+    cum_tokens = np.empty(n_unique, np.int32 if max_len * block_size < 2**31 else np.int64)
+    input_len = np.ascontiguousarray(input_len, np.int64)
+    root = np.empty(n_unique, first_access.dtype)
+    shared, n_shared = _shared_nodes(offsets, blocks, input_len, np.int64(block_size), first_access,
+                                     n_requests, cum_tokens, root)
+    node, first_req, depth, anc, n_ending, starting = _group_rows(
+        offsets, blocks, n_requests, shared, np.int64(n_shared), first_access)  # now ancestors -> slots
+    del first_access, shared
+    groups = {"node": node, "first_req": first_req, "depth": depth, "root": root[node].astype(np.int64), "anc": anc,
+              "n_requests": n_requests[node].astype(np.int64), "n_ending": n_ending,
+              "n_children": n_children[node].astype(np.int64), "cum_tokens": cum_tokens[node].astype(np.int64)}
+    del cum_tokens, n_requests, root
+    present = np.flatnonzero(depth_nodes)
+    return {"groups": groups, "depth": (present, depth_nodes[present]), "fanout": _value_counts(n_children),
+            "leaves": int(np.count_nonzero(n_children == 0)), "branching": int(np.count_nonzero(n_children >= 2)),
+            "max_fanout": int(n_children.max()) if n_unique else None, "starting_shared": int(starting)}
+
+
 def session_reuse(offsets, blocks, n_unique: int, session_codes):
-    """(by_first, by_previous, multi_session): counts of re-accesses [same session, other
-    session, unknown], and per block whether >= 2 distinct sessions accessed it;
-    ``session_codes`` is one int64 per request, -1 where the request has no session."""
-    return _session_reuse(np.ascontiguousarray(offsets, dtype=np.int64),
-                          np.ascontiguousarray(blocks, dtype=np.int64), int(n_unique),
-                          np.ascontiguousarray(session_codes, dtype=np.int64))
+    """(by_first, by_previous, multi_session, multi_session_accesses): counts of re-accesses
+    [same session, other session, unknown], per block whether >= 2 distinct sessions accessed
+    it, and the accesses to such blocks; ``session_codes`` is one integer per request (below
+    2**31), -1 where the request has no session."""
+    codes = np.ascontiguousarray(session_codes)
+    if codes.shape[0] and int(codes.max()) >= 2**31 - 1:
+        raise ValueError("session codes must be below 2**31 - 1")
+    by_first, by_prev, multi, multi_accesses = _session_reuse(
+        as_offsets(offsets), ids(blocks), int(n_unique), codes.astype(np.int32))
+    return by_first, by_prev, multi, int(multi_accesses)

@@ -21,10 +21,11 @@ import math
 import numba as nb
 import numpy as np
 
+from .arrays import ids
 from .markers import markers_upto, publish_word, remove_marker
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _stack_distances(offsets, blocks, n_unique):
     """Stack distance (int32, -1 cold) and reuse distance in requests (int32, -1 cold; 0 =
     re-accessed within the same request) of every access; requests given as CSR offsets."""
@@ -59,7 +60,7 @@ def _stack_distances(offsets, blocks, n_unique):
     return dist, reuse_req
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _reuse_seconds(offsets, reuse_req, ts, n_warm):
     """Seconds since the previous access of the same block, for warm accesses only (in
     access order), and their counts in log2 bins: bin 0 = [0, 1), bin e = [2**(e-1), 2**e)."""
@@ -83,7 +84,7 @@ def _reuse_seconds(offsets, reuse_req, ts, n_warm):
     return out, bins[:top + 1]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _reuse_request_counts(reuse_req, n_req):
     """counts[k] = warm accesses whose block was last accessed k requests earlier."""
     counts = np.zeros(max(n_req, 1), np.int64)
@@ -94,7 +95,7 @@ def _reuse_request_counts(reuse_req, n_req):
     return counts
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _distance_counts(dist):
     top = -1
     for i in range(dist.shape[0]):
@@ -111,7 +112,7 @@ def _distance_counts(dist):
     return counts, cold
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _per_request_hits(offsets, dist):
     """Per request: accesses seen before (``dist >= 0``) and the prefix run of them from pos 0."""
     n_req = offsets.shape[0] - 1
@@ -133,7 +134,7 @@ def _per_request_hits(offsets, dist):
     return hits, prefix
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _hit_tokens(offsets, dist, input_len, block_size, prefix_only):
     """Tokens of hit blocks per request and tokens covered by the request's blocks.
 
@@ -168,7 +169,7 @@ def _hit_tokens(offsets, dist, input_len, block_size, prefix_only):
 
 
 def _check_blocks(blocks, n_unique):
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    blocks = ids(blocks)
     if blocks.ndim != 1:
         raise ValueError("blocks must be one-dimensional")
     if blocks.shape[0] >= 2**31:

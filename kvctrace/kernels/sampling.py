@@ -28,6 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids
 from .hashing import fmix64
 from .markers import markers_upto, publish_word, remove_marker
 from .reuse import stack_distances
@@ -36,7 +37,7 @@ MODULUS_BITS = 24
 SHARDS_SEED = np.uint64(0x5348415244533135)  # "SHARDS15"
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _block_hashes(blocks, bits_p):
     mask = np.uint64((1 << bits_p) - 1)
     out = np.empty(blocks.shape[0], np.int64)
@@ -45,7 +46,7 @@ def _block_hashes(blocks, bits_p):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _sample_fixed_rate(blocks, threshold, bits_p):
     mask = np.uint64((1 << bits_p) - 1)
     keep = np.empty(blocks.shape[0], np.bool_)
@@ -91,7 +92,7 @@ def _heap_pop(hh, hb, size):
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _compact(bits, tree, last, hb, size):
     """Renumber the tracked blocks' marker times to 0..k-1 (keeping their order) and rebuild
     the bitmap and tree: keeps the time index bounded by the tracked-set size."""
@@ -113,7 +114,7 @@ def _compact(bits, tree, last, hb, size):
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     n = blocks.shape[0]
     threshold = np.int64(1) << bits_p          # start at rate 1
@@ -122,7 +123,8 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     n_words = (cap >> 6) + 1
     bits = np.zeros(n_words, np.uint64)
     tree = np.zeros(n_words + 1, np.int32)
-    last = np.full(n_unique, -1, np.int64)     # marker time of a tracked block, -1 = untracked
+    # marker time of a tracked block, -1 = untracked (times stay below cap: int32 is enough)
+    last = np.full(n_unique, -1, np.int32)
     hh = np.empty(s_max + 2, np.int64)         # max-heap of tracked blocks by hash
     hb = np.empty(s_max + 2, np.int64)
     size = 0
@@ -173,29 +175,43 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
     return hist, cold * g, threshold, n_sampled
 
 
-def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bool = True):
+def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bool = True,
+                      sparse: bool = False):
     """Fixed-rate SHARDS. Returns ``(counts, total, n_sampled)``: ``counts[k]`` is the
     (adjusted) number of sampled accesses with scaled distance ``floor(d / R) == k`` and
-    ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count)."""
+    ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count). ``sparse``:
+    ``counts`` as (the scaled distances that occur, ascending and with 0, their weights), for
+    ``curve_at_sparse``: the dense histogram has an entry per possible distance (8 bytes per
+    distinct block)."""
     if not 0.0 < rate <= 1.0:
         raise ValueError("SHARDS rate must be in (0, 1]")
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    blocks = ids(blocks)
     threshold = max(1, int(round(rate * (1 << MODULUS_BITS))))
     real_rate = threshold / float(1 << MODULUS_BITS)
     keep = _sample_fixed_rate(blocks, np.int64(threshold), MODULUS_BITS)
     sampled = blocks[keep]
+    del keep
     n_sampled = int(sampled.shape[0])
     if n_sampled == 0:
-        return np.zeros(1, np.float64), 0.0, 0
-    dist = stack_distances(sampled, n_unique)
-    finite = dist[dist >= 0]
-    scaled = np.floor(finite / real_rate).astype(np.int64)
-    counts = np.bincount(scaled, minlength=1).astype(np.float64)
-    total = float(n_sampled)
-    if adjust:
-        expected = blocks.shape[0] * real_rate
-        counts[0] += expected - n_sampled
-        total = expected
+        keys, weights, total = np.zeros(1, np.int64), np.zeros(1, np.float64), 0.0
+    else:
+        # renumbered 0..k-1 (stack distances do not depend on the names): the kernel's per-block
+        # state is then sized by the sampled blocks, not by every block of the trace
+        uniq, sampled = np.unique(sampled, return_inverse=True)
+        dist = stack_distances(sampled.astype(np.int32), uniq.shape[0])
+        scaled = np.floor(dist[dist >= 0] / real_rate).astype(np.int64)
+        keys, counts = np.unique(np.concatenate(([0], scaled)), return_counts=True)
+        weights = counts.astype(np.float64)
+        weights[0] -= 1.0  # the 0 added above so that the adjustment has its entry
+        total = float(n_sampled)
+        if adjust:
+            expected = blocks.shape[0] * real_rate
+            weights[0] += expected - n_sampled
+            total = expected
+    if sparse:
+        return (keys, weights), total, n_sampled
+    counts = np.zeros(int(keys[-1]) + 1, np.float64)
+    counts[keys] = weights
     return counts, total, n_sampled
 
 
@@ -210,7 +226,9 @@ def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: boo
     (on a Zipf(1.1) trace the error drops from ~0.04 to ~0.005 MAE)."""
     if s_max < 1:
         raise ValueError("SHARDS s_max must be >= 1")
-    blocks = np.ascontiguousarray(blocks, dtype=np.int64)
+    if 4 * (s_max + 1) + 64 >= 2**31:
+        raise ValueError("SHARDS s_max must be below 2**29")
+    blocks = ids(blocks)
     hist, cold, threshold, n_sampled = _shards_fixed_size(
         blocks, np.int64(n_unique), np.int64(s_max), MODULUS_BITS)
     rate = threshold / float(1 << MODULUS_BITS)
@@ -220,6 +238,23 @@ def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: boo
         hist[0] += expected - total
         total = expected
     return hist, total, rate, int(n_sampled)
+
+
+def curve_at_sparse(keys: np.ndarray, weights: np.ndarray, total: float, capacities) -> np.ndarray:
+    """``curve_at`` of the histogram given by its non-zero entries (``keys`` ascending): the
+    same floats, as the running sums skip only zeros."""
+    caps = np.asarray(capacities, dtype=np.int64)
+    if total <= 0 or keys.shape[0] == 0:
+        return np.zeros(caps.shape, np.float64)
+    cum = np.cumsum(weights)
+    below = np.searchsorted(keys, caps, side="left")  # entries with k < C
+    return np.clip(np.where(below > 0, cum[np.maximum(below - 1, 0)], 0.0) / total, 0.0, 1.0)
+
+
+def sparse_histogram(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, weights) of the non-zero entries of a dense histogram, for ``curve_at_sparse``."""
+    keys = np.flatnonzero(counts)
+    return keys, counts[keys]
 
 
 def curve_at(counts: np.ndarray, total: float, capacities) -> np.ndarray:

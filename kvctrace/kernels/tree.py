@@ -9,6 +9,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .arrays import ids
+
 
 @nb.njit(cache=True)
 def _gather_csr(values, offsets, order):
@@ -117,7 +119,7 @@ def prefix_tree(dense: np.ndarray, offsets: np.ndarray, n_unique: int, input_len
     """(first_req, parent_block, depth, tokens, first_access) per dense block id; all int32
     (parent_block -1 at depth 0) but first_access (int64, an access index; empty when
     ``with_first_access`` is False, which saves 8 bytes per block)."""
-    dense = np.ascontiguousarray(dense, np.int64)
+    dense = ids(dense)
     offsets = np.ascontiguousarray(offsets, np.int64)
     if offsets.shape[0] < 1 or offsets[-1] != dense.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
         raise ValueError("dense/offsets/input_len do not describe one CSR trace")
@@ -130,7 +132,7 @@ def prefix_tree(dense: np.ndarray, offsets: np.ndarray, n_unique: int, input_len
 def first_values(dense: np.ndarray, values: np.ndarray, n_unique: int) -> np.ndarray:
     """``out[b]`` = ``values[i]`` at the first access ``i`` of dense id ``b`` (e.g. the raw id
     each dense id stands for), in one sequential pass."""
-    dense = np.ascontiguousarray(dense, np.int64)
+    dense = ids(dense)
     values = np.ascontiguousarray(values)
     if dense.shape[0] != values.shape[0]:
         raise ValueError("dense and values need one entry per access")

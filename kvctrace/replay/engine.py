@@ -13,6 +13,7 @@ import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
 from ..kernels import policies
+from ..kernels.arrays import ids
 from ..results import ResultMixin as SummaryHtmlMixin  # summary() -> to_json, Jupyter rendering
 from . import cost
 from .config import ReplayConfig
@@ -52,7 +53,7 @@ def _arrays(trace):
                               path=getattr(trace, "path", None),
                               hint="replay needs a trace with hash_ids or token ids")
     offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
-    blocks = np.ascontiguousarray(trace.blocks, dtype=np.int64)
+    blocks = ids(trace.blocks)  # the trace's int32 ids as they are: an int64 copy costs 8 bytes per access
     n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if blocks.size else 0)
     if blocks.size and (blocks.min() < 0 or blocks.max() >= n_unique):
         raise ValueError("trace.blocks must be dense ids 0 .. n_unique_blocks-1")

@@ -200,7 +200,7 @@ def zipf_line(hotness) -> dict | None:
     if hotness.zipf_alpha is None:
         return None
     lo, hi = (int(v) for v in hotness.zipf_fit_ranks)
-    counts = hotness.per_block["accesses"].to_numpy()
+    counts = hotness.block_accesses  # per block (the per_block frame without its block column)
     if hi < 2 or hi > counts.shape[0]:
         return None
     top = counts[counts >= 2]

@@ -1,0 +1,32 @@
+"""How kernel wrappers take the trace's arrays: without a copy when they already have a type
+the kernels are compiled for.
+
+A trace's dense block ids are int32 (4 bytes per access; int64 only past 2**31 distinct
+blocks), its CSR offsets int64. Numba compiles a kernel once per argument type, so a wrapper
+that passes int32 ids through as they are costs nothing; converting them to int64 would cost a
+full-length copy (8 bytes per access) on every call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# The id types kernels take as they are; anything else is converted to int64.
+ID_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def ids(values) -> np.ndarray:
+    """``values`` as a contiguous int32 or int64 array: the array itself when it is one."""
+    array = np.ascontiguousarray(values)
+    if array.dtype not in ID_TYPES:
+        array = array.astype(np.int64)
+    return array
+
+
+def offsets(values) -> np.ndarray:
+    """CSR offsets as a contiguous int64 array (the array itself when it is one)."""
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+def id_type(n_ids: int) -> type:
+    """The dtype of dense ids of ``n_ids`` keys (or fewer): int32 below 2**31 - 1, else int64."""
+    return np.int32 if n_ids < np.iinfo(np.int32).max else np.int64
