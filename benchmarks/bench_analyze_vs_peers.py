@@ -127,9 +127,12 @@ def compare(n_requests: int, seed: int) -> None:
               f"kvctrace peak memory / theirs {mem:4.2f} (goal < 1: {'met' if mem < 1 else 'NOT met'})")
     summary = json.loads((out_dir / "kvctrace" / "summary.json").read_text())
     accesses = summary["trace"]["accesses"]
+    above = (kv["peak_rss_mib"] - 300) * 2**20 / max(accesses, 1)
+    # issue 12's memory goal is stated at 28.5M accesses: on smaller traces the fixed ~250 MiB
+    # of the program (imports, Numba, DuckDB) is most of the 300 MiB allowance
+    goal = f"; goal at 28.5M accesses <= 20: {'met' if above <= 20 else 'NOT met'}" if accesses >= 28_000_000 else ""
     print(f"kvctrace: ideal hit ratio {summary['reuse']['ideal_hit_ratio_blocks']:.4f}, {accesses:,} accesses, "
-          f"peak {kv['peak_rss_mib'] * 2**20 / max(accesses, 1):.1f} bytes per access "
-          f"({(kv['peak_rss_mib'] - 300) * 2**20 / max(accesses, 1):.1f} above 300 MiB; goal <= 20)")
+          f"peak {kv['peak_rss_mib']:.0f} MiB = 300 MiB + {above:.1f} bytes per access{goal}")
 
 
 if __name__ == "__main__":
