@@ -13,6 +13,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kvctrace.accesses as accesses
 import kvctrace.formats.source as source
 import kvctrace.formats.stream as stream
 import kvctrace.store as store
@@ -217,7 +218,7 @@ def test_dense_id_map_equals_naive(keys, cuts, identity_prefix):
 
 @pytest.mark.parametrize("size", [1, 50, 1000, 1 << 22])
 def test_access_chunks_cover_the_trace(tmp_path, size):
-    """store.iter_access_chunks: whole requests, in order, every access once (a stored table in
+    """accesses.iter_access_chunks: whole requests, in order, every access once (a stored table in
     insertion order, and one whose rows are shuffled: read through a sort)."""
     path = write_trace(tmp_path / "t.jsonl", "mooncake", 300, seed=3)
     tr = open_trace(path, db=tmp_path / "t.duckdb")
@@ -230,7 +231,7 @@ def test_access_chunks_cover_the_trace(tmp_path, size):
             con.execute("DROP TABLE accesses")
             con.execute("ALTER TABLE a2 RENAME TO accesses")
             tr.con = con
-        chunks = list(store.iter_access_chunks(tr.con, size))
+        chunks = list(accesses.iter_access_chunks(tr.con, size))
         assert chunks[0].first_request == 0
         for a, b in zip(chunks, chunks[1:]):
             assert b.first_request == a.first_request + a.offsets.shape[0] - 1
