@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 _shown: list = []  # the update callable of the status line on screen, if any
@@ -45,34 +46,63 @@ def bar_text(fraction: float, width: int = 24) -> str:
     return f"{'━' * filled}{'─' * (width - filled)} {fraction:4.0%}"
 
 
-_requested: list = []  # the Ctrl-C flag of each interruptible() block entered in this process
+_ctrl_c = threading.Event()  # set once Ctrl-C came during an interruptible() block of this process
 
 
 def interrupt_requested() -> bool:
     """Whether Ctrl-C came during an ``interruptible()`` block: the error a command ends with is
     then the interrupt's doing, whatever its type (DuckDB wraps a KeyboardInterrupt raised in a
     Python callback it runs, e.g. reading an Arrow stream, into its own InvalidInputException)."""
-    return any(flag.is_set() for flag in _requested)
+    return _ctrl_c.is_set()
 
 
-def _set_async_exc(exc) -> None:
+def _raise_in_main_thread(exc) -> None:
     """Have the main thread raise ``exc`` at its next Python statement (an asynchronous exception,
-    which only the interpreter loop delivers: never inside a native call); None clears one that
-    is still pending."""
+    which only the interpreter loop delivers: never inside a native call). Never called with
+    None to withdraw one: on CPython 3.11 that leaves the eval breaker set with nothing to
+    deliver, and the next function called under a tracer (a debugger, coverage, Hypothesis)
+    loops forever on its first instruction."""
     import ctypes
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident),
-                                               None if exc is None else ctypes.py_object(exc))
+                                               ctypes.py_object(exc))
 
 
-def _interrupt_main_thread(requested: threading.Event, done: threading.Event, lock: threading.Lock) -> None:
+def _interrupt_main_thread() -> None:
+    """Raise KeyboardInterrupt in the main thread once no thread is being started. A thread the
+    main thread is starting has a thread state that carries the main thread's id until the new
+    thread runs (CPython), and the exception goes to the first state with that id: it would
+    kill the new thread before it reports its start, and the main thread would wait for that
+    report forever. ``threading`` keeps such threads in ``_limbo``, under the lock that also
+    keeps another from being started while the exception is sent."""
+    while True:
+        with threading._active_limbo_lock:
+            if not threading._limbo:
+                _raise_in_main_thread(KeyboardInterrupt)
+                return
+        time.sleep(0.001)
+
+
+def _watch(requested: threading.Event, sent: threading.Event, done: threading.Event,
+           lock: threading.Lock) -> None:
     """Watcher thread: once Ctrl-C is requested, raise KeyboardInterrupt in the main thread,
     under ``lock`` so that it never happens once the block has ended."""
     while not done.is_set():
         if requested.wait(0.1):
             with lock:
                 if not done.is_set():
-                    _set_async_exc(KeyboardInterrupt)
+                    sent.set()
+                    _interrupt_main_thread()
             return
+
+
+def _take_pending_interrupt() -> None:
+    """Let a KeyboardInterrupt the watcher sent, if it is still pending, arrive here (at the
+    loop's first back edge) rather than at some later statement outside the block."""
+    try:
+        for _ in range(4):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 @contextmanager
@@ -85,27 +115,28 @@ def interruptible():
     kernel: segmentation fault) or surfaces as a foreign error ('Query interrupted'). Here the
     handler only sets a flag, and a watcher thread raises the exception in the main thread.
     Exactly one KeyboardInterrupt leaves the block when Ctrl-C came: one still pending when the
-    block ends is cleared and raised here instead (it would otherwise arrive later, outside the
+    block ends is taken and raised here instead (it would otherwise arrive later, outside the
     command's own handling)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    requested, done, lock = threading.Event(), threading.Event(), threading.Lock()
-    watcher = threading.Thread(target=_interrupt_main_thread, args=(requested, done, lock), daemon=True)
-    watcher.start()
-    _requested.append(requested)
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.set())
+    requested, sent, done, lock = threading.Event(), threading.Event(), threading.Event(), threading.Lock()
+    threading.Thread(target=_watch, args=(requested, sent, done, lock), daemon=True).start()
 
-    def end() -> None:
-        with lock:
-            done.set()
-            _set_async_exc(None)
-        signal.signal(signal.SIGINT, previous)
+    def on_sigint(signum, frame) -> None:
+        _ctrl_c.set()
+        requested.set()
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        yield
-    except BaseException:
-        end()
-        raise  # the block's own ending (an interrupt it reported itself, an error) stays the one
-    end()
+        yield  # the block's own ending (an interrupt it reported itself, an error) stays the one
+    finally:
+        try:
+            with lock:
+                done.set()
+            if sent.is_set():
+                _take_pending_interrupt()
+        except KeyboardInterrupt:
+            pass
+        signal.signal(signal.SIGINT, previous)
     if requested.is_set():
         raise KeyboardInterrupt

@@ -236,14 +236,63 @@ def expect_records(records, fmt: str, opts: dict) -> Expected:
     return Expected(rows, bad)
 
 
-def first_record(lines) -> dict:
-    """The first line that reads as a JSON object (the reader's options come from it)."""
-    for _, line in lines:
+OPTION_CANDIDATES = 1000  # records tried for the options with --skip-bad-lines (formats/containers.py)
+
+
+def lengths_kind_error(rec: dict):
+    """The field kvctrace names when a lengths record cannot set the trace's options (its kind:
+    numbers or date-times), or None: both columns present (a missing one is named by its
+    canonical name), and the timestamp null, a number, numeric text or a date-time."""
+    if "timestamp" not in rec:
+        return "timestamp"
+    if "input_tokens" not in rec:
+        return "input_length"
+    v = rec["timestamp"]
+    if v is None or type(v) in (int, float):
+        return None
+    if type(v) is str and (NUMBER_TEXT.fullmatch(v) or is_datetime(v)):
+        return None
+    return "timestamp"
+
+
+def is_datetime(text: str) -> bool:
+    try:
+        return -(1 << 63) <= datetime_ns(text) < (1 << 63)
+    except ValueError:
+        return False
+
+
+def options_record(records, fmt: str):
+    """(number, record) the options come from: the first record, or for lengths the first that
+    can set them (with --skip-bad-lines the others are bad records; without, a first record
+    that cannot is the file's error). (None, {}) when there is none."""
+    records = list(records)[:OPTION_CANDIDATES]
+    if fmt == "lengths":
+        usable = [(n, r) for n, r in records if lengths_kind_error(r) is None]
+        if usable:
+            return usable[0]
+    return records[0] if records else (None, {})
+
+
+def json_objects(lines) -> list:
+    """(line number, record) of the lines that read as a JSON object."""
+    out = []
+    for n, line in lines:
         try:
-            return json_record(line)
+            out.append((n, json_record(line)))
         except Invalid:
             continue
-    return {}
+    return out
+
+
+def name_first_record_field(expected: Expected, records, fmt: str) -> Expected:
+    """Without --skip-bad-lines a lengths trace's first record that cannot set the options is
+    refused by the options, which name a missing input column canonically."""
+    if fmt == "lengths" and records and expected.bad and expected.bad[0][0] == records[0][0]:
+        field_name = lengths_kind_error(records[0][1])
+        if field_name is not None:
+            expected.bad[0] = (records[0][0], field_name)
+    return expected
 
 
 def binary(data: bytes) -> bool:
@@ -257,8 +306,10 @@ def expect_jsonl(data: bytes, fmt: str, block_size=None) -> Expected:
     if binary(data):
         return Expected([], [], error="binary")
     lines = jsonl_lines(data)
-    opts = {"block_size": block_size or BLOCK_SIZE[fmt], "has_output": "output_tokens" in first_record(lines)}
-    return expect_records([(n, lambda line=line: json_record(line)) for n, line in lines], fmt, opts)
+    objects = json_objects(lines)
+    opts = {"block_size": block_size or BLOCK_SIZE[fmt], "has_output": "output_tokens" in options_record(objects, fmt)[1]}
+    expected = expect_records([(n, lambda line=line: json_record(line)) for n, line in lines], fmt, opts)
+    return name_first_record_field(expected, objects, fmt)
 
 
 def datetime_ns(text: str) -> int:
@@ -275,7 +326,8 @@ def datetime_ns(text: str) -> int:
 
 def expect_csv(data: bytes) -> Expected:
     """A lengths CSV with header timestamp,input_tokens[,output_tokens]; the first data row's
-    timestamp sets the kind (numbers, or date-times)."""
+    timestamp sets the kind (numbers, or date-times), or with --skip-bad-lines the first that
+    can (``options_record``; without, a first row that cannot is bad in either kind)."""
     if binary(data):
         return Expected([], [], error="binary")
     lines = jsonl_lines(data)
@@ -285,11 +337,7 @@ def expect_csv(data: bytes) -> Expected:
         return Expected([], [], error="header")
     if len(set(header)) != len(header) or not {"timestamp", "input_tokens"} <= set(header):
         return Expected([], [], error="header")
-    try:
-        first_ts = next(csv.reader([lines[1][1].decode("utf-8")]))[0] if len(lines) > 1 else "0"
-    except (UnicodeDecodeError, csv.Error, StopIteration, IndexError):
-        first_ts = "0"
-    if not NUMBER_TEXT.fullmatch(first_ts):
+    if not NUMBER_TEXT.fullmatch(_kind_setting_timestamp(lines[1:], header)):
         return _expect_csv_datetimes(lines, header)
 
     def row(line):
@@ -302,6 +350,21 @@ def expect_csv(data: bytes) -> Expected:
         return dict(zip(header, values))
     return expect_records([(n, lambda line=line: row(line)) for n, line in lines[1:]], "lengths",
                           {"block_size": 16, "text": True})
+
+
+def _kind_setting_timestamp(lines, header) -> str:
+    """The timestamp of the first well-formed data row that can set the trace's kind (numbers
+    or date-times); "0" (numbers) when none can."""
+    rows = []
+    for n, line in lines:
+        try:
+            values = next(csv.reader([line.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error, StopIteration):
+            continue
+        if len(values) == len(header):
+            rows.append((n, dict(zip(header, values))))
+    n, rec = options_record(rows, "lengths")
+    return rec["timestamp"] if n is not None and lengths_kind_error(rec) is None else "0"
 
 
 def _expect_csv_datetimes(lines, header) -> Expected:
@@ -382,9 +445,15 @@ def expect_json_array(data: bytes, fmt: str) -> Expected:
         if bad is not None:
             raise Invalid(bad)
         return dict(rec)
-    first = doc[0] if isinstance(doc[0], dict) else {}
-    opts = {"block_size": BLOCK_SIZE[fmt], "has_output": "output_tokens" in first}
-    return expect_records([(i, lambda rec=rec: record(rec)) for i, rec in enumerate(doc, 1)], fmt, opts)
+    objects = []
+    for i, rec in enumerate(doc, 1):
+        try:
+            objects.append((i, record(rec)))
+        except Invalid:
+            continue
+    opts = {"block_size": BLOCK_SIZE[fmt], "has_output": "output_tokens" in options_record(objects, fmt)[1]}
+    expected = expect_records([(i, lambda rec=rec: record(rec)) for i, rec in enumerate(doc, 1)], fmt, opts)
+    return name_first_record_field(expected, objects, fmt)
 
 
 def expect_parquet(table, fmt: str) -> Expected:

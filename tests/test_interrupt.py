@@ -133,3 +133,26 @@ def test_replaced_atomically_keeps_the_old_file(tmp_path):
     with replaced_atomically(path) as tmp:
         tmp.write_text("new")
     assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["out.toml"]
+
+
+TRACED_AFTER_BLOCKS = """
+import sys
+from kvctrace.progress import interruptible
+for _ in range(3):
+    with interruptible():
+        pass
+def traced():
+    return 1
+sys.settrace(lambda frame, event, arg: None)
+traced()
+sys.settrace(None)
+print("ok")
+"""
+
+
+def test_blocks_leave_the_interpreter_usable_under_a_tracer():
+    """After interruptible() blocks without Ctrl-C, a function called under a tracer (a debugger,
+    coverage, Hypothesis after a failure) returns: withdrawing a never-sent asynchronous
+    exception left CPython 3.11's eval breaker set and the call looped forever (the CI hang)."""
+    out = subprocess.run([sys.executable, "-c", TRACED_AFTER_BLOCKS], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

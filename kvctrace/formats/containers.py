@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import tempfile
 import threading
@@ -145,17 +146,39 @@ def blank(line: bytes) -> bool:
     return not line.strip(b" \t\r")
 
 
-def _first_record(src: Source, skip_bad_lines: bool) -> tuple[dict, int]:
-    for i, line in src.iter_lines():
-        if blank(line):
-            continue
+def _accepted(src: Source, items, parse, skip_bad_lines: bool):
+    """(number, parsed record) of the (number, raw) ``items`` that ``parse`` accepts, in order;
+    without --skip-bad-lines the first it refuses is the file's error."""
+    for i, raw in items:
         try:
-            return _json_object(line), i
+            rec = parse(raw)
         except BadLine as err:
             if not skip_bad_lines:
                 raise _bad(src, i, err) from None
-    raise TraceFormatError("no line holds a JSON object: nothing to ingest", path=str(src.path),
-                           hint="check that this is a JSON-lines trace")
+            continue
+        yield i, rec
+
+
+# With --skip-bad-lines, how many leading records may be tried for the trace's options.
+_OPTION_CANDIDATES = 1000
+
+
+def _first_options(reader, src: Source, records, block_size, partial, skip_bad_lines, **kw) -> dict:
+    """The reader's options from the trace's first record (``records``: (line, record) in file
+    order). With --skip-bad-lines a record the reader cannot take its options from (a lengths
+    record without a timestamp, or whose timestamp is neither a number nor a date-time) is a bad
+    line like any other and sets nothing: the first usable one among the first
+    ``_OPTION_CANDIDATES`` does. Otherwise (or when none is usable) the first record's error is
+    the file's."""
+    records = iter(records)
+    line, first = next(records)
+    if skip_bad_lines:
+        for _, rec in itertools.chain([(line, first)], itertools.islice(records, _OPTION_CANDIDATES - 1)):
+            try:
+                return reader.options(rec, block_size, partial, **kw)
+            except TraceFormatError:
+                continue
+    return _options(reader, src, line, first, block_size, partial, **kw)
 
 
 def _options(reader, src: Source, line: int | None, first: dict, block_size, partial, **kw) -> dict:
@@ -319,9 +342,15 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
 
 def jsonl_reader(src: Source, fmt, block_size, partial, skip_bad_lines) -> tuple:
     """(reader, its options) of a JSON-lines trace, from its first record."""
-    first, first_line = _first_record(src, skip_bad_lines)
-    reader = choose_reader(fmt, first.keys(), src.path, first_line, src.settings)
-    return reader, _options(reader, src, first_line, first, block_size, partial)
+    lines = ((i, line) for i, line in src.iter_lines() if not blank(line))
+    records = _accepted(src, lines, _json_object, skip_bad_lines)
+    first = next(records, None)
+    if first is None:
+        raise TraceFormatError("no line holds a JSON object: nothing to ingest", path=str(src.path),
+                               hint="check that this is a JSON-lines trace")
+    reader = choose_reader(fmt, first[1].keys(), src.path, first[0], src.settings)
+    return reader, _first_options(reader, src, itertools.chain([first], records), block_size, partial,
+                                  skip_bad_lines)
 
 
 def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
@@ -359,7 +388,9 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
                                hint="the file holds no requests")
     first = records[0] if isinstance(records[0], dict) else {}
     reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
-    opts = _options(reader, src, 1, first, block_size, partial)
+    checked = _accepted(src, enumerate(records, 1), lambda rec: checked_record(rec, constants), skip_bad_lines)
+    first = next(checked, None) or (1, first)  # every record is bad: the first one's options (or error)
+    opts = _first_options(reader, src, itertools.chain([first], checked), block_size, partial, skip_bad_lines)
     return _parsed_records(src, records, reader, opts, skip_bad_lines, constants)
 
 
@@ -453,7 +484,7 @@ def _csv_header(src: Source, header_line: int, header_raw: bytes) -> list[str]:
 
 
 def _read_csv(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns:
-    reader, opts, header = csv_reader(src, fmt, block_size, partial)
+    reader, opts, header = csv_reader(src, fmt, block_size, partial, skip_bad_lines)
     return csv_columns(src, reader, opts, header, skip_bad_lines)
 
 
@@ -461,9 +492,9 @@ def _numbered(src: Source) -> list:
     return [(i, line) for i, line in enumerate(src.lines(), 1) if line.strip()]
 
 
-def csv_reader(src: Source, fmt, block_size, partial) -> tuple:
+def csv_reader(src: Source, fmt, block_size, partial, skip_bad_lines: bool) -> tuple:
     """(reader, its options, the header's column names) of a CSV trace, from its header and
-    first row."""
+    first row (``_first_options``)."""
     numbered = _numbered(src)
     header_line, header_raw = numbered[0]
     header = _csv_header(src, header_line, header_raw)
@@ -473,14 +504,26 @@ def csv_reader(src: Source, fmt, block_size, partial) -> tuple:
         raise TraceFormatError(f"CSV traces hold {', '.join(flat)} only; a {reader.NAME} trace needs JSON lines",
                                path=str(src.path), line=header_line,
                                hint=f"write the trace as .jsonl (block ids are lists), or use --format {' or '.join(flat)}")
-    first = {}
-    if len(numbered) > 1:
-        try:
-            first = dict(zip(header, next(csv.reader([numbered[1][1].decode("utf-8")]))))
-        except (UnicodeDecodeError, csv.Error, StopIteration):
-            first = {}
-    opts = _options(reader, src, header_line, dict.fromkeys(header, None) | first, block_size, partial,
-                    text_cells=True)
+    empty = dict.fromkeys(header, None)
+    opts = _options(reader, src, header_line, empty, block_size, partial, text_cells=True)  # the header's errors
+
+    def rows():
+        """Well-formed rows (as many cells as the header); without --skip-bad-lines only the
+        first row, if it is (a malformed one is its own error; the header sets the options)."""
+        for line, raw in numbered[1:]:
+            try:
+                cells = next(csv.reader([raw.decode("utf-8")]))
+            except (UnicodeDecodeError, csv.Error, StopIteration):
+                cells = None
+            if cells is not None and len(cells) == len(header):
+                yield line, dict(zip(header, cells))
+            if not skip_bad_lines:
+                return
+    records = rows()
+    first = next(records, None)
+    if first is not None:
+        records = itertools.chain([first], records)
+        opts = _first_options(reader, src, records, block_size, partial, skip_bad_lines, text_cells=True)
     return reader, opts, header
 
 
@@ -489,12 +532,15 @@ def csv_columns(src: Source, reader, opts, header: list, skip_bad_lines) -> Colu
     columns."""
     numbered = _numbered(src)
     line_no = np.array([i for i, _ in numbered[1:]], np.int64)
-    try:
-        df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)
-        df = df.rename({c: c.strip() for c in df.columns})
-        cols = reader.from_frame(_cast(df, reader.schema(opts)), line_no, opts) if df.height == line_no.shape[0] else None
-    except (pl.exceptions.PolarsError, ValueError, OverflowError):
-        cols = None
+    cols = None
+    if _cells_per_row_ok(src.data, numbered[1:], len(header)):
+        try:
+            df = pl.read_csv(io.BytesIO(src.data), infer_schema=False, has_header=True)
+            df = df.rename({c: c.strip() for c in df.columns})
+            if df.height == line_no.shape[0]:
+                cols = reader.from_frame(_cast(df, reader.schema(opts)), line_no, opts)
+        except (pl.exceptions.PolarsError, ValueError, OverflowError):
+            cols = None
     if cols is not None:
         return _finish(cols, [], [], [], reader, opts, src)
 
@@ -510,6 +556,13 @@ def csv_columns(src: Source, reader, opts, header: list, skip_bad_lines) -> Colu
 
     items = ((i, line, line) for i, line in numbered[1:])
     return _slow(items, reader, opts, src, skip_bad_lines, parse=parse)
+
+
+def _cells_per_row_ok(data: bytes, rows: list, n_cells: int) -> bool:
+    """Whether every row holds the header's number of cells, as the per-row path requires
+    (polars pads a short row with nulls). Only text without quotes is checked by counting
+    commas; quoted text goes to the per-row path."""
+    return b'"' not in data and all(line.count(b",") == n_cells - 1 for _, line in rows)
 
 
 def _document_reader(path: Path, src: Source | None, fmt: str | None):

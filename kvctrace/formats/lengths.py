@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 
 from ..errors import TraceFormatError
-from .common import (TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_timestamp, counts_ok, datetime_ns,
-                     get_count, get_timestamp, is_number_text, ns_to_seconds, require, text_int, text_matches,
+from .common import (DATETIME_HINT, TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_timestamp, counts_ok,
+                     datetime_ns, get_count, get_timestamp, is_number_text, ns_to_seconds, require, text_int, text_matches,
                      text_number, timestamps_ok)
 
 NAME = "lengths"
@@ -51,10 +51,27 @@ def options(first_record: dict, block_size: int | None, partial: str, text_cells
             field="timestamp" if ts_name is None else "input_length",
             hint=f"name them one of {', '.join(TS_NAMES)} and {', '.join(INPUT_NAMES)}")
     first_ts = first_record.get(ts_name)
+    if first_ts is not None:
+        _check_kind_setter(first_ts, ts_name)
     ts_text = text_cells or isinstance(first_ts, str)
     return {"block_size": block_size or DEFAULT_BLOCK_SIZE, "ts": ts_name, "input": in_name,
             "output": _pick(keys, OUTPUT_NAMES), "ts_text": ts_text, "text": text_cells,
             "datetime": isinstance(first_ts, str) and not is_number_text(first_ts)}
+
+
+def _check_kind_setter(value, name: str) -> None:
+    """The first record's timestamp sets the trace's kind, so it must be one: a number, numeric
+    text or a date-time (with --skip-bad-lines a record whose is not is skipped for this)."""
+    try:
+        if isinstance(value, str):
+            if not is_number_text(value):
+                datetime_ns(value, name)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadLine(f"field '{name}' should be a number or a date-time, got {value!r:.40}", name,
+                          DATETIME_HINT)
+    except BadLine as err:
+        raise TraceFormatError(f"{err.reason}; the first record's timestamp sets whether the trace's are "
+                               "numbers or date-times", field=name, hint=err.hint) from None
 
 
 def schema(opts: dict) -> dict:

@@ -110,7 +110,7 @@ def _text_stream(path: Path, kind: str, text: TextStream, settings: dict, option
         reader, opts = jsonl_reader(first, fmt, block_size, partial, skip_bad_lines)
         header = None
     else:
-        reader, opts, header = csv_reader(first, fmt, block_size, partial)
+        reader, opts, header = csv_reader(first, fmt, block_size, partial, skip_bad_lines)
         header_raw = next(line for line in first.data.split(b"\n") if line.strip())
     first_cols = _shifted(_chunk_columns(first, reader, opts, header, skip_bad_lines), base, session_start, seed)
     if not _streams(reader, first_cols):
