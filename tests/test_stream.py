@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvctrace.accesses as accesses
+import kvctrace.formats.containers as containers
 import kvctrace.formats.source as source
 import kvctrace.formats.stream as stream
 import kvctrace.store as store
@@ -54,6 +55,8 @@ def small_chunks(monkeypatch):
     def set_size(size: int):
         monkeypatch.setattr(source, "CHUNK_BYTES", size)
         monkeypatch.setattr(stream, "PARQUET_ROWS", max(1, size // 64))
+        # the first chunk holds the records --skip-bad-lines may take the options from: few here
+        monkeypatch.setattr(containers, "OPTION_CANDIDATES", 3)
         monkeypatch.setattr(store, "STREAM_BATCH_ACCESSES", max(1, size // 16))
         monkeypatch.setattr(stream, "_shifted", counting)
         return seen

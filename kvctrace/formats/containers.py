@@ -37,6 +37,7 @@ from .parquet import check_parquet_types, parquet_frame
 from .registry import READERS, choose_reader, csv_formats, document_readers
 from .sessions import place_sessions
 from .source import Source, open_source
+from .strict_json import checked_record, json_object, may_hold_constants, strict_json
 
 
 def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
@@ -45,100 +46,6 @@ def _bad(src: Source, line: int, err: BadLine) -> TraceFormatError:
         return TraceFormatError(f"{src.unit} {line}: {err.reason}", path=str(src.path), field=err.field,
                                 hint=err.hint)
     return TraceFormatError(err.reason, path=str(src.path), line=line, field=err.field, hint=err.hint)
-
-
-# ---- strict JSON (docs/data-model.md, "Valid values") -----------------------------------------
-# Python's json module reads NaN/Infinity (not JSON) and keeps the last of repeated keys; here
-# both are bad records, as the fast path's scan (kernels/jsonscan.py) flags them.
-
-class _Constant:
-    """A NaN, Infinity or -Infinity literal, kept for the message naming its field."""
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-class _Repeated(dict):
-    """An object in which a key appears more than once (``repeated``: the first such key)."""
-    repeated = ""
-
-
-def _object(pairs: list) -> dict:
-    rec = dict(pairs)
-    if len(rec) == len(pairs):
-        return rec
-    seen: set = set()
-    for key, _ in pairs:
-        if key in seen:
-            break
-        seen.add(key)
-    out = _Repeated(rec)
-    out.repeated = key
-    return out
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_Constant)
-
-
-def strict_json(text: str):
-    """Parse JSON text; repeated keys and NaN/Infinity are left for ``checked_record`` to name.
-    Raises json.JSONDecodeError, or BadLine for a number too long or nesting too deep."""
-    try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError:
-        raise
-    except (ValueError, RecursionError) as err:  # int digit limit, deep nesting
-        raise BadLine(f"malformed JSON ({str(err).splitlines()[0]:.80})", None,
-                      "numbers must have at most 4300 digits and objects be nested at most ~900 deep") from None
-
-
-def _holds_constant(value) -> bool:
-    if isinstance(value, _Constant):
-        return True
-    if isinstance(value, list):
-        return any(_holds_constant(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_constant(v) for v in value.values())
-    return False
-
-
-def checked_record(rec, constants: bool = True) -> dict:
-    """A parsed record that is one JSON object without repeated keys or NaN/Infinity values
-    (``constants``: whether the text may hold such literals at all; skips the walk if not)."""
-    if not isinstance(rec, dict):
-        raise BadLine(f"expected a JSON object, got a JSON {type(rec).__name__}", None,
-                      "each record must be one JSON object such as {\"timestamp\": 0, ...}")
-    if isinstance(rec, _Repeated):
-        raise BadLine(f"key '{rec.repeated}' appears more than once in the object", rec.repeated,
-                      "write each field once per record (readers disagree on which copy counts)")
-    if constants:
-        for key, value in rec.items():
-            if _holds_constant(value):
-                what = value.name if isinstance(value, _Constant) else "NaN or Infinity"
-                raise BadLine(f"field '{key}' is {what}, which is not a JSON number", key,
-                              "JSON has no NaN or Infinity; write a finite number")
-    return rec
-
-
-def _may_hold_constants(text: str) -> bool:
-    return "NaN" in text or "Infinity" in text
-
-
-def _json_object(text: bytes) -> dict:
-    try:
-        decoded = text.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadLine("line is not UTF-8 text", None, "the file may be binary or in another encoding") from None
-    try:
-        rec = strict_json(decoded)
-    except json.JSONDecodeError as err:
-        raise BadLine(f"malformed JSON ({err.msg} at column {err.colno})", None,
-                      "each line must be one complete JSON object") from None
-    return checked_record(rec, _may_hold_constants(decoded))
 
 
 def blank(line: bytes) -> bool:
@@ -160,7 +67,7 @@ def _accepted(src: Source, items, parse, skip_bad_lines: bool):
 
 
 # With --skip-bad-lines, how many leading records may be tried for the trace's options.
-_OPTION_CANDIDATES = 1000
+OPTION_CANDIDATES = 1000
 
 
 def _first_options(reader, src: Source, records, block_size, partial, skip_bad_lines, **kw) -> dict:
@@ -168,12 +75,12 @@ def _first_options(reader, src: Source, records, block_size, partial, skip_bad_l
     order). With --skip-bad-lines a record the reader cannot take its options from (a lengths
     record without a timestamp, or whose timestamp is neither a number nor a date-time) is a bad
     line like any other and sets nothing: the first usable one among the first
-    ``_OPTION_CANDIDATES`` does. Otherwise (or when none is usable) the first record's error is
+    ``OPTION_CANDIDATES`` does. Otherwise (or when none is usable) the first record's error is
     the file's."""
     records = iter(records)
     line, first = next(records)
     if skip_bad_lines:
-        for _, rec in itertools.chain([(line, first)], itertools.islice(records, _OPTION_CANDIDATES - 1)):
+        for _, rec in itertools.chain([(line, first)], itertools.islice(records, OPTION_CANDIDATES - 1)):
             try:
                 return reader.options(rec, block_size, partial, **kw)
             except TraceFormatError:
@@ -322,7 +229,7 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
     for number in line_no[~ok].tolist():
         text = src.data[starts[number - 1]:ends[number - 1]]
         try:
-            reader.parse_record(_json_object(text), opts)
+            reader.parse_record(json_object(text), opts)
             return None  # the strict scan flagged a line that is valid (e.g. an optional null)
         except BadLine as err:
             rejects.append((number, text, err.reason))
@@ -343,7 +250,7 @@ def _read_jsonl(src: Source, fmt, block_size, partial, skip_bad_lines) -> Column
 def jsonl_reader(src: Source, fmt, block_size, partial, skip_bad_lines) -> tuple:
     """(reader, its options) of a JSON-lines trace, from its first record."""
     lines = ((i, line) for i, line in src.iter_lines() if not blank(line))
-    records = _accepted(src, lines, _json_object, skip_bad_lines)
+    records = _accepted(src, lines, json_object, skip_bad_lines)
     first = next(records, None)
     if first is None:
         raise TraceFormatError("no line holds a JSON object: nothing to ingest", path=str(src.path),
@@ -357,7 +264,7 @@ def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
     """The records of JSON-lines text (a file, or one chunk of it) as ``reader``'s columns."""
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
-        return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
+        return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=json_object)
     fast = None
     with _BackgroundRead(src, schema) as background:
         line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
@@ -375,7 +282,7 @@ def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
             fast = None
     if fast is not None:
         return _finish(fast[0], [], [], fast[1], reader, opts, src)
-    return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=_json_object)
+    return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=json_object)
 
 
 def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad_lines,
@@ -418,7 +325,7 @@ def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns
     if not isinstance(doc, list):
         raise TraceFormatError(f"expected an array of request objects, got a JSON {type(doc).__name__}",
                                path=str(src.path), line=1, hint="a .json trace is one array of request objects")
-    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines, _may_hold_constants(text))
+    return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines, may_hold_constants(text))
 
 
 def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:

@@ -140,13 +140,13 @@ def _parse_ts(value, name: str, opts: dict):
     return get_timestamp({name: value}, name)
 
 
-def _count(rec: dict, name: str, optional: bool = False) -> int:
-    """A token count; CSV cells are text (an empty optional cell is 0)."""
+def _count(rec: dict, name: str, opts: dict, optional: bool = False) -> int:
+    """A token count; CSV cells are text (an empty optional cell is 0), JSON counts integers."""
     value = rec.get(name)
-    if optional and (value is None or value == ""):
+    if optional and (value is None or (opts["text"] and value == "")):
         return 0
     value = require(rec, name)
-    if isinstance(value, str):
+    if opts["text"] and isinstance(value, str):
         value = text_int(value, name)
     return get_count({name: value}, name)
 
@@ -162,8 +162,8 @@ def parse_record(rec: dict, opts: dict) -> tuple:
     ts = _parse_ts(require(rec, opts["ts"]), opts["ts"], opts)
     if not opts["output"]:  # after the timestamp: a record lacking both is told of the timestamp
         _no_output(rec)
-    input_len = _count(rec, opts["input"])
-    output_len = _count(rec, opts["output"], optional=True) if opts["output"] else 0
+    input_len = _count(rec, opts["input"], opts)
+    output_len = _count(rec, opts["output"], opts, optional=True) if opts["output"] else 0
     return ts, input_len, output_len
 
 

@@ -196,6 +196,7 @@ def _mostly_undecodable(head: bytes) -> bool:
 # (only blank lines, a truncated stream).
 
 CHUNK_BYTES = 16 << 20   # decompressed text per chunk
+_HEAD_BYTES = 3 + 65536  # a byte-order mark and the 64 KiB the binary check reads
 _READ_BYTES = 4 << 20    # raw bytes read (and hashed) at a time
 
 
@@ -296,18 +297,18 @@ class TextStream:
         self._pending = b"".join(parts)
 
     def _next_text(self) -> bytes:
-        """The next chunk: whole lines up to about ``chunk_bytes`` (a longer line whole; all
-        of the rest at the end of the file)."""
+        """The next chunk: whole lines up to about ``chunk_bytes`` (a longer line whole); the
+        last one is checked for a damaged compressed stream."""
         self._fill(self.chunk_bytes)
         target = self.chunk_bytes
         while not self._eof and b"\n" not in self._pending:  # one line longer than a chunk
             target *= 2
             self._fill(target)
         data = self._pending
-        if self._eof:
+        cut = data.rfind(b"\n", 0, self.chunk_bytes) + 1 or data.find(b"\n") + 1
+        if self._eof and (len(data) <= self.chunk_bytes or cut in (0, len(data))):  # the last chunk
             self._pending = b""
             return self._cut_at_damage(data)
-        cut = data.rfind(b"\n", 0, self.chunk_bytes) + 1 or data.find(b"\n") + 1
         self._pending = data[cut:]
         return data[:cut]
 
@@ -343,7 +344,9 @@ class TextStream:
         """(lines before the chunk, the chunk's text) of every chunk; raises ``open_source``'s
         error for a file of blank lines only (after reading it all)."""
         try:
-            data = self._check_start(self._next_text())
+            self._fill(_HEAD_BYTES)  # the file-level checks see the head open_source sees
+            self._pending = self._check_start(self._pending)
+            data = self._next_text()
             seen_text = False
             while True:
                 seen_text = seen_text or bool(data.strip(_SPACE))

@@ -24,11 +24,13 @@ import polars as pl
 
 from ..errors import TraceFormatError
 from .common import BadLine, Columns, check_block_size
-from .containers import (_document_reader, _json_object, blank, csv_columns, csv_reader, jsonl_columns, jsonl_reader, parquet_columns,
+from . import containers
+from .containers import (_document_reader, blank, csv_columns, csv_reader, jsonl_columns, jsonl_reader, parquet_columns,
                          parquet_reader, trace_sha256)
 from .parquet import _as_text
 from .sessions import place_sessions
 from .source import PARQUET_MAGIC, Source, TextStream, _kind_from_name
+from .strict_json import json_object
 
 PARQUET_ROWS = 1 << 18  # rows per Parquet batch (~8M accesses at 30 blocks a request)
 
@@ -100,7 +102,7 @@ def _text_stream(path: Path, kind: str, text: TextStream, settings: dict, option
                  seed) -> ChunkedRead | None:
     fmt, block_size, partial, skip_bad_lines = options
     chunks = text.chunks()
-    base, data = _first_chunk(chunks, kind)
+    base, data = _first_chunk(chunks, kind, skip_bad_lines)
     first = Source(path=path, kind=kind, data=data, compression=text.compression, bom=text.bom,
                    settings=settings, chunk=True)
     if _document_reader(path, first, fmt) is not None:
@@ -141,18 +143,19 @@ def _has_start(data: bytes, kind: str) -> bool:
     for line in data.split(b"\n"):
         if not blank(line):
             try:
-                _json_object(line)
+                json_object(line)
                 return True
             except BadLine:
                 pass
     return False
 
 
-def _first_chunk(chunks, kind: str) -> tuple[int, bytes]:
+def _first_chunk(chunks, kind: str, skip_bad_lines: bool) -> tuple[int, bytes]:
     """The first chunk, joined with the next ones until it holds the file's first record (as
-    the whole-file read finds it, however many blank or bad lines come first)."""
+    the whole-file read finds it, however many blank or bad lines come first) and, with
+    --skip-bad-lines, every record the options may come from (``containers.OPTION_CANDIDATES``)."""
     base, data = next(chunks)
-    while not _has_start(data, kind):
+    while not _has_start(data, kind) or (skip_bad_lines and data.count(b"\n") <= containers.OPTION_CANDIDATES):
         more = next(chunks, None)
         if more is None:
             break
