@@ -89,14 +89,22 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
     map_large_arrays()
     if coarsen < 1:
         raise TraceFormatError(f"--coarsen must be >= 1, got {coarsen}", hint="e.g. --coarsen 4")
+    key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
+                                      chat_template, session_start, seed)
+    if con is None:  # in memory: a file bigger than one chunk is never held whole either
+        from .formats.stream import stream_columns
+        read = stream_columns(path, format=format, block_size=block_size, partial_block=partial_block,
+                              skip_bad_lines=skip_bad_lines, progress=progress, session_start=session_start,
+                              seed=seed)
+        if read is not None:
+            return _ingest_chunks_in_memory(read, coarsen=coarsen, partial_block=partial_block,
+                                            skip_bad_lines=skip_bad_lines, key=key, stage=stage)
     cols, src = read_columns(path, format=format, block_size=block_size, partial_block=partial_block,
                              skip_bad_lines=skip_bad_lines, tokenizer=tokenizer, chat_template=chat_template,
                              progress=progress, session_start=session_start, seed=seed)
     if cols.block_size * coarsen > MAX_TOKENS:
         raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {cols.block_size * coarsen:,} tokens, "
                                f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
-    key = options_key or _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer,
-                                      chat_template, session_start, seed)
     partial_block = partial_block or ("drop" if cols.partial_dropped else "include")
     stage("ordering and re-blocking")
     src.data = b""  # the decompressed text is no longer needed: free it before the big arrays
@@ -111,17 +119,24 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
         ids, offsets = _reblock(ids, offsets, req["input_len"], bs, coarsen, partial_block)
     meta = _ingest_meta(cols.meta, src.path, src.sha256.value(), src.compression, bs, coarsen, partial_block,
                         skip_bad_lines, key)
+    return _stored(con, ids, offsets, req, path=str(src.path), fmt=cols.format, block_size=bs * coarsen, meta=meta,
+                   rejects=cols.rejects, sorted_input=sorted_input, replace=replace, stage=stage)
+
+
+def _stored(con, ids, offsets, req: dict, *, block_size: int, stage, **fields) -> Trace:
+    """The Trace of requests in arrival order (``req``: ``_arrival_order``'s columns) and their
+    raw block ids (None: a lengths-only trace), stored into ``con`` (None: a new in-memory
+    database)."""
     stage("dense ids, prefix tree, tables")
     has_ids = ids is not None
     dense, n_unique, raw_hash = dense_block_ids(ids)
     del ids
     extra = req.pop("extra")
     if has_ids and "tokens" in extra:
-        extra.update(_prefix_columns(offsets, dense, n_unique, bs * coarsen, req["input_len"], extra["tokens"]))
-    return Trace(**materialize(con if con is not None else memory_connection(), path=str(src.path),
-                               fmt=cols.format, block_size=bs * coarsen, offsets=offsets, dense=dense,
-                               n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids, meta=meta, rejects=cols.rejects,
-                               sorted_input=sorted_input, replace=replace, extra=extra, **req))
+        extra.update(_prefix_columns(offsets, dense, n_unique, block_size, req["input_len"], extra["tokens"]))
+    return Trace(**materialize(con if con is not None else memory_connection(), block_size=block_size,
+                               offsets=offsets, dense=dense, n_unique=n_unique, raw_hash=raw_hash, has_ids=has_ids,
+                               extra=extra, **fields, **req))
 
 
 def _request_columns(cols) -> dict:
@@ -286,7 +301,6 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
                     key: str, progress=None) -> None:
     """Write the store of the chunked read ``read`` (``formats.stream.stream_columns``) into
     ``con`` (a database file) in bounded memory; the caller opens it with ``load_store``."""
-    from .formats.containers import no_requests_error
     from .tables import TableStream, store_meta
     stage = progress or (lambda text: None)
     map_large_arrays()
@@ -294,11 +308,7 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
     try:
         got = _read_streamed(read, spool, coarsen, partial_block, stage)
         first, req, rejects = got["first"], got["requests"], got["rejects"]
-        if first.block_size * coarsen > MAX_TOKENS:
-            raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {first.block_size * coarsen:,} tokens, "
-                                   f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
-        if req["ts"].shape[0] == 0:
-            raise no_requests_error(read.path, rejects)
+        _check_streamed(read, first, req, rejects, coarsen)
         n_blocks = req.pop("n_blocks")
         file_offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
         order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
@@ -317,6 +327,43 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
         table.finish({**req, "n": req["ts"].shape[0], "offsets": offsets}, meta, rejects)
     finally:
         spool.close()
+
+
+def _ingest_chunks_in_memory(read, *, coarsen: int, partial_block: str | None, skip_bad_lines: bool, key: str,
+                             stage) -> Trace:
+    """``ingest`` into memory of a file bigger than one chunk, its text never held whole: pass 1
+    of the streamed ingest (block ids to a temporary spool file, request columns in memory),
+    then the ids read back in arrival order and stored as a whole-file read would be."""
+    import tempfile
+    spool = _Spool(Path(tempfile.gettempdir()))
+    try:
+        got = _read_streamed(read, spool, coarsen, partial_block, stage)
+        first, req = got["first"], got["requests"]
+        _check_streamed(read, first, req, got["rejects"], coarsen)
+        n_blocks = req.pop("n_blocks")
+        file_offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
+        order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
+        req = _arrival_order(order, req)
+        ids, offsets = spool.gather(file_offsets, slice(0, n_blocks.shape[0]) if order is None else order)
+    finally:
+        spool.close()
+    for name in ("session_id", "type", "turn"):  # columns of labels a chunk's reader does not give: none
+        if name in req and isinstance(req[name], pa.Array) and req[name].null_count == len(req[name]):
+            req[name] = None
+    meta = _ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression, first.block_size, coarsen,
+                        got["partial_block"], skip_bad_lines, key)
+    return _stored(None, ids, offsets, req, path=str(read.path), fmt=first.format,
+                   block_size=first.block_size * coarsen, meta=meta, rejects=got["rejects"], sorted_input=sorted_input,
+                   replace=False, stage=stage)
+
+
+def _check_streamed(read, first, req: dict, rejects: list, coarsen: int) -> None:
+    from .formats.containers import no_requests_error
+    if first.block_size * coarsen > MAX_TOKENS:
+        raise TraceFormatError(f"--coarsen {coarsen} makes blocks of {first.block_size * coarsen:,} tokens, "
+                               f"above the limit of {MAX_TOKENS:,}", hint="use a smaller --coarsen")
+    if req["ts"].shape[0] == 0:
+        raise no_requests_error(read.path, rejects)
 
 
 def _database_folder(con) -> Path:
