@@ -97,11 +97,9 @@ def _watch(requested: threading.Event, sent: threading.Event, done: threading.Ev
 
 def _take_pending_interrupt() -> None:
     """Let a KeyboardInterrupt the watcher sent, if it is still pending, arrive here (at the
-    loop's first back edge) rather than at some later statement outside the block."""
-    try:
-        for _ in range(4):
-            pass
-    except KeyboardInterrupt:
+    loop's first back edge; the caller catches it) rather than at some later statement
+    outside the block."""
+    for _ in range(4):
         pass
 
 
