@@ -150,10 +150,17 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
 
 def percentiles(x: np.ndarray) -> dict:
     """p50, p90, p99 and mean of ``x`` (all 0.0 for no values)."""
-    if x.size == 0:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0}
-    p = np.percentile(x, [50, 90, 99])
-    return {"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2]), "mean": float(x.mean())}
+    return percentiles_of_rows(np.asarray(x)[None, :])[0]
+
+
+def percentiles_of_rows(x: np.ndarray) -> list[dict]:
+    """``percentiles`` of each row of the 2-D ``x``, with one partition of the whole array
+    (a sweep prices every index model of a replay at once)."""
+    if x.shape[1] == 0:
+        return [{"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0} for _ in range(x.shape[0])]
+    p = np.percentile(x, [50, 90, 99], axis=1)
+    return [{"p50": float(p[0, i]), "p90": float(p[1, i]), "p99": float(p[2, i]), "mean": float(row.mean())}
+            for i, row in enumerate(x)]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import cost, prices
 from .config import ReplayConfig
-from .engine import HitCounts, load_and_prefill, percentiles
+from .engine import HitCounts, load_and_prefill, percentiles_of_rows
 from .points import Point
 
 
@@ -62,13 +62,13 @@ class Pricer:
         """One row per point of ``hits`` (replay ``start + j``) and index kind in ``kinds``
         (default: every model)."""
         out = []
+        kinds = list(kinds or self.models)
         for j, point in enumerate(points):
             shared = self._shared(point, hits, j)
-            for kind in kinds or self.models:
-                model = self.models[kind]
-                meta = cost.metadata_us(model, self.plans[kind], hits.index_inserts[j], hits.insert_runs[j])
-                t = percentiles(cost.ttft_us(meta, shared["load"], shared["prefill"], self.base.overlap) / 1e3)
-                m = percentiles(meta)
+            meta = np.stack([cost.metadata_us(self.models[k], self.plans[k], hits.index_inserts[j],
+                                              hits.insert_runs[j]) for k in kinds])
+            ttft = cost.ttft_us(meta, shared["load"], shared["prefill"], self.base.overlap) / 1e3
+            for kind, t, m in zip(kinds, percentiles_of_rows(ttft), percentiles_of_rows(meta)):
                 out.append({"replay": start + j, "index": kind, **shared["row"],
                             "ttft_p50_ms": t["p50"], "ttft_p90_ms": t["p90"], "ttft_p99_ms": t["p99"],
                             "ttft_mean_ms": t["mean"], "metadata_p50_us": m["p50"], "metadata_p99_us": m["p99"]})

@@ -7,15 +7,13 @@ block never used again gets next use ``n + last access`` so those go first, most
 first (the choice among them changes no hit count)."""
 from __future__ import annotations
 
-import numba as nb
-
-from .spec import HEAP, PolicySpec
+from .spec import HEAP, PolicySpec, hook
 from .state import B_NEXT
 
 SPEC = PolicySpec("belady", online=False, family=HEAP,
                   description="offline optimum: farthest next use first (upper bound)")
 
 
-@nb.njit(cache=True)
+@hook
 def key(bst, b):
     return -bst[b, B_NEXT]

@@ -36,16 +36,15 @@ policy code. GENERATED from the registry (__init__.py) by
 ``python -m kvctrace.kernels.policies.codegen``; do not edit (a test fails when stale)."""
 from __future__ import annotations
 
-import numba as nb
-
 from . import {imports}
+from .spec import hook
 
 N_POLICIES = {n}
 OWN_FIELDS = {fields}  # per-block int64 fields of the OWN-family policies (the largest)
 OWN_SCALARS = {scalars}  # per-tier int64 scalars of the OWN-family policies (the largest)
 '''
 
-DECORATOR = '@nb.njit(cache=True)'
+DECORATOR = '@hook'
 
 
 def _short(m) -> str:

@@ -4,16 +4,15 @@ policy code. GENERATED from the registry (__init__.py) by
 ``python -m kvctrace.kernels.policies.codegen``; do not edit (a test fails when stale)."""
 from __future__ import annotations
 
-import numba as nb
-
 from . import belady, fifo, lfu, lru, prefix_lru, s3fifo, sieve
+from .spec import hook
 
 N_POLICIES = 7
 OWN_FIELDS = 4  # per-block int64 fields of the OWN-family policies (the largest)
 OWN_SCALARS = 14  # per-tier int64 scalars of the OWN-family policies (the largest)
 
 
-@nb.njit(cache=True)
+@hook
 def family(code):
     if code == 0 or code == 1:  # lru, fifo
         return 0  # list
@@ -24,7 +23,7 @@ def family(code):
     return -1
 
 
-@nb.njit(cache=True)
+@hook
 def list_on_hit(code, link, lends, s, b):
     if code == 0:  # lru
         lru.on_hit(link, lends, s, b)
@@ -32,7 +31,7 @@ def list_on_hit(code, link, lends, s, b):
         fifo.on_hit(link, lends, s, b)
 
 
-@nb.njit(cache=True)
+@hook
 def heap_key(code, bst, b):
     if code == 2:  # lfu
         return lfu.key(bst, b)
@@ -43,7 +42,7 @@ def heap_key(code, bst, b):
     return -1
 
 
-@nb.njit(cache=True)
+@hook
 def own_init_tier(code, st, sc, s, capacity):
     if code == 3:  # s3fifo
         s3fifo.init_tier(st, sc, s, capacity)
@@ -51,7 +50,7 @@ def own_init_tier(code, st, sc, s, capacity):
         sieve.init_tier(st, sc, s, capacity)
 
 
-@nb.njit(cache=True)
+@hook
 def own_on_hit(code, st, sc, s, b):
     if code == 3:  # s3fifo
         s3fifo.on_hit(st, sc, s, b)
@@ -59,7 +58,7 @@ def own_on_hit(code, st, sc, s, b):
         sieve.on_hit(st, sc, s, b)
 
 
-@nb.njit(cache=True)
+@hook
 def own_insert(code, st, sc, s, b, capacity):
     if code == 3:  # s3fifo
         return s3fifo.insert(st, sc, s, b, capacity)
@@ -68,7 +67,7 @@ def own_insert(code, st, sc, s, b, capacity):
     return -1
 
 
-@nb.njit(cache=True)
+@hook
 def own_remove(code, st, sc, s, b):
     if code == 3:  # s3fifo
         s3fifo.remove(st, sc, s, b)

@@ -4,14 +4,12 @@ A block demoted or promoted into a tier joins that tier's queue as a new arrival
 LIST-family policy (lists.py)."""
 from __future__ import annotations
 
-import numba as nb
-
-from .spec import LIST, PolicySpec
+from .spec import LIST, PolicySpec, hook
 
 SPEC = PolicySpec("fifo", online=True, family=LIST,
                   description="first arrived block first; hits do not reorder")
 
 
-@nb.njit(cache=True)
+@hook
 def on_hit(link, lends, s, b):
     pass

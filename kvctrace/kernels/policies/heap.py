@@ -1,14 +1,21 @@
-"""The HEAP family: each tier an indexed binary min-heap keyed by the policy's ``key``; the
+"""The HEAP family: each tier an indexed 4-ary min-heap keyed by the policy's ``key``; the
 victim is the block with the smallest key (O(log n) per operation).
+
+Four children per node, not two: a tier's heap is half as deep, and an eviction (the common
+operation: every miss in a full hierarchy evicts once per tier) sifts a block from the root
+to the bottom, reading each level's four keys from one cache line. Keys are unique per block
+(spec.py), so the victim, and every result, does not depend on the heap's shape.
 
 Sifting moves a hole instead of swapping: entries shift into it and the sifted block is
 placed once at the end. Layout in state.py (``hb``, ``hk``, ``hpos``, ``hsize``)."""
 from __future__ import annotations
 
-import numba as nb
+from .spec import hook
+
+ARITY = 4
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def _place(hb, hk, hpos, h, i, b, k):
     """Put block ``b`` with key ``k`` at heap position ``i`` and record its position."""
     hb[h, i] = b
@@ -16,12 +23,12 @@ def _place(hb, hk, hpos, h, i, b, k):
     hpos[h, b] = i
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def _sift_up(hb, hk, hpos, h, i):
     b = hb[h, i]
     k = hk[h, i]
     while i > 0:
-        parent = (i - 1) >> 1
+        parent = (i - 1) // ARITY
         if hk[h, parent] <= k:
             break
         _place(hb, hk, hpos, h, i, hb[h, parent], hk[h, parent])
@@ -29,25 +36,29 @@ def _sift_up(hb, hk, hpos, h, i):
     _place(hb, hk, hpos, h, i, b, k)
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def _sift_down(hb, hk, hpos, hsize, h, i):
     n = hsize[h]
     b = hb[h, i]
     k = hk[h, i]
     while True:
-        c = 2 * i + 1
-        if c >= n:
+        first = ARITY * i + 1
+        if first >= n:
             break
-        if c + 1 < n and hk[h, c + 1] < hk[h, c]:
-            c += 1
-        if hk[h, c] >= k:
+        c = first
+        ck = hk[h, first]
+        for j in range(first + 1, min(first + ARITY, n)):
+            if hk[h, j] < ck:
+                c = j
+                ck = hk[h, j]
+        if ck >= k:
             break
-        _place(hb, hk, hpos, h, i, hb[h, c], hk[h, c])
+        _place(hb, hk, hpos, h, i, hb[h, c], ck)
         i = c
     _place(hb, hk, hpos, h, i, b, k)
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def remove_at(hb, hk, hpos, hsize, h, i):
     """Take out the block at heap position ``i`` (0: the smallest key) and return it."""
     b = hb[h, i]
@@ -56,14 +67,14 @@ def remove_at(hb, hk, hpos, hsize, h, i):
     hsize[h] = n
     if i < n:
         _place(hb, hk, hpos, h, i, hb[h, n], hk[h, n])
-        if i > 0 and hk[h, i] < hk[h, (i - 1) >> 1]:
+        if i > 0 and hk[h, i] < hk[h, (i - 1) // ARITY]:
             _sift_up(hb, hk, hpos, h, i)
         else:
             _sift_down(hb, hk, hpos, hsize, h, i)
     return b
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def set_key(hb, hk, hpos, hsize, h, i, key):
     """Give the block at heap position ``i`` a new key (a hit)."""
     old = hk[h, i]
@@ -74,7 +85,7 @@ def set_key(hb, hk, hpos, hsize, h, i, key):
         _sift_down(hb, hk, hpos, hsize, h, i)
 
 
-@nb.njit(cache=True, inline="always")
+@hook
 def push(hb, hk, hpos, hsize, h, b, key):
     n = hsize[h]
     _place(hb, hk, hpos, h, n, b, key)

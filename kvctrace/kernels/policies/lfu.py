@@ -6,10 +6,9 @@ travels with the block when it is demoted or promoted. A HEAP-family policy (hea
 Key = count << 40 | last access index (traces up to 2**40 accesses; counts saturate at 2**22)."""
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from .spec import HEAP, PolicySpec
+from .spec import HEAP, PolicySpec, hook
 from .state import B_FREQ, B_LAST
 
 SPEC = PolicySpec("lfu", online=True, family=HEAP,
@@ -18,7 +17,7 @@ SPEC = PolicySpec("lfu", online=True, family=HEAP,
 MAX_COUNT = (1 << 22) - 1
 
 
-@nb.njit(cache=True)
+@hook
 def key(bst, b):
     f = bst[b, B_FREQ]
     if f > MAX_COUNT:

@@ -10,13 +10,14 @@ policies keep their queues with the same two functions in their own fields (``st
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from .spec import hook
 
 HEAD, TAIL, SIZE = 0, 1, 2  # the LIST family's columns of lends
 
 
-@nb.njit(cache=True)
+@hook
 def unlink(link, ends, s, b, head, tail, size):
     p = link[s, b, 0]
     nx = link[s, b, 1]
@@ -31,7 +32,7 @@ def unlink(link, ends, s, b, head, tail, size):
     ends[s, size] -= 1
 
 
-@nb.njit(cache=True)
+@hook
 def push_head(link, ends, s, b, head, tail, size):
     h = ends[s, head]
     link[s, b, 0] = -1
@@ -46,14 +47,14 @@ def push_head(link, ends, s, b, head, tail, size):
 
 # ----------------------------------------------------------------------------- LIST family
 
-@nb.njit(cache=True)
+@hook
 def move_to_head(link, lends, s, b):
     if lends[s, HEAD] != b:
         unlink(link, lends, s, b, HEAD, TAIL, SIZE)
         push_head(link, lends, s, b, HEAD, TAIL, SIZE)
 
 
-@nb.njit(cache=True)
+@hook
 def insert(link, lends, s, b, capacity):
     """Push ``b`` at the head; when the tier is full, first evict the tail and return it."""
     v = -1
@@ -64,6 +65,6 @@ def insert(link, lends, s, b, capacity):
     return v
 
 
-@nb.njit(cache=True)
+@hook
 def remove(link, lends, s, b):
     unlink(link, lends, s, b, HEAD, TAIL, SIZE)

@@ -9,15 +9,13 @@ has its own fast kernel (kernels/replay.py: lru_one_tier).
 """
 from __future__ import annotations
 
-import numba as nb
-
 from . import lists
-from .spec import LIST, PolicySpec
+from .spec import LIST, PolicySpec, hook
 
 SPEC = PolicySpec("lru", online=True, family=LIST,
                   description="least recently used (or arrived) block first")
 
 
-@nb.njit(cache=True)
+@hook
 def on_hit(link, lends, s, b):
     lists.move_to_head(link, lends, s, b)

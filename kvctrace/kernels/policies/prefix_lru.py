@@ -10,15 +10,13 @@ request's tail goes before its head (plain LRU would evict the head first, since
 touched first). A HEAP-family policy (heap.py). Key = request << 24 | (2**24 - 1 - position)."""
 from __future__ import annotations
 
-import numba as nb
-
-from .spec import HEAP, PolicySpec
+from .spec import HEAP, PolicySpec, hook
 from .state import B_STAMP
 
 SPEC = PolicySpec("prefix-lru", online=True, family=HEAP,
                   description="least recent request first, deepest block of a request first (radix-tree leaves)")
 
 
-@nb.njit(cache=True)
+@hook
 def key(bst, b):
     return bst[b, B_STAMP]

@@ -23,11 +23,10 @@ An OWN-family policy: per block ``st[s, b, :]`` = links, queue id, freq; per tie
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from . import lists
-from .spec import OWN, PolicySpec
+from .spec import OWN, PolicySpec, hook
 
 SPEC = PolicySpec("s3fifo", online=True, family=OWN,
                   description="small + main FIFO with ghost (SOSP'23, libCacheSim variant)")
@@ -54,7 +53,7 @@ def sizes(capacity: int) -> tuple[int, int, int]:
     return small, capacity - small, int(capacity * GHOST_RATIO)
 
 
-@nb.njit(cache=True)
+@hook
 def init_tier(st, sc, s, capacity):
     small = np.int64(capacity * SMALL_RATIO)
     if capacity >= 1 and small < 1:
@@ -69,20 +68,20 @@ def init_tier(st, sc, s, capacity):
     sc[s, HAS_EVICTED] = 0
 
 
-@nb.njit(cache=True)
+@hook
 def _push_head(st, sc, s, q, b):
     lists.push_head(st, sc, s, b, q, 3 + q, 6 + q)
     st[s, b, QID] = q
 
 
-@nb.njit(cache=True)
+@hook
 def _unlink(st, sc, s, b):
     q = st[s, b, QID]
     lists.unlink(st, sc, s, b, q, 3 + q, 6 + q)
     st[s, b, QID] = 0
 
 
-@nb.njit(cache=True)
+@hook
 def _ghost_add(st, sc, s, b):
     if sc[s, 12] <= 0:
         return
@@ -93,7 +92,7 @@ def _ghost_add(st, sc, s, b):
     _push_head(st, sc, s, GHOST, b)
 
 
-@nb.njit(cache=True)
+@hook
 def _evict_main(st, sc, s):
     while sc[s, 8] > 0:
         b = sc[s, 5]  # main tail
@@ -107,7 +106,7 @@ def _evict_main(st, sc, s):
     return -1
 
 
-@nb.njit(cache=True)
+@hook
 def _evict_small(st, sc, s):
     while sc[s, 7] > 0:
         b = sc[s, 4]  # small tail
@@ -121,7 +120,7 @@ def _evict_small(st, sc, s):
     return -1
 
 
-@nb.njit(cache=True)
+@hook
 def _evict(st, sc, s):
     """Evict one block from the tier and return it."""
     while True:
@@ -134,12 +133,12 @@ def _evict(st, sc, s):
             return v
 
 
-@nb.njit(cache=True)
+@hook
 def on_hit(st, sc, s, b):
     st[s, b, FREQ] += 1
 
 
-@nb.njit(cache=True)
+@hook
 def insert(st, sc, s, b, capacity):
     """Insert ``b`` (not held); return the block evicted to make room, or -1."""
     ghost_hit = st[s, b, QID] == GHOST
@@ -158,7 +157,7 @@ def insert(st, sc, s, b, capacity):
     return victim
 
 
-@nb.njit(cache=True)
+@hook
 def remove(st, sc, s, b):
     """Take a held block out of the tier (promotion), without a ghost entry."""
     _unlink(st, sc, s, b)

@@ -17,10 +17,8 @@ tier ``sc[s, :]`` = head, tail, size and the hand (-1: start at the tail).
 """
 from __future__ import annotations
 
-import numba as nb
-
 from . import lists
-from .spec import OWN, PolicySpec
+from .spec import OWN, PolicySpec, hook
 
 SPEC = PolicySpec("sieve", online=True, family=OWN,
                   description="FIFO with a visited bit and a sweeping hand (NSDI'24)")
@@ -31,7 +29,7 @@ HEAD, TAIL, SIZE, HAND = 0, 1, 2, 3
 N_SCALARS = 4
 
 
-@nb.njit(cache=True)
+@hook
 def init_tier(st, sc, s, capacity):
     sc[s, HEAD] = -1
     sc[s, TAIL] = -1
@@ -39,12 +37,12 @@ def init_tier(st, sc, s, capacity):
     sc[s, HAND] = -1
 
 
-@nb.njit(cache=True)
+@hook
 def on_hit(st, sc, s, b):
     st[s, b, VISITED] = 1
 
 
-@nb.njit(cache=True)
+@hook
 def _evict(st, sc, s):
     x = sc[s, HAND] if sc[s, HAND] >= 0 else sc[s, TAIL]
     while st[s, x, VISITED] != 0:
@@ -55,7 +53,7 @@ def _evict(st, sc, s):
     return x
 
 
-@nb.njit(cache=True)
+@hook
 def insert(st, sc, s, b, capacity):
     """Insert ``b`` (not held); return the block evicted to make room, or -1."""
     victim = -1
@@ -66,7 +64,7 @@ def insert(st, sc, s, b, capacity):
     return victim
 
 
-@nb.njit(cache=True)
+@hook
 def remove(st, sc, s, b):
     if sc[s, HAND] == b:
         sc[s, HAND] = st[s, b, PREV]

@@ -14,8 +14,9 @@ Per tier: a slot in the arrays of its policy's family (spec.py):
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from .spec import hook
 
 B_LAST, B_FREQ, B_STAMP, B_NEXT, B_SEEN, B_MEMBER = 0, 1, 2, 3, 4, 5
 B_FIELDS = 6
@@ -26,7 +27,7 @@ STAMP_POS_BITS = 24
 STAMP_MAX_POS = (1 << STAMP_POS_BITS) - 1
 
 
-@nb.njit(cache=True)
+@hook
 def request_stamp(r, pos):
     p = pos if pos < STAMP_MAX_POS else STAMP_MAX_POS
     return (np.int64(r) << np.int64(STAMP_POS_BITS)) | np.int64(STAMP_MAX_POS - p)
