@@ -28,7 +28,7 @@ def holds(res: subprocess.CompletedProcess, path) -> None:
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}"), res.stderr
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fmt=st.sampled_from(["mooncake", "bailian", "tokens", "lengths"]), data=st.data(),
        container=st.sampled_from(["plain", "gz", "zst"]), skip=st.booleans())
 def test_cli_analyze_and_info(tmp_path_factory, fmt, data, container, skip):

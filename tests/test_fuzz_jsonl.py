@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from . import fuzz_oracle as oracle
 
 # KVCTRACE_FUZZ_EXAMPLES raises the example count for a deeper run (the suite keeps it small).
-EXAMPLES = int(os.environ.get("KVCTRACE_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("KVCTRACE_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 ID = st.integers(0, 40) | st.integers(-(1 << 63), (1 << 64) - 1)

@@ -33,7 +33,7 @@ def chained_trace(contents, sessions=None, **kw):
     return requests, Trace.from_arrays(offsets, blocks, session_id=sessions, **kw)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(contents_st)
 def test_tree_and_groups_match_naive(contents):
     requests, trace = chained_trace(contents)
@@ -76,7 +76,7 @@ def _reference_groups(t) -> pl.DataFrame:
     }).sort(["n_requests", "prefix_tokens", "node"], descending=[True, True, False])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(contents_st, st.lists(st.integers(0, 40), min_size=10, max_size=10), st.integers(1, 12))
 def test_compact_structure_equals_full_tree(contents, lengths, block_size):
     """``prefix_structure`` (what the analysis runs, about 21 bytes per block) gives the groups
@@ -104,7 +104,7 @@ def test_compact_structure_equals_full_tree(contents, lengths, block_size):
     assert res.fanout_distribution.rows() == list(zip(fanouts.tolist(), counts.tolist()))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 6), max_size=7), min_size=1, max_size=10))
 def test_compact_structure_equals_full_tree_on_unchained_ids(requests):
     """Ids that are not chained (a block may repeat, also inside a request): the same tree rules

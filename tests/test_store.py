@@ -117,7 +117,7 @@ def from_csr(values, offsets):
     return [values[offsets[r]:offsets[r + 1]].tolist() for r in range(offsets.shape[0] - 1)]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(lists_strategy, st.randoms(use_true_random=False))
 def test_gather_and_truncate_match_naive(lists, rnd):
     flat, offsets = to_csr(lists)
@@ -133,7 +133,7 @@ def test_gather_and_truncate_match_naive(lists, rnd):
     assert pos.tolist() == [p for ids in lists for p in range(len(ids))]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(lists_strategy, st.integers(1, 64), st.randoms(use_true_random=False))
 def test_prefix_tree_matches_naive(lists, block_size, rnd):
     flat, offsets = to_csr(lists)
@@ -153,7 +153,7 @@ def test_prefix_tree_matches_naive(lists, block_size, rnd):
     assert flat[first_access].tolist() == [row[5] for row in expected]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40)), min_size=1, max_size=30))
 def test_chat_sessions_match_naive(spec):
     # chat ids 0..n-1 in file order; each request's parent is none, an earlier chat, or absent (>= 1000)
