@@ -25,6 +25,7 @@ import numba as nb
 import numpy as np
 
 from .arrays import ids, offsets as as_offsets
+from .nrt import no_refcount
 from .tree import prefix_tree
 
 
@@ -115,7 +116,7 @@ def _members(offsets, blocks, n_tokens, block_size, first_req, depth, parent, sh
     return group, time, start, length, probe
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _before(a, b, group, time, woff, wtok):
     """Member ``a`` sorts before ``b``: by group, then window tokens (a proper prefix first),
     then time, then index (a strict total order)."""

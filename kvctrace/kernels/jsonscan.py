@@ -25,31 +25,33 @@ import sys
 import numba as nb
 import numpy as np
 
+from .nrt import no_refcount
+
 INT, NUMBER, LABEL, ANY, REFUSED = 0, 1, 2, 3, 4
 MAX_DEPTH = 256   # deeper lines go to the per-record path (Python's json nests ~900 deep)
 MAX_KEYS = 64     # top-level keys checked for repeats; more go to the per-record path
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _is_ws(c):
     return c == 32 or c == 9 or c == 13
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _skip_ws(buf, i, end):
     while i < end and _is_ws(buf[i]):
         i += 1
     return i
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _digits(buf, i, end):
     while i < end and 48 <= buf[i] <= 57:
         i += 1
     return i
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _int(buf, i, end, max_digits):
     """End of an integer literal at i, or -1 (also beyond ``max_digits`` digits: Python's
     int() refuses those)."""
@@ -62,7 +64,7 @@ def _int(buf, i, end, max_digits):
     return i
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _number(buf, i, end, max_digits):
     start = i
     i = _int(buf, i, end, end)
@@ -87,12 +89,12 @@ def _number(buf, i, end, max_digits):
     return i
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _cont(buf, i, end, lo, hi):
     return i < end and lo <= buf[i] <= hi
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _utf8(buf, i, end):
     """End of the UTF-8 sequence of a non-ASCII byte at i, or -1 (overlong forms, surrogates
     and code points above U+10FFFF are invalid, as Python's decoder says)."""
@@ -113,12 +115,12 @@ def _utf8(buf, i, end):
     return -1
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _is_hex(c):
     return 48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _string(buf, i, end):
     """End (after the closing quote) of a strict JSON string starting at the quote at i, or -1:
     escapes are one of \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX, no raw control bytes, valid UTF-8."""
@@ -153,7 +155,7 @@ def _string(buf, i, end):
     return -1
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _word(buf, i, end, w0, w1, w2, w3, n):
     """End of the literal true/null (n=4, bytes w0..w3) or false (n=5, checked by the caller)."""
     if i + n > end or buf[i] != w0 or buf[i + 1] != w1 or buf[i + 2] != w2 or buf[i + 3] != w3:
@@ -161,7 +163,7 @@ def _word(buf, i, end, w0, w1, w2, w3, n):
     return i + n
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _key_colon(buf, i, end):
     """After '"key" :' (whitespace around) starting at i, or -1."""
     if i >= end or buf[i] != 34:
@@ -175,7 +177,7 @@ def _key_colon(buf, i, end):
     return _skip_ws(buf, i + 1, end)
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _scalar(buf, i, end, max_digits):
     c = buf[i]
     if c == 34:
@@ -190,7 +192,7 @@ def _scalar(buf, i, end, max_digits):
     return _number(buf, i, end, max_digits)
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _value(buf, i, end, stack, max_digits):
     """End of the strict JSON value at i (whitespace skipped first), or -1. Containers are
     tracked on ``stack`` (1 object, 0 array); nesting deeper than it is flagged."""
@@ -237,7 +239,7 @@ def _value(buf, i, end, stack, max_digits):
             return -1
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _int_list_or_int(buf, i, end, max_digits):
     if i < end and buf[i] == 91:  # '[' list of integers
         i = _skip_ws(buf, i + 1, end)
@@ -257,7 +259,7 @@ def _int_list_or_int(buf, i, end, max_digits):
     return _int(buf, i, end, max_digits)
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _key_class(buf, s, e, key_bytes, key_off, key_class):
     """The class of the key buf[s:e]; REFUSED names match ignoring ASCII case."""
     n = e - s
@@ -281,7 +283,7 @@ def _key_class(buf, s, e, key_bytes, key_off, key_class):
     return ANY
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _plain_new_key(buf, s, e, n_keys, key_start, key_end):
     """Whether the key bytes buf[s:e] hold no escape and differ from the line's earlier keys
     (recorded in key_start/key_end[:n_keys])."""
@@ -302,7 +304,7 @@ def _plain_new_key(buf, s, e, n_keys, key_start, key_end):
     return True
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _typed_value(buf, i, end, cls, stack, max_digits):
     """End of the value at i if it is of class ``cls``, else -1."""
     if cls == INT:
@@ -314,7 +316,7 @@ def _typed_value(buf, i, end, cls, stack, max_digits):
     return _value(buf, i, end, stack, max_digits)
 
 
-@nb.njit(cache=True)
+@no_refcount
 def _line_ok(buf, i, end, key_bytes, key_off, key_class, stack, key_start, key_end, max_digits):
     i = _skip_ws(buf, i, end)
     if i >= end or buf[i] != 123:  # '{'

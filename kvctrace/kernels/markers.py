@@ -9,11 +9,12 @@ time before the current one. The references are the naive stack distances in tes
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from .nrt import no_refcount
 
-@nb.njit(cache=True, inline="always")
+
+@no_refcount
 def popcount64(x):
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
@@ -21,7 +22,7 @@ def popcount64(x):
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def publish_word(bits, tree, w_done):
     """Word ``w_done`` is complete: add its marker count to the tree."""
     c = popcount64(bits[w_done])
@@ -32,7 +33,7 @@ def publish_word(bits, tree, w_done):
         i += i & (-i)
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def markers_upto(bits, tree, p):
     """Number of markers at times ``<= p``."""
     w = p >> 6
@@ -46,7 +47,7 @@ def markers_upto(bits, tree, p):
     return s
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def remove_marker(bits, tree, p, w_now):
     """Clear the marker at time ``p``; ``w_now`` is the word being filled (not in the tree)."""
     w = p >> 6

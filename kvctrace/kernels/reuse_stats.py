@@ -26,6 +26,7 @@ import numpy as np
 
 from .arrays import ids, offsets as as_offsets
 from .markers import markers_upto, publish_word, remove_marker
+from .nrt import no_refcount
 
 
 @nb.njit(cache=True, nogil=True)
@@ -149,7 +150,7 @@ _LEVELS = 64 // _DIGIT_BITS
 _SIGN = np.uint64(1) << np.uint64(63)
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _key(value, scratch, scratch_bits):
     """The sort key of float64 ``value``; ``scratch`` is a 1-element float64 array and
     ``scratch_bits`` its uint64 view (how a kernel reads a float's bits)."""

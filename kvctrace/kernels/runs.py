@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from .arrays import ids, offsets as as_offsets
+from .nrt import no_refcount
 
 RUNS_TEST_TESTED = 0
 RUNS_TEST_TOO_FEW = 1
@@ -113,7 +114,7 @@ def _run_stats(offsets, blocks, max_len):
     return per_req, by_length
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _is_sequential(blocks, s, e, t, sequential):
     """Whether access t (of a request spanning s..e-1) is in a run of >= 2: from ``sequential``,
     or from its neighbours when that is empty."""

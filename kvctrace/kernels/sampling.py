@@ -31,6 +31,7 @@ import numpy as np
 from .arrays import ids
 from .hashing import fmix64
 from .markers import markers_upto, publish_word, remove_marker
+from .nrt import no_refcount
 from .reuse import stack_distances
 
 MODULUS_BITS = 24
@@ -55,7 +56,7 @@ def _sample_fixed_rate(blocks, threshold, bits_p):
     return keep
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _heap_push(hh, hb, size, h, b):
     i = size
     hh[i] = h
@@ -70,7 +71,7 @@ def _heap_push(hh, hb, size, h, b):
     return size + 1
 
 
-@nb.njit(cache=True, inline="always")
+@no_refcount
 def _heap_pop(hh, hb, size):
     """Remove the max; returns the new size (the max was at index 0 before the call)."""
     size -= 1

@@ -22,22 +22,19 @@ family's structure work and reaches the hooks through dispatch.py, generated fro
 ``inline="always"`` reference-counts every array argument at each call inside the loop, and
 on these calls it made the engine about twice as slow.
 
-Every hook and family operation is compiled with ``@hook``: without Numba's reference counting
-(``_nrt=False``). They only index arrays they are handed, never allocate or keep one, so the
-counts are not needed; with them, every call LLVM does not inline (a heap sift, an S3-FIFO
-eviction) increfs and decrefs each array argument, an atomic operation apiece: 40% of a
-3-tier prefix-LRU replay (perf), and the reason the heap and OWN policies ran 4-5x slower
-than LRU.
+Every hook and family operation is compiled with ``@hook`` (kernels/nrt.py ``no_refcount``):
+without Numba's reference counting. They only index arrays they are handed, never allocate or
+keep one; with the counts, every call LLVM does not inline (a heap sift, an S3-FIFO eviction)
+increfs and decrefs each array argument: 40% of a 3-tier prefix-LRU replay (perf), and the
+reason the heap and OWN policies ran 4-5x slower than LRU.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
+from ..nrt import no_refcount as hook  # noqa: F401 - the decorator policy modules use
 
 LIST, HEAP, OWN = 0, 1, 2
-
-hook = nb.njit(cache=True, _nrt=False)
 FAMILY_NAMES = {LIST: "list", HEAP: "heap", OWN: "own"}
 
 
