@@ -7,13 +7,15 @@ callable it is given, e.g. ``update(f"reading {bar_text(0.4)}")`` for a progress
 alone) updates the one shown instead of starting a second live display.
 
 ``interruptible()`` makes Ctrl-C safe while Numba and DuckDB run (the CLI runs every command
-inside it)."""
+inside it): the work stops at the next ``check_interrupt()``, which every progress update is."""
 from __future__ import annotations
 
+import operator
+import os
+import select
 import signal
 import sys
 import threading
-import time
 from contextlib import contextmanager
 
 _shown: list = []  # the update callable of the status line on screen, if any
@@ -27,11 +29,12 @@ def status(message: str):
         yield lambda text: outer(f"{message}: {text}")
         return
     if not sys.stderr.isatty():
-        yield lambda text: None
+        yield lambda text: check_interrupt()
         return
     from rich.console import Console
     with Console(stderr=True).status(message) as live:
         def update(text: str) -> None:
+            check_interrupt()
             live.update(f"{message}: {text}")
         _shown.append(update)
         try:
@@ -47,6 +50,7 @@ def bar_text(fraction: float, width: int = 24) -> str:
 
 
 _ctrl_c = threading.Event()  # set once Ctrl-C came during an interruptible() block of this process
+_blocks: list = []            # the Ctrl-C flag of each interruptible() block running (main thread)
 
 
 def interrupt_requested() -> bool:
@@ -56,85 +60,71 @@ def interrupt_requested() -> bool:
     return _ctrl_c.is_set()
 
 
-def _raise_in_main_thread(exc) -> None:
-    """Have the main thread raise ``exc`` at its next Python statement (an asynchronous exception,
-    which only the interpreter loop delivers: never inside a native call). Never called with
-    None to withdraw one: on CPython 3.11 that leaves the eval breaker set with nothing to
-    deliver, and the next function called under a tracer (a debugger, coverage, Hypothesis)
-    loops forever on its first instruction."""
-    import ctypes
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.main_thread().ident),
-                                               ctypes.py_object(exc))
+def check_interrupt() -> None:
+    """A point where the work may stop: raise KeyboardInterrupt here if Ctrl-C came during the
+    running ``interruptible()`` block (once; the block then ends with it). Every progress
+    update is such a point (``status``), and so is each analysis's start."""
+    if _blocks and _blocks[-1].is_set() and threading.current_thread() is threading.main_thread():
+        _blocks[-1].clear()
+        raise KeyboardInterrupt
 
 
-def _interrupt_main_thread() -> None:
-    """Raise KeyboardInterrupt in the main thread once no thread is being started. A thread the
-    main thread is starting has a thread state that carries the main thread's id until the new
-    thread runs (CPython), and the exception goes to the first state with that id: it would
-    kill the new thread before it reports its start, and the main thread would wait for that
-    report forever. ``threading`` keeps such threads in ``_limbo``, under the lock that also
-    keeps another from being started while the exception is sent."""
-    while True:
-        with threading._active_limbo_lock:
-            if not threading._limbo:
-                _raise_in_main_thread(KeyboardInterrupt)
-                return
-        time.sleep(0.001)
+def _note_ctrl_c(rfd: int, requested: threading.Event) -> None:
+    """Read the signal numbers the interpreter wrote to the wakeup pipe; note a SIGINT."""
+    try:
+        data = os.read(rfd, 512)
+    except BlockingIOError:
+        return
+    if signal.SIGINT in data:
+        _ctrl_c.set()
+        requested.set()
 
 
-def _watch(requested: threading.Event, sent: threading.Event, done: threading.Event,
-           lock: threading.Lock) -> None:
-    """Watcher thread: once Ctrl-C is requested, raise KeyboardInterrupt in the main thread,
-    under ``lock`` so that it never happens once the block has ended."""
+def _watch(rfd: int, requested: threading.Event, done: threading.Event) -> None:
+    """Watcher thread: notes a SIGINT in the wakeup pipe as it arrives."""
     while not done.is_set():
-        if requested.wait(0.1):
-            with lock:
-                if not done.is_set():
-                    sent.set()
-                    _interrupt_main_thread()
-            return
-
-
-def _take_pending_interrupt() -> None:
-    """Let a KeyboardInterrupt the watcher sent, if it is still pending, arrive here (at the
-    loop's first back edge; the caller catches it) rather than at some later statement
-    outside the block."""
-    for _ in range(4):
-        pass
+        if select.select([rfd], [], [], 0.1)[0]:
+            _note_ctrl_c(rfd, requested)
 
 
 @contextmanager
 def interruptible():
-    """While the block runs, Ctrl-C raises KeyboardInterrupt in the main thread at its next
-    Python statement, once the Numba kernel or DuckDB query that runs has returned (each works
-    on one chunk). Python's own handler raises right where the signal is handled, and Numba's
-    parallel kernels and DuckDB's queries handle signals from inside native code
-    (``PyErr_CheckSignals``): an exception raised there crashes the process (a parallel
-    kernel: segmentation fault) or surfaces as a foreign error ('Query interrupted'). Here the
-    handler only sets a flag, and a watcher thread raises the exception in the main thread.
-    Exactly one KeyboardInterrupt leaves the block when Ctrl-C came: one still pending when the
-    block ends is taken and raised here instead (it would otherwise arrive later, outside the
-    command's own handling)."""
+    """While the block runs, Ctrl-C stops the work at its next ``check_interrupt()`` (every
+    progress update: at most a chunk, a replay group or an analysis later), or when the block
+    ends: KeyboardInterrupt is raised there, in the main thread, as a plain exception.
+
+    No Python code runs where the signal lands. Python's own handler raises right where the
+    signal is handled, and Numba's parallel kernels and DuckDB's queries handle signals from
+    inside native code (``PyErr_CheckSignals``): an exception raised there crashes the process
+    or surfaces as a foreign error ('Query interrupted'). An exception sent from another thread
+    (``PyThreadState_SetAsyncExc``, this module's former way) lands at any Python statement,
+    finalizers included, where it is swallowed halfway through: in about one interrupted
+    ingest in 50 under load, Numba's code-loading state was left half-updated and the process
+    died of a segmentation fault. So the handler is a C function that does nothing
+    (``operator.is_``); the interpreter's C-level handler writes the signal number to a wakeup
+    pipe, and a watcher thread reads it and sets the block's flag."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    requested, sent, done, lock = threading.Event(), threading.Event(), threading.Event(), threading.Lock()
-    threading.Thread(target=_watch, args=(requested, sent, done, lock), daemon=True).start()
-
-    def on_sigint(signum, frame) -> None:
-        _ctrl_c.set()
-        requested.set()
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    requested, done = threading.Event(), threading.Event()
+    rfd, wfd = os.pipe()
+    os.set_blocking(rfd, False)
+    os.set_blocking(wfd, False)
+    previous_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+    previous = signal.signal(signal.SIGINT, operator.is_)
+    watcher = threading.Thread(target=_watch, args=(rfd, requested, done), daemon=True)
+    watcher.start()
+    _blocks.append(requested)
     try:
-        yield  # the block's own ending (an interrupt it reported itself, an error) stays the one
+        yield  # the block's own ending (an interrupt it raised at a check, an error) stays the one
     finally:
-        try:
-            with lock:
-                done.set()
-            if sent.is_set():
-                _take_pending_interrupt()
-        except KeyboardInterrupt:
-            pass
+        _blocks.pop()
+        done.set()
+        watcher.join()
         signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        _note_ctrl_c(rfd, requested)  # a Ctrl-C the watcher had not read yet
+        os.close(wfd)
+        os.close(rfd)
     if requested.is_set():
         raise KeyboardInterrupt

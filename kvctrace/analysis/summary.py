@@ -15,6 +15,7 @@ from pathlib import Path
 from .._version import __version__
 from ..errors import NoBlockIdsError
 from ..memory import release_freed_memory
+from ..progress import check_interrupt
 from ..results import ResultMixin, jsonable
 from ..trace import Trace
 from . import registry
@@ -76,6 +77,7 @@ def analyze(trace: Trace, **options) -> AnalysisResult:
     timings: dict = {}
     _, applies = registry.no_block_ids_scope()
     for analysis in registry.run_order():
+        check_interrupt()  # Ctrl-C stops a CLI command between analyses (progress.interruptible)
         name = analysis.name
         if analysis.needs_block_ids and not trace.has_block_ids:
             unavailable[name] = (f"the trace has no block ids (format {trace.format}): {name} "
