@@ -1,6 +1,7 @@
-"""Shared pytest fixtures, and the Hypothesis profile of the suite."""
+"""Shared pytest fixtures, the Hypothesis profile of the suite, and its split over workers."""
 import os
 
+import pytest
 from hypothesis import settings
 
 from .redis_server import redis_url  # noqa: F401  (a live redis-server for the bench-index tests)
@@ -12,3 +13,11 @@ from .ray_session import ray_session  # noqa: F401  (one local Ray for the whole
 settings.register_profile("suite", derandomize=True, database=None, print_blob=True)
 settings.register_profile("random", print_blob=True)
 settings.load_profile(os.environ.get("KVCTRACE_HYPOTHESIS", "suite"))
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``-n``, ``--dist loadgroup``: the README's test command) every test
+    that needs the local Ray runs on one worker, so the suite starts Ray once."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
