@@ -115,17 +115,17 @@ def mrc_knees(caps: np.ndarray, hit: np.ndarray, max_knees: int = MAX_KNEES,
 def workload_facts(trace, blocks: np.ndarray, n_unique: int, dist: np.ndarray) -> WorkloadFacts:
     """The analysis figures candidate capacities come from, for ``trace`` (``dist``: its stack
     distances, shared with the LRU replays)."""
-    from ..analysis.hotness import HOT_SET_QUANTILES, _drift, hot_set_size
+    from ..analysis.hotness import HOT_SET_QUANTILES, CountHistogram, _drift
     from ..analysis.reuse import log_capacities
     from ..kernels.reuse import distance_counts, hit_ratio_at
     n_acc = int(blocks.shape[0])
     counts = np.bincount(blocks, minlength=n_unique)
     one_hit = float(np.count_nonzero(counts == 1) / max(n_unique, 1))
-    counts_desc = np.sort(counts[counts > 0])[::-1].copy()
+    # the hot sets from the histogram of the counts (no sort of millions of per-block counts)
+    hist = CountHistogram.of(counts[counts > 0])
     del counts
-    hot = tuple(Size(hot_set_size(counts_desc, q), HOT_SET_SOURCES.get(q, f"hot set holding {q:.0%} of accesses"))
-                for q in HOT_SET_QUANTILES) if counts_desc.shape[0] else ()
-    del counts_desc
+    hot = tuple(Size(hist.hot_set_size(q), HOT_SET_SOURCES.get(q, f"hot set holding {q:.0%} of accesses"))
+                for q in HOT_SET_QUANTILES) if hist.u else ()
     dcounts, cold = distance_counts(dist)
     caps = log_capacities(n_unique, KNEE_CURVE_POINTS)
     hit = hit_ratio_at(dcounts, n_acc, caps)

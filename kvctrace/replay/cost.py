@@ -134,14 +134,15 @@ class LookupPlan:
     leaves: np.ndarray
 
 
-def lookup_plan(offsets: np.ndarray, blocks: np.ndarray, model: IndexModel) -> LookupPlan:
+def lookup_plan(offsets: np.ndarray, blocks: np.ndarray, model: IndexModel, runs=None) -> LookupPlan:
+    """``runs``: the trace's ``find_runs`` when the caller has it (plans of several models)."""
     from ..kernels.replay import range_reads
     from ..kernels.runs import find_runs
     n_blocks = np.diff(offsets)
     if not model.range_scan:
         z = np.zeros_like(n_blocks)
         return LookupPlan(n_blocks, n_blocks, z, z)
-    runs = find_runs(offsets, blocks)
+    runs = find_runs(offsets, blocks) if runs is None else runs
     rtts, leaves = range_reads(runs, model.keys_per_leaf, model.range_parallel)
     return LookupPlan(n_blocks, runs.n_point, rtts, leaves)
 

@@ -82,12 +82,14 @@ def make_pricer(trace, base: ReplayConfig, indexes, offsets, blocks, need_prices
     from ..errors import ConfigError
     models = {i: cost.resolve_index(replace(base.index, kind=i)) if i == base.index.kind
               else cost.INDEX_MODELS[i] for i in indexes}
+    from ..kernels.runs import find_runs
     shared: dict = {}     # models that plan alike (every point index) share one plan's arrays
     plans = {}
+    runs = find_runs(offsets, blocks) if any(m.range_scan for m in models.values()) else None
     for i, m in models.items():
         key = (m.range_scan, m.keys_per_leaf, m.range_parallel) if m.range_scan else (False,)
         if key not in shared:
-            shared[key] = cost.lookup_plan(offsets, blocks, m)
+            shared[key] = cost.lookup_plan(offsets, blocks, m, runs)
         plans[i] = shared[key]
     try:
         gb_hour = np.array([p.gb_hour for p in prices.tier_prices(base)], np.float64)
