@@ -120,6 +120,10 @@ def interruptible():
     finally:
         _blocks.pop()
         done.set()
+        try:
+            os.write(wfd, b"\0")  # wake the watcher now, not at its next 0.1-s poll
+        except BlockingIOError:
+            pass
         watcher.join()
         signal.signal(signal.SIGINT, previous)
         signal.set_wakeup_fd(previous_fd)
