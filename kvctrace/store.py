@@ -306,22 +306,16 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
     map_large_arrays()
     spool = _Spool(_database_folder(con))
     try:
-        got = _read_streamed(read, spool, coarsen, partial_block, stage)
-        first, req, rejects = got["first"], got["requests"], got["rejects"]
-        _check_streamed(read, first, req, rejects, coarsen)
-        n_blocks = req.pop("n_blocks")
-        file_offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
-        order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
-        req = _arrival_order(order, req)
-        n_blocks = n_blocks[order] if order is not None else n_blocks
+        p = _streamed_pass(read, spool, coarsen, partial_block, stage)
+        req, rejects, order = p.requests, p.rejects, p.order
+        n_blocks = p.n_blocks[order] if order is not None else p.n_blocks
         stage("writing tables")
-        block_size = first.block_size * coarsen
+        block_size = p.first.block_size * coarsen
         table = TableStream(con, block_size=block_size)
-        _write_streamed(table, spool, file_offsets, order, req["input_len"], n_blocks, stage)
-        meta = store_meta(_ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression,
-                                       first.block_size, coarsen, got["partial_block"], skip_bad_lines, key),
-                          path=str(read.path), fmt=first.format, block_size=block_size,
-                          sorted_input=sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
+        _write_streamed(table, spool, p.file_offsets, order, req["input_len"], n_blocks, stage)
+        meta = store_meta(_streamed_meta(read, p, coarsen, skip_bad_lines, key),
+                          path=str(read.path), fmt=p.first.format, block_size=block_size,
+                          sorted_input=p.sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
                           n_accesses=table.n_accesses, n_unique=table.ids.count)
         offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
         table.finish({**req, "n": req["ts"].shape[0], "offsets": offsets}, meta, rejects)
@@ -337,24 +331,39 @@ def _ingest_chunks_in_memory(read, *, coarsen: int, partial_block: str | None, s
     import tempfile
     spool = _Spool(Path(tempfile.gettempdir()))
     try:
-        got = _read_streamed(read, spool, coarsen, partial_block, stage)
-        first, req = got["first"], got["requests"]
-        _check_streamed(read, first, req, got["rejects"], coarsen)
-        n_blocks = req.pop("n_blocks")
-        file_offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
-        order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
-        req = _arrival_order(order, req)
-        ids, offsets = spool.gather(file_offsets, slice(0, n_blocks.shape[0]) if order is None else order)
+        p = _streamed_pass(read, spool, coarsen, partial_block, stage)
+        ids, offsets = spool.gather(p.file_offsets, slice(0, p.n_blocks.shape[0]) if p.order is None else p.order)
     finally:
         spool.close()
+    req = p.requests
     for name in ("session_id", "type", "turn"):  # columns of labels a chunk's reader does not give: none
         if name in req and isinstance(req[name], pa.Array) and req[name].null_count == len(req[name]):
             req[name] = None
-    meta = _ingest_meta(first.meta, Path(read.path), read.sha256(), read.compression, first.block_size, coarsen,
-                        got["partial_block"], skip_bad_lines, key)
-    return _stored(None, ids, offsets, req, path=str(read.path), fmt=first.format,
-                   block_size=first.block_size * coarsen, meta=meta, rejects=got["rejects"], sorted_input=sorted_input,
-                   replace=False, stage=stage)
+    return _stored(None, ids, offsets, req, path=str(read.path), fmt=p.first.format,
+                   block_size=p.first.block_size * coarsen, meta=_streamed_meta(read, p, coarsen, skip_bad_lines, key),
+                   rejects=p.rejects, sorted_input=p.sorted_input, replace=False, stage=stage)
+
+
+def _streamed_pass(read, spool: _Spool, coarsen: int, partial_block: str | None, stage) -> SimpleNamespace:
+    """Pass 1 of a streamed ingest (into a file or into memory), checked: ``first`` (the first
+    chunk's columns), ``requests`` (their columns in arrival order), ``rejects``,
+    ``partial_block``, ``n_blocks`` and ``file_offsets`` (file order), ``order`` (file rows in
+    arrival order, None when the file is sorted) and ``sorted_input``."""
+    got = _read_streamed(read, spool, coarsen, partial_block, stage)
+    first, req = got["first"], got["requests"]
+    _check_streamed(read, first, req, got["rejects"], coarsen)
+    n_blocks = req.pop("n_blocks")
+    order, sorted_input = _order_requests(SimpleNamespace(ts=req["ts"], line_no=req["line_no"]))
+    return SimpleNamespace(first=first, requests=_arrival_order(order, req), rejects=got["rejects"],
+                           partial_block=got["partial_block"], n_blocks=n_blocks,
+                           file_offsets=np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64),
+                           order=order, sorted_input=sorted_input)
+
+
+def _streamed_meta(read, p: SimpleNamespace, coarsen: int, skip_bad_lines: bool, key: str) -> dict:
+    """The ingest facts of a streamed read (waits for its sha256)."""
+    return _ingest_meta(p.first.meta, Path(read.path), read.sha256(), read.compression, p.first.block_size,
+                        coarsen, p.partial_block, skip_bad_lines, key)
 
 
 def _check_streamed(read, first, req: dict, rejects: list, coarsen: int) -> None:

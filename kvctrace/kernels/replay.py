@@ -20,8 +20,7 @@ policy's key (heap.py), OWN tiers the policy's own fields. The engine keeps the 
 structures and reaches the policy-specific part through kernels/policies/dispatch.py
 (generated from the registry, kernels/policies/__init__.py) by the tier's policy code. The
 per-block state the policies read is described in kernels/policies/state.py. The hooks and
-family operations compile without reference counting (kernels/nrt.py), so the calls LLVM
-does not inline cost no atomic increments (they were 40% of a 3-tier heap-policy replay).
+family operations compile without reference counting (kernels/nrt.py).
 
 Per request the engine also counts ``insert_runs``: runs of consecutive ids among the
 missed blocks that entered a tier (a range index writes a run into one leaf).

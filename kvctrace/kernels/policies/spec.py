@@ -17,16 +17,11 @@ Numba hooks of its *family*, the data structure the engine keeps its tiers in (s
 
 ``s`` is the tier's slot in its family's arrays. The engine (kernels/replay.py) does each
 family's structure work and reaches the hooks through dispatch.py, generated from the registry
-(__init__.py). Hooks are plain ``@hook`` (below) functions of the arrays they need
-(not of a tuple of all of them), small enough for LLVM to inline into the engine; Numba's own
-``inline="always"`` reference-counts every array argument at each call inside the loop, and
-on these calls it made the engine about twice as slow.
-
-Every hook and family operation is compiled with ``@hook`` (kernels/nrt.py ``no_refcount``):
-without Numba's reference counting. They only index arrays they are handed, never allocate or
-keep one; with the counts, every call LLVM does not inline (a heap sift, an S3-FIFO eviction)
-increfs and decrefs each array argument: 40% of a 3-tier prefix-LRU replay (perf), and the
-reason the heap and OWN policies ran 4-5x slower than LRU.
+(__init__.py). Hooks are plain functions of the arrays they need (not of a tuple of all of
+them), decorated ``@hook``: kernels/nrt.py's ``no_refcount``, compiled without Numba's
+reference counting, which a call LLVM does not inline would otherwise pay on every array
+argument (nrt.py says why). Numba's own ``inline="always"`` counts them too, at each call
+inside the loop: on these calls it made the engine about twice as slow.
 """
 from __future__ import annotations
 
