@@ -46,8 +46,13 @@ def _taxonomy(hits, caps, n_accesses) -> list[dict]:
     return [dict(zip(MISS_CAUSES, row.tolist())) for row in miss_taxonomy(hits, caps, n_accesses)]
 
 
-def _check_same(offsets, blocks, n_unique, caps, pols, admit=None, **kw):
-    got = _kernel(offsets, blocks, n_unique, caps, pols, admit, **kw)
+def _check_same(offsets, blocks, n_unique, caps, pols, admit=None, wide=False, **kw):
+    """The engine against the naive replayer; ``wide``: the engine's per-block rows in 8-byte
+    fields (the width of traces of 2**30 accesses or more) instead of 4-byte ones."""
+    from kvctrace.kernels import replay as K
+    nu = K.next_use(blocks, np.int64(n_unique)) if wide else K.next_use_for_rows(blocks, n_unique)
+    assert nu.dtype == (np.int64 if wide else np.int32)
+    got = _kernel(offsets, blocks, n_unique, caps, pols, admit, next_use=nu, **kw)
     naive = naive_replay_run(offsets, blocks, caps, pols, admit, **kw)
     assert got.prefix_hits.tolist() == naive["prefix_hits"]
     assert got.block_hits.tolist() == naive["block_hits"]
@@ -73,11 +78,11 @@ def test_one_tier_matches_naive(tr, pol, cap, k):
 @settings(max_examples=80, deadline=None)
 @given(traces(), st.lists(st.sampled_from(POLICIES), min_size=2, max_size=3),
        st.lists(st.integers(0, 8), min_size=3, max_size=3), st.lists(st.integers(1, 2), min_size=3, max_size=3),
-       st.booleans(), st.booleans(), st.booleans())
-def test_multi_tier_matches_naive(tr, pols, caps, admit, inclusive, promote, demote):
+       st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_multi_tier_matches_naive(tr, pols, caps, admit, inclusive, promote, demote, wide):
     offsets, blocks, n_unique = tr
     T = len(pols)
-    _check_same(offsets, blocks, n_unique, caps[:T], pols, admit[:T], inclusive=inclusive,
+    _check_same(offsets, blocks, n_unique, caps[:T], pols, admit[:T], wide=wide, inclusive=inclusive,
                 promote=promote, demote=demote)
 
 

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from kvctrace import Trace
@@ -235,6 +236,26 @@ def test_chunked_sweep_gives_the_same_table(small_trace, monkeypatch):
     monkeypatch.setattr(points, "CHUNK_BYTES", 1)  # one chunk per core
     monkeypatch.setattr(points, "STATE_BUDGET_BYTES", 1)  # one replay at a time
     assert sweep(small_trace, _base(), grid=g).table.equals(whole)
+
+
+def test_replay_groups_hold_their_state_under_the_budget_by_hand():
+    from kvctrace.replay.points import batches
+    assert [g.tolist() for g in batches([10, 9, 1, 1], at_once=2, budget=19)] == [[0, 1, 2, 3]]
+    # 10 + 9 over 18: apart; the 1s join the first group, which runs 10 + 1 at most
+    assert [g.tolist() for g in batches([10, 9, 1, 1], at_once=2, budget=18)] == [[0, 2, 3], [1]]
+    assert [g.tolist() for g in batches([10, 9, 1, 1], at_once=1, budget=10)] == [[0, 1, 2, 3]]
+    assert [g.tolist() for g in batches([3, 2, 2], at_once=2, budget=1)] == [[0], [1], [2]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 100), max_size=12), st.integers(1, 4), st.integers(1, 250))
+def test_replay_groups_cover_every_replay_once_within_the_budget(need, at_once, budget):
+    from kvctrace.replay.points import batches
+    groups = batches(need, at_once, budget)
+    assert sorted(i for g in groups for i in g.tolist()) == list(range(len(need)))
+    for g in groups:   # the replays that can run together: the group's at_once largest
+        top = sorted((need[i] for i in g), reverse=True)[:at_once]
+        assert len(top) == 1 or sum(top) <= budget   # (a replay over the budget runs alone)
 
 
 def test_index_overrides_apply_to_the_base_kind_only(small_trace):

@@ -43,7 +43,8 @@ import numpy as np
 
 from .policies import dispatch, heap, lists
 from .policies.spec import HEAP, LIST, OWN
-from .policies.state import B_FIELDS, B_FREQ, B_LAST, B_MEMBER, B_NEXT, B_SEEN, B_STAMP, request_stamp
+from .policies.state import (B_FIELDS, B_FREQ, B_LAST, B_MEMBER, B_NEXT, B_SEEN, EVER_SHIFT, HEAP_FIELDS,
+                             LIST_FIELDS, row_itemsize, stamp)
 from .runs import Runs, find_runs, request_lookup_plan
 
 _NOT_CACHED = np.int32(-2)
@@ -53,9 +54,6 @@ _NEVER_SEEN_PAIR = np.array([-3, -3], np.int32).view(np.int64)[0]   # both halve
 # miss_hist's last axis (module docstring)
 PREFIX_HIT, OTHER, FIRST = 0, 1, 2
 MISS_KINDS = 3
-# B_MEMBER: bit k = tier k holds the block; bit EVER_SHIFT + k = tier k has held it at some
-# point (at most 16 tiers)
-EVER_SHIFT = np.int64(32)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -71,6 +69,13 @@ def next_use(blocks, n_unique):
         nxt[i] = seen_at[b] if seen_at[b] >= 0 else n + i
         seen_at[b] = i
     return nxt
+
+
+def next_use_for_rows(blocks, n_unique):
+    """``next_use`` in the dtype of the engine's per-block rows (kernels/policies/state.py:
+    int32 when every value fits, half the memory; the engine's rows follow it)."""
+    nu = next_use(blocks, np.int64(n_unique))
+    return nu.astype(np.int32) if row_itemsize(nu.shape[0]) == 4 else nu
 
 
 # Runs of consecutive ids are found by kernels/runs.py (their one definition); the index cost
@@ -182,9 +187,10 @@ def lru_one_tier(offsets, blocks, n_unique, capacity, prefix_hits, block_hits, f
 # ----------------------------------------------------------------------------- engine
 
 @nb.njit(cache=True)
-def _new_state(n_unique, caps, pols):
+def _new_state(n_unique, caps, pols, nu_seq):
     """The state arrays of one replay (kernels/policies/state.py), every structure empty, and
-    per tier its policy's family and its slot in that family's arrays."""
+    per tier its policy's family and its slot in that family's arrays. The per-block arrays
+    are views into one row per block, of ``nu_seq``'s dtype."""
     T = caps.shape[0]
     fam = np.empty(T, np.int64)
     slot = np.empty(T, np.int64)
@@ -198,16 +204,24 @@ def _new_state(n_unique, caps, pols):
         if f == HEAP:
             hcap = max(hcap, min(caps[k], n_unique))
     n_l, n_h, n_o = n_family[LIST], n_family[HEAP], n_family[OWN]
-    bst = np.zeros((n_unique, B_FIELDS), np.int64)
-    link = np.empty((n_l, n_unique, 2), np.int32)
+    nf = dispatch.OWN_FIELDS
+    width = B_FIELDS + LIST_FIELDS * n_l + HEAP_FIELDS * n_h + nf * n_o
+    rows = np.zeros((n_unique, width), nu_seq.dtype)
+    z = rows.itemsize
+    bst = rows[:, :B_FIELDS]
+    at = B_FIELDS
+    link = np.lib.stride_tricks.as_strided(rows[:, at:], (n_l, n_unique, LIST_FIELDS),
+                                           (LIST_FIELDS * z, width * z, z))
+    at += LIST_FIELDS * n_l
+    hpos = np.lib.stride_tricks.as_strided(rows[:, at:], (n_h, n_unique), (HEAP_FIELDS * z, width * z))
+    at += HEAP_FIELDS * n_h
+    st = np.lib.stride_tricks.as_strided(rows[:, at:], (n_o, n_unique, nf), (nf * z, width * z, z))
     lends = np.empty((max(n_l, 1), 3), np.int64)
     lends[:, :2] = -1
     lends[:, 2] = 0
     hb = np.empty((max(n_h, 1), hcap), np.int64)
     hk = np.empty((max(n_h, 1), hcap), np.int64)
-    hpos = np.full((n_h, n_unique), -1, np.int64)
     hsize = np.zeros(max(n_h, 1), np.int64)
-    st = np.zeros((n_o, n_unique, dispatch.OWN_FIELDS), np.int64)
     sc = np.zeros((max(n_o, 1), dispatch.OWN_SCALARS), np.int64)
     for k in range(T):
         if fam[k] == OWN:
@@ -255,7 +269,7 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
     for k in range(T):
         if pols[k] < 0 or pols[k] >= dispatch.N_POLICIES:
             raise ValueError("unknown policy code")
-    bst, link, lends, hb, hk, hpos, hsize, st, sc, fam, slot = _new_state(n_unique, caps, pols)
+    bst, link, lends, hb, hk, hpos, hsize, st, sc, fam, slot = _new_state(n_unique, caps, pols, nu_seq)
     targets = np.empty(T, np.int64)
     for r in range(offsets.shape[0] - 1):
         lo, hi = offsets[r], offsets[r + 1]
@@ -266,7 +280,7 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
             b = blocks[i]
             bst[b, B_SEEN] += 1
             bst[b, B_LAST] = i
-            bst[b, B_STAMP] = request_stamp(r, i - lo)
+            stamp(bst, b, r, i - lo)
             bst[b, B_NEXT] = nu_seq[i]
             mask = bst[b, B_MEMBER]
             k = -1
@@ -292,7 +306,7 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
                 if fam[k] == LIST:
                     dispatch.list_on_hit(pk, link, lends, s, b)
                 elif fam[k] == HEAP:
-                    heap.set_key(hb, hk, hpos, hsize, s, hpos[s, b], dispatch.heap_key(pk, bst, b))
+                    heap.set_key(hb, hk, hpos, hsize, s, heap.position(hpos, s, b), dispatch.heap_key(pk, bst, b))
                 else:
                     dispatch.own_on_hit(pk, st, sc, s, b)
                 if promote and k > 0:
@@ -310,7 +324,7 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
                                 if fam[k] == LIST:
                                     lists.remove(link, lends, s, b)
                                 elif fam[k] == HEAP:
-                                    heap.remove_at(hb, hk, hpos, hsize, s, hpos[s, b])
+                                    heap.remove_at(hb, hk, hpos, hsize, s, heap.position(hpos, s, b))
                                 else:
                                     dispatch.own_remove(pk, st, sc, s, b)
                                 bst[b, B_MEMBER] &= ~(np.int64(1) << k)
@@ -350,8 +364,9 @@ def replay_tiers(offsets, blocks, n_unique, nu_seq, caps, pols, admit, inclusive
                     elif fam[tk] == HEAP:
                         v = -1
                         if hsize[s] >= caps[tk]:
-                            v = heap.remove_at(hb, hk, hpos, hsize, s, 0)
-                        heap.push(hb, hk, hpos, hsize, s, x, dispatch.heap_key(pols[tk], bst, x))
+                            v = heap.replace_top(hb, hk, hpos, hsize, s, x, dispatch.heap_key(pols[tk], bst, x))
+                        else:
+                            heap.push(hb, hk, hpos, hsize, s, x, dispatch.heap_key(pols[tk], bst, x))
                     else:
                         v = dispatch.own_insert(pols[tk], st, sc, s, x, caps[tk])
                     bst[x, B_MEMBER] |= (np.int64(1) << tk) | (np.int64(1) << (EVER_SHIFT + tk))

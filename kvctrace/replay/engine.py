@@ -141,7 +141,7 @@ def run_hits(offsets, blocks, n_unique, caps, codes, admit, *, inclusive=False, 
                          np.array([ins], np.int64), np.array([ev], np.int64),
                          _one_tier_miss_hist(blocks, int(caps[0]), first))
     if next_use is None:
-        next_use = K.next_use(blocks, np.int64(n_unique))
+        next_use = K.next_use_for_rows(blocks, n_unique)
     out = HitCounts.empty(n_req, T)
     K.replay_tiers(offsets, blocks, np.int64(n_unique), next_use, caps, codes, admit, bool(inclusive),
                    bool(promote), bool(demote), *out.arrays())

@@ -12,7 +12,7 @@ Work shared between points, and results kept exact:
 * the other points run the engine's kernel, several at once in a Numba ``prange``
   (``workers="threads"``, shared read-only trace arrays) or a fork pool (``"processes"``),
   batched so that the replays running together keep their per-block state under
-  ``STATE_BUDGET_BYTES`` (a heap or S3-FIFO replay of a 13M-block trace holds 1-2 GB);
+  ``STATE_BUDGET_BYTES`` (a replay of a 13M-block trace holds 0.5-1 GB);
 * ``next_use`` (Belady's and prefix-LRU's input) is computed once per trace.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import policies
+from ..kernels.policies.state import row_itemsize
 from .engine import HitCounts
 
 CHUNK_BYTES = 256 * 2**20         # per-request hit arrays held at once during a sweep
@@ -57,12 +58,11 @@ class TraceArrays:
         return self.flags == (False, True, True)
 
     def next_use(self) -> np.ndarray:
-        """Index of each access's next access to its block (``kernels.replay.next_use``), int32
-        when every value fits (half the memory; the kernels read either)."""
+        """Index of each access's next access to its block (``kernels.replay.next_use_for_rows``:
+        int32 when every value fits, and the engine's per-block rows with it)."""
         if self._next_use is None:
             from ..kernels import replay as K
-            nu = K.next_use(self.blocks, np.int64(self.n_unique))
-            self._next_use = nu.astype(np.int32) if 2 * nu.shape[0] < 2**31 else nu
+            self._next_use = K.next_use_for_rows(self.blocks, self.n_unique)
         return self._next_use
 
     def distances(self) -> np.ndarray:
@@ -76,36 +76,51 @@ class TraceArrays:
         self._dist = None
 
 
-def state_bytes(n_unique: int, codes, caps) -> int:
+def state_bytes(n_unique: int, codes, caps, itemsize: int) -> int:
     """Bytes one replay of tiers with policy ``codes`` and capacities ``caps`` allocates
-    (kernels/replay.py ``_new_state``): 48 per block of block fields, plus per tier 8 per block
-    (LIST links, HEAP positions) or 32 per block (OWN fields), and for HEAP tiers their heaps
-    (16 bytes per slot, sized by the largest HEAP tier)."""
+    (kernels/replay.py ``_new_state``): one row of ``itemsize``-byte fields per block, its
+    block fields plus per tier the fields of the tier's family (kernels/policies/state.py),
+    and for HEAP tiers their heaps (16 bytes per slot, sized by the largest HEAP tier)."""
+    from ..kernels.policies import dispatch
+    from ..kernels.policies.state import B_FIELDS, HEAP_FIELDS, LIST_FIELDS
     family = {p.code: p.family for p in map(policies.get, policies.names())}
     fams = [family[int(c)] for c in codes]
-    per_block = 48 + sum(32 if f == "own" else 8 for f in fams)
+    fields = {"list": LIST_FIELDS, "heap": HEAP_FIELDS, "own": dispatch.OWN_FIELDS}
+    per_block = itemsize * (B_FIELDS + sum(fields[f] for f in fams))
     heaps = [min(int(c), int(n_unique)) for f, c in zip(fams, caps) if f == "heap"]
     return int(n_unique) * per_block + (16 * len(heaps) * max(heaps) if heaps else 0)
 
 
-def batches(n_unique: int, codes: np.ndarray, caps: np.ndarray, budget: int | None = None) -> list[np.ndarray]:
-    """Row indices of ``codes``/``caps`` in groups run at once, each group's replay state under
-    ``budget`` (a row over it runs alone): rows taken largest first, each into the first group
-    it fits (first-fit decreasing), so that small replays share a group and large ones do not
-    wait for each other in one."""
+def batches(need: list[int], at_once: int, budget: int | None = None) -> list[np.ndarray]:
+    """Indices of ``need`` (the state bytes of each replay) in groups, each group run by
+    ``at_once`` threads or processes taking one replay at a time, so that at most
+    ``at_once`` of a group's replays hold their state together: a group's ``at_once`` largest
+    needs stay under ``budget`` (a replay over it runs alone). Replays are taken largest
+    first, each into the first group it fits (first-fit decreasing): small replays share a
+    group, and large ones do not wait for each other in one."""
     budget = STATE_BUDGET_BYTES if budget is None else budget
-    need = [state_bytes(n_unique, codes[i], caps[i]) for i in range(codes.shape[0])]
     groups: list[list[int]] = []
-    used: list[int] = []
+    used: list[int] = []     # the sum of each group's ``at_once`` largest needs
     for i in sorted(range(len(need)), key=lambda i: (-need[i], i)):
-        g = next((k for k in range(len(groups)) if used[k] + need[i] <= budget), None)
+        # taken largest first: a group with ``at_once`` members already has its largest ones
+        g = next((k for k in range(len(groups))
+                  if len(groups[k]) >= at_once or used[k] + need[i] <= budget), None)
         if g is None:
             groups.append([])
             used.append(0)
             g = len(groups) - 1
+        if len(groups[g]) < at_once:
+            used[g] += need[i]
         groups[g].append(i)
-        used[g] += need[i]
     return [np.array(sorted(g), np.int64) for g in groups]
+
+
+def _at_once(workers: str, engine: str) -> int:
+    """How many replays the engine runs together: Numba's threads, else one per core."""
+    if workers == "threads" and engine == "local":
+        import numba
+        return numba.get_num_threads()
+    return os.cpu_count() or 1
 
 
 def _kernel_rows(ta: TraceArrays, caps, codes, admit, workers: str, engine: str) -> HitCounts:
@@ -196,7 +211,9 @@ def replay_points(ta: TraceArrays, points: list[Point], workers: str = "threads"
     for lo in range(0, len(slow), chunk):
         part = np.array(slow[lo:lo + chunk], np.int64)
         caps, codes, admit = point_arrays([points[i] for i in part])
-        for rows in batches(ta.n_unique, codes, caps):
+        itemsize = row_itemsize(ta.blocks.shape[0])
+        need = [state_bytes(ta.n_unique, codes[i], caps[i], itemsize) for i in range(part.shape[0])]
+        for rows in batches(need, _at_once(workers, engine)):
             yield part[rows], _kernel_rows(ta, caps[rows], codes[rows], admit[rows], workers, engine)
             if on_done:
                 on_done(rows.shape[0])

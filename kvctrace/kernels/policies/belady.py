@@ -7,6 +7,8 @@ block never used again gets next use ``n + last access`` so those go first, most
 first (the choice among them changes no hit count)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .spec import HEAP, PolicySpec, hook
 from .state import B_NEXT
 
@@ -16,4 +18,4 @@ SPEC = PolicySpec("belady", online=False, family=HEAP,
 
 @hook
 def key(bst, b):
-    return -bst[b, B_NEXT]
+    return -np.int64(bst[b, B_NEXT])

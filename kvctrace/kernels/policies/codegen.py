@@ -40,7 +40,7 @@ from . import {imports}
 from .spec import hook
 
 N_POLICIES = {n}
-OWN_FIELDS = {fields}  # per-block int64 fields of the OWN-family policies (the largest)
+OWN_FIELDS = {fields}  # per-block fields of the OWN-family policies (the largest; state.py)
 OWN_SCALARS = {scalars}  # per-tier int64 scalars of the OWN-family policies (the largest)
 '''
 

@@ -8,7 +8,7 @@ from . import belady, fifo, lfu, lru, prefix_lru, s3fifo, sieve
 from .spec import hook
 
 N_POLICIES = 7
-OWN_FIELDS = 4  # per-block int64 fields of the OWN-family policies (the largest)
+OWN_FIELDS = 4  # per-block fields of the OWN-family policies (the largest; state.py)
 OWN_SCALARS = 14  # per-tier int64 scalars of the OWN-family policies (the largest)
 
 

@@ -7,7 +7,8 @@ to the bottom, reading each level's four keys from one cache line. Keys are uniq
 (spec.py), so the victim, and every result, does not depend on the heap's shape.
 
 Sifting moves a hole instead of swapping: entries shift into it and the sifted block is
-placed once at the end. Layout in state.py (``hb``, ``hk``, ``hpos``, ``hsize``)."""
+placed once at the end. Layout in state.py (``hb``, ``hk``, ``hpos``, ``hsize``): a block's
+position is stored plus one, so that the zeroed per-block rows start as "not held"."""
 from __future__ import annotations
 
 from .spec import hook
@@ -20,7 +21,13 @@ def _place(hb, hk, hpos, h, i, b, k):
     """Put block ``b`` with key ``k`` at heap position ``i`` and record its position."""
     hb[h, i] = b
     hk[h, i] = k
-    hpos[h, b] = i
+    hpos[h, b] = i + 1
+
+
+@hook
+def position(hpos, h, b):
+    """Heap position of block ``b`` (-1: not held)."""
+    return hpos[h, b] - 1
 
 
 @hook
@@ -62,7 +69,7 @@ def _sift_down(hb, hk, hpos, hsize, h, i):
 def remove_at(hb, hk, hpos, hsize, h, i):
     """Take out the block at heap position ``i`` (0: the smallest key) and return it."""
     b = hb[h, i]
-    hpos[h, b] = -1
+    hpos[h, b] = 0
     n = hsize[h] - 1
     hsize[h] = n
     if i < n:
@@ -91,3 +98,15 @@ def push(hb, hk, hpos, hsize, h, b, key):
     _place(hb, hk, hpos, h, n, b, key)
     hsize[h] = n + 1
     _sift_up(hb, hk, hpos, h, n)
+
+
+@hook
+def replace_top(hb, hk, hpos, hsize, h, b, key):
+    """Evict the block with the smallest key and insert ``b`` with ``key`` in one sift (a
+    full tier's insertion): the same heap contents as ``remove_at(0)`` then ``push``, with
+    one sift instead of two. Returns the evicted block."""
+    v = hb[h, 0]
+    hpos[h, v] = 0
+    _place(hb, hk, hpos, h, 0, b, key)
+    _sift_down(hb, hk, hpos, hsize, h, 0)
+    return v

@@ -22,4 +22,4 @@ def key(bst, b):
     f = bst[b, B_FREQ]
     if f > MAX_COUNT:
         f = MAX_COUNT
-    return (np.int64(f) << np.int64(40)) | bst[b, B_LAST]
+    return (np.int64(f) << np.int64(40)) | np.int64(bst[b, B_LAST])

@@ -2,7 +2,7 @@
 evict: least recently used *request* first and, among the blocks one request touched, the
 deepest block first.
 
-On each access a block is stamped ``(request index, -position)`` (state.py: request_stamp);
+On each access a block is stamped ``(request index, -position)`` (state.py: stamp);
 the key is that stamp. With chained prefix ids a block's parent is accessed in every request
 that accesses the block, at a shallower position, so the parent's stamp is always newer: the
 block with the smallest key never has a cached child, i.e. only leaves are evicted and a
@@ -11,7 +11,7 @@ touched first). A HEAP-family policy (heap.py). Key = request << 24 | (2**24 - 1
 from __future__ import annotations
 
 from .spec import HEAP, PolicySpec, hook
-from .state import B_STAMP
+from .state import stamp_key
 
 SPEC = PolicySpec("prefix-lru", online=True, family=HEAP,
                   description="least recent request first, deepest block of a request first (radix-tree leaves)")
@@ -19,4 +19,4 @@ SPEC = PolicySpec("prefix-lru", online=True, family=HEAP,
 
 @hook
 def key(bst, b):
-    return bst[b, B_STAMP]
+    return stamp_key(bst, b)
