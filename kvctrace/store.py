@@ -435,7 +435,7 @@ def load_store(con, path: str) -> Trace:
     offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
     has_ids = json.loads(meta.get("has_block_ids", "true"))
-    blocks = read_block_ids(con, int(offsets[-1])) if has_ids \
+    blocks = read_block_ids(con, offsets) if has_ids \
         else np.empty(0, np.int32)
     drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
     return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),

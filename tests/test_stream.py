@@ -228,6 +228,46 @@ def test_dense_id_map_equals_naive(keys, cuts, identity_prefix):
     assert id_map.count == len(set(keys))
 
 
+def _rewrite_accesses(db, select: str):
+    """The store's accesses table replaced by the rows of ``select`` (over ``accesses``)."""
+    import duckdb
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE TABLE a2 AS {select}")
+    con.execute("DROP TABLE accesses")
+    con.execute("ALTER TABLE a2 RENAME TO accesses")
+    return con
+
+
+def test_block_ids_of_a_table_out_of_order_from_its_middle(tmp_path, monkeypatch):
+    """The reader hands out checked batches in stored order and, at the first row out of
+    place, continues from the sorted read: the ids are the trace's whether the disorder
+    starts in the first batch or later, and a table short of a row is an error."""
+    from kvctrace.errors import KvctraceError
+    from kvctrace.store import load_store
+    monkeypatch.setattr(accesses, "ACCESS_BATCH_ROWS", 64)
+    path = write_trace(tmp_path / "t.jsonl", "mooncake", 200, seed=8)
+    want = open_trace(path)
+    db = tmp_path / "t.duckdb"
+    open_trace(path, db=db).con.close()
+    n = int(want.offsets[-1])
+    for cut in (0, 100, n // 2, n - 10):   # rows before `cut` in CSR order, the rest shuffled
+        con = _rewrite_accesses(db, "SELECT * EXCLUDE (i) FROM (SELECT *, row_number() OVER (ORDER BY req_id, pos) - 1"
+                                    f" AS i FROM accesses) ORDER BY i >= {cut}, CASE WHEN i >= {cut} THEN hash(i) ELSE i END")
+        rows = con.sql("SELECT req_id, pos FROM accesses").fetchnumpy()
+        got_order = want.offsets[rows["req_id"]] + rows["pos"]
+        assert not np.array_equal(got_order, np.arange(n))   # the table is out of order somewhere
+        assert np.array_equal(load_store(con, str(db)).blocks, want.blocks), cut
+        assert np.array_equal(np.concatenate([c.blocks for c in accesses.iter_access_chunks(con, 300)]),
+                              want.blocks), cut
+        con.close()
+    con = _rewrite_accesses(db, "SELECT * FROM accesses WHERE NOT (req_id = 5 AND pos = 0)")
+    with pytest.raises(KvctraceError, match="does not hold"):
+        load_store(con, str(db))
+    with pytest.raises(KvctraceError, match="does not hold"):
+        list(accesses.iter_access_chunks(con, 300))
+    con.close()
+
+
 @pytest.mark.parametrize("size", [1, 50, 1000, 1 << 22])
 def test_access_chunks_cover_the_trace(tmp_path, size):
     """accesses.iter_access_chunks: whole requests, in order, every access once (a stored table in
@@ -237,12 +277,7 @@ def test_access_chunks_cover_the_trace(tmp_path, size):
     for shuffled in (False, True):
         if shuffled:
             tr.con.close()
-            import duckdb
-            con = duckdb.connect(str(tmp_path / "t.duckdb"))
-            con.execute("CREATE TABLE a2 AS SELECT * FROM accesses ORDER BY hash(req_id * 7919 + pos)")
-            con.execute("DROP TABLE accesses")
-            con.execute("ALTER TABLE a2 RENAME TO accesses")
-            tr.con = con
+            tr.con = _rewrite_accesses(tmp_path / "t.duckdb", "SELECT * FROM accesses ORDER BY hash(req_id * 7919 + pos)")
         chunks = list(accesses.iter_access_chunks(tr.con, size))
         assert chunks[0].first_request == 0
         for a, b in zip(chunks, chunks[1:]):
