@@ -44,7 +44,8 @@ STAMP_MAX_POS = (1 << STAMP_POS_BITS) - 1
 
 def row_itemsize(n_accesses: int) -> int:
     """Bytes per field of the rows of a trace of ``n_accesses`` (module docstring): next-use
-    values reach 2n, which fit 4 bytes while 2n < 2**31."""
+    values reach 2n, which fit 4 bytes while 2n < 2**31; access indices, block ids and counts
+    stay below n, request indices below 2**31 (2**31 requests' offsets alone are 16 GiB)."""
     return 4 if 2 * n_accesses < 2**31 else 8
 
 
