@@ -380,6 +380,56 @@ def test_element_ends_across_any_cut():
         assert (comma2 + cut if comma2 >= 0 else comma) == whole_comma
 
 
+def naive_element_ends(text: str) -> tuple[int, int]:
+    """The slow reference of ``kernels.json_array.element_ends`` for a valid JSON array:
+    Python's json decodes the elements one by one; returns (byte position of the last comma
+    between elements, of the closing bracket), counted in the bytes after the opening bracket."""
+    decoder = json.JSONDecoder()
+    i, last_comma = text.index("[") + 1, -1
+
+    def skip(i):
+        while text[i] in " \t\r\n":
+            i += 1
+        return i
+    i = skip(i)
+    if text[i] != "]":
+        while True:
+            _, i = decoder.raw_decode(text, i)
+            i = skip(i)
+            if text[i] == "]":
+                break
+            assert text[i] == ","
+            last_comma = len(text[:i].encode()) - 1
+            i = skip(i + 1)
+    return last_comma, len(text[:i].encode()) - 1
+
+
+_JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                            max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_JSON_VALUES, max_size=6), st.booleans(), st.sampled_from([None, 0, 1, 2]), st.data())
+def test_element_ends_equal_the_naive_json_reference(values, ascii_only, indent, data):
+    """The scan over any pieces of an array finds the last comma between its elements and its
+    closing bracket where Python's json decoder does."""
+    from kvctrace.kernels.json_array import element_ends, new_state
+    text = json.dumps(values, ensure_ascii=ascii_only, indent=indent)
+    want = naive_element_ends(text)
+    body = np.frombuffer(text.encode(), np.uint8)[1:]
+    cuts = sorted(data.draw(st.lists(st.integers(0, body.shape[0]), max_size=4)))
+    state, comma, close, start = new_state(), -1, -1, 0
+    for end in cuts + [body.shape[0]]:
+        c, close = element_ends(body[start:end], state)
+        comma = c + start if c >= 0 else comma
+        if close >= 0:
+            close += start
+            break
+        start = end
+    assert (comma, close) == want
+
+
 def test_json_array_bad_records_in_later_chunks(tmp_path, small_chunks):
     """Bad records (a bad value, a repeated key, NaN, not an object) far from the first chunk: the same error naming the record, and with
     --skip-bad-lines the same rejects (their JSON text), numbered in the file."""
