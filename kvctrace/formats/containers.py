@@ -291,17 +291,31 @@ def _read_records(src: Source, records: list, fmt, block_size, partial, skip_bad
     rejects table's line_no is that number; its raw text is the record as JSON)."""
     src.unit = "row" if src.kind == "parquet" else "record"
     if not records:
-        raise TraceFormatError("empty trace: no records", path=str(src.path), line=1,
-                               hint="the file holds no requests")
+        raise empty_array_error(src.path)
+    reader, opts = records_reader(src, records, fmt, block_size, partial, skip_bad_lines, constants)
+    return parsed_records(src, records, reader, opts, skip_bad_lines, constants)
+
+
+def empty_array_error(path) -> TraceFormatError:
+    return TraceFormatError("empty trace: no records", path=str(path), line=1, hint="the file holds no requests")
+
+
+def records_reader(src: Source, records: list, fmt, block_size, partial, skip_bad_lines,
+                   constants: bool = False) -> tuple:
+    """(reader, its options) of parsed records (a JSON array's, numbered 1, 2, ...), from the
+    first record (with --skip-bad-lines, the first usable of the first ``OPTION_CANDIDATES``
+    accepted ones: ``_first_options``)."""
     first = records[0] if isinstance(records[0], dict) else {}
     reader = choose_reader(fmt, first.keys(), src.path, 1, src.settings)
     checked = _accepted(src, enumerate(records, 1), lambda rec: checked_record(rec, constants), skip_bad_lines)
     first = next(checked, None) or (1, first)  # every record is bad: the first one's options (or error)
-    opts = _first_options(reader, src, itertools.chain([first], checked), block_size, partial, skip_bad_lines)
-    return _parsed_records(src, records, reader, opts, skip_bad_lines, constants)
+    return reader, _first_options(reader, src, itertools.chain([first], checked), block_size, partial,
+                                  skip_bad_lines)
 
 
-def _parsed_records(src: Source, records: list, reader, opts, skip_bad_lines, constants: bool = False) -> Columns:
+def parsed_records(src: Source, records: list, reader, opts, skip_bad_lines, constants: bool = False) -> Columns:
+    """Parsed records (numbered 1, 2, ... from ``src.line_base``) as ``reader``'s columns; a
+    rejected one keeps its JSON text."""
     items = ((i, json.dumps(rec, default=str).encode(), rec) for i, rec in enumerate(records, 1))
     return _slow(items, reader, opts, src, skip_bad_lines, parse=lambda rec: checked_record(rec, constants))
 
@@ -310,14 +324,13 @@ def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns
     try:
         text = src.data.decode("utf-8")
     except UnicodeDecodeError:
-        raise TraceFormatError("not UTF-8 text", path=str(src.path), hint="is this a trace file?") from None
+        raise not_utf8_error(src.path) from None
     try:
         doc = strict_json(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several objects, one per line: a JSON-lines file named .json
             return _read_jsonl(src, fmt, block_size, partial, skip_bad_lines)
-        raise TraceFormatError(f"malformed JSON ({err.msg} at column {err.colno})", path=str(src.path),
-                               line=err.lineno, hint="a .json trace is one array of request objects") from None
+        raise malformed_json_error(src.path, err.msg, err.lineno, err.colno) from None
     except BadLine as err:
         raise TraceFormatError(err.reason, path=str(src.path), hint=err.hint) from None
     if isinstance(doc, dict):
@@ -326,6 +339,16 @@ def _read_json(src: Source, fmt, block_size, partial, skip_bad_lines) -> Columns
         raise TraceFormatError(f"expected an array of request objects, got a JSON {type(doc).__name__}",
                                path=str(src.path), line=1, hint="a .json trace is one array of request objects")
     return _read_records(src, doc, fmt, block_size, partial, skip_bad_lines, may_hold_constants(text))
+
+
+def not_utf8_error(path) -> TraceFormatError:
+    return TraceFormatError("not UTF-8 text", path=str(path), hint="is this a trace file?")
+
+
+def malformed_json_error(path, msg: str, line: int, column: int) -> TraceFormatError:
+    """A .json trace's JSON error at ``line`` and ``column`` (characters) of the file."""
+    return TraceFormatError(f"malformed JSON ({msg} at column {column})", path=str(path), line=line,
+                            hint="a .json trace is one array of request objects")
 
 
 def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
@@ -373,7 +396,7 @@ def parquet_columns(src: Source, df: pl.DataFrame, written: dict, reader, opts, 
         if cols is not None:
             return _finish(cols, [], [], [], reader, opts, src)
     # no columnar path (every row is parsed), or a row the per-record path must diagnose
-    return _parsed_records(src, df.to_dicts(), reader, opts, skip_bad_lines)
+    return parsed_records(src, df.to_dicts(), reader, opts, skip_bad_lines)
 
 
 def _csv_header(src: Source, header_line: int, header_raw: bytes) -> list[str]:

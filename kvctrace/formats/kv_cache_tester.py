@@ -325,14 +325,16 @@ def sniff(src: Source) -> bool:
     if src.kind not in ("json", "jsonl"):
         return False
     first = next((line for _, line in src.iter_lines() if line.strip()), b"")
+    # ValueError: not JSON, not UTF-8, or a number beyond int()'s digit limit; RecursionError:
+    # nested too deep (the reader that is chosen instead names the problem)
     try:
         doc = json.loads(extract_hash_ids(first)[0])  # only the keys matter: skip parsing the ids
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         if src.kind != "json":
             return False
         try:
             doc = json.loads(extract_hash_ids(src.data)[0])  # one document over several lines
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             return False
     if isinstance(doc, list):
         doc = doc[0] if doc else None

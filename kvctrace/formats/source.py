@@ -320,20 +320,31 @@ class TextStream:
     def _cut_at_damage(self, data: bytes) -> bytes:
         """At the end of a damaged compressed stream: keep the complete lines, and reject the
         cut one (or refuse the file without --skip-bad-lines), as ``open_source`` does."""
-        err = self._inflater.error if self._inflater is not None else None
-        if err is None:
+        if self.damage is None:
             return data
         complete = data.rfind(b"\n") + 1
         n_complete = self.lines_before + data.count(b"\n", 0, complete)
         if not self.skip_bad_lines:
-            raise TraceFormatError(
-                f"{self.compression} stream is truncated or corrupt ({err}) after {n_complete:,} complete lines",
-                path=str(self.path), line=n_complete + 1,
-                hint="re-download or re-compress the file, or pass --skip-bad-lines to ingest "
-                     "the complete lines before the damage")
-        self.pre_rejects.append((n_complete + 1, data[complete:],
-                                 f"{self.compression} stream truncated or corrupt here ({err})"))
+            raise self.truncated(n_complete)
+        self.pre_rejects.append(self.truncated_reject(n_complete, data[complete:]))
         return data[:complete]
+
+    @property
+    def damage(self) -> Exception | None:
+        """What cut the compressed stream short (known once it is read to its end), or None."""
+        return self._inflater.error if self._inflater is not None else None
+
+    def truncated(self, n_complete: int) -> TraceFormatError:
+        """``open_source``'s error for a damaged stream after ``n_complete`` whole lines."""
+        return TraceFormatError(
+            f"{self.compression} stream is truncated or corrupt ({self.damage}) after {n_complete:,} complete lines",
+            path=str(self.path), line=n_complete + 1,
+            hint="re-download or re-compress the file, or pass --skip-bad-lines to ingest "
+                 "the complete lines before the damage")
+
+    def truncated_reject(self, n_complete: int, tail: bytes) -> tuple:
+        """The reject (with --skip-bad-lines) of the cut line after ``n_complete`` whole lines."""
+        return (n_complete + 1, tail, f"{self.compression} stream truncated or corrupt here ({self.damage})")
 
     def _check_start(self, data: bytes) -> bytes:
         self.bom = data.startswith(b"\xef\xbb\xbf")
@@ -366,6 +377,24 @@ class TextStream:
         if not seen_text and not self.pre_rejects:
             raise TraceFormatError("empty file: only blank lines, no requests to ingest", path=str(self.path),
                                    line=1, hint="the trace has no records; check that it was written completely")
+
+    def pieces(self, size: int):
+        """The text in pieces of ``size`` bytes, cut anywhere (a JSON array, which may be one
+        long line, is cut into elements by its own scan: formats/stream.py), after the
+        file-level checks of the start; at the end, ``damage`` says whether the stream was cut."""
+        try:
+            self._fill(_HEAD_BYTES)
+            self._pending = self._check_start(self._pending)
+            while True:
+                self._fill(size)
+                data = self._pending
+                self._pending = data[size:]
+                if data:
+                    yield data[:size]
+                if self._eof and not self._pending:
+                    break
+        finally:
+            self._fh.close()
 
     def sha256(self) -> str:
         """The file's sha256 (complete once ``chunks()`` has run to the end)."""
