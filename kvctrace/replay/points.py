@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import policies
-from ..kernels.policies.state import row_itemsize
+from ..kernels.policies import dispatch
+from ..kernels.policies.state import B_FIELDS, HEAP_FIELDS, LIST_FIELDS, row_itemsize
 from .engine import HitCounts
 
 CHUNK_BYTES = 256 * 2**20         # per-request hit arrays held at once during a sweep
@@ -81,8 +82,6 @@ def state_bytes(n_unique: int, codes, caps, itemsize: int) -> int:
     (kernels/replay.py ``_new_state``): one row of ``itemsize``-byte fields per block, its
     block fields plus per tier the fields of the tier's family (kernels/policies/state.py),
     and for HEAP tiers their heaps (16 bytes per slot, sized by the largest HEAP tier)."""
-    from ..kernels.policies import dispatch
-    from ..kernels.policies.state import B_FIELDS, HEAP_FIELDS, LIST_FIELDS
     family = {p.code: p.family for p in map(policies.get, policies.names())}
     fams = [family[int(c)] for c in codes]
     fields = {"list": LIST_FIELDS, "heap": HEAP_FIELDS, "own": dispatch.OWN_FIELDS}
