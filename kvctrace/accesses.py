@@ -17,6 +17,7 @@ from .kernels.arrays import id_type
 from .sql import load_query
 
 ACCESS_BATCH_ROWS = 1 << 20  # accesses read from the store at a time
+STORE_CHUNK_ACCESSES = 1 << 22  # accesses an analysis of a store opened in chunks gets at a time
 
 
 def _id_batches(con, offsets: np.ndarray) -> Iterator[np.ndarray]:
@@ -78,15 +79,17 @@ class AccessChunk(NamedTuple):
     blocks: np.ndarray
 
 
-def iter_access_chunks(con: duckdb.DuckDBPyConnection, accesses: int = 1 << 22) -> Iterator[AccessChunk]:
+def iter_access_chunks(con: duckdb.DuckDBPyConnection, accesses: int = STORE_CHUNK_ACCESSES,
+                       offsets: np.ndarray | None = None) -> Iterator[AccessChunk]:
     """The accesses table as chunks of whole requests of about ``accesses`` block accesses, in
     arrival order, so that an analysis whose state is per block (counts, last-seen times,
     ...) can run over a trace whose accesses do not fit in memory: the table is streamed, never
-    held whole."""
-    n_blocks = con.sql("SELECT n_blocks FROM requests ORDER BY req_id").to_arrow_table().column(0).to_numpy()
-    offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
-    np.cumsum(n_blocks, out=offsets[1:])
-    n_req, dtype = n_blocks.shape[0], id_type(int(offsets[-1]))
+    held whole. ``offsets``: the requests' CSR offsets when the caller has them (else read)."""
+    if offsets is None:
+        n_blocks = con.sql("SELECT n_blocks FROM requests ORDER BY req_id").to_arrow_table().column(0).to_numpy()
+        offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
+        np.cumsum(n_blocks, out=offsets[1:])
+    n_req, dtype = offsets.shape[0] - 1, id_type(int(offsets[-1]))
     pending, filled, first = [], 0, 0
     for ids in _id_batches(con, offsets):
         pending.append(ids.astype(dtype, copy=False))

@@ -424,8 +424,10 @@ def _read_meta(con) -> dict | None:
     return meta if "kvctrace_version" in meta else None
 
 
-def load_store(con, path: str) -> Trace:
-    """A Trace from the tables of an existing store (no re-ingest)."""
+def load_store(con, path: str, *, chunked: bool = False) -> Trace:
+    """A Trace from the tables of an existing store (no re-ingest). ``chunked``: do not read
+    the block ids now; the analyses stream them from the accesses table (``Trace.access_chunks``)
+    and anything else that needs them reads them whole on first use."""
     meta = _read_meta(con)
     if meta is None:
         raise KvctraceError("not a kvctrace database (no kvctrace tables/meta)", path=path,
@@ -435,9 +437,10 @@ def load_store(con, path: str) -> Trace:
     offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
     has_ids = json.loads(meta.get("has_block_ids", "true"))
-    blocks = read_block_ids(con, offsets) if has_ids \
-        else np.empty(0, np.int32)
-    drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
+    blocks = None
+    if not (has_ids and chunked):
+        blocks = read_block_ids(con, offsets) if has_ids else np.empty(0, np.int32)
+        drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
     return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
                  con=con, offsets=offsets, blocks=blocks,
                  ts=req.column("ts").to_numpy().astype(np.float64, copy=False),

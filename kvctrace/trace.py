@@ -12,15 +12,22 @@ Contract (shared by every part of kvctrace):
   meta and rejects are views over its Arrow data, which ``request_sql`` reads: the analyses
   read the arrays and those views, so ``kvctrace analyze`` never writes a table.
 * ``has_block_ids`` is False for lengths-only traces (then ``blocks`` is empty).
+* The analyses read the block ids through ``access_chunks()``, chunks of whole requests, never
+  ``blocks`` itself: a trace in memory gives one chunk of its arrays, a store opened in chunks
+  (``load_store(..., chunked=True)``: ``blocks`` is then read whole only if something asks for
+  it) streams its accesses table, so a store bigger than memory can be analyzed
+  (docs/architecture.md "Memory").
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import polars as pl
 
+from .accesses import AccessChunk
 from .formats.prompts import text_facts
 
 
@@ -40,6 +47,10 @@ class Trace:
     sorted_input: bool = True
     rejected_lines: int = 0
     meta: dict = field(default_factory=dict, repr=False)
+    # accesses per chunk of ``access_chunks``: None gives a trace in memory one chunk (a store
+    # opened in chunks reads STORE_CHUNK_ACCESSES at a time); tests set small values to check
+    # that every analysis gives the same result however its input is cut
+    chunk_accesses: int | None = field(default=None, repr=False)
 
     @property
     def n_requests(self) -> int:
@@ -47,8 +58,32 @@ class Trace:
 
     @property
     def n_accesses(self) -> int:
-        released = self.__dict__.get("_released_accesses")
-        return int(self.blocks.shape[0]) if released is None else released
+        return int(self.offsets[-1]) if self.has_block_ids else 0
+
+    def access_chunks(self) -> Iterator[AccessChunk]:
+        """The block ids as chunks of whole requests, in arrival order (``AccessChunk``: the
+        first request's number, CSR offsets from 0, the ids): how the analyses read them. A
+        trace whose ids are in memory gives one chunk of its own arrays (or, with
+        ``chunk_accesses``, slices of about that many accesses); a store opened in chunks reads
+        its accesses table a chunk at a time, on every call (an analysis may make several
+        passes)."""
+        blocks = self.__dict__.get("_blocks")
+        if blocks is None:
+            from .accesses import STORE_CHUNK_ACCESSES, iter_access_chunks
+            yield from iter_access_chunks(self.connection(all_tables=False),
+                                          self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
+            return
+        offsets, size, n = self.offsets, self.chunk_accesses, self.n_requests
+        if not size:
+            yield AccessChunk(0, offsets, blocks)
+            return
+        first = 0
+        while True:
+            stop = min(max(int(np.searchsorted(offsets, offsets[first] + size)), first + 1), n)
+            yield AccessChunk(first, offsets[first:stop + 1] - offsets[first], blocks[offsets[first]:offsets[stop]])
+            first = stop
+            if first >= n:
+                return
 
     @property
     def duration_s(self) -> float:
@@ -94,8 +129,7 @@ class Trace:
         if con is not None:
             con.close()
         if release_blocks:
-            self.__dict__["_released_accesses"] = self.n_accesses
-            self.blocks = np.empty(0, self.blocks.dtype)
+            self.blocks = np.empty(0, np.int32)
 
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
@@ -175,6 +209,22 @@ def _con(trace: Trace) -> duckdb.DuckDBPyConnection:
 def _set_con(trace: Trace, con: duckdb.DuckDBPyConnection) -> None:
     trace.__dict__["_con"] = con
 
+
+def _blocks(trace: Trace) -> np.ndarray:
+    blocks = trace.__dict__.get("_blocks")
+    if blocks is None:  # a store opened in chunks: read whole for a caller that needs every id
+        from .accesses import read_block_ids
+        blocks = trace.__dict__["_blocks"] = read_block_ids(trace.connection(all_tables=False), trace.offsets)
+    return blocks
+
+
+def _set_blocks(trace: Trace, blocks: np.ndarray | None) -> None:
+    trace.__dict__["_blocks"] = blocks
+
+
+# ``blocks`` is a dataclass field read through a property: a store opened in chunks
+# (``blocks=None``) reads its ids whole only when something other than ``access_chunks`` asks.
+Trace.blocks = property(_blocks, _set_blocks, doc="The dense block ids in CSR order (``offsets``).")
 
 # ``con`` is a dataclass field (constructors pass it) read through a property, so that any use
 # of the connection (a SQL query, an export, a notebook) first writes the pending tables.

@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 
+import duckdb
 import numpy as np
 import pytest
 import zstandard
@@ -307,6 +308,31 @@ def test_access_chunks_cover_the_trace(tmp_path, size):
         if size > 1:
             assert all(c.offsets[-1] >= size or c is chunks[-1] for c in chunks)
     tr.con.close()
+
+
+@pytest.mark.parametrize("size", [None, 1, 50, 1000])
+def test_trace_access_chunks_in_memory_and_from_a_store(tmp_path, size):
+    """Trace.access_chunks, what the analyses read: chunks of whole requests covering the
+    trace once, in order, from the arrays in memory and from a store opened in chunks (which
+    reads its ids whole only when ``blocks`` is asked for); a lengths-only count is 0."""
+    from kvctrace.store import load_store
+    path = write_trace(tmp_path / "t.jsonl", "mooncake", 120, seed=5)
+    want = open_trace(path, db=tmp_path / "t.duckdb")
+    want.con.close()
+    stored = load_store(duckdb.connect(str(tmp_path / "t.duckdb"), read_only=True), str(path), chunked=True)
+    assert "_blocks" in stored.__dict__ and stored.__dict__["_blocks"] is None   # nothing read yet
+    assert stored.n_accesses == int(want.offsets[-1])
+    for tr in (open_trace(path), stored):
+        tr.chunk_accesses = size
+        chunks = list(tr.access_chunks())
+        assert [c.first_request for c in chunks] == list(np.cumsum([0] + [c.offsets.shape[0] - 1 for c in chunks[:-1]]))
+        assert sum(c.offsets.shape[0] - 1 for c in chunks) == want.n_requests
+        assert np.array_equal(np.concatenate([c.blocks for c in chunks]), want.blocks)
+        assert all(c.blocks.shape[0] == c.offsets[-1] for c in chunks)
+        if size is None and tr is not stored:
+            assert len(chunks) == 1 and chunks[0].blocks is tr.blocks   # the arrays themselves
+    assert np.array_equal(stored.blocks, want.blocks)   # read whole on first use
+    stored.con.close()
 
 
 # ---- JSON arrays (.json): cut between top-level elements (kernels/json_array.py) ------------
