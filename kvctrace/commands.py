@@ -12,6 +12,10 @@ from pathlib import Path
 
 DEFAULT_PRESET = "h100-llama3-8b"
 PRELOAD_REPORT_BELOW = 10_000_000  # accesses: analyze loads the report's imports beside the analyses
+# A store with more accesses than this is analyzed a chunk of its accesses table at a time
+# (Trace.access_chunks; 512 MiB of int32 ids); a smaller one is read whole once, which is
+# quicker than one scan of the table per pass of the analyses.
+ANALYZE_IN_CHUNKS_ABOVE = 1 << 27
 # Extensions stripped from a trace's name to name its default database (outermost first).
 _TRACE_SUFFIXES = (".gz", ".zst", ".zstd", ".jsonl", ".json", ".csv", ".parquet")
 
@@ -120,7 +124,9 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     ``progress``: optional callable told the current stage."""
     from .analysis import analyze as run_analyses
     from .outputs import removed_if_interrupted, replaced_atomically
-    opened = _open(trace, trace_options, progress)
+    opened = _open(trace, {**(trace_options or {}), "chunked": True}, progress)
+    if opened.n_accesses <= ANALYZE_IN_CHUNKS_ABOVE:
+        opened.blocks  # noqa: B018 - read a store's ids whole now (Trace.blocks reads them on first use)
     with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
         out_dir = _claim(out, opened.info(), force)
         # On a small trace the report's chart stack (altair, jinja2: ~0.4 s of imports, ~30 MB)

@@ -13,6 +13,8 @@ where memory lives, never a result:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import ctypes
 import functools
 import os
@@ -83,6 +85,19 @@ def drop_cached_blocks(con) -> None:
         pass
     finally:
         con.execute("RESET memory_limit")
+
+
+@contextmanager
+def small_block_cache(con, limit: str = "128MB"):
+    """While a store's table is streamed (``Trace.access_chunks``), keep DuckDB's cache of the
+    file's blocks small: it would otherwise keep every block it scanned (up to 80% of RAM),
+    which over a trace bigger than memory is what streaming is there to avoid. A scan keeps
+    only its current batch, well under the limit."""
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        drop_cached_blocks(con)
 
 
 def offload_table_data(con) -> None:

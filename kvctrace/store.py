@@ -19,7 +19,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .accesses import read_block_ids
 from .errors import KvctraceError, TraceFormatError
 from .formats import read_columns
 from .formats.common import MAX_TOKENS
@@ -27,7 +26,7 @@ from .formats.containers import trace_sha256
 from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
-from .memory import drop_cached_blocks, map_large_arrays
+from .memory import map_large_arrays
 from .sql import load_query
 from .tables import TABLES, dense_block_ids, kvctrace_version, materialize, memory_connection
 from .trace import Trace
@@ -437,18 +436,17 @@ def load_store(con, path: str, *, chunked: bool = False) -> Trace:
     offsets = np.zeros(n_blocks.shape[0] + 1, np.int64)
     np.cumsum(n_blocks, out=offsets[1:])
     has_ids = json.loads(meta.get("has_block_ids", "true"))
-    blocks = None
-    if not (has_ids and chunked):
-        blocks = read_block_ids(con, offsets) if has_ids else np.empty(0, np.int32)
-        drop_cached_blocks(con)  # the arrays are read: DuckDB need not keep the file's blocks
-    return Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
-                 con=con, offsets=offsets, blocks=blocks,
+    trace = Trace(path=meta.get("source_path", path), format=meta["format"], block_size=int(meta["block_size"]),
+                 con=con, offsets=offsets, blocks=None if has_ids else np.empty(0, np.int32),
                  ts=req.column("ts").to_numpy().astype(np.float64, copy=False),
                  input_len=req.column("input_len").to_numpy().astype(np.int64, copy=False),
                  output_len=req.column("output_len").to_numpy().astype(np.int64, copy=False),
                  n_unique_blocks=int(meta.get("unique_blocks", 0)), has_block_ids=has_ids,
                  sorted_input=json.loads(meta.get("sorted_input", "true")),
                  rejected_lines=int(meta.get("rejected_lines", 0)), meta=meta)
+    if not chunked:
+        trace.blocks  # noqa: B018 - read the ids now (Trace.blocks reads a store's ids on first use)
+    return trace
 
 
 def _reusable(meta: dict | None, path: Path, key: str) -> bool:
@@ -486,7 +484,7 @@ def _remove_stale_temporaries(db: Path) -> None:
             _remove(tmp)
 
 
-def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
+def _ingest_new_file(path: Path, db: Path, options: dict, lock=None, chunked: bool = False) -> Trace:
     """Ingest into a new database file: written under a temporary name beside it and renamed
     once complete (over ``db`` when it holds an earlier store, whose connection ``lock`` is
     held meanwhile so that no other process opens it), so a failed or interrupted ingest (even
@@ -509,7 +507,7 @@ def _ingest_new_file(path: Path, db: Path, options: dict, lock=None) -> Trace:
         _remove(tmp)
         raise
     if trace is None:  # streamed: the arrays are read from the file
-        return load_store(_connect(db, read_only=True), str(db))
+        return load_store(_connect(db, read_only=True), str(db), chunked=chunked)
     trace.con = _connect(db, read_only=True)
     return trace
 
@@ -535,7 +533,7 @@ def _ingest_into(path: Path, con, options: dict) -> Trace | None:
 def open_trace(path, *, format: str | None = None, block_size: int | None = None,
                partial_block: str | None = None, coarsen: int = 1, skip_bad_lines: bool = False,
                db=None, progress=None, tokenizer=None, chat_template=None, session_start: str | None = None,
-               seed: int = 0) -> Trace:
+               seed: int = 0, chunked: bool = False) -> Trace:
     """Ingest a trace file or a folder of kv-cache-tester conversations (or open a kvctrace
     ``.duckdb``) and return a ``Trace``.
 
@@ -545,7 +543,9 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
     ``tokenizer`` / ``chat_template``: for text traces (docs/text-inputs.md); part of the
     options that decide whether ``db`` is re-used. ``session_start`` (``zero``, ``stagger:S``,
     ``poisson:R``; default: see ``formats.sessions``) and ``seed`` place separate
-    conversations on one time line."""
+    conversations on one time line. ``chunked``: a trace read from a database file (a
+    ``.duckdb``, or ``db``) leaves its block ids there until used; the analyses stream them
+    (``Trace.access_chunks``), anything else reads them whole on first use."""
     path = Path(path)
     if path.is_file() and is_duckdb_file(path):
         if db is not None and Path(db).resolve() != path.resolve():
@@ -560,7 +560,7 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
             raise KvctraceError(f"{', '.join(k for k, v in given.items() if v)} apply when a trace file is ingested, "
                                 "not to an existing database", path=str(path),
                                 hint="re-ingest the original trace with these options (kvctrace ingest TRACE --db PATH ...)")
-        return load_store(_connect(path, read_only=True), str(path))
+        return load_store(_connect(path, read_only=True), str(path), chunked=chunked)
     key = _options_key(format, block_size, partial_block, coarsen, skip_bad_lines, tokenizer, chat_template,
                        session_start, seed)
     options = dict(format=format, block_size=block_size, partial_block=partial_block, coarsen=coarsen,
@@ -570,7 +570,7 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         return ingest(path, **options)
     db = Path(db)
     if not db.exists():
-        return _ingest_new_file(path, db, options)
+        return _ingest_new_file(path, db, options, chunked=chunked)
     if not is_duckdb_file(db):
         raise KvctraceError("--db exists and is not a DuckDB database", path=str(db),
                             hint="choose a new file name ending in .duckdb")
@@ -579,7 +579,7 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
         meta = _read_meta(con)
         _check_not_foreign(con, meta, db)
         if _reusable(meta, path, key):
-            return load_store(con, str(db))
+            return load_store(con, str(db), chunked=chunked)
     except BaseException:
         con.close()
         raise
@@ -587,6 +587,6 @@ def open_trace(path, *, format: str | None = None, block_size: int | None = None
     con = _connect(db)  # re-ingest: the database alone while the new one is written beside it
     try:
         _check_not_foreign(con, _read_meta(con), db)
-        return _ingest_new_file(path, db, options, lock=con)
+        return _ingest_new_file(path, db, options, lock=con, chunked=chunked)
     finally:
         con.close()

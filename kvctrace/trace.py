@@ -70,8 +70,10 @@ class Trace:
         blocks = self.__dict__.get("_blocks")
         if blocks is None:
             from .accesses import STORE_CHUNK_ACCESSES, iter_access_chunks
-            yield from iter_access_chunks(self.connection(all_tables=False),
-                                          self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
+            from .memory import small_block_cache
+            con = self.connection(all_tables=False)
+            with small_block_cache(con):
+                yield from iter_access_chunks(con, self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
             return
         offsets, size, n = self.offsets, self.chunk_accesses, self.n_requests
         if not size:
@@ -214,7 +216,10 @@ def _blocks(trace: Trace) -> np.ndarray:
     blocks = trace.__dict__.get("_blocks")
     if blocks is None:  # a store opened in chunks: read whole for a caller that needs every id
         from .accesses import read_block_ids
-        blocks = trace.__dict__["_blocks"] = read_block_ids(trace.connection(all_tables=False), trace.offsets)
+        from .memory import drop_cached_blocks
+        con = trace.connection(all_tables=False)
+        blocks = trace.__dict__["_blocks"] = read_block_ids(con, trace.offsets)
+        drop_cached_blocks(con)  # the ids are read: DuckDB need not keep the file's blocks
     return blocks
 
 

@@ -629,3 +629,4 @@ def test_json_array_cli_error_is_one_line(tmp_path, small_chunks):
     assert proc.returncode == 1, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert str(path) in proc.stderr and "malformed JSON" in proc.stderr and ", line " in proc.stderr
+
