@@ -21,7 +21,6 @@ import io
 import itertools
 import json
 import tempfile
-import threading
 from pathlib import Path
 
 import duckdb
@@ -29,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import TraceFormatError
-from ..kernels import jsonscan
+from ..kernels import jsonl_extract, jsonscan
 from ..memory import DUCKDB_CONFIG
 from ..sql import load_query
 from .common import TEXT_INT_PATTERN, TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_block_size, text_matches
@@ -144,6 +143,8 @@ def _jsonl_lines(src: Source):
 
 
 _DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.List(pl.Int64): "BIGINT[]"}
+_EXTRACT_KINDS = {pl.Int64: jsonl_extract.INT, pl.Float64: jsonl_extract.FLOAT, pl.String: jsonl_extract.STRING,
+                  pl.List(pl.Int64): jsonl_extract.INT_LIST}
 
 
 def _scan_class(dtype) -> int:
@@ -151,66 +152,34 @@ def _scan_class(dtype) -> int:
     return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL, pl.Null: jsonscan.REFUSED}.get(dtype, jsonscan.INT)
 
 
-def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None, con=None) -> pl.DataFrame:
+def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.DataFrame:
     """The records as typed columns via DuckDB's read_json: of the file itself, or of ``text``
     (or the decompressed text, or text without a byte-order mark) copied to a temporary file."""
     columns = {name: _DUCK_TYPES[dtype] for name, dtype in schema.items() if dtype != pl.Null}
-    con = con if con is not None else duckdb.connect()
-    if text is None and src.compression == "none" and not src.bom and not src.chunk:
-        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
-                                     params={"path": str(src.path), "columns": columns}).to_arrow_table())
-    with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
-        plain = Path(tmp) / "trace.jsonl"
-        plain.write_bytes(src.data if text is None else text)
-        return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
-                                     params={"path": str(plain), "columns": columns}).to_arrow_table())
+    con = duckdb.connect(config=DUCKDB_CONFIG)
+    try:
+        if text is None and src.compression == "none" and not src.bom and not src.chunk:
+            return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                         params={"path": str(src.path), "columns": columns}).to_arrow_table())
+        with tempfile.TemporaryDirectory(prefix="kvctrace-") as tmp:
+            plain = Path(tmp) / "trace.jsonl"
+            plain.write_bytes(src.data if text is None else text)
+            return pl.from_arrow(con.sql(load_query("ingest_read_jsonl"),
+                                         params={"path": str(plain), "columns": columns}).to_arrow_table())
+    finally:
+        # closing returns DuckDB's cached memory (the read's buffers) to the system at once
+        con.close()
 
 
-class _BackgroundRead:
-    """DuckDB reads the file in a thread (it releases the GIL) while the strict scan runs, so
-    the scan's start-up (Numba loading its kernels) overlaps the read; its result is used
-    only if the scan passes every line, else the read is interrupted and discarded."""
-
-    def __init__(self, src: Source, schema: dict):
-        self._con = duckdb.connect(config=DUCKDB_CONFIG)
-        self._result = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(src, schema), daemon=True)
-        self._thread.start()
-
-    def _run(self, src, schema):
-        try:
-            self._result = _duckdb_frame(src, schema, con=self._con)
-        except Exception as err:  # noqa: BLE001 - reported to the caller, who falls back
-            self._error = err
-
-    def __enter__(self) -> "_BackgroundRead":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        # always joined before the caller goes on (a Ctrl-C included): a thread left inside
-        # DuckDB when Python shuts down aborts the process ('FATAL: exception not rethrown')
-        self.cancel()
-
-    def result(self) -> pl.DataFrame:
-        self._thread.join()
-        self._close()
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def cancel(self) -> None:
-        if self._con is not None:
-            self._con.interrupt()
-        self._thread.join()
-        self._close()
-
-    def _close(self) -> None:
-        # Closing the database returns its allocator's cached memory (the read's buffers, some
-        # hundred MB on a large trace) to the system at once, instead of holding it while the
-        # rest of the ingest runs.
-        con, self._con = self._con, None  # a Ctrl-C during close must not close it twice
-        if con is not None:
-            con.close()
+def _typed_frame(src: Source, schema: dict, line_no: np.ndarray, text=None) -> pl.DataFrame:
+    """The scanned lines ``line_no`` of ``src`` as the typed columns of ``schema``: read by
+    ``kernels/jsonl_extract.py``, or, for a value it declines, by DuckDB from ``text`` (a
+    callable giving those lines' bytes; default: the whole source)."""
+    fields = {name: _EXTRACT_KINDS[dtype] for name, dtype in schema.items() if dtype != pl.Null}
+    columns = jsonl_extract.read_columns(src.data, line_no, fields)
+    if columns is not None:
+        return pl.DataFrame(columns)
+    return _duckdb_frame(src, schema, None if text is None else text())
 
 
 # With --skip-bad-lines, a file whose flagged lines are at most this share of its lines keeps
@@ -236,8 +205,8 @@ def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
         pieces.append(src.data[prev:starts[number - 1]])
         prev = ends[number - 1] + 1
     pieces.append(src.data[prev:])
-    df = _duckdb_frame(src, schema, b"".join(pieces))
     good = line_no[ok]
+    df = _typed_frame(src, schema, good, lambda: b"".join(pieces))
     cols = reader.from_frame(df, good, opts) if df.height == good.shape[0] else None
     return None if cols is None else (cols, rejects)
 
@@ -265,21 +234,18 @@ def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
         return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=json_object)
+    line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
     fast = None
-    with _BackgroundRead(src, schema) as background:
-        line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
-        n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
-        if n_flagged:
-            background.cancel()
-        try:
-            if n_flagged == 0:
-                df = background.result()
-                cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
-                fast = None if cols is None else (cols, [])
-            elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
-                fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
-        except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
-            fast = None
+    try:
+        if n_flagged == 0:
+            df = _typed_frame(src, schema, line_no)
+            cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
+            fast = None if cols is None else (cols, [])
+        elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
+            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
+    except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
+        fast = None
     if fast is not None:
         return _finish(fast[0], [], [], fast[1], reader, opts, src)
     return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=json_object)
