@@ -333,3 +333,46 @@ def test_exact_mrc_matches_analysis(synthetic):
     tr = _mooncake("synthetic_trace")
     caps = [1, 10, 1000, 20000]
     assert exact_mrc(tr, caps)["hit_ratio"].to_list() == pytest.approx(synthetic.hit_ratio_at(caps).tolist())
+
+
+# ---- the same results however the accesses are read (Trace.access_chunks) --------------------
+
+def _assert_same_reuse(got, want):
+    from polars.testing import assert_frame_equal
+    assert got.summary() == want.summary()
+    for name in ("requests", "hit_rate_cdf", "windows", "block_time", "distance_counts", "mrc", "reuse_time",
+                 "reuse_time_hist", "shards"):
+        assert_frame_equal(getattr(got, name), getattr(want, name))
+    assert np.array_equal(got._cum_hits, want._cum_hits) and np.array_equal(got._hit_distances, want._hit_distances)
+
+
+def test_analyze_reuse_is_the_same_in_chunks_and_from_a_store(tmp_path):
+    """``analyze_reuse`` reads the ids through ``Trace.access_chunks``: cut into one request per
+    chunk or a few accesses (requests without blocks included; few SHARDS blocks, so that the
+    fixed-size sample evicts and compacts), or streamed from a store opened in chunks (whose
+    ids are then never read whole), every number and frame is the in-memory one's."""
+    import duckdb
+
+    from kvctrace import open_trace
+    from kvctrace.store import load_store
+    from kvctrace.synth import write_trace
+    rng = np.random.default_rng(20)
+    opts = {"shards_s_max": 4, "shards_rate": 0.5, "plot_points": 9}
+    for _ in range(3):
+        n_req = int(rng.integers(1, 40))
+        lengths = np.where(rng.random(n_req) < 0.25, 0, rng.integers(1, 9, n_req))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        tr = Trace.from_arrays(offsets, rng.integers(0, int(rng.integers(1, 40)), int(offsets[-1])),
+                               ts=np.sort(rng.choice([0.0, 0.5, 3.0, 90.0, 1e4], n_req)),
+                               input_len=lengths * 4 - rng.integers(0, 4, n_req), block_size=4)
+        want = analyze_reuse(tr, **opts)
+        for size in (1, int(rng.integers(2, 12))):
+            tr.chunk_accesses = size
+            _assert_same_reuse(analyze_reuse(tr, **opts), want)
+    path, db = write_trace(tmp_path / "t.jsonl", "mooncake", 150, seed=3), tmp_path / "t.duckdb"
+    open_trace(path, db=db).con.close()
+    stored = load_store(duckdb.connect(str(db), read_only=True), str(path), chunked=True)
+    stored.chunk_accesses = 100
+    _assert_same_reuse(analyze_reuse(stored, **opts), analyze_reuse(open_trace(path), **opts))
+    assert stored.__dict__["_blocks"] is None  # streamed, never loaded whole
+    stored.con.close()

@@ -1,13 +1,15 @@
-"""The fused reuse kernels (kvctrace/kernels/reuse_stats.py) against tests/naive and numpy:
-one pass giving distance counts, per-request hits and tokens and reuse distances in requests;
-reuse-time histograms and exact quantiles without a float per access."""
+"""The fused reuse kernels (kvctrace/kernels/reuse_stats.py) against tests/naive and numpy,
+over the trace cut into chunks of whole requests anywhere: one pass giving distance counts,
+per-request hits and tokens and the reuse-time histograms; exact quantiles of the reuse time
+in seconds without a float per access."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kvctrace.kernels.reuse_stats import linear_quantiles, reuse_pass, reuse_time_stats
+from kvctrace.accesses import AccessChunk
+from kvctrace.kernels.reuse_stats import linear_quantiles, reuse_pass, reuse_seconds_quantiles
 
 from . import naive
 
@@ -35,22 +37,36 @@ def traces(draw):
         ts = np.sort(ts)
     sample = np.unique(np.asarray(draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=6)), np.int64)) \
         if n else np.zeros(0, np.int64)
-    return offsets, blocks, len(seen), input_len, block_size, ts, sample
+    cuts = draw(st.lists(st.integers(1, len(lengths) - 1), max_size=4)) if len(lengths) > 1 else []
+    return offsets, blocks, len(seen), input_len, block_size, ts, sample, chunked(offsets, blocks, cuts)
+
+
+def chunked(offsets, blocks, cuts) -> list[AccessChunk]:
+    """The trace as chunks of whole requests, cut before each request of ``cuts``."""
+    edges = sorted({0, offsets.shape[0] - 1, *cuts})
+    return [AccessChunk(a, offsets[a:b + 1] - offsets[a], blocks[offsets[a]:offsets[b]])
+            for a, b in zip(edges[:-1], edges[1:])]
 
 
 @settings(max_examples=150, deadline=None)
 @given(traces())
 def test_reuse_pass_equals_naive(trace):
-    offsets, blocks, n_unique, input_len, block_size, ts, sample = trace
-    got = reuse_pass(offsets, blocks, n_unique, input_len, block_size, sample)
+    offsets, blocks, n_unique, input_len, block_size, ts, sample, chunks = trace
+    got = reuse_pass(offsets, chunks, n_unique, input_len, block_size, ts, sample)
     dist = np.asarray(naive.naive_stack_distances(blocks.tolist()), np.int64)
     warm = dist[dist >= 0]
     assert got["distance_counts"].tolist() == np.bincount(warm, minlength=0).tolist()
     assert got["cold"] == int((dist < 0).sum())
     per_block = np.bincount(blocks, minlength=n_unique)
     assert got["reaccessed_blocks"] == int((per_block >= 2).sum())
-    want_req, _ = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
-    assert got["reuse_requests"].tolist() == want_req
+    want_req, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
+    req = [d for d in want_req if d >= 0]
+    assert got["request_counts"].tolist() == np.bincount(req, minlength=max(offsets.shape[0] - 1, 1)).tolist()
+    want_bins = np.bincount([0 if v < 1 else int(np.floor(np.log2(v))) + 1 for v in want_s] or [0])
+    if not want_s:
+        want_bins[0] = 0
+    assert got["seconds_bins"].tolist() == want_bins.tolist()
+    assert int(got["seconds_digits"].sum()) == len(want_s)
     hits, prefix = naive.naive_request_hits(offsets.tolist(), blocks.tolist())
     assert got["hits"].tolist() == hits and got["prefix_hits"].tolist() == prefix
     for prefix_only, key in ((False, "hit_tokens"), (True, "prefix_hit_tokens")):
@@ -58,27 +74,26 @@ def test_reuse_pass_equals_naive(trace):
                                                   block_size, prefix_only)
         assert got[key].tolist() == hit_tok and got["tokens"].tolist() == all_tok
     assert got["sample_warm"].tolist() == (dist[sample] >= 0).tolist()
+    assert got["sample_blocks"].tolist() == blocks[sample].tolist()
 
 
 @settings(max_examples=150, deadline=None)
 @given(traces())
-def test_reuse_time_stats_equal_numpy_on_naive_times(trace):
-    offsets, blocks, n_unique, input_len, block_size, ts, _ = trace
-    reuse_req = reuse_pass(offsets, blocks, n_unique, input_len, block_size)["reuse_requests"]
-    got = reuse_time_stats(offsets, reuse_req, ts, QS)
-    want_req, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
-    assert got["warm"] == len(want_s)
-    req = [d for d in want_req if d >= 0]
-    assert got["request_counts"].tolist() == np.bincount(req, minlength=offsets.shape[0] - 1).tolist()
-    want_bins = np.bincount([0 if v < 1 else int(np.floor(np.log2(v))) + 1 for v in want_s] or [0])
-    if not want_s:
-        want_bins[0] = 0
-    assert got["seconds_bins"].tolist() == want_bins.tolist()
+def test_reuse_seconds_quantiles_equal_numpy_on_naive_times(trace):
+    offsets, blocks, n_unique, input_len, block_size, ts, _, chunks = trace
+    got = _seconds_quantiles(offsets, chunks, n_unique, input_len, block_size, ts)
+    _, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
     if want_s:
         # exactly numpy's values, not approximately: summary.json prints them
-        assert got["seconds_quantiles"] == np.quantile(np.asarray(want_s), QS).tolist()
+        assert got == np.quantile(np.asarray(want_s), QS).tolist()
     else:
-        assert got["seconds_quantiles"] is None
+        assert got is None
+
+
+def _seconds_quantiles(offsets, chunks, n_unique, input_len, block_size, ts):
+    """``reuse_seconds_quantiles`` after ``reuse_pass``, both over ``chunks``."""
+    digits = reuse_pass(offsets, chunks, n_unique, input_len, block_size, ts)["seconds_digits"]
+    return reuse_seconds_quantiles(offsets, lambda: iter(chunks), n_unique, ts, digits, QS)
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,7 +111,7 @@ def test_linear_quantiles_equal_numpy(values, qs):
 def test_quantiles_of_many_times_select_exactly(case, cap, monkeypatch):
     """Thousands of warm accesses whose times share long key prefixes (ties, one octave) or
     straddle zero, read out after the first digit (the default cap), after a few, or never
-    (cap 0: every radix level): the values still equal numpy's."""
+    (cap 0: every radix level), over the trace in chunks: the values still equal numpy's."""
     import kvctrace.kernels.reuse_stats as reuse_stats
     monkeypatch.setattr(reuse_stats, "_COLLECT_CAP", cap)
     rng = np.random.default_rng(3)
@@ -108,17 +123,21 @@ def test_quantiles_of_many_times_select_exactly(case, cap, monkeypatch):
     ts = {"ties": np.repeat(np.arange(n_req // 100) * 0.25, 100),
           "spread": np.sort(1000.0 + rng.random(n_req)),
           "negative": rng.normal(0, 5, n_req)}[case]
-    res = reuse_pass(offsets, blocks, len(seen), np.full(n_req, 8), 4)
-    got = reuse_time_stats(offsets, res["reuse_requests"], ts, QS)
+    chunks = chunked(offsets, blocks, [1, 700, 701, 2999])
+    got = _seconds_quantiles(offsets, chunks, len(seen), np.full(n_req, 8), 4, ts)
     _, want_s = naive.naive_reuse_times(offsets.tolist(), blocks.tolist(), ts.tolist())
-    assert got["seconds_quantiles"] == np.quantile(np.asarray(want_s), QS).tolist()
+    assert got == np.quantile(np.asarray(want_s), QS).tolist()
 
 
 def test_reuse_pass_rejects_bad_input():
+    one = np.array([4]), 4, np.array([0.0])
+    with pytest.raises(ValueError):  # a chunk short of its request's accesses
+        reuse_pass(np.array([0, 3]), [AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))], 2, *one)
+    good = [AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))]
     with pytest.raises(ValueError):
-        reuse_pass(np.array([0, 3]), np.array([0, 1], np.int32), 2, np.array([4]), 4)
-    with pytest.raises(ValueError):
-        reuse_pass(np.array([0, 2]), np.array([0, 1], np.int32), 2, np.array([4]), 4, sample=[1, 0])
+        reuse_pass(np.array([0, 2]), good, 2, *one, sample=[1, 0])
+    with pytest.raises(ValueError):  # chunks that stop before the last request
+        reuse_pass(np.array([0, 2, 2]), good, 2, np.array([4, 0]), 4, np.array([0.0, 1.0]))
 
 
 @settings(max_examples=100, deadline=None)

@@ -34,10 +34,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..kernels.arrays import ids
 from ..kernels.reuse import distance_counts, quantiles_from_counts, stack_distances
-from ..kernels.reuse_stats import reuse_pass, reuse_time_stats
-from ..kernels.sampling import curve_at_sparse, shards_fixed_rate, shards_fixed_size, sparse_histogram
+from ..kernels.reuse_stats import reuse_pass, reuse_seconds_quantiles
+from ..kernels.sampling import FixedRateShards, FixedSizeShards, curve_at_sparse, sparse_histogram
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from ..trace import Trace
 from .columns import null_nan
@@ -207,24 +206,29 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     windows). ``shards``: also build SHARDS curves (fixed-rate at ``shards_rate``, fixed-size
     with ``shards_s_max`` tracked blocks) and report their error against the exact curve.
     Raises ``NoBlockIdsError`` for a trace without block ids (lengths-only).
+
+    The block ids are read through ``trace.access_chunks()``, never whole: one pass of the LRU
+    stack (``reuse_pass``), usually one more for the exact reuse-time quantiles in seconds and
+    one for SHARDS, each keeping state per block, per request or per 64 accesses only, so a
+    store opened in chunks is analyzed without loading its accesses (a trace in memory is one
+    chunk of its own arrays).
     """
     _check_options(trace, window_s, mrc_points, shards_rate, shards_s_max, plot_points)
     offsets = np.ascontiguousarray(trace.offsets, dtype=np.int64)
-    blocks = ids(trace.blocks)  # the trace's int32 ids as they are: no copy
     n_req = int(offsets.shape[0] - 1)
-    n_acc = int(blocks.shape[0])
-    n_unique = int(trace.n_unique_blocks) if trace.n_unique_blocks else (int(blocks.max()) + 1 if n_acc else 0)
+    n_acc = trace.n_accesses
+    n_unique = _n_unique(trace)
     ts = np.asarray(trace.ts, dtype=np.float64)
 
     sample = _plot_sample(n_acc, plot_points)
-    passed = reuse_pass(offsets, blocks, n_unique, trace.input_len, trace.block_size, sample)
+    passed = reuse_pass(offsets, trace.access_chunks(), n_unique, trace.input_len, trace.block_size, ts, sample)
     cold = passed["cold"]
     hit_distances, cum_hits = _sparse_counts(passed.pop("distance_counts"))
     requests, hit_ratios = _request_hits(trace, passed, ts, n_acc - cold)
     win = float(window_s) if window_s else _nice_window(trace.duration_s)
     windows = _reuse_windows(requests, ts, win)
-    block_time = _block_time(offsets, blocks, sample, passed.pop("sample_warm"), ts)
-    reuse_time, reuse_time_hist = _reuse_times(offsets, passed.pop("reuse_requests"), ts)
+    block_time = _block_time(offsets, sample, passed.pop("sample_blocks"), passed.pop("sample_warm"), ts)
+    reuse_time, reuse_time_hist = _reuse_times(trace, offsets, n_unique, ts, passed)
 
     caps = log_capacities(n_unique, mrc_points)
     top = int(hit_distances[-1]) + 1 if hit_distances.shape[0] else 0  # the dense histogram's length
@@ -233,7 +237,7 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     one_hit = (n_unique - passed["reaccessed_blocks"]) / n_unique if n_unique else 0.0
     shards_frame, shards_info = None, {}
     if shards and n_acc:
-        shards_frame, shards_info = _shards(blocks, n_unique, (hit_distances, cum_hits, top), n_acc,
+        shards_frame, shards_info = _shards(trace, n_unique, (hit_distances, cum_hits, top), n_acc,
                                             shards_rate, shards_s_max, caps)
     return ReuseResult(
         block_size=int(trace.block_size), n_requests=n_req, n_accesses=n_acc, n_unique_blocks=n_unique,
@@ -241,6 +245,15 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
         window_s=win, requests=requests, windows=windows, block_time=block_time, distance_counts=dcounts, mrc=mrc,
         reuse_time=reuse_time, reuse_time_hist=reuse_time_hist, shards=shards_frame, shards_info=shards_info,
         _hit_distances=hit_distances, _cum_hits=cum_hits)
+
+
+def _n_unique(trace: Trace) -> int:
+    """The trace's distinct blocks: as recorded, else one past the largest id (a pass over the
+    chunks, for a trace built without the count)."""
+    if trace.n_unique_blocks:
+        return int(trace.n_unique_blocks)
+    tops = [int(chunk.blocks.max()) for chunk in trace.access_chunks() if chunk.blocks.shape[0]]
+    return max(tops) + 1 if tops else 0
 
 
 def _sparse_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,26 +345,28 @@ def _plot_sample(n_acc: int, plot_points: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_acc - 1, min(n_acc, plot_points)).round().astype(np.int64))
 
 
-def _block_time(offsets, blocks, idx, reused, ts) -> pl.DataFrame:
-    """Fig. 1b: block id vs time at the sampled accesses ``idx``, and whether each was reused."""
+def _block_time(offsets, idx, sampled_blocks, reused, ts) -> pl.DataFrame:
+    """Fig. 1b: block id vs time at the sampled accesses ``idx`` (their ids, collected by
+    ``reuse_pass``), and whether each was reused."""
     req_idx = np.searchsorted(offsets, idx, side="right") - 1
-    return pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": blocks[idx].astype(np.int64),
-                         "reused": reused})
+    return pl.DataFrame({"ts": ts[req_idx], "req_id": req_idx, "block": sampled_blocks, "reused": reused})
 
 
-def _reuse_times(offsets, reuse_req, ts) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _reuse_times(trace, offsets, n_unique, ts, passed: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Reuse time of the non-cold accesses in seconds and in requests: quantiles and log2
-    histograms, from the requests-back array of ``reuse_pass`` (no float per access)."""
+    histograms, from the counts of ``reuse_pass`` (no float per access); the quantiles in
+    seconds are exact, by a radix selection over further passes of the chunks."""
     qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
-    stats = reuse_time_stats(offsets, reuse_req, ts, qs)
-    req_counts = stats["request_counts"]
-    warm = stats["warm"]
+    req_counts = passed.pop("request_counts")
+    seconds = reuse_seconds_quantiles(offsets, trace.access_chunks, n_unique, ts, passed.pop("seconds_digits"), qs)
+    warm = seconds is not None
     reuse_time = pl.DataFrame({
         "quantile": qs,
-        "seconds": stats["seconds_quantiles"] if warm else [None] * len(qs),
+        "seconds": seconds if warm else [None] * len(qs),
         "requests": quantiles_from_counts(req_counts, qs) if warm else [None] * len(qs)},
         schema={"quantile": pl.Float64, "seconds": pl.Float64, "requests": pl.Float64})
-    hist = pl.concat([_log_hist(stats["seconds_bins"], "seconds"), _log_hist(_log2_bins(req_counts), "requests")])
+    hist = pl.concat([_log_hist(passed.pop("seconds_bins"), "seconds"),
+                      _log_hist(_log2_bins(req_counts), "requests")])
     return reuse_time, hist
 
 
@@ -365,14 +380,19 @@ def _exact_curve(hit_distances, cum_hits, top: int, n_acc: int, n_unique: int, c
                          "unlimited": caps_all >= unlimited_cap})
 
 
-def _shards(blocks, n_unique, exact_counts, n_acc, rate, s_max, log_caps):
-    """SHARDS fixed-rate and fixed-size curves beside the exact one, with their errors.
+def _shards(trace, n_unique, exact_counts, n_acc, rate, s_max, log_caps):
+    """SHARDS fixed-rate and fixed-size curves beside the exact one, with their errors; both
+    samplers fed each chunk of one pass over the trace's accesses.
 
     Errors are mean absolute differences of the hit ratio, named by grid: ``mae_linear`` over
     200 evenly spaced capacities from 1 to the largest finite distance + 1 (the FAST'15
     evaluation), ``mae_log`` over the log-spaced capacities of the ``mrc`` frame."""
-    fr_counts, fr_total, fr_n = shards_fixed_rate(blocks, n_unique, rate, sparse=True)
-    fs_counts, fs_total, fs_rate, fs_n = shards_fixed_size(blocks, n_unique, s_max)
+    fixed_rate, fixed_size = FixedRateShards(n_unique, rate), FixedSizeShards(n_unique, s_max)
+    for chunk in trace.access_chunks():
+        fixed_rate.feed(chunk.blocks)
+        fixed_size.feed(chunk.blocks)
+    fr_counts, fr_total, fr_n = fixed_rate.result(sparse=True)
+    fs_counts, fs_total, fs_rate, fs_n = fixed_size.result()
     fs_counts = sparse_histogram(fs_counts)  # its running sums without the zeros (8 bytes each)
     hit_distances, cum_hits, top = exact_counts
     top = max(top, 1)

@@ -10,7 +10,9 @@ when ``d / R < C`` (the same ``d < C`` convention as kernels/reuse.py).
 * Fixed-rate: one rate for the whole trace. ``adjust=True`` applies SHARDS_adj: the
   difference between the expected (``N·R``) and the actual number of sampled accesses is
   added to the distance-0 bucket, which removes most of the bias caused by a few very hot
-  blocks landing in (or out of) the sample.
+  blocks landing in (or out of) the sample. Its state (the ids the rate samples, found by
+  hashing every id below ``n_unique`` up front, a marker time for each, their distance counts
+  and a time index compacted when full) is bounded by the blocks the rate can sample.
 * Fixed-size: at most ``s_max`` distinct blocks are tracked. When a new sampled block would
   exceed that, the tracked block with the largest hash is evicted and ``T`` drops to its hash;
   histogram counts gathered so far are rescaled by ``T_new / T_old`` so that all counts stay
@@ -19,6 +21,11 @@ when ``d / R < C`` (the same ``d < C`` convention as kernels/reuse.py).
   in a dense array indexed by block id (kvctrace ids are dense, so this replaces a hash table
   at 8 bytes per distinct block), and the histogram is indexed by scaled distance. The same
   SHARDS_adj correction applies (see ``shards_fixed_size``).
+
+Both are streaming algorithms: ``FixedRateShards`` and ``FixedSizeShards`` take the trace's
+ids a chunk at a time (``Trace.access_chunks()``) and carry their state between chunks, so
+any cut gives the same result; ``shards_fixed_rate`` and ``shards_fixed_size`` feed them one
+array.
 
 The block hash is ``fmix64(block + SHARDS_SEED)`` (SplitMix64 finalizer, kernels/hashing.py),
 so sampling is deterministic.
@@ -32,28 +39,28 @@ from .arrays import ids
 from .hashing import fmix64
 from .markers import markers_upto, publish_word, remove_marker
 from .nrt import no_refcount
-from .reuse import stack_distances
 
 MODULUS_BITS = 24
 SHARDS_SEED = np.uint64(0x5348415244533135)  # "SHARDS15"
 
 
 @nb.njit(cache=True, nogil=True)
-def _block_hashes(blocks, bits_p):
+def _sampled_ids(n_ids, threshold, bits_p):
+    """The ids among ``0 .. n_ids - 1`` that hash below ``threshold`` (ascending, int64): every
+    block a fixed-rate sample of a trace with dense ids can track, known before the trace is
+    read (counted first, so that no array of every id is made)."""
     mask = np.uint64((1 << bits_p) - 1)
-    out = np.empty(blocks.shape[0], np.int64)
-    for i in range(blocks.shape[0]):
-        out[i] = np.int64(fmix64(np.uint64(blocks[i]) + SHARDS_SEED) & mask)
+    n = 0
+    for b in range(n_ids):
+        if np.int64(fmix64(np.uint64(b) + SHARDS_SEED) & mask) < threshold:
+            n += 1
+    out = np.empty(n, np.int64)
+    n = 0
+    for b in range(n_ids):
+        if np.int64(fmix64(np.uint64(b) + SHARDS_SEED) & mask) < threshold:
+            out[n] = b
+            n += 1
     return out
-
-
-@nb.njit(cache=True, nogil=True)
-def _sample_fixed_rate(blocks, threshold, bits_p):
-    mask = np.uint64((1 << bits_p) - 1)
-    keep = np.empty(blocks.shape[0], np.bool_)
-    for i in range(blocks.shape[0]):
-        keep[i] = np.int64(fmix64(np.uint64(blocks[i]) + SHARDS_SEED) & mask) < threshold
-    return keep
 
 
 @no_refcount
@@ -115,27 +122,127 @@ def _compact(bits, tree, last, hb, size):
     return size
 
 
-@nb.njit(cache=True, nogil=True)
-def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
-    n = blocks.shape[0]
-    threshold = np.int64(1) << bits_p          # start at rate 1
-    # Time index over sampled accesses, compacted when full: size ~ 4 * s_max.
-    cap = 4 * (s_max + 1) + 64
+@no_refcount
+def _sampled_access(bits, tree, last, b, t, size):
+    """Sampled block ``b`` accessed at marker time ``t`` with ``size`` blocks tracked: its
+    distance in the sampled stream (-1 when not tracked), its marker moved to ``t``."""
+    w_now = t >> 6
+    if (t & 63) == 0 and w_now > 0:
+        publish_word(bits, tree, w_now - 1)
+    p = last[b]
+    d = -1
+    if p >= 0:
+        d = size - markers_upto(bits, tree, p)
+        remove_marker(bits, tree, p, w_now)
+    bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
+    last[b] = t
+    return d
+
+
+def _time_index(most_tracked: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The marker times of a sample tracking at most ``most_tracked`` blocks, compacted when
+    full (``_compact``): their capacity, the bitmap and its Fenwick tree."""
+    cap = 4 * (most_tracked + 1) + 64
     n_words = (cap >> 6) + 1
-    bits = np.zeros(n_words, np.uint64)
-    tree = np.zeros(n_words + 1, np.int32)
-    # marker time of a tracked block, -1 = untracked (times stay below cap: int32 is enough)
-    last = np.full(n_unique, -1, np.int32)
-    hh = np.empty(s_max + 2, np.int64)         # max-heap of tracked blocks by hash
-    hb = np.empty(s_max + 2, np.int64)
-    size = 0
-    hist = np.zeros(n_unique + 2, np.float64)  # scaled distance -> weight / g
-    cold = 0.0
-    g = 1.0                                    # global scale: true weight = stored * g
-    t = 0                                      # next marker time
+    return cap, np.zeros(n_words, np.uint64), np.zeros(n_words + 1, np.int32)
+
+
+@nb.njit(cache=True, nogil=True)
+def _fixed_rate_chunk(blocks, threshold, bits_p, cap, sampled_ids, markers, tracked, counts, state):
+    """The accesses ``blocks`` through fixed-rate SHARDS, continuing ``state`` (tracked
+    blocks, next marker time, sampled accesses). A sampled block is known by its slot, its
+    index in ``sampled_ids`` (a binary search, for the sampled accesses only, where an array
+    indexed by id would take 4 bytes per block of the trace): ``markers`` are the time index
+    and each slot's marker time (-1 none), ``tracked`` lists the slots seen (for
+    ``_compact``), ``counts[d]`` gathers the sampled accesses at distance ``d`` in the sampled
+    stream."""
+    bits, tree, last = markers
+    size, t, n_sampled = state[0], state[1], state[2]
     mask = np.uint64((np.int64(1) << bits_p) - 1)
-    n_sampled = 0
-    for i in range(n):
+    for i in range(blocks.shape[0]):
+        b = blocks[i]
+        if np.int64(fmix64(np.uint64(b) + SHARDS_SEED) & mask) >= threshold:
+            continue
+        n_sampled += 1
+        if t == cap:
+            t = _compact(bits, tree, last, tracked, size)
+        slot = np.searchsorted(sampled_ids, b)
+        d = _sampled_access(bits, tree, last, slot, t, size)
+        if d < 0:
+            tracked[size] = slot
+            size += 1
+        else:
+            counts[d] += 1
+        t += 1
+    state[0], state[1], state[2] = size, t, n_sampled
+
+
+class FixedRateShards:
+    """Fixed-rate SHARDS fed the trace's dense ids (below ``n_unique``) a chunk at a time,
+    in order (``feed``): the state (the ids the rate samples, a marker time for each, the
+    tracked ones, the sampled distance counts: all sized by the sampled blocks) is carried
+    between chunks, so any cut gives the same result."""
+
+    def __init__(self, n_unique: int, rate: float):
+        if not 0.0 < rate <= 1.0:
+            raise ValueError("SHARDS rate must be in (0, 1]")
+        self.threshold = max(1, int(round(rate * (1 << MODULUS_BITS))))
+        self.rate = self.threshold / float(1 << MODULUS_BITS)
+        # sized by the blocks the sample can hold, not by every block of the trace
+        self.sampled_ids = _sampled_ids(np.int64(n_unique), np.int64(self.threshold), MODULUS_BITS)
+        most = int(self.sampled_ids.shape[0])
+        self.cap, bits, tree = _time_index(most)
+        if self.cap >= 2**31:  # the marker times are int32
+            raise ValueError("SHARDS fixed-rate samples more than 2**29 blocks: lower the rate")
+        self.markers = (bits, tree, np.full(max(most, 1), -1, np.int32))
+        self.tracked = np.empty(max(most, 1), np.int64)
+        self.counts = np.zeros(max(most, 1), np.int64)  # distances are < the tracked blocks
+        self.state = np.zeros(3, np.int64)
+        self.n_accesses = 0
+
+    def feed(self, blocks) -> None:
+        blocks = ids(blocks)
+        _fixed_rate_chunk(blocks, np.int64(self.threshold), MODULUS_BITS, np.int64(self.cap), self.sampled_ids,
+                          self.markers, self.tracked, self.counts, self.state)
+        self.n_accesses += int(blocks.shape[0])
+
+    def result(self, adjust: bool = True, sparse: bool = False):
+        """``(counts, total, n_sampled)`` as ``shards_fixed_rate`` returns them."""
+        n_sampled = int(self.state[2])
+        if n_sampled == 0:
+            keys, weights, total = np.zeros(1, np.int64), np.zeros(1, np.float64), 0.0
+        else:
+            # scaled distance floor(d / R) of each distance that occurs, with a 0 so that the
+            # adjustment has its entry; distances with the same scaled one add up
+            distances = np.flatnonzero(self.counts)
+            scaled = np.floor(distances / self.rate).astype(np.int64)
+            keys, where = np.unique(np.concatenate(([0], scaled)), return_inverse=True)
+            weights = np.bincount(where, weights=np.concatenate(([0], self.counts[distances])).astype(np.float64),
+                                  minlength=keys.shape[0])
+            total = float(n_sampled)
+            if adjust:
+                expected = self.n_accesses * self.rate
+                weights[0] += expected - n_sampled
+                total = expected
+        if sparse:
+            return (keys, weights), total, n_sampled
+        counts = np.zeros(int(keys[-1]) + 1, np.float64)
+        counts[keys] = weights
+        return counts, total, n_sampled
+
+
+@nb.njit(cache=True, nogil=True)
+def _fixed_size_chunk(blocks, n_unique, s_max, bits_p, cap, markers, heap, hist, state, scale):
+    """The accesses ``blocks`` through fixed-size SHARDS, continuing ``state`` (threshold,
+    tracked blocks, next marker time, sampled accesses) and ``scale`` (cold weight / g, and the
+    global scale g: true weight = stored * g); ``heap``: the tracked blocks, a max-heap by
+    hash; ``hist``: scaled distance -> weight / g."""
+    bits, tree, last = markers
+    hh, hb = heap
+    threshold, size, t, n_sampled = state[0], state[1], state[2], state[3]
+    cold, g = scale[0], scale[1]
+    mask = np.uint64((np.int64(1) << bits_p) - 1)
+    for i in range(blocks.shape[0]):
         b = blocks[i]
         h = np.int64(fmix64(np.uint64(b) + SHARDS_SEED) & mask)
         if h >= threshold:
@@ -143,23 +250,16 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
         n_sampled += 1
         if t == cap:
             t = _compact(bits, tree, last, hb, size)
-        w_now = t >> 6
-        if (t & 63) == 0 and w_now > 0:
-            publish_word(bits, tree, w_now - 1)
         rate = threshold / float(np.int64(1) << bits_p)
-        p = last[b]
-        if p < 0:
+        d = _sampled_access(bits, tree, last, b, t, size)
+        if d < 0:
             cold += 1.0 / g
             size = _heap_push(hh, hb, size, h, b)
         else:
-            d = size - markers_upto(bits, tree, p)
-            remove_marker(bits, tree, p, w_now)
             k = np.int64(d / rate)
             if k > n_unique:
                 k = n_unique
             hist[k] += 1.0 / g
-        bits[w_now] |= np.uint64(1) << np.uint64(t & 63)
-        last[b] = t
         t += 1
         while size > s_max:
             new_threshold = hh[0]
@@ -171,74 +271,81 @@ def _shards_fixed_size(blocks, n_unique, s_max, bits_p):
                 size = _heap_pop(hh, hb, size)
             g *= new_threshold / float(threshold)
             threshold = new_threshold
-    for k in range(hist.shape[0]):
-        hist[k] *= g
-    return hist, cold * g, threshold, n_sampled
+    state[0], state[1], state[2], state[3] = threshold, size, t, n_sampled
+    scale[0], scale[1] = cold, g
+
+
+class FixedSizeShards:
+    """Fixed-size SHARDS with at most ``s_max`` tracked blocks fed the trace's dense ids
+    (below ``n_unique``) a chunk at a time, in order (``feed``), its state carried between
+    chunks. The tracked set, the max-heap and the time index (compacted when full) are bounded
+    by ``s_max``; the marker time per block and the histogram (per scaled distance) by the
+    blocks of the trace."""
+
+    def __init__(self, n_unique: int, s_max: int):
+        if s_max < 1:
+            raise ValueError("SHARDS s_max must be >= 1")
+        if 4 * (s_max + 1) + 64 >= 2**31:
+            raise ValueError("SHARDS s_max must be below 2**29")
+        self.n_unique, self.s_max = int(n_unique), int(s_max)
+        self.cap, bits, tree = _time_index(s_max)
+        # marker time of a tracked block, -1 = untracked (times stay below cap: int32 is enough)
+        self.markers = (bits, tree, np.full(max(n_unique, 1), -1, np.int32))
+        self.heap = (np.empty(s_max + 2, np.int64), np.empty(s_max + 2, np.int64))
+        self.hist = np.zeros(n_unique + 2, np.float64)
+        self.state = np.array([1 << MODULUS_BITS, 0, 0, 0], np.int64)  # start at rate 1
+        self.scale = np.array([0.0, 1.0])
+        self.n_accesses = 0
+
+    def feed(self, blocks) -> None:
+        blocks = ids(blocks)
+        _fixed_size_chunk(blocks, np.int64(self.n_unique), np.int64(self.s_max), MODULUS_BITS, np.int64(self.cap),
+                          self.markers, self.heap, self.hist, self.state, self.scale)
+        self.n_accesses += int(blocks.shape[0])
+
+    def result(self, adjust: bool = True):
+        """``(counts, total, final_rate, n_sampled)`` as ``shards_fixed_size`` returns them
+        (call once: the histogram is scaled in place)."""
+        cold, g = self.scale.tolist()
+        hist = self.hist
+        hist *= g
+        rate = int(self.state[0]) / float(1 << MODULUS_BITS)
+        n_sampled = int(self.state[3])
+        total = float(hist.sum() + cold * g)
+        if adjust and n_sampled:
+            expected = self.n_accesses * rate
+            hist[0] += expected - total
+            total = expected
+        return hist, total, rate, n_sampled
 
 
 def shards_fixed_rate(blocks: np.ndarray, n_unique: int, rate: float, adjust: bool = True,
                       sparse: bool = False):
-    """Fixed-rate SHARDS. Returns ``(counts, total, n_sampled)``: ``counts[k]`` is the
-    (adjusted) number of sampled accesses with scaled distance ``floor(d / R) == k`` and
-    ``total`` the denominator (``N·R`` with ``adjust``, else the sampled count). ``sparse``:
-    ``counts`` as (the scaled distances that occur, ascending and with 0, their weights), for
-    ``curve_at_sparse``: the dense histogram has an entry per possible distance (8 bytes per
-    distinct block)."""
-    if not 0.0 < rate <= 1.0:
-        raise ValueError("SHARDS rate must be in (0, 1]")
-    blocks = ids(blocks)
-    threshold = max(1, int(round(rate * (1 << MODULUS_BITS))))
-    real_rate = threshold / float(1 << MODULUS_BITS)
-    keep = _sample_fixed_rate(blocks, np.int64(threshold), MODULUS_BITS)
-    sampled = blocks[keep]
-    del keep
-    n_sampled = int(sampled.shape[0])
-    if n_sampled == 0:
-        keys, weights, total = np.zeros(1, np.int64), np.zeros(1, np.float64), 0.0
-    else:
-        # renumbered 0..k-1 (stack distances do not depend on the names): the kernel's per-block
-        # state is then sized by the sampled blocks, not by every block of the trace
-        uniq, sampled = np.unique(sampled, return_inverse=True)
-        dist = stack_distances(sampled.astype(np.int32), uniq.shape[0])
-        scaled = np.floor(dist[dist >= 0] / real_rate).astype(np.int64)
-        keys, counts = np.unique(np.concatenate(([0], scaled)), return_counts=True)
-        weights = counts.astype(np.float64)
-        weights[0] -= 1.0  # the 0 added above so that the adjustment has its entry
-        total = float(n_sampled)
-        if adjust:
-            expected = blocks.shape[0] * real_rate
-            weights[0] += expected - n_sampled
-            total = expected
-    if sparse:
-        return (keys, weights), total, n_sampled
-    counts = np.zeros(int(keys[-1]) + 1, np.float64)
-    counts[keys] = weights
-    return counts, total, n_sampled
+    """Fixed-rate SHARDS over dense ids below ``n_unique``. Returns ``(counts, total,
+    n_sampled)``: ``counts[k]`` is the (adjusted) number of sampled accesses with scaled
+    distance ``floor(d / R) == k`` and ``total`` the denominator (``N·R`` with ``adjust``, else
+    the sampled count). ``sparse``: ``counts`` as (the scaled distances that occur, ascending
+    and with 0, their weights), for ``curve_at_sparse``: the dense histogram has an entry per
+    possible distance (8 bytes per distinct block). ``FixedRateShards`` takes the ids a chunk
+    at a time."""
+    sampler = FixedRateShards(n_unique, rate)
+    sampler.feed(blocks)
+    return sampler.result(adjust, sparse)
 
 
 def shards_fixed_size(blocks: np.ndarray, n_unique: int, s_max: int, adjust: bool = True):
     """Fixed-size SHARDS with at most ``s_max`` tracked blocks. Returns
-    ``(counts, total, final_rate, n_sampled)`` in the same form as ``shards_fixed_rate``.
+    ``(counts, total, final_rate, n_sampled)`` in the same form as ``shards_fixed_rate``;
+    ``FixedSizeShards`` takes the ids a chunk at a time.
 
     ``adjust=True`` applies the SHARDS_adj idea to the rescaled weights: after rescaling,
     every sampled access weighs ``R_final / R_then``, so the expected total weight is
     ``N·R_final``; the difference from the actual total goes to the distance-0 bucket. Without
     it, a few very hot blocks caught (or missed) early at a high rate bias the whole curve
     (on a Zipf(1.1) trace the error drops from ~0.04 to ~0.005 MAE)."""
-    if s_max < 1:
-        raise ValueError("SHARDS s_max must be >= 1")
-    if 4 * (s_max + 1) + 64 >= 2**31:
-        raise ValueError("SHARDS s_max must be below 2**29")
-    blocks = ids(blocks)
-    hist, cold, threshold, n_sampled = _shards_fixed_size(
-        blocks, np.int64(n_unique), np.int64(s_max), MODULUS_BITS)
-    rate = threshold / float(1 << MODULUS_BITS)
-    total = float(hist.sum() + cold)
-    if adjust and n_sampled:
-        expected = blocks.shape[0] * rate
-        hist[0] += expected - total
-        total = expected
-    return hist, total, rate, int(n_sampled)
+    sampler = FixedSizeShards(n_unique, s_max)
+    sampler.feed(blocks)
+    return sampler.result(adjust)
 
 
 def curve_at_sparse(keys: np.ndarray, weights: np.ndarray, total: float, capacities) -> np.ndarray:
