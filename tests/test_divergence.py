@@ -18,11 +18,13 @@ from kvctrace.analysis.divergence import analyze_divergence, reported_cache
 from kvctrace.analysis.divergence_text import escape_snippet, token_decoder
 from kvctrace.analysis.reuse import analyze_reuse
 from kvctrace.errors import NoBlockIdsError
+from kvctrace.kernels.arrays import one_chunk
 from kvctrace.kernels.divergence import block_divergence, gather_windows, token_divergence
 from kvctrace.kernels.hashing import dense_ids, hash_token_blocks
 from kvctrace.kernels.reuse import hit_tokens, per_request_hits, stack_distances_by_request
 
 from .naive_divergence import naive_block_tokens, naive_extends, naive_longest_shared_prefix, naive_pearson
+from .test_prefix import assert_same_analysis, check_chunking_changes_nothing
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MOONCAKE = DATASETS / "mooncake" / "conversation_trace.jsonl"
@@ -56,8 +58,9 @@ def _hashed(requests, block_size, partial):
 @given(token_requests(), st.sampled_from([1, 2, 3, 4, 8]), st.sampled_from(["include", "drop"]))
 def test_token_divergence_equals_all_pairs_reference(requests, block_size, partial):
     tokens, token_offsets, lengths, offsets, dense, n_unique = _hashed(requests, block_size, partial)
-    block = block_divergence(offsets, dense, n_unique, lengths, block_size)
-    shared, match = token_divergence(offsets, dense, lengths, block_size, block, gather_windows(tokens, token_offsets))
+    block = block_divergence(one_chunk(offsets, dense), n_unique, lengths, block_size)
+    shared, match = token_divergence(one_chunk(offsets, dense), offsets, lengths, block_size, block,
+                                     gather_windows(tokens, token_offsets))
     assert list(zip(shared.tolist(), match.tolist())) == naive_longest_shared_prefix(requests)
 
 
@@ -65,7 +68,7 @@ def test_token_divergence_equals_all_pairs_reference(requests, block_size, parti
 @given(token_requests(), st.sampled_from([1, 2, 3, 4]), st.sampled_from(["include", "drop"]))
 def test_block_divergence_equals_reference_and_reuse_prefix_hits(requests, block_size, partial):
     tokens, token_offsets, lengths, offsets, dense, n_unique = _hashed(requests, block_size, partial)
-    block = block_divergence(offsets, dense, n_unique, lengths, block_size)
+    block = block_divergence(one_chunk(offsets, dense), n_unique, lengths, block_size)
     per_request = [dense[offsets[r]:offsets[r + 1]].tolist() for r in range(len(requests))]
     expected = naive_longest_shared_prefix(per_request)
     assert list(zip(block["shared_blocks"].tolist(), block["match_req"].tolist())) == expected
@@ -83,14 +86,14 @@ def test_token_divergence_reads_only_windows_of_branching_groups():
     # where a turn ends inside a block, so few windows are read
     turns = [list(range(16 * (k + 1) + 5)) for k in range(50)]
     tokens, token_offsets, lengths, offsets, dense, n_unique = _hashed(turns, 16, "drop")
-    block = block_divergence(offsets, dense, n_unique, lengths, 16)
+    block = block_divergence(one_chunk(offsets, dense), n_unique, lengths, 16)
     asked = []
     inner = gather_windows(tokens, token_offsets)
 
     def counting(req, start, length):
         asked.append(int(req.shape[0]))
         return inner(req, start, length)
-    shared, match = token_divergence(offsets, dense, lengths, 16, block, counting)
+    shared, match = token_divergence(one_chunk(offsets, dense), offsets, lengths, 16, block, counting)
     assert sum(asked) <= 2 * len(turns)
     assert shared[1:].tolist() == lengths[:-1].tolist()  # each turn shares the whole previous one
     assert match[1:].tolist() == list(range(49))
@@ -165,6 +168,25 @@ def test_token_level_equals_reference_on_a_store(tmp_path):
     tokens = trace.sql("SELECT tokens FROM requests ORDER BY req_id")["tokens"].to_list()
     expected = naive_longest_shared_prefix(tokens)
     assert list(zip(res.requests["shared_tokens"].to_list(), res.requests["match_req"].to_list())) == expected
+
+
+def test_divergence_is_the_same_however_the_accesses_are_chunked(tmp_path):
+    """Block level on random hashed traces (whole, one request per chunk, a few accesses per
+    chunk, a store opened in chunks), and token level from a store's tokens (random chats that
+    continue earlier ones), cut the same ways."""
+    check_chunking_changes_nothing(analyze_divergence, tmp_path)
+    rng, chats = random.Random(4), [[("user", "")]]
+    for _ in range(30):  # conversations that continue earlier ones or start behind one of two system prompts
+        earlier = rng.choice(chats) if rng.random() < 0.5 else [("system", rng.choice(["Be brief.", "Be kind."]))]
+        chats.append(earlier + [(rng.choice(["user", "assistant"]), rng.choice(["Why?", "How so?", "Hm"]))])
+    trace = text_store(tmp_path, chats, block_size=4)
+    # without the prefixes the ingest stored, the analysis refines the block level from the tokens
+    trace.con.execute("UPDATE requests SET prefix_shared_tokens = NULL, prefix_match_req = NULL")
+    want = analyze_divergence(trace)
+    assert want.level == "token"
+    for size in (1, 13):
+        trace.chunk_accesses = size
+        assert_same_analysis(analyze_divergence(trace), want)
 
 
 def test_multi_turn_chat_diverges_where_the_earlier_prompt_ended(tmp_path):

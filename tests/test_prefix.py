@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from types import SimpleNamespace
 
+from kvctrace import open_trace
 from kvctrace.analysis.prefix import analyze_prefix, prefix_tree_of
 from kvctrace.errors import NoBlockIdsError
 from kvctrace.kernels.prefix import session_reuse
+from kvctrace.store import load_store
 from kvctrace.trace import Trace
 
 from . import naive
@@ -119,8 +123,7 @@ def test_compact_structure_equals_full_tree_on_unchained_ids(requests):
 def test_session_reuse_matches_naive(contents, sessions):
     requests, trace = chained_trace(contents, sessions)
     codes = np.array([-1 if s is None else "abc".index(s) for s in sessions[:len(requests)]])
-    by_first, by_prev, multi, multi_accesses = session_reuse(trace.offsets, trace.blocks,
-                                                             trace.n_unique_blocks, codes)
+    by_first, by_prev, multi, multi_accesses = session_reuse(trace.access_chunks, trace.n_unique_blocks, codes)
     want_first, want_prev = naive.naive_session_reuse(requests, sessions[:len(requests)])
     assert by_first.tolist() == want_first and by_prev.tolist() == want_prev
     seen: dict = {}
@@ -230,3 +233,65 @@ def test_synthetic_bailian_trace_with_sessions_types_turns(tmp_path):
     assert w.turns is not None and int(w.turns["requests"].sum()) == trace.n_requests
     json.dumps(p.summary(), allow_nan=False)
     json.dumps(s, allow_nan=False)
+
+
+# ---- the same result however the block ids are cut into chunks (Trace.access_chunks) ----------
+
+def write_random_bailian(path, rng, n_requests: int = 40, block_size: int = 16):
+    """A Bailian JSONL trace (per-block content hashes, rechained at ingest; sessions from the
+    chat links) of requests that often share prefixes: cuts of a few base prompts with short
+    tails, follow-up turns extending an earlier request, and empty prompts."""
+    bases = [list(rng.integers(0, 3, int(rng.integers(1, 12)))) for _ in range(3)]
+    contents, lines = [], []
+    for chat in range(n_requests):
+        kind, parent = int(rng.integers(0, 5)), -1
+        if kind == 0:
+            content = []
+        elif kind == 1 and chat:
+            parent = int(rng.integers(0, chat))
+            content = contents[parent] + list(rng.integers(0, 3, int(rng.integers(0, 4))))
+        else:
+            base = bases[int(rng.integers(0, len(bases)))]
+            content = base[:int(rng.integers(0, len(base) + 1))] + list(rng.integers(0, 3, int(rng.integers(0, 3))))
+        contents.append(content)
+        input_length = len(content) * block_size - (int(rng.integers(0, block_size)) if content else 0)
+        lines.append(json.dumps({"chat_id": chat, "parent_chat_id": parent, "timestamp": chat * 0.5,
+                                 "input_length": input_length, "output_length": 7, "type": "text", "turn": 1,
+                                 "hash_ids": [int(c) for c in content]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def assert_same_analysis(got, want) -> None:
+    """Two results of one analysis equal bit for bit: the summary and every result frame."""
+    assert got.summary() == want.summary()
+    for name, value in vars(want).items():
+        if isinstance(value, pl.DataFrame):
+            assert_frame_equal(getattr(got, name), value, check_exact=True)
+        else:
+            assert (getattr(got, name) is None) == (value is None), name
+
+
+def check_chunking_changes_nothing(analyze, tmp_path, seeds=(0, 1, 2)) -> None:
+    """``analyze`` gives the same result on random traces with their accesses whole (one
+    chunk), one request per chunk and a few accesses per chunk, and from a store opened in
+    chunks, which it must stream without reading its block ids whole."""
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        path = write_random_bailian(tmp_path / f"r{seed}.jsonl", rng)
+        trace = open_trace(path)
+        want = analyze(trace)
+        for size in (1, int(rng.integers(2, 30))):
+            trace.chunk_accesses = size
+            assert_same_analysis(analyze(trace), want)
+    db = tmp_path / "r.duckdb"
+    open_trace(path, db=db).con.close()
+    stored = load_store(duckdb.connect(str(db), read_only=True), str(path), chunked=True)
+    stored.chunk_accesses = 7
+    assert_same_analysis(analyze(stored), want)
+    assert stored.__dict__["_blocks"] is None   # streamed, never read whole
+    stored.con.close()
+
+
+def test_prefix_is_the_same_however_the_accesses_are_chunked(tmp_path):
+    check_chunking_changes_nothing(analyze_prefix, tmp_path)

@@ -208,18 +208,20 @@ def divergence_points(trace: Trace, columns: set | None = None) -> tuple[str, pl
     """(level, per-request frame) of ``trace``: req_id, input_len, n_blocks, shared_blocks,
     prefix_hit_tokens, shared_tokens, match_req, divergence_token (null when the whole prompt is
     shared), divergence_block, tokens_after, extends_earlier (an earlier request's whole block
-    list is the shared prefix), message_index, role, message_start."""
+    list is the shared prefix), message_index, role, message_start. The block ids are read a
+    chunk of requests at a time (``Trace.access_chunks``: one pass, and one more at the token
+    level when the store keeps tokens but not their shared prefixes)."""
     columns = request_columns(trace) if columns is None else columns
-    offsets, blocks = trace.offsets, trace.blocks
     bs = int(trace.block_size)
-    block = block_divergence(offsets, blocks, int(trace.n_unique_blocks), trace.input_len, bs)
+    block = block_divergence(trace.access_chunks, int(trace.n_unique_blocks), trace.input_len, bs)
     stored = _stored_prefix(trace, columns)
     n_tokens = _token_counts(trace, columns) if stored is None else None
     if stored is not None:
         level, (shared, match), total = "token", stored, np.asarray(trace.input_len, np.int64)
     elif n_tokens is not None:
         level = "token"
-        shared, match = token_divergence(offsets, blocks, n_tokens, bs, block, store_windows(trace, n_tokens))
+        shared, match = token_divergence(trace.access_chunks, trace.offsets, n_tokens, bs, block,
+                                         store_windows(trace, n_tokens))
         total = n_tokens
     else:
         level = "block"

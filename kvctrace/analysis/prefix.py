@@ -2,8 +2,8 @@
 of the prefix tree, and sharing within vs across sessions.
 
 Definitions (tree and groups: ``kvctrace.kernels.prefix``; the tree is the store's ``blocks``
-table, and the analysis computes its statistics from the trace's arrays with
-``prefix_structure``, which never materializes it):
+table, and the analysis computes its statistics from the trace's block ids, read a chunk of
+whole requests at a time, with ``prefix_structure``, which never materializes it):
 * shared-prefix group = a maximal shared prefix: the prefix ending at node v, shared by the
   ``n_requests`` >= 2 requests that pass through v, and not extendable without losing one.
   ``prefix_tokens`` = tokens from the root to v (a partial last block counts its real tokens
@@ -61,9 +61,10 @@ def _session_codes(trace) -> np.ndarray | None:
 def prefix_tree_of(trace) -> PrefixTree:
     """The trace's prefix tree (the store's ``blocks`` table) with its shared-prefix groups:
     every array over the blocks, for notebooks and checks (the analysis needs only
-    ``kernels.prefix.prefix_structure``'s statistics and holds far less)."""
+    ``kernels.prefix.prefix_structure``'s statistics and holds far less). Reads the block ids
+    in chunks (``Trace.access_chunks``), but writes a trace in memory's pending tables."""
     tree = read_tree(trace.con, int(trace.n_unique_blocks))
-    return prefix_groups(trace.offsets, trace.blocks, **tree)
+    return prefix_groups(trace.access_chunks, trace.n_requests, **tree)
 
 
 def _groups_frame(g: dict) -> pl.DataFrame:
@@ -138,8 +139,7 @@ def _session_sharing(trace, u: int) -> tuple[pl.DataFrame | None, dict | None]:
     codes = _session_codes(trace)
     if codes is None:
         return None, None
-    blocks = trace.blocks
-    by_first, by_prev, multi, multi_accesses = session_reuse(trace.offsets, blocks, u, codes)
+    by_first, by_prev, multi, multi_accesses = session_reuse(trace.access_chunks, u, codes)
     rows = []
     for reading, c in (("by_first", by_first), ("by_previous", by_prev)):
         known = int(c[0] + c[1])
@@ -155,16 +155,18 @@ def _session_sharing(trace, u: int) -> tuple[pl.DataFrame | None, dict | None]:
         "blocks_in_multiple_sessions": n_multi,
         "blocks_in_multiple_sessions_share": n_multi / u if u else None,
         "accesses_to_multi_session_blocks_share":
-            float(multi_accesses / blocks.shape[0]) if blocks.shape[0] else None,
+            float(multi_accesses / trace.n_accesses) if trace.n_accesses else None,
     }
 
 
 def analyze_prefix(trace, *, top_groups: int | None = None) -> PrefixResult:
     """Prefix structure of ``trace``; ``top_groups`` keeps only the largest groups in the
-    frame (the summary always covers all of them)."""
+    frame (the summary always covers all of them). Reads the block ids a chunk of requests at
+    a time (``Trace.access_chunks``: two passes, and two more with sessions; state per block and
+    per request only), so a store opened in chunks is analyzed without holding its accesses."""
     require_block_ids(trace, "the prefix-structure analysis")
     u = int(trace.n_unique_blocks)
-    st = prefix_structure(trace.offsets, trace.blocks, u, trace.input_len, int(trace.block_size))
+    st = prefix_structure(trace.access_chunks, trace.offsets, u, trace.input_len, int(trace.block_size))
     groups = _groups_frame(st.pop("groups"))
     groups_summary = _groups_summary(trace, st["starting_shared"], groups)
     tree, depth_distribution, fanout_distribution = _tree_shape(st, u)

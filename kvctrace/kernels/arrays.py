@@ -30,3 +30,28 @@ def offsets(values) -> np.ndarray:
 def id_type(n_ids: int) -> type:
     """The dtype of dense ids of ``n_ids`` keys (or fewer): int32 below 2**31 - 1, else int64."""
     return np.int32 if n_ids < np.iinfo(np.int32).max else np.int64
+
+
+def one_chunk(offsets, blocks):
+    """A CSR trace held whole as what the kernels that read the block ids in chunks take (a
+    ``Trace.access_chunks``: called once per pass, each call yielding (first request, offsets,
+    ids) chunks of whole requests): here one chunk of the arrays themselves, no copy."""
+    return lambda: iter(((0, offsets, blocks),))
+
+
+def request_chunks(access_chunks, n_requests: int):
+    """The chunks of one call of ``access_chunks`` as (first request, int64 offsets, int32 or
+    int64 ids) for the kernels, each checked to be the next run of whole requests of a trace
+    of ``n_requests`` (the kernels index per-request arrays by ``first request + r`` without
+    bounds checks), and all of them to cover it: a ValueError otherwise."""
+    expected = 0
+    for first, chunk_offsets, chunk_blocks in access_chunks():
+        chunk_offsets, chunk_blocks = offsets(chunk_offsets), ids(chunk_blocks)
+        n = chunk_offsets.shape[0] - 1
+        if (first != expected or n < 0 or expected + n > n_requests or chunk_offsets[0] != 0
+                or chunk_offsets[-1] != chunk_blocks.shape[0]):
+            raise ValueError("the access chunks do not describe the trace's requests in order, as CSR chunks")
+        expected += n
+        yield first, chunk_offsets, chunk_blocks
+    if expected != n_requests:
+        raise ValueError(f"the access chunks cover {expected} requests of {n_requests}")

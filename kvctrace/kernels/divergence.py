@@ -18,37 +18,36 @@ lengths, largest first, gives every member the longest prefix it shares with an 
 and the earliest member sharing it. Only groups with two or more members are sorted: every
 member but a group's first is the divergence window of some request, so at most about two
 windows per request are ever read.
+
+Both levels read the block ids in one pass of chunks of whole requests (a
+``Trace.access_chunks``, or ``arrays.one_chunk`` of CSR arrays), carrying their state per
+block and per request from one chunk to the next: nothing per access outlives a chunk.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from .arrays import ids, offsets as as_offsets
+from .arrays import offsets as as_offsets, one_chunk, request_chunks
 from .nrt import no_refcount
-from .tree import prefix_tree
 
 
 @nb.njit(cache=True, nogil=True)
-def _block_pass(offsets, blocks, input_len, block_size, n_unique):
-    """Per request: shared blocks (leading seen-before run), the dense id of the last shared
-    block (-1 none), the tokens those blocks hold (a request's last block holds
+def _block_pass(offsets, blocks, first_request, seen, input_len, block_size, ended,
+                shared, last_shared, shared_tok, seen_before, extends):
+    """One chunk (requests ``first_request`` on, ``seen`` ids met before it) of the pass over
+    the accesses, per request: shared blocks (leading seen-before run), the dense id of the
+    last shared block (-1 none), the tokens those blocks hold (a request's last block holds
     ``input_len - (n-1)*block_size`` clipped to [0, block_size], as ``kernels.reuse._hit_tokens``
     counts it), the distinct blocks seen before it (dense ids are numbered in order of first
     appearance, so block b first appeared in the last request whose count is <= b) and whether
-    an earlier request ended at its last shared block (``ended``: a flag per block)."""
-    n_req = offsets.shape[0] - 1
-    shared = np.zeros(n_req, np.int32)  # a count of the request's blocks
-    last_shared = np.full(n_req, -1, np.int64)
-    shared_tok = np.zeros(n_req, np.int64)
-    seen_before = np.zeros(n_req + 1, np.int64)
-    extends = np.zeros(n_req, np.bool_)
-    ended = np.zeros(n_unique, np.bool_)
-    seen = 0
-    for r in range(n_req):
+    an earlier request ended at its last shared block (``ended``: a flag per block). Returns
+    the ids seen after the chunk."""
+    for r in range(offsets.shape[0] - 1):
+        g = first_request + r
         start = offsets[r]
         n = offsets[r + 1] - start
-        seen_before[r] = seen
+        seen_before[g] = seen
         run = True
         k = 0
         for i in range(start, offsets[r + 1]):
@@ -58,62 +57,58 @@ def _block_pass(offsets, blocks, input_len, block_size, n_unique):
                 run = False
             elif run:
                 k += 1
-        shared[r] = k
+        shared[g] = k
         if k > 0:
-            last_shared[r] = blocks[start + k - 1]
-            last_tok = input_len[r] - (n - 1) * block_size
+            last_shared[g] = blocks[start + k - 1]
+            last_tok = input_len[g] - (n - 1) * block_size
             last_tok = min(max(last_tok, 0), block_size)
-            shared_tok[r] = (k - 1) * block_size + (block_size if k < n else last_tok)
-            extends[r] = ended[last_shared[r]]
+            shared_tok[g] = (k - 1) * block_size + (block_size if k < n else last_tok)
+            extends[g] = ended[last_shared[g]]
         if n > 0:
             ended[blocks[start + n - 1]] = True
-    seen_before[n_req] = seen
-    return shared, last_shared, shared_tok, seen_before, extends
+    return seen
 
 
 @nb.njit(cache=True, nogil=True)
-def _members(offsets, blocks, n_tokens, block_size, first_req, depth, parent, shared):
-    """Every member window: (group, time, request, start, length), block members first (member
-    ``b`` is dense id ``b``) then token tails; and per request the member that is its
+def _members(offsets, blocks, first_request, seen, tail, n_tokens, block_size, shared,
+             group, time, start, length, probe):
+    """One chunk (requests ``first_request`` on; ``seen`` ids met and the token tails up to
+    member ``tail`` placed before it) of the pass that fills every member window: (group,
+    time, request, start, length), block members first (member ``b`` is dense id ``b``, placed
+    at its first appearance: its parent in the prefix tree, the block before it there, is its
+    group, -1 at position 0) then token tails; and per request the member that is its
     divergence window, or its seen-before partial last block (-1 when the request shares all
-    its blocks, the last one full, and has no tail)."""
-    n_req = offsets.shape[0] - 1
-    n_unique = first_req.shape[0]
-    n_tails = 0
-    for r in range(n_req):
-        if n_tokens[r] > (offsets[r + 1] - offsets[r]) * block_size:
-            n_tails += 1
-    m = n_unique + n_tails
-    group = np.empty(m, np.int64)
-    time = np.empty(m, np.int64)
-    start = np.empty(m, np.int64)
-    length = np.empty(m, np.int64)
-    for b in range(n_unique):
-        group[b] = parent[b]
-        time[b] = first_req[b]
-        start[b] = depth[b] * block_size
-        length[b] = max(0, min(block_size, n_tokens[first_req[b]] - start[b]))
-    probe = np.full(n_req, -1, np.int64)
-    t = n_unique
-    for r in range(n_req):
-        nb_ = offsets[r + 1] - offsets[r]
-        has_tail = n_tokens[r] > nb_ * block_size
+    its blocks, the last one full, and has no tail). Returns ``seen`` and ``tail`` after it."""
+    for r in range(offsets.shape[0] - 1):
+        g = first_request + r
+        s = offsets[r]
+        e = offsets[r + 1]
+        for i in range(s, e):
+            b = blocks[i]
+            if b == seen:  # first appearance: the block's window in its first request
+                group[b] = blocks[i - 1] if i > s else -1
+                time[b] = g
+                start[b] = (i - s) * block_size
+                length[b] = max(0, min(block_size, n_tokens[g] - start[b]))
+                seen += 1
+        nb_ = e - s
+        has_tail = n_tokens[g] > nb_ * block_size
         if has_tail:
-            group[t] = blocks[offsets[r + 1] - 1] if nb_ > 0 else -1
-            time[t] = r
-            start[t] = nb_ * block_size
-            length[t] = min(block_size, n_tokens[r] - start[t])
-        if shared[r] < nb_:
-            probe[r] = blocks[offsets[r] + shared[r]]
+            group[tail] = blocks[e - 1] if nb_ > 0 else -1
+            time[tail] = g
+            start[tail] = nb_ * block_size
+            length[tail] = min(block_size, n_tokens[g] - start[tail])
+        if shared[g] < nb_:
+            probe[g] = blocks[s + shared[g]]
         elif has_tail:
-            probe[r] = t
-        elif nb_ > 0 and n_tokens[r] < nb_ * block_size:
+            probe[g] = tail
+        elif nb_ > 0 and n_tokens[g] < nb_ * block_size:
             # a seen-before partial last block: its tokens may first have been sent inside a
             # longer block of an earlier request, so it is matched like a divergence window
-            probe[r] = blocks[offsets[r + 1] - 1]
+            probe[g] = blocks[e - 1]
         if has_tail:
-            t += 1
-    return group, time, start, length, probe
+            tail += 1
+    return seen, tail
 
 
 @no_refcount
@@ -270,22 +265,30 @@ def scatter_windows(out: np.ndarray, woff: np.ndarray, pick: np.ndarray, wtok: n
                      np.ascontiguousarray(wlen, np.int64))
 
 
-def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, input_len: np.ndarray,
-                     block_size: int) -> dict:
-    """Block-level divergence of a CSR trace of dense first-appearance ids; see ``_block_pass``.
-    ``match_req`` is the earliest request holding the last shared block (-1 when none);
-    ``extends`` says whether an earlier request's whole block list is the shared prefix (the
-    request continues where that one ended, e.g. the next turn of a conversation). Memory per
-    request and a flag per block: the block's first request is found from the distinct counts
-    per request."""
-    offsets, blocks = as_offsets(offsets), ids(blocks)
+def block_divergence(access_chunks, n_unique: int, input_len: np.ndarray, block_size: int) -> dict:
+    """Block-level divergence of a trace of dense first-appearance ids, in one pass over its
+    accesses (``access_chunks``: a ``Trace.access_chunks``, or ``arrays.one_chunk`` of CSR
+    arrays; one request per entry of ``input_len``); see ``_block_pass``. ``match_req`` is the
+    earliest request holding the last shared block (-1 when none); ``extends`` says whether an
+    earlier request's whole block list is the shared prefix (the request continues where that
+    one ended, e.g. the next turn of a conversation). Memory per request and a flag per block:
+    the block's first request is found from the distinct counts per request."""
     input_len = np.ascontiguousarray(input_len, np.int64)
-    if offsets.shape[0] < 1 or offsets[-1] != blocks.shape[0] or input_len.shape[0] != offsets.shape[0] - 1:
-        raise ValueError("offsets/blocks/input_len do not describe one CSR trace")
-    if blocks.shape[0] and (int(blocks.min()) < 0 or int(blocks.max()) >= n_unique):
-        raise ValueError("blocks must be dense ids below n_unique")
-    shared, last, shared_tok, seen_before, extends = _block_pass(offsets, blocks, input_len, np.int64(block_size),
-                                                                 np.int64(max(n_unique, 1)))
+    n_req = input_len.shape[0]
+    shared = np.zeros(n_req, np.int32)  # a count of the request's blocks
+    last = np.full(n_req, -1, np.int64)
+    shared_tok = np.zeros(n_req, np.int64)
+    seen_before = np.zeros(n_req + 1, np.int64)
+    extends = np.zeros(n_req, np.bool_)
+    ended = np.zeros(max(n_unique, 1), np.bool_)
+    seen = 0
+    for first, offsets, blocks in request_chunks(access_chunks, n_req):
+        if blocks.shape[0] and (int(blocks.min()) < 0 or int(blocks.max()) >= n_unique):
+            raise ValueError("blocks must be dense ids below n_unique")
+        seen = _block_pass(offsets, blocks, np.int64(first), np.int64(seen), input_len, np.int64(block_size), ended,
+                           shared, last, shared_tok, seen_before, extends)
+    seen_before[n_req] = seen
+    del ended
     match = np.searchsorted(seen_before, last, side="right") - 1  # the request where `last` appeared
     match[last < 0] = -1
     del seen_before
@@ -293,22 +296,19 @@ def block_divergence(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, inp
             "extends": extends, "n_unique": int(n_unique)}
 
 
-def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarray, block_size: int,
+def token_divergence(access_chunks, offsets: np.ndarray, n_tokens: np.ndarray, block_size: int,
                      block: dict, fetch_windows) -> tuple[np.ndarray, np.ndarray]:
     """Token-exact refinement of ``block_divergence``'s result ``block``: per request, the tokens
     shared with the earliest earlier request sharing the most (all of them when the request's
-    prompt is a prefix of earlier content) and that request (-1 none).
+    prompt is a prefix of earlier content) and that request (-1 none). One pass over the
+    accesses (``access_chunks``, as for ``block_divergence``) places the member windows;
+    ``offsets``: the requests' CSR offsets (for their lengths).
 
     ``fetch_windows(req, start, length)`` returns the flat tokens and CSR offsets of the windows
     ``tokens[req[i]][start[i]:start[i]+length[i]]`` (numpy ``gather_windows``, or a store query)."""
-    offsets, blocks = as_offsets(offsets), ids(blocks)
+    offsets = as_offsets(offsets)
     n_tokens = np.ascontiguousarray(n_tokens, np.int64)
-    # the prefix tree (per dense id: first request, parent, depth), as the store builds it
-    first_req, parent, depth, _, _ = prefix_tree(blocks, offsets, block["n_unique"], n_tokens, block_size,
-                                                 with_first_access=False)
-    group, time, start, length, probe = _members(offsets, blocks, n_tokens, np.int64(block_size),
-                                                 first_req, depth, parent, block["shared_blocks"])
-    del first_req, parent, depth
+    group, time, start, length, probe = _member_windows(access_chunks, offsets, n_tokens, block_size, block)
     # Only groups with two or more members can give a member an earlier sibling to match.
     sizes = np.bincount(group + 1, minlength=block["n_unique"] + 1)
     kept = np.flatnonzero(sizes[group + 1] >= 2)
@@ -343,6 +343,23 @@ def token_divergence(offsets: np.ndarray, blocks: np.ndarray, n_tokens: np.ndarr
     return shared_tokens, match_req
 
 
+def _member_windows(access_chunks, offsets: np.ndarray, n_tokens: np.ndarray, block_size: int, block: dict):
+    """(group, time, start, length) of every member window and the probe member of every
+    request (``_members``), filled a chunk of requests at a time."""
+    n_req = offsets.shape[0] - 1
+    n_unique = block["n_unique"]
+    n_blocks = np.diff(offsets)
+    m = n_unique + int(np.count_nonzero(n_tokens > n_blocks * block_size))  # blocks, then token tails
+    del n_blocks
+    group, time, start, length = (np.empty(m, np.int64) for _ in range(4))
+    probe = np.full(n_req, -1, np.int64)
+    seen, tail = 0, n_unique
+    for first, chunk_offsets, blocks in request_chunks(access_chunks, n_req):
+        seen, tail = _members(chunk_offsets, blocks, np.int64(first), np.int64(seen), np.int64(tail), n_tokens,
+                              np.int64(block_size), block["shared_blocks"], group, time, start, length, probe)
+    return group, time, start, length, probe
+
+
 def gather_windows(tokens: np.ndarray, token_offsets: np.ndarray):
     """A ``fetch_windows`` over in-memory tokens (flat array + CSR offsets per request)."""
     tokens = np.ascontiguousarray(tokens)
@@ -360,5 +377,6 @@ def token_prefix(offsets: np.ndarray, blocks: np.ndarray, n_unique: int, block_s
     tokens are in memory (flat ``tokens`` with CSR ``token_offsets``); what the store keeps for
     text traces at ingest, so the analysis need not read the tokens back."""
     n_tokens = np.diff(np.asarray(token_offsets, np.int64))
-    block = block_divergence(offsets, blocks, n_unique, n_tokens, block_size)
-    return token_divergence(offsets, blocks, n_tokens, block_size, block, gather_windows(tokens, token_offsets))
+    chunks = one_chunk(offsets, blocks)
+    block = block_divergence(chunks, n_unique, n_tokens, block_size)
+    return token_divergence(chunks, offsets, n_tokens, block_size, block, gather_windows(tokens, token_offsets))
