@@ -41,11 +41,13 @@ def traces(draw):
     return offsets, blocks, len(seen), input_len, block_size, ts, sample, chunked(offsets, blocks, cuts)
 
 
-def chunked(offsets, blocks, cuts) -> list[AccessChunk]:
-    """The trace as chunks of whole requests, cut before each request of ``cuts``."""
+def chunked(offsets, blocks, cuts):
+    """The trace as chunks of whole requests, cut before each request of ``cuts``, as the
+    kernels take them (a ``Trace.access_chunks``: each call streams them again)."""
     edges = sorted({0, offsets.shape[0] - 1, *cuts})
-    return [AccessChunk(a, offsets[a:b + 1] - offsets[a], blocks[offsets[a]:offsets[b]])
-            for a, b in zip(edges[:-1], edges[1:])]
+    chunks = [AccessChunk(a, offsets[a:b + 1] - offsets[a], blocks[offsets[a]:offsets[b]])
+              for a, b in zip(edges[:-1], edges[1:])]
+    return lambda: iter(chunks)
 
 
 @settings(max_examples=150, deadline=None)
@@ -93,7 +95,7 @@ def test_reuse_seconds_quantiles_equal_numpy_on_naive_times(trace):
 def _seconds_quantiles(offsets, chunks, n_unique, input_len, block_size, ts):
     """``reuse_seconds_quantiles`` after ``reuse_pass``, both over ``chunks``."""
     digits = reuse_pass(offsets, chunks, n_unique, input_len, block_size, ts)["seconds_digits"]
-    return reuse_seconds_quantiles(offsets, lambda: iter(chunks), n_unique, ts, digits, QS)
+    return reuse_seconds_quantiles(offsets, chunks, n_unique, ts, digits, QS)
 
 
 @settings(max_examples=300, deadline=None)
@@ -132,8 +134,9 @@ def test_quantiles_of_many_times_select_exactly(case, cap, monkeypatch):
 def test_reuse_pass_rejects_bad_input():
     one = np.array([4]), 4, np.array([0.0])
     with pytest.raises(ValueError):  # a chunk short of its request's accesses
-        reuse_pass(np.array([0, 3]), [AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))], 2, *one)
-    good = [AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))]
+        reuse_pass(np.array([0, 3]), lambda: iter([AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))]),
+                   2, *one)
+    good = lambda: iter([AccessChunk(0, np.array([0, 2]), np.array([0, 1], np.int32))])  # noqa: E731
     with pytest.raises(ValueError):
         reuse_pass(np.array([0, 2]), good, 2, *one, sample=[1, 0])
     with pytest.raises(ValueError):  # chunks that stop before the last request

@@ -221,7 +221,7 @@ def analyze_reuse(trace: Trace, *, window_s: float | None = None, mrc_points: in
     ts = np.asarray(trace.ts, dtype=np.float64)
 
     sample = _plot_sample(n_acc, plot_points)
-    passed = reuse_pass(offsets, trace.access_chunks(), n_unique, trace.input_len, trace.block_size, ts, sample)
+    passed = reuse_pass(offsets, trace.access_chunks, n_unique, trace.input_len, trace.block_size, ts, sample)
     cold = passed["cold"]
     hit_distances, cum_hits = _sparse_counts(passed.pop("distance_counts"))
     requests, hit_ratios = _request_hits(trace, passed, ts, n_acc - cold)

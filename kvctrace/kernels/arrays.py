@@ -39,17 +39,21 @@ def one_chunk(offsets, blocks):
     return lambda: iter(((0, offsets, blocks),))
 
 
-def request_chunks(access_chunks, n_requests: int):
+def request_chunks(access_chunks, n_requests: int, trace_offsets: np.ndarray | None = None):
     """The chunks of one call of ``access_chunks`` as (first request, int64 offsets, int32 or
     int64 ids) for the kernels, each checked to be the next run of whole requests of a trace
     of ``n_requests`` (the kernels index per-request arrays by ``first request + r`` without
-    bounds checks), and all of them to cover it: a ValueError otherwise."""
+    bounds checks) and, given the trace's CSR ``trace_offsets`` (for kernels that index the
+    chunk's ids by the trace's access numbers), to hold exactly its requests' accesses; and
+    all of them to cover it: a ValueError otherwise."""
     expected = 0
     for first, chunk_offsets, chunk_blocks in access_chunks():
         chunk_offsets, chunk_blocks = offsets(chunk_offsets), ids(chunk_blocks)
         n = chunk_offsets.shape[0] - 1
         if (first != expected or n < 0 or expected + n > n_requests or chunk_offsets[0] != 0
-                or chunk_offsets[-1] != chunk_blocks.shape[0]):
+                or chunk_offsets[-1] != chunk_blocks.shape[0]
+                or (trace_offsets is not None
+                    and chunk_blocks.shape[0] != trace_offsets[first + n] - trace_offsets[first])):
             raise ValueError("the access chunks do not describe the trace's requests in order, as CSR chunks")
         expected += n
         yield first, chunk_offsets, chunk_blocks

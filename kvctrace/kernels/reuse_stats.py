@@ -23,12 +23,12 @@ The references are the per-access kernels of ``kernels/reuse.py`` and tests/naiv
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import numba as nb
 import numpy as np
 
-from .arrays import ids, offsets as as_offsets
+from .arrays import ids, offsets as as_offsets, request_chunks
 from .markers import markers_upto, publish_word, remove_marker
 from .nrt import no_refcount
 
@@ -146,28 +146,11 @@ def _reuse_chunk(offsets, blocks, first, stop, input_len, block_size, ts, marker
                                                                                     top_bin)
 
 
-def _chunk_ids(chunk, offsets: np.ndarray, first: int) -> tuple[np.ndarray, int]:
-    """The ids of ``chunk`` (an ``AccessChunk``: first request, CSR offsets from 0, ids) as a
-    kernel takes them and one past its last request, after checking that it starts at request
-    ``first`` and holds exactly its requests' accesses by the trace's ``offsets``."""
-    first_request, chunk_offsets, blocks = chunk
-    stop = first_request + chunk_offsets.shape[0] - 1
-    if first_request != first or stop >= offsets.shape[0] \
-            or ids(blocks).shape[0] != offsets[stop] - offsets[first]:
-        raise ValueError(f"the chunk of requests {first_request}..{stop - 1} does not continue at request {first} "
-                         "with its requests' accesses")
-    return ids(blocks), stop
-
-
-def _check_covered(stop: int, offsets: np.ndarray) -> None:
-    if stop != offsets.shape[0] - 1:
-        raise ValueError(f"the chunks end at request {stop}, not at the trace's end ({offsets.shape[0] - 1})")
-
-
-def reuse_pass(offsets, chunks: Iterable, n_unique: int, input_len, block_size: int, ts, sample=None) -> dict:
+def reuse_pass(offsets, access_chunks: Callable[[], Iterator], n_unique: int, input_len, block_size: int, ts,
+               sample=None) -> dict:
     """One pass of the exact LRU stack over a CSR trace of dense ids (``kernels/reuse.py``'s
-    conventions) given as ``chunks`` of whole requests in order (``AccessChunk``s, or
-    ``(first_request, offsets from 0, ids)``; ``Trace.access_chunks()``), ``offsets`` being the
+    conventions) given as chunks of whole requests in order (``access_chunks``: a
+    ``Trace.access_chunks``, or ``arrays.one_chunk`` of CSR arrays), ``offsets`` being the
     whole trace's and ``ts`` the requests' arrival times. Returns ``distance_counts`` (int32,
     index = stack distance, trimmed to the largest), ``cold`` (first accesses),
     ``reaccessed_blocks`` (blocks accessed at least twice), per request ``hits`` and
@@ -200,13 +183,9 @@ def reuse_pass(offsets, chunks: Iterable, n_unique: int, input_len, block_size: 
              np.zeros(1 << _DIGIT_BITS, np.int64))
     counters = np.array([0, 0, 0, -1, 0, 0], np.int64)
     input_len, ts = np.ascontiguousarray(input_len, np.int64), np.ascontiguousarray(ts, np.float64)
-    stop = 0
-    for chunk in chunks:
-        blocks, end = _chunk_ids(chunk, offsets, stop)
-        _reuse_chunk(offsets, blocks, np.int64(stop), np.int64(end), input_len, np.int64(block_size), ts,
-                     markers, per_block, per_request, sampled, times, counters)
-        stop = end
-    _check_covered(stop, offsets)
+    for first, chunk_offsets, blocks in request_chunks(access_chunks, n_req, offsets):
+        _reuse_chunk(offsets, blocks, np.int64(first), np.int64(first + chunk_offsets.shape[0] - 1), input_len,
+                     np.int64(block_size), ts, markers, per_block, per_request, sampled, times, counters)
     _, cold, reaccessed, top, _, top_bin = counters.tolist()
     hit_blocks, hit_tokens = per_request
     return {"distance_counts": per_block[1][:top + 1], "cold": cold, "reaccessed_blocks": reaccessed,
@@ -282,13 +261,10 @@ class _TimePasses:
         """Counts per wanted prefix and next digit (or, with ``collected``, the times stored)."""
         hist = np.zeros((max(prefixes.shape[0], 1), 1 << _DIGIT_BITS), np.int64)
         self.last_req.fill(-1)
-        stop, k = 0, 0
-        for chunk in self.access_chunks():
-            blocks, end = _chunk_ids(chunk, self.offsets, stop)
-            k = _time_pass(self.offsets, blocks, np.int64(stop), np.int64(end), self.ts, self.last_req, prefixes,
-                           np.int64(level), hist, collected, np.int64(k))
-            stop = end
-        _check_covered(stop, self.offsets)
+        k = 0
+        for first, chunk_offsets, blocks in request_chunks(self.access_chunks, self.offsets.shape[0] - 1, self.offsets):
+            k = _time_pass(self.offsets, blocks, np.int64(first), np.int64(first + chunk_offsets.shape[0] - 1), self.ts,
+                           self.last_req, prefixes, np.int64(level), hist, collected, np.int64(k))
         return hist
 
 
