@@ -30,3 +30,36 @@ def offsets(values) -> np.ndarray:
 def id_type(n_ids: int) -> type:
     """The dtype of dense ids of ``n_ids`` keys (or fewer): int32 below 2**31 - 1, else int64."""
     return np.int32 if n_ids < np.iinfo(np.int32).max else np.int64
+
+
+class RequestCursor:
+    """How far a kernel fed a trace a chunk of whole requests at a time has got. A chunk is a
+    (first request, CSR offsets from 0, ids) triple, as ``Trace.access_chunks`` yields them
+    (``AccessChunk``, a layer above the kernels). ``take`` checks that a chunk holds the next
+    requests of the trace's CSR ``offsets``, with their lengths, before handing its arrays to
+    a kernel (kernels index per-request and per-length state by them without bounds checks),
+    and ``check_done`` that every request came."""
+
+    def __init__(self, trace_offsets):
+        self.offsets = offsets(trace_offsets)
+        self.n_requests = self.offsets.shape[0] - 1
+        self.next_request = 0
+
+    def take(self, chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's (CSR offsets from 0, ids) as kernels take them."""
+        first, chunk_offsets, blocks = chunk
+        chunk_offsets, blocks = offsets(chunk_offsets), ids(blocks)
+        stop = first + chunk_offsets.shape[0] - 1
+        in_place = (first == self.next_request and stop <= self.n_requests
+                    and blocks.shape[0] == chunk_offsets[-1]
+                    and (chunk_offsets is self.offsets   # a trace in memory: its own arrays
+                         or np.array_equal(chunk_offsets, self.offsets[first:stop + 1] - self.offsets[first])))
+        if not in_place:
+            raise ValueError(f"a chunk of requests {first}..{stop - 1} is not the trace's next "
+                             f"(request {self.next_request}, offsets as the trace's)")
+        self.next_request = stop
+        return chunk_offsets, blocks
+
+    def check_done(self) -> None:
+        if self.next_request != self.n_requests:
+            raise ValueError(f"the chunks stopped at request {self.next_request} of {self.n_requests}")
