@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
+from kvctrace import open_trace
 from kvctrace.analysis.access import analyze_access
 from kvctrace.errors import ConfigError, NoBlockIdsError
 from kvctrace.kernels.runs import find_runs, request_lookup_plan, run_stats, runs_test
+from kvctrace.store import load_store
 from kvctrace.trace import Trace
 
 from . import naive
@@ -195,3 +199,58 @@ def test_golden_conversation_sequential_share():
     assert res.runs_test_share_p_gt_0_05 == pytest.approx(477 / 554)
     s = res.summary()
     assert s["point_lookups"] + s["range_scan_blocks"] == int(res.per_request["n_blocks"].sum())
+
+
+# ---- the same result however the block ids are cut into chunks (traces bigger than memory) ---
+
+def write_random_bailian(path: Path, rng, n_requests: int, n_types: int) -> Path:
+    """A Bailian JSONL of random requests (about 1 in 5 without blocks, the last one always;
+    ids from a small alphabet, so prefixes repeat and new blocks make consecutive runs) of
+    ``n_types`` types, about a second apart."""
+    lines, t = [], 0.0
+    for chat in range(n_requests):
+        ids = [] if rng.random() < 0.2 or chat == n_requests - 1 else rng.integers(0, 20, rng.integers(1, 12)).tolist()
+        t += float(rng.exponential(1.0))
+        lines.append({"chat_id": chat, "parent_chat_id": -1, "timestamp": round(t, 3), "input_length": 16 * len(ids),
+                      "output_length": 1, "type": f"t{rng.integers(n_types)}", "turn": 1, "hash_ids": ids})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def results_however_cut(tmp_path, monkeypatch, cases, seed: int = 11):
+    """(result on the whole trace, result on the trace cut otherwise) for each random trace of
+    ``cases`` ((requests, types, analyze) each): cut into chunks of one access (so one request
+    a chunk), of a few accesses, and read from a store opened in chunks (a few accesses a
+    chunk, read a few rows at a time as a big store is: every pass streams the accesses table
+    again, its read open while the analysis runs), which must not read its ids whole."""
+    from kvctrace import accesses
+    monkeypatch.setattr(accesses, "ACCESS_BATCH_ROWS", 8)
+    rng = np.random.default_rng(seed)
+    for i, (n_requests, n_types, analyze) in enumerate(cases):
+        path, db = write_random_bailian(tmp_path / f"t{i}.jsonl", rng, n_requests, n_types), tmp_path / f"t{i}.duckdb"
+        trace = open_trace(path, db=db)
+        whole = analyze(trace)
+        for size in (1, int(rng.integers(2, 30))):
+            trace.chunk_accesses = size
+            yield whole, analyze(trace)
+        trace.con.close()
+        stored = load_store(duckdb.connect(str(db), read_only=True), str(path), chunked=True)
+        stored.chunk_accesses = int(rng.integers(2, 30))
+        yield whole, analyze(stored)
+        assert stored.__dict__["_blocks"] is None    # streamed, never read whole
+        stored.con.close()
+
+
+def assert_same_result(whole, cut, frames: tuple[str, ...]) -> None:
+    assert cut.summary() == whole.summary()
+    for name in frames:
+        if getattr(whole, name) is None:
+            assert getattr(cut, name) is None
+        else:
+            assert_frame_equal(getattr(cut, name), getattr(whole, name), check_exact=True)
+
+
+def test_access_is_the_same_however_the_ids_are_cut(tmp_path, monkeypatch):
+    cases = [(40, 1, analyze_access), (90, 2, lambda tr: analyze_access(tr, min_ids=2))]
+    for whole, cut in results_however_cut(tmp_path, monkeypatch, cases):
+        assert_same_result(whole, cut, ("per_request", "run_lengths"))

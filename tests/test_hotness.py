@@ -15,7 +15,7 @@ from kvctrace.kernels.hotness import block_first_position, block_heat, first_acc
 from kvctrace.trace import Trace
 
 from . import naive
-from .test_access import CONVERSATION, csr, mooncake_trace
+from .test_access import CONVERSATION, assert_same_result, csr, mooncake_trace, results_however_cut
 
 counts_st = st.lists(st.integers(1, 50), min_size=1, max_size=60)
 
@@ -190,6 +190,22 @@ def test_no_types_no_type_heat_and_bad_options():
     trace.has_block_ids = False
     with pytest.raises(NoBlockIdsError):
         analyze_hotness(trace)
+
+
+def test_hotness_is_the_same_however_the_ids_are_cut(tmp_path, monkeypatch):
+    """Per-block heat, drift over several windows (some empty) and heat by type, the last over
+    more than 64 types too (several passes over the ids), identical whole and in chunks."""
+    cases = [(60, 3, lambda tr: analyze_hotness(tr, window_s=4.0, top_k=2)),
+             (220, 70, lambda tr: analyze_hotness(tr, window_s=25.0, top_k=5)),
+             (30, 1, analyze_hotness)]
+    frames = ("access_histogram", "lorenz", "rank_frequency", "top_shares", "hot_sets", "drift",
+              "heat_by_depth", "heat_by_type", "per_block")
+    type_counts = set()
+    for whole, cut in results_however_cut(tmp_path, monkeypatch, cases):
+        assert_same_result(whole, cut, frames)
+        assert whole.drift.height > 1
+        type_counts.add(whole.heat_by_type.height)
+    assert max(type_counts) > 64
 
 
 @pytest.mark.skipif(not CONVERSATION.exists(), reason="shared datasets not present")

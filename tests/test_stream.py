@@ -630,3 +630,21 @@ def test_json_array_cli_error_is_one_line(tmp_path, small_chunks):
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert str(path) in proc.stderr and "malformed JSON" in proc.stderr and ", line " in proc.stderr
 
+
+
+def test_analyze_streams_a_big_store_and_matches_the_whole_read(tmp_path, monkeypatch):
+    """`kvctrace analyze DB` on a store above ANALYZE_IN_CHUNKS_ABOVE reads its accesses a chunk
+    at a time and never the whole id array, and writes the same summary.json as the whole read."""
+    import kvctrace.commands as commands
+    path = write_trace(tmp_path / "t.jsonl", "mooncake", 400, seed=11)
+    db = tmp_path / "t.duckdb"
+    open_trace(path, db=db).con.close()
+    whole = commands.analyze(db, out=tmp_path / "whole").summary_path.read_text()
+    monkeypatch.setattr(commands, "ANALYZE_IN_CHUNKS_ABOVE", 0)
+    monkeypatch.setattr(accesses, "STORE_CHUNK_ACCESSES", 97)
+
+    def whole_read(*args):
+        raise AssertionError("an analysis read every block id at once")
+    monkeypatch.setattr(accesses, "read_block_ids", whole_read)
+    chunked = commands.analyze(db, out=tmp_path / "chunked").summary_path.read_text()
+    assert chunked == whole

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, NoBlockIdsError
-from ..kernels.runs import RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW, run_stats, runs_test
+from ..kernels.runs import RUNS_TEST_DEGENERATE, RUNS_TEST_TESTED, RUNS_TEST_TOO_FEW, run_stats_and_test
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 from .columns import null_nan
 
@@ -88,6 +88,9 @@ class AccessResult(ResultMixin):
 def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
     """Sequential vs random access for every request of ``trace``.
 
+    The block ids are read a chunk of whole requests at a time (``trace.access_chunks()``),
+    so a store opened in chunks is analyzed without holding its accesses.
+
     ``min_ids``: a request enters the runs test only with at least this many non-sequential
     ids (default 4: below that, dropping the median tie leaves at most n1 = n2 = 1, whose
     variance is zero, so no test is possible anyway).
@@ -100,9 +103,9 @@ def analyze_access(trace, *, min_ids: int = 4) -> AccessResult:
     if int(min_ids) < 2:
         raise ConfigError(f"min_ids={min_ids} is too small", field="min_ids",
                           hint="a runs test needs at least 2 ids; the default is 4")
-    offsets, blocks = trace.offsets, trace.blocks
-    runs = run_stats(offsets, blocks)
-    test = runs_test(offsets, blocks, min_ids=min_ids)
+    # per request, so one pass over the ids a chunk of requests at a time: a store bigger
+    # than memory streams through, a trace in memory is one chunk of its arrays
+    runs, test = run_stats_and_test(trace.access_chunks(), trace.offsets, min_ids=int(min_ids))
     req_id, n_blocks = trace.request_columns()  # shared with the other per-request frames
     nonempty = n_blocks > 0
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from ..errors import ConfigError
-from ..kernels.hotness import MAX_GROUPS, block_heat, first_access_flags, heat_by_group, window_top_k
+from ..kernels.hotness import MAX_GROUPS, BlockHeat, GroupHeat, WindowTopK, run_passes
 from .access import require_block_ids
 from ..results import ResultMixin  # to_json() and the Jupyter rendering of summary()
 
@@ -252,8 +253,14 @@ class HotnessResult(ResultMixin):
         return out
 
 
-def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
-    ts = trace.ts
+class _DriftWindows(NamedTuple):
+    edges: np.ndarray          # window w spans [edges[w], edges[w + 1]) seconds
+    request_bounds: np.ndarray  # its requests: request_bounds[w] .. request_bounds[w + 1] - 1
+    access_bounds: np.ndarray   # its accesses, in the stream
+    window_s: float
+
+
+def _drift_windows(trace, window_s: float | None) -> _DriftWindows:
     duration = trace.duration_s
     if window_s is None:
         window_s = duration / 20.0 if duration / 20.0 > 0 else 1.0  # (a tiny duration underflows)
@@ -262,10 +269,14 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
     # windows [w*window_s, (w+1)*window_s); the last one also holds the request at ts == duration
     n_win = max(1, int(math.ceil(duration / window_s - 1e-12)))
     edges = np.arange(n_win + 1, dtype=np.float64) * window_s
-    req_bounds = np.searchsorted(ts, edges, side="left")
-    req_bounds[-1] = ts.shape[0]
-    bounds = trace.offsets[req_bounds]
-    top, _, n_distinct = window_top_k(trace.blocks, bounds, n_unique, top_k)
+    req_bounds = np.searchsorted(trace.ts, edges, side="left")
+    req_bounds[-1] = trace.ts.shape[0]
+    return _DriftWindows(edges, req_bounds, trace.offsets[req_bounds], float(window_s))
+
+
+def _drift(windows: _DriftWindows, top: np.ndarray, n_distinct: np.ndarray, top_k: int) -> pl.DataFrame:
+    """The drift frame from each window's top-k blocks (``WindowTopK``)."""
+    n_win = top.shape[0]
     jaccard = np.full(n_win, np.nan)
     prev = None
     for w in range(n_win):        # per window, not per access
@@ -276,56 +287,100 @@ def _drift(trace, window_s: float | None, top_k: int, n_unique: int):
             inter = np.intersect1d(prev, cur, assume_unique=True).shape[0]
             jaccard[w] = inter / (prev.shape[0] + cur.shape[0] - inter)
         prev = cur
-    frame = pl.DataFrame({
+    edges, bounds = windows.edges, windows.access_bounds
+    return pl.DataFrame({
         "window": np.arange(n_win, dtype=np.int64), "start_s": edges[:-1], "end_s": edges[1:],
-        "requests": np.diff(req_bounds).astype(np.int64),
+        "requests": np.diff(windows.request_bounds).astype(np.int64),
         "accesses": np.diff(bounds).astype(np.int64), "distinct_blocks": n_distinct,
         "top_k_size": np.minimum(n_distinct, top_k), "jaccard_with_previous": jaccard,
     }).with_columns(pl.col("jaccard_with_previous").fill_nan(None))
-    return frame, float(window_s)
 
 
-def _heat_by_type(trace) -> pl.DataFrame | None:
+def _request_types(trace) -> tuple[pl.Series, np.ndarray] | None:
+    """(the distinct request types, sorted, null last; each request's index in them), or
+    None when no request has a type."""
     types = trace.request_sql("SELECT type FROM requests ORDER BY req_id")["type"].cast(pl.String)
     if types.null_count() == types.len():
         return None
     names = types.unique().sort(nulls_last=True)        # null (untyped requests) last
-    if names.len() <= MAX_GROUPS:
-        codes = (pl.DataFrame({"type": types})
-                 .join(pl.DataFrame({"type": names, "code": np.arange(names.len())}),
-                       on="type", how="left", nulls_equal=True, maintain_order="left")["code"])
-        requests, accesses, distinct, reacc = heat_by_group(
-            trace.offsets, trace.blocks, trace.n_unique_blocks, codes.to_numpy(), names.len())
-        frame = pl.DataFrame({"type": names, "requests": requests, "accesses": accesses,
+    codes = (pl.DataFrame({"type": types})
+             .join(pl.DataFrame({"type": names, "code": np.arange(names.len())}),
+                   on="type", how="left", nulls_equal=True, maintain_order="left")["code"])
+    return names, codes.to_numpy()
+
+
+class _TypeHeat:
+    """Heat by request type as an accumulator for ``_feed`` (a ``GroupHeat`` over the types,
+    none for a trace without types). The types are read when it is made: on a trace in memory
+    after the other accumulators' scratch is freed, so the query's memory adds nothing to
+    their peak. More than ``MAX_GROUPS`` types take a pass per ``MAX_GROUPS`` (a block's mask
+    of types is one word; a test lowers it to make a pass per type)."""
+
+    def __init__(self, trace, n_unique: int):
+        types = _request_types(trace)
+        self.names, self.heat = None, None
+        if types is not None:
+            self.names = types[0]
+            self.heat = GroupHeat(trace.offsets, n_unique, types[1], self.names.len(),
+                                  groups_per_pass=max(1, MAX_GROUPS))
+
+    def add(self, chunk) -> None:
+        if self.heat is not None:
+            self.heat.add(chunk)
+
+    def end_pass(self) -> bool:
+        return self.heat is not None and self.heat.end_pass()
+
+    def result(self) -> pl.DataFrame | None:
+        """type, requests, accesses, distinct_blocks, reaccesses, reaccess_share (None without types)."""
+        if self.heat is None:
+            return None
+        requests, accesses, distinct, reacc = self.heat.result()
+        frame = pl.DataFrame({"type": self.names, "requests": requests, "accesses": accesses,
                               "distinct_blocks": distinct, "reaccesses": reacc})
-    else:   # many types: vectorised group-by instead of the bitmask kernel
-        n_blocks = np.diff(trace.offsets)
-        first = first_access_flags(trace.blocks, trace.n_unique_blocks)
-        per_access = pl.DataFrame({
-            "type": types.gather(np.repeat(np.arange(types.len()), n_blocks)),
-            "block": trace.blocks, "reaccess": ~first})
-        acc = per_access.group_by("type").agg(
-            accesses=pl.len(), distinct_blocks=pl.col("block").n_unique().cast(pl.Int64),
-            reaccesses=pl.col("reaccess").sum().cast(pl.Int64))
-        req = pl.DataFrame({"type": types}).group_by("type").agg(requests=pl.len().cast(pl.Int64))
-        frame = (req.join(acc, on="type", how="left", nulls_equal=True)
-                 .with_columns(pl.col("accesses", "distinct_blocks", "reaccesses")
-                               .fill_null(0).cast(pl.Int64)))
-    return (frame.with_columns(reaccess_share=pl.when(pl.col("accesses") > 0)
-                               .then(pl.col("reaccesses") / pl.col("accesses")))
-            .sort(["requests", "type"], descending=[True, False], nulls_last=True))
+        return (frame.with_columns(reaccess_share=pl.when(pl.col("accesses") > 0)
+                                   .then(pl.col("reaccesses") / pl.col("accesses")))
+                .sort(["requests", "type"], descending=[True, False], nulls_last=True))
+
+
+def _feed(trace, makers: list) -> list:
+    """The results of accumulators (``kernels.hotness``; ``makers`` make them) fed the trace's
+    accesses for every pass each asks. A trace that is one chunk (in memory: its own arrays)
+    feeds them one after another, so each one's per-block scratch is freed before the next is
+    made (the peak of calling the kernels in turn); a trace in chunks (a store) feeds each
+    chunk to all of them, so that one read of the store serves every accumulator."""
+    chunks = trace.access_chunks()
+    first = next(chunks, None)
+    chunks.close()   # a store's read holds its connection, which a maker may query
+    if first is None or first.offsets.shape[0] - 1 == trace.n_requests:
+        whole = [] if first is None else [first]
+        return [run_passes([make()], lambda: whole)[0] for make in makers]
+    # in chunks: every accumulator made, then each pass reads from the start (the first chunk,
+    # read to find out, again)
+    return run_passes([make() for make in makers], trace.access_chunks)
 
 
 def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                     lorenz_points: int = 1000) -> HotnessResult:
-    """Hotness skew of ``trace`` (definitions in the module docstring)."""
+    """Hotness skew of ``trace`` (definitions in the module docstring).
+
+    The block ids are read a chunk of whole requests at a time (``trace.access_chunks()``)
+    into state per block (accesses, depth, the open window's counts, types seen), so a store
+    opened in chunks is analyzed without holding its accesses; more than ``MAX_GROUPS``
+    request types take a further pass per ``MAX_GROUPS`` types (``_TypeHeat``)."""
     require_block_ids(trace, "the hotness analysis")
     if top_k < 1:
         raise ConfigError(f"top_k={top_k} must be >= 1", field="top_k")
     if lorenz_points < 2:
         raise ConfigError(f"lorenz_points={lorenz_points} must be >= 2", field="lorenz_points")
     n_unique = int(trace.n_unique_blocks)
-    counts, by_count, by_depth = block_heat(trace.offsets, trace.blocks, n_unique)
+    windows = _drift_windows(trace, window_s)
+    # per-block state only, fed the ids a chunk of requests at a time: a store bigger than
+    # memory streams through, a trace in memory is one chunk of its arrays
+    (counts, by_count, by_depth), (top, _, n_distinct), heat_by_type = _feed(trace, [
+        lambda: BlockHeat(n_unique, trace.offsets),
+        lambda: WindowTopK(windows.access_bounds, n_unique, top_k),
+        lambda: _TypeHeat(trace, n_unique)])
     heat = CountHistogram(by_count)
     u, total = heat.u, heat.total
     access_histogram = pl.DataFrame({"accesses": heat.values[::-1].copy(), "blocks": heat.blocks[::-1].copy()})
@@ -363,11 +418,11 @@ def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
         "depth": keep.astype(np.int64), "blocks": d_blocks[keep], "accesses": d_acc[keep],
         "accesses_per_block": d_acc[keep] / d_blocks[keep], "one_hit_share": d_one[keep] / d_blocks[keep]})
 
-    drift, used_window = _drift(trace, window_s, top_k, n_unique)
     return HotnessResult(
         block_accesses=counts, access_histogram=access_histogram, lorenz=lorenz,
-        rank_frequency=rank_frequency, top_shares=top_shares, hot_sets=hot_sets, drift=drift,
-        heat_by_depth=heat_by_depth, heat_by_type=_heat_by_type(trace),
+        rank_frequency=rank_frequency, top_shares=top_shares, hot_sets=hot_sets,
+        drift=_drift(windows, top, n_distinct, top_k), heat_by_depth=heat_by_depth,
+        heat_by_type=heat_by_type,
         unique_blocks=u, accesses=total, one_hit_blocks=one_hit,
         gini=heat.gini(), zipf_alpha=alpha, zipf_r2=r2, zipf_fit_ranks=(1, n_ge2),
-        zipf_alpha_all_ranks=alpha_all, drift_window_s=used_window, drift_top_k=int(top_k))
+        zipf_alpha_all_ranks=alpha_all, drift_window_s=windows.window_s, drift_top_k=int(top_k))

@@ -39,23 +39,45 @@ def one_chunk(offsets, blocks):
     return lambda: iter(((0, offsets, blocks),))
 
 
+class RequestCursor:
+    """How far a kernel fed a trace of ``n_requests`` (default: as many as the trace's
+    ``trace_offsets`` say) a chunk of whole requests at a time has got. A chunk is a (first
+    request, CSR offsets from 0, ids) triple, as ``Trace.access_chunks`` yields them (``AccessChunk``, a layer above the kernels). ``take``
+    checks that a chunk holds the next requests, as CSR (and, given the trace's
+    ``trace_offsets``, with their lengths) before handing its arrays to a kernel (kernels index
+    per-request and per-access state by them without bounds checks), and ``check_done`` that
+    every request came: a ValueError otherwise."""
+
+    def __init__(self, n_requests: int | None = None, trace_offsets=None):
+        self.offsets = None if trace_offsets is None else offsets(trace_offsets)
+        self.n_requests = int(n_requests) if n_requests is not None else self.offsets.shape[0] - 1
+        self.next_request = 0
+
+    def take(self, chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's (CSR offsets from 0, ids) as kernels take them."""
+        first, chunk_offsets, blocks = chunk
+        chunk_offsets, blocks = offsets(chunk_offsets), ids(blocks)
+        stop = first + chunk_offsets.shape[0] - 1
+        in_place = (first == self.next_request and first <= stop <= self.n_requests and chunk_offsets[0] == 0
+                    and blocks.shape[0] == chunk_offsets[-1]
+                    and (self.offsets is None or chunk_offsets is self.offsets   # in memory: the trace's own
+                         or np.array_equal(chunk_offsets, self.offsets[first:stop + 1] - self.offsets[first])))
+        if not in_place:
+            raise ValueError(f"a chunk of requests {first}..{stop - 1} is not the trace's next "
+                             f"(request {self.next_request}, CSR offsets as the trace's)")
+        self.next_request = stop
+        return chunk_offsets, blocks
+
+    def check_done(self) -> None:
+        if self.next_request != self.n_requests:
+            raise ValueError(f"the chunks stopped at request {self.next_request} of {self.n_requests}")
+
+
 def request_chunks(access_chunks, n_requests: int, trace_offsets: np.ndarray | None = None):
     """The chunks of one call of ``access_chunks`` as (first request, int64 offsets, int32 or
-    int64 ids) for the kernels, each checked to be the next run of whole requests of a trace
-    of ``n_requests`` (the kernels index per-request arrays by ``first request + r`` without
-    bounds checks) and, given the trace's CSR ``trace_offsets`` (for kernels that index the
-    chunk's ids by the trace's access numbers), to hold exactly its requests' accesses; and
-    all of them to cover it: a ValueError otherwise."""
-    expected = 0
-    for first, chunk_offsets, chunk_blocks in access_chunks():
-        chunk_offsets, chunk_blocks = offsets(chunk_offsets), ids(chunk_blocks)
-        n = chunk_offsets.shape[0] - 1
-        if (first != expected or n < 0 or expected + n > n_requests or chunk_offsets[0] != 0
-                or chunk_offsets[-1] != chunk_blocks.shape[0]
-                or (trace_offsets is not None
-                    and chunk_blocks.shape[0] != trace_offsets[first + n] - trace_offsets[first])):
-            raise ValueError("the access chunks do not describe the trace's requests in order, as CSR chunks")
-        expected += n
-        yield first, chunk_offsets, chunk_blocks
-    if expected != n_requests:
-        raise ValueError(f"the access chunks cover {expected} requests of {n_requests}")
+    int64 ids) for the kernels, each checked by a ``RequestCursor``."""
+    cursor = RequestCursor(n_requests, trace_offsets)
+    for chunk in access_chunks():
+        chunk_offsets, blocks = cursor.take(chunk)
+        yield chunk[0], chunk_offsets, blocks
+    cursor.check_done()

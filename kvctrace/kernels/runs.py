@@ -21,16 +21,22 @@ Definitions (docs/metrics.md, "Sequential vs random access"):
   A request is *excluded* (status ``TOO_FEW``) when it has fewer than
   ``min_ids`` non-sequential ids, and (status ``DEGENERATE``) when after dropping median ties
   one side is empty or the variance is zero (e.g. n1 = n2 = 1).
+
+``run_stats_and_test`` gives ``run_stats`` and ``runs_test`` of a trace read a chunk of whole
+requests at a time (``Trace.access_chunks``, a store bigger than memory): the kernels write
+each chunk's requests into the trace's per-request arrays, which is all the two functions do
+with the whole arrays as one chunk.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
-from .arrays import ids, offsets as as_offsets
+from .arrays import RequestCursor, ids, offsets as as_offsets
 from .nrt import no_refcount
 
 RUNS_TEST_TESTED = 0
@@ -87,17 +93,14 @@ def _runs(offsets, blocks):
 
 
 @nb.njit(cache=True, nogil=True)
-def _run_stats(offsets, blocks, max_len):
-    """``_runs``'s per-request counts and the runs per length (index = length), without its
-    per-access flags and per-run arrays."""
-    n_req = offsets.shape[0] - 1
-    # sequential blocks, point lookups, range scans, longest run: block counts, int32 (they sum
-    # to at most the accesses, fewer than 2**31)
-    per_req = np.zeros((4, n_req), np.int32)
-    by_length = np.zeros(max_len + 1, np.int64)
-    for r in range(n_req):
+def _run_stats_into(offsets, blocks, first, per_req, by_length):
+    """``_runs``'s per-request counts, into ``per_req[:, first + r]`` for request r of
+    ``offsets``, and the runs per length, added to ``by_length``: no per-access flags or
+    per-run arrays, and a trace can come a chunk of requests at a time."""
+    for r in range(offsets.shape[0] - 1):
         e = offsets[r + 1]
         i = offsets[r]
+        at = first + r
         while i < e:
             j = i + 1
             while j < e and blocks[j] == blocks[j - 1] + 1:
@@ -105,13 +108,12 @@ def _run_stats(offsets, blocks, max_len):
             length = j - i
             by_length[length] += 1
             if length >= 2:
-                per_req[2, r] += 1
-                per_req[0, r] += length
+                per_req[2, at] += 1
+                per_req[0, at] += length
             else:
-                per_req[1, r] += 1
-            per_req[3, r] = max(per_req[3, r], length)
+                per_req[1, at] += 1
+            per_req[3, at] = max(per_req[3, at], length)
             i = j
-    return per_req, by_length
 
 
 @no_refcount
@@ -165,47 +167,40 @@ def _wald_wolfowitz(n1, n2, runs):
 
 
 @nb.njit(cache=True, nogil=True)
-def _runs_test(offsets, blocks, sequential, min_ids):
-    n_req = offsets.shape[0] - 1
-    n_ids = np.zeros(n_req, np.int32)  # counts of a request's blocks: int32
-    n_above = np.zeros(n_req, np.int32)
-    n_below = np.zeros(n_req, np.int32)
-    n_sign_runs = np.zeros(n_req, np.int32)
-    z = np.full(n_req, np.nan)
-    p = np.full(n_req, np.nan)
-    status = np.zeros(n_req, np.int8)
-    p_ge = np.full(n_req, np.nan)
-    status_ge = np.zeros(n_req, np.int8)
+def _runs_test_into(offsets, blocks, sequential, min_ids, first, out):
+    """The runs test of request r of ``offsets`` into entry ``first + r`` of each array of
+    ``out`` (a ``RunsTest`` from ``_no_runs_tested``), so that a trace can come a chunk of
+    requests at a time."""
     max_len = 0
-    for r in range(n_req):
+    for r in range(offsets.shape[0] - 1):
         if offsets[r + 1] - offsets[r] > max_len:
             max_len = offsets[r + 1] - offsets[r]
     buf = np.empty(max_len, np.float64)
-    for r in range(n_req):
+    for r in range(offsets.shape[0] - 1):
+        at = first + r
         m = 0
         for t in range(offsets[r], offsets[r + 1]):
             if not _is_sequential(blocks, offsets[r], offsets[r + 1], t, sequential):
                 buf[m] = blocks[t]
                 m += 1
-        n_ids[r] = m
+        out.n_ids[at] = m
         if m < min_ids or m == 0:
-            status[r] = RUNS_TEST_TOO_FEW
-            status_ge[r] = RUNS_TEST_TOO_FEW
+            out.status[at] = RUNS_TEST_TOO_FEW
+            out.status_ge_median[at] = RUNS_TEST_TOO_FEW
             continue
         med = np.median(buf[:m])
         n1, n2, runs = _sign_runs(buf, m, med, False)
-        n_above[r] = n1
-        n_below[r] = n2
-        n_sign_runs[r] = runs
+        out.n_above[at] = n1
+        out.n_below[at] = n2
+        out.n_sign_runs[at] = runs
         st, zr, pr = _wald_wolfowitz(n1, n2, runs)
-        status[r] = st
-        z[r] = zr
-        p[r] = pr
+        out.status[at] = st
+        out.z[at] = zr
+        out.p[at] = pr
         n1, n2, runs = _sign_runs(buf, m, med, True)
         st, zr, pr = _wald_wolfowitz(n1, n2, runs)
-        status_ge[r] = st
-        p_ge[r] = pr
-    return n_ids, n_above, n_below, n_sign_runs, z, p, status, p_ge, status_ge
+        out.status_ge_median[at] = st
+        out.p_ge_median[at] = pr
 
 
 def _check_csr(offsets, blocks) -> tuple[np.ndarray, np.ndarray]:
@@ -260,11 +255,19 @@ class RunStats(NamedTuple):
         return self.n_point + self.n_range
 
 
+def _no_runs(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed outputs of ``_run_stats_into`` for the requests of ``offsets``: the four
+    per-request counts (int32: they sum to at most the accesses, fewer than 2**31) and the
+    runs per length up to the longest request."""
+    max_len = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
+    return np.zeros((4, offsets.shape[0] - 1), np.int32), np.zeros(max_len + 1, np.int64)
+
+
 def run_stats(offsets, blocks) -> RunStats:
     """``find_runs``'s per-request counts and the runs per length, in memory per request."""
     offsets, blocks = _check_csr(offsets, blocks)
-    max_len = int(np.diff(offsets).max()) if offsets.shape[0] > 1 else 0
-    per_req, by_length = _run_stats(offsets, blocks, max_len)
+    per_req, by_length = _no_runs(offsets)
+    _run_stats_into(offsets, blocks, 0, per_req, by_length)
     return RunStats(*per_req, by_length)
 
 
@@ -295,9 +298,42 @@ def runs_test(offsets, blocks, sequential=None, *, min_ids: int = 10) -> RunsTes
     """Runs test for every request; ``sequential`` (per access, as ``find_runs`` gives it) is
     read off the neighbouring ids if absent (no per-access array)."""
     offsets, blocks = _check_csr(offsets, blocks)
-    if min_ids < 2:
-        raise ValueError("min_ids must be >= 2: a runs test needs at least two values")
+    _check_min_ids(min_ids)
     sequential = np.zeros(0, np.bool_) if sequential is None else np.ascontiguousarray(sequential, dtype=np.bool_)
     if sequential.shape[0] not in (0, blocks.shape[0]):
         raise ValueError("sequential needs one flag per access")
-    return RunsTest(*_runs_test(offsets, blocks, sequential, int(min_ids)))
+    test = _no_runs_tested(offsets.shape[0] - 1)
+    _runs_test_into(offsets, blocks, sequential, int(min_ids), 0, test)
+    return test
+
+
+def _check_min_ids(min_ids: int) -> None:
+    if min_ids < 2:
+        raise ValueError("min_ids must be >= 2: a runs test needs at least two values")
+
+
+def _no_runs_tested(n_requests: int) -> RunsTest:
+    """``_runs_test_into``'s outputs before any request is tested: counts 0, z and p NaN."""
+    counts = [np.zeros(n_requests, np.int32) for _ in range(4)]
+    z, p, p_ge = (np.full(n_requests, np.nan) for _ in range(3))
+    return RunsTest(*counts, z, p, np.zeros(n_requests, np.int8), p_ge, np.zeros(n_requests, np.int8))
+
+
+def run_stats_and_test(chunks: Iterable[tuple], offsets, *, min_ids: int = 10) -> tuple[RunStats, RunsTest]:
+    """``run_stats`` and ``runs_test`` (the sequential flags read off the neighbouring ids)
+    of the trace with CSR ``offsets`` whose block ids come as ``chunks`` of whole requests
+    ((first request, offsets, ids) each: ``Trace.access_chunks``): in one pass over them, each chunk's results written in place
+    into the per-request arrays, so nothing per access outlives a chunk. Identical to the two
+    functions on the whole arrays (a trace in memory is one chunk)."""
+    _check_min_ids(min_ids)
+    requests = RequestCursor(trace_offsets=offsets)
+    per_req, by_length = _no_runs(requests.offsets)
+    test = _no_runs_tested(requests.n_requests)
+    no_flags = np.zeros(0, np.bool_)
+    for chunk in chunks:
+        first = requests.next_request
+        chunk_offsets, blocks = requests.take(chunk)
+        _run_stats_into(chunk_offsets, blocks, first, per_req, by_length)
+        _runs_test_into(chunk_offsets, blocks, no_flags, int(min_ids), first, test)
+    requests.check_done()
+    return RunStats(*per_req, by_length), test
