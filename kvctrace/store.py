@@ -118,18 +118,21 @@ def ingest(path, *, format: str | None = None, block_size: int | None = None,
         ids, offsets = _reblock(ids, offsets, req["input_len"], bs, coarsen, partial_block)
     meta = _ingest_meta(cols.meta, src.path, src.sha256.value(), src.compression, bs, coarsen, partial_block,
                         skip_bad_lines, key)
-    return _stored(con, ids, offsets, req, path=str(src.path), fmt=cols.format, block_size=bs * coarsen, meta=meta,
+    stage("dense ids")
+    blocks = None if ids is None else dense_block_ids(ids)
+    del ids
+    return _stored(con, blocks, offsets, req, path=str(src.path), fmt=cols.format, block_size=bs * coarsen, meta=meta,
                    rejects=cols.rejects, sorted_input=sorted_input, replace=replace, stage=stage)
 
 
-def _stored(con, ids, offsets, req: dict, *, block_size: int, stage, **fields) -> Trace:
-    """The Trace of requests in arrival order (``req``: ``_arrival_order``'s columns) and their
-    raw block ids (None: a lengths-only trace), stored into ``con`` (None: a new in-memory
-    database)."""
-    stage("dense ids, prefix tree, tables")
-    has_ids = ids is not None
-    dense, n_unique, raw_hash = dense_block_ids(ids)
-    del ids
+def _stored(con, blocks: tuple | None, offsets, req: dict, *, block_size: int, stage, **fields) -> Trace:
+    """The Trace of requests in arrival order (``req``: ``_arrival_order``'s columns) and
+    their blocks (``tables.dense_block_ids``' (dense ids, distinct count, raw id of each);
+    None: a lengths-only trace), stored into ``con`` (None: a new in-memory database)."""
+    stage("prefix tree, tables")
+    has_ids = blocks is not None
+    dense, n_unique, raw_hash = blocks if has_ids else dense_block_ids(None)
+    del blocks
     extra = req.pop("extra")
     if has_ids and "tokens" in extra:
         extra.update(_prefix_columns(offsets, dense, n_unique, block_size, req["input_len"], extra["tokens"]))
@@ -279,9 +282,11 @@ def _read_streamed(read, spool: _Spool, coarsen: int, partial_block: str | None,
             "rejects": read.pre_rejects + [r for chunk in parts["rejects"] for r in chunk]}
 
 
-def _write_streamed(table, spool: _Spool, file_offsets: np.ndarray, order: np.ndarray | None,
-                    input_len: np.ndarray, n_blocks: np.ndarray, stage) -> None:
-    """Pass 2: the requests in arrival order, a batch of about STREAM_BATCH_ACCESSES at a time."""
+def _arrival_batches(spool: _Spool, file_offsets: np.ndarray, order: np.ndarray | None, n_blocks: np.ndarray,
+                     stage, what: str):
+    """Pass 2: the requests in arrival order (``n_blocks`` in that order), a batch of about
+    STREAM_BATCH_ACCESSES accesses at a time: (first request, one past the last, their block
+    ids read back from the spool, CSR offsets from 0)."""
     from .progress import bar_text
     ends = np.cumsum(n_blocks)
     n = n_blocks.shape[0]
@@ -289,10 +294,9 @@ def _write_streamed(table, spool: _Spool, file_offsets: np.ndarray, order: np.nd
     while start < n:
         stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + STREAM_BATCH_ACCESSES)), start + 1)
         stop = min(stop, n)
-        rows = slice(start, stop) if order is None else order[start:stop]
-        keys, offsets = spool.gather(file_offsets, rows)
-        table.add(keys, offsets, input_len[start:stop])
-        stage(f"writing tables {bar_text(stop / n)}")
+        keys, offsets = spool.gather(file_offsets, slice(start, stop) if order is None else order[start:stop])
+        yield start, stop, keys, offsets
+        stage(f"{what} {bar_text(stop / n)}")
         start = stop
 
 
@@ -311,7 +315,9 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
         stage("writing tables")
         block_size = p.first.block_size * coarsen
         table = TableStream(con, block_size=block_size)
-        _write_streamed(table, spool, p.file_offsets, order, req["input_len"], n_blocks, stage)
+        for start, stop, keys, offsets in _arrival_batches(spool, p.file_offsets, order, n_blocks, stage,
+                                                           "writing tables"):
+            table.add(keys, offsets, req["input_len"][start:stop])
         meta = store_meta(_streamed_meta(read, p, coarsen, skip_bad_lines, key),
                           path=str(read.path), fmt=p.first.format, block_size=block_size,
                           sorted_input=p.sorted_input, n_rejects=len(rejects), has_ids=True, ts=req["ts"],
@@ -331,16 +337,32 @@ def _ingest_chunks_in_memory(read, *, coarsen: int, partial_block: str | None, s
     spool = _Spool(Path(tempfile.gettempdir()))
     try:
         p = _streamed_pass(read, spool, coarsen, partial_block, stage)
-        ids, offsets = spool.gather(p.file_offsets, slice(0, p.n_blocks.shape[0]) if p.order is None else p.order)
+        n_blocks = p.n_blocks[p.order] if p.order is not None else p.n_blocks
+        offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
+        blocks = _dense_in_batches(_arrival_batches(spool, p.file_offsets, p.order, n_blocks, stage, "dense ids"),
+                                   int(offsets[-1]))
     finally:
         spool.close()
     req = p.requests
     for name in ("session_id", "type", "turn"):  # columns of labels a chunk's reader does not give: none
         if name in req and isinstance(req[name], pa.Array) and req[name].null_count == len(req[name]):
             req[name] = None
-    return _stored(None, ids, offsets, req, path=str(read.path), fmt=p.first.format,
+    return _stored(None, blocks, offsets, req, path=str(read.path), fmt=p.first.format,
                    block_size=p.first.block_size * coarsen, meta=_streamed_meta(read, p, coarsen, skip_bad_lines, key),
                    rejects=p.rejects, sorted_input=p.sorted_input, replace=False, stage=stage)
+
+
+def _dense_in_batches(batches, n_accesses: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """``tables.dense_block_ids`` of the raw ids of ``batches`` (``_arrival_batches``), mapped
+    a batch at a time (the map persists across batches: the same ids): never every raw
+    8-byte id at once, which was the in-memory ingest's peak (8 bytes per access)."""
+    from .kernels.arrays import id_type
+    from .kernels.dense_stream import DenseIdMap
+    dense, id_map, filled = np.empty(n_accesses, id_type(n_accesses)), DenseIdMap(), 0
+    for _, _, keys, _ in batches:
+        dense[filled:filled + keys.shape[0]] = id_map.map(keys)
+        filled += keys.shape[0]
+    return dense, id_map.count, id_map.keys()
 
 
 def _streamed_pass(read, spool: _Spool, coarsen: int, partial_block: str | None, stage) -> SimpleNamespace:

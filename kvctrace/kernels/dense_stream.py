@@ -59,6 +59,10 @@ class DenseIdMap:
         """Bytes the map holds (its table, and the keys of the ids seen)."""
         return 0 if self._table is None else self._table.nbytes + 8 * self.count
 
+    def keys(self) -> np.ndarray:
+        """The id (uint64) of each dense id seen so far, in dense-id order."""
+        return np.arange(self.count, dtype=np.uint64) if self._table is None else self._uniq[:self.count].copy()
+
     def map(self, keys: np.ndarray) -> np.ndarray:
         """Dense ids (int64) of the next chunk of the stream."""
         keys = _as_uint64(keys)
