@@ -360,6 +360,14 @@ def _feed(trace, makers: list) -> list:
     return run_passes([make() for make in makers], trace.access_chunks)
 
 
+def window_drift(trace, window_s: float | None, top_k: int, n_unique: int) -> tuple[pl.DataFrame, float]:
+    """The ``drift`` frame of ``trace`` alone (its windows' distinct blocks and top-``top_k``
+    overlap) and the window length: the working set the replay's capacity candidates take."""
+    windows = _drift_windows(trace, window_s)
+    (top, _, n_distinct), = _feed(trace, [lambda: WindowTopK(windows.access_bounds, n_unique, top_k)])
+    return _drift(windows, top, n_distinct, top_k), windows.window_s
+
+
 def analyze_hotness(trace, *, window_s: float | None = None, top_k: int = 100,
                     lorenz_points: int = 1000) -> HotnessResult:
     """Hotness skew of ``trace`` (definitions in the module docstring).

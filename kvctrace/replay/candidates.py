@@ -10,7 +10,7 @@ Sizes (in blocks, of the whole cache), each from an analysis of kvctrace/analysi
   above the lowest point between it and its neighbouring maxima, at most ``MAX_KNEES``, the
   highest first;
 * the working set: the most distinct blocks accessed in one window of the hotness analysis'
-  drift table (``analysis.hotness._drift``, windows of a twentieth of the trace).
+  drift table (``analysis.hotness.window_drift``, windows of a twentieth of the trace).
 Sizes within ``MERGE`` (relative) of a larger-priority one are merged into it (one candidate,
 both names kept).
 
@@ -115,7 +115,7 @@ def mrc_knees(caps: np.ndarray, hit: np.ndarray, max_knees: int = MAX_KNEES,
 def workload_facts(trace, blocks: np.ndarray, n_unique: int, dist: np.ndarray) -> WorkloadFacts:
     """The analysis figures candidate capacities come from, for ``trace`` (``dist``: its stack
     distances, shared with the LRU replays)."""
-    from ..analysis.hotness import HOT_SET_QUANTILES, CountHistogram, _drift
+    from ..analysis.hotness import HOT_SET_QUANTILES, CountHistogram, window_drift
     from ..analysis.reuse import log_capacities
     from ..kernels.reuse import distance_counts, hit_ratio_at
     n_acc = int(blocks.shape[0])
@@ -134,7 +134,7 @@ def workload_facts(trace, blocks: np.ndarray, n_unique: int, dist: np.ndarray) -
                                      f"(at hit ratio {hit[i]:.3f})") for n, i in enumerate(idx))
     ws, window = None, 0.0
     if n_acc and getattr(trace, "ts", None) is not None:
-        drift, window = _drift(trace, None, 1, n_unique)
+        drift, window = window_drift(trace, None, 1, n_unique)
         peak = int(drift["distinct_blocks"].max())
         ws = Size(peak, f"working set (most distinct blocks in a {window:,.0f}-s window)")
     return WorkloadFacts(n_acc, n_unique, one_hit, (n_acc - cold) / n_acc if n_acc else 0.0, hot, knees, ws,
