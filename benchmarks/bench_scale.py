@@ -2,9 +2,11 @@
 `kvctrace ingest --db` (streamed: docs/data-model.md, "Streamed ingest") and `kvctrace analyze
 DB` run on it, each in its own process; wall time and peak RSS (getrusage of a wrapper that
 runs only that command) are printed per step, with bytes per block access (start-up included:
-compare two sizes for the rate per access; docs/data-model.md "Streamed ingest" says what the
-largest trace is). The trace and the database are
-deleted at the end (--keep keeps them).
+compare two sizes for the rate per access; docs/architecture.md "Memory" says what the
+largest trace is). `analyze DB` runs twice: as a user runs it (above
+`commands.ANALYZE_IN_CHUNKS_ABOVE` accesses the analyses stream the accesses table a chunk at
+a time) and, as the baseline, with every block id read into memory first (the threshold
+raised). The trace and the database are deleted at the end (--keep keeps them).
 
     .venv/bin/python benchmarks/bench_scale.py --requests 10500000   # ~300M block accesses
     .venv/bin/python benchmarks/bench_scale.py --requests 200000     # a quick check (~5.6M)
@@ -25,10 +27,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+sys.path.insert(0, str(REPO))
+
 from bench_analyze_vs_peers import measure  # noqa: E402  (wall time and peak RSS of one command)
+
+from kvctrace.commands import ANALYZE_IN_CHUNKS_ABOVE  # noqa: E402
 
 ACCESSES_PER_REQUEST = 28.8       # kvctrace synth's default structure at 512-token blocks
 DISK_BYTES_PER_ACCESS = 30        # trace (.zst) + database + spool, with room to spare
+
+
+# `kvctrace analyze` with the store's ids read whole whatever its size (the baseline)
+WHOLE_IDS = ("import sys, kvctrace.commands as c; c.ANALYZE_IN_CHUNKS_ABOVE = 1 << 62; sys.argv[0] = 'kvctrace'; "
+             "from kvctrace.__main__ import main; main()")
 
 
 def kvctrace(*args) -> list[str]:
@@ -79,7 +90,13 @@ def main() -> None:
               f"{accesses:,} block accesses, {int(info['unique_blocks']):,} unique blocks; database "
               f"{db.stat().st_size / 2**20:.1f} MiB; ingest {ingest['peak_rss_mib'] * 2**20 / accesses:.1f} B/access",
               flush=True)
-        step("analyze", kvctrace("analyze", db, "--out", work / "report"), accesses, env)
+        chunked = step("analyze", kvctrace("analyze", db, "--out", work / "report"), accesses, env)
+        whole = step("analyze, ids read whole", [sys.executable, "-c", WHOLE_IDS, "analyze", db, "--out",
+                                                  work / "report-whole"], accesses, env)
+        below = "" if accesses > ANALYZE_IN_CHUNKS_ABOVE else \
+            f" (both read the ids whole: {accesses:,} accesses are below {ANALYZE_IN_CHUNKS_ABOVE:,})"
+        print(f"analyze in chunks vs ids whole: {chunked['wall_s'] / whole['wall_s']:.2f}x the time, "
+              f"{chunked['peak_rss_mib'] / whole['peak_rss_mib']:.2f}x the peak memory{below}", flush=True)
     finally:
         if args.keep:
             print(f"kept {work}")
