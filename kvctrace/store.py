@@ -27,6 +27,7 @@ from .formats.source import is_duckdb_file
 from .kernels.hashing import coarsen as coarsen_ids
 from .kernels.tree import gather_csr, truncate_csr
 from .memory import map_large_arrays
+from .spool import Spool, arrival_batches, dense_in_batches
 from .sql import load_query
 from .tables import TABLES, dense_block_ids, kvctrace_version, materialize, memory_connection
 from .trace import Trace
@@ -189,50 +190,7 @@ def _ingest_meta(reader_meta: dict, path: Path, sha256: str, compression: str, b
             "partial_block": partial_block, "skip_bad_lines": json.dumps(bool(skip_bad_lines)), "options": key}
 
 
-# ---- streamed ingest (a --db file): the trace a bounded chunk at a time -----------------------
-# Pass 1 reads the file chunk by chunk (formats/stream.py): each chunk's block ids, re-blocked,
-# go to a spool file on disk (8 bytes per access), its request columns stay in memory (about
-# 50 bytes per request). Pass 2 takes the requests in arrival order ((timestamp, line): the
-# file's order when it is sorted), a batch of about STREAM_BATCH_ACCESSES accesses at a time,
-# reads their ids back from the spool and has ``tables.TableStream`` write them. The block ids
-# are those of the whole-file ingest: re-blocking is per request, and the dense-id map persists
-# across batches (docs/data-model.md, "Streamed ingest").
-
-STREAM_BATCH_ACCESSES = 1 << 21
-
-
-class _Spool:
-    """Block ids in file order on disk (a temporary file, gone when closed)."""
-
-    def __init__(self, folder: Path):
-        import tempfile
-        self._fh = tempfile.TemporaryFile(dir=folder, prefix=".kvctrace-ids-")
-        self.n = 0
-
-    def write(self, ids: np.ndarray) -> None:
-        ids = np.ascontiguousarray(ids)
-        self._fh.write(memoryview(ids.view(np.uint64) if ids.dtype == np.int64 else ids.astype(np.uint64)))
-        self.n += ids.shape[0]
-
-    def gather(self, offsets: np.ndarray, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, CSR offsets from 0) of the requests ``rows`` (file rows; ``offsets`` in file
-        order). The file is mapped for this call only, so its pages do not stay resident."""
-        if self.n == 0:
-            count = (offsets[1:] - offsets[:-1])[rows]
-            return np.empty(0, np.uint64), np.concatenate(([0], np.cumsum(count))).astype(np.int64)
-        self._fh.flush()
-        mapped = np.memmap(self._fh, np.uint64, "r", shape=(self.n,))
-        if isinstance(rows, slice):
-            out = np.array(mapped[offsets[rows.start]:offsets[rows.stop]])
-            out_off = offsets[rows.start:rows.stop + 1] - offsets[rows.start]
-        else:
-            out, out_off = gather_csr(mapped, offsets, rows)
-        del mapped
-        return out, out_off
-
-    def close(self) -> None:
-        self._fh.close()
-
+# ---- streamed ingest: the trace a bounded chunk at a time (the passes: spool.py) -------------
 
 def _concat(parts: list):
     """Chunks of one request column: numpy arrays, Arrow arrays, or None where a chunk has none."""
@@ -255,7 +213,7 @@ def _chunk_requests(cols) -> dict:
     return req
 
 
-def _read_streamed(read, spool: _Spool, coarsen: int, partial_block: str | None, stage) -> dict:
+def _read_streamed(read, spool: Spool, coarsen: int, partial_block: str | None, stage) -> dict:
     """Pass 1 (see above): the request columns of the whole file, in file order."""
     from .progress import bar_text
     parts: dict = {}
@@ -282,24 +240,6 @@ def _read_streamed(read, spool: _Spool, coarsen: int, partial_block: str | None,
             "rejects": read.pre_rejects + [r for chunk in parts["rejects"] for r in chunk]}
 
 
-def _arrival_batches(spool: _Spool, file_offsets: np.ndarray, order: np.ndarray | None, n_blocks: np.ndarray,
-                     stage, what: str):
-    """Pass 2: the requests in arrival order (``n_blocks`` in that order), a batch of about
-    STREAM_BATCH_ACCESSES accesses at a time: (first request, one past the last, their block
-    ids read back from the spool, CSR offsets from 0)."""
-    from .progress import bar_text
-    ends = np.cumsum(n_blocks)
-    n = n_blocks.shape[0]
-    start = 0
-    while start < n:
-        stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + STREAM_BATCH_ACCESSES)), start + 1)
-        stop = min(stop, n)
-        keys, offsets = spool.gather(file_offsets, slice(start, stop) if order is None else order[start:stop])
-        yield start, stop, keys, offsets
-        stage(f"{what} {bar_text(stop / n)}")
-        start = stop
-
-
 def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_bad_lines: bool,
                     key: str, progress=None) -> None:
     """Write the store of the chunked read ``read`` (``formats.stream.stream_columns``) into
@@ -307,7 +247,7 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
     from .tables import TableStream, store_meta
     stage = progress or (lambda text: None)
     map_large_arrays()
-    spool = _Spool(_database_folder(con))
+    spool = Spool(_database_folder(con))
     try:
         p = _streamed_pass(read, spool, coarsen, partial_block, stage)
         req, rejects, order = p.requests, p.rejects, p.order
@@ -315,7 +255,7 @@ def ingest_streamed(read, con, *, coarsen: int, partial_block: str | None, skip_
         stage("writing tables")
         block_size = p.first.block_size * coarsen
         table = TableStream(con, block_size=block_size)
-        for start, stop, keys, offsets in _arrival_batches(spool, p.file_offsets, order, n_blocks, stage,
+        for start, stop, keys, offsets in arrival_batches(spool, p.file_offsets, order, n_blocks, stage,
                                                            "writing tables"):
             table.add(keys, offsets, req["input_len"][start:stop])
         meta = store_meta(_streamed_meta(read, p, coarsen, skip_bad_lines, key),
@@ -334,12 +274,12 @@ def _ingest_chunks_in_memory(read, *, coarsen: int, partial_block: str | None, s
     of the streamed ingest (block ids to a temporary spool file, request columns in memory),
     then the ids read back in arrival order and stored as a whole-file read would be."""
     import tempfile
-    spool = _Spool(Path(tempfile.gettempdir()))
+    spool = Spool(Path(tempfile.gettempdir()))
     try:
         p = _streamed_pass(read, spool, coarsen, partial_block, stage)
         n_blocks = p.n_blocks[p.order] if p.order is not None else p.n_blocks
         offsets = np.concatenate(([0], np.cumsum(n_blocks))).astype(np.int64)
-        blocks = _dense_in_batches(_arrival_batches(spool, p.file_offsets, p.order, n_blocks, stage, "dense ids"),
+        blocks = dense_in_batches(arrival_batches(spool, p.file_offsets, p.order, n_blocks, stage, "dense ids"),
                                    int(offsets[-1]))
     finally:
         spool.close()
@@ -352,20 +292,7 @@ def _ingest_chunks_in_memory(read, *, coarsen: int, partial_block: str | None, s
                    rejects=p.rejects, sorted_input=p.sorted_input, replace=False, stage=stage)
 
 
-def _dense_in_batches(batches, n_accesses: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """``tables.dense_block_ids`` of the raw ids of ``batches`` (``_arrival_batches``), mapped
-    a batch at a time (the map persists across batches: the same ids): never every raw
-    8-byte id at once, which was the in-memory ingest's peak (8 bytes per access)."""
-    from .kernels.arrays import id_type
-    from .kernels.dense_stream import DenseIdMap
-    dense, id_map, filled = np.empty(n_accesses, id_type(n_accesses)), DenseIdMap(), 0
-    for _, _, keys, _ in batches:
-        dense[filled:filled + keys.shape[0]] = id_map.map(keys)
-        filled += keys.shape[0]
-    return dense, id_map.count, id_map.keys()
-
-
-def _streamed_pass(read, spool: _Spool, coarsen: int, partial_block: str | None, stage) -> SimpleNamespace:
+def _streamed_pass(read, spool: Spool, coarsen: int, partial_block: str | None, stage) -> SimpleNamespace:
     """Pass 1 of a streamed ingest (into a file or into memory), checked: ``first`` (the first
     chunk's columns), ``requests`` (their columns in arrival order), ``rejects``,
     ``partial_block``, ``n_blocks`` and ``file_offsets`` (file order), ``order`` (file rows in

@@ -19,7 +19,7 @@ import kvctrace.accesses as accesses
 import kvctrace.formats.containers as containers
 import kvctrace.formats.source as source
 import kvctrace.formats.stream as stream
-import kvctrace.store as store
+import kvctrace.spool as spool
 from kvctrace import KvctraceError, open_trace
 from kvctrace.kernels.dense_stream import DenseIdMap
 from kvctrace.synth import write_trace
@@ -61,7 +61,7 @@ def small_chunks(monkeypatch):
         monkeypatch.setattr(stream, "PARQUET_ROWS", max(1, size // 64))
         # the first chunk holds the records --skip-bad-lines may take the options from: few here
         monkeypatch.setattr(containers, "OPTION_CANDIDATES", 3)
-        monkeypatch.setattr(store, "STREAM_BATCH_ACCESSES", max(1, size // 16))
+        monkeypatch.setattr(spool, "STREAM_BATCH_ACCESSES", max(1, size // 16))
         monkeypatch.setattr(stream, "_shifted", counting)
         return seen
     return set_size
