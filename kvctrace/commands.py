@@ -77,7 +77,9 @@ def info(trace: Path, trace_options: dict | None = None, progress=None) -> dict:
     db = (trace_options or {}).get("db")
     if db is None and is_duckdb_file(trace):
         db = trace
-    return _open(trace, trace_options, progress).info() | {"db": str(db) if db is not None else None}
+    # a store's block ids stay in the file: the facts need none of them
+    opened = _open(trace, {**(trace_options or {}), "chunked": True}, progress)
+    return opened.info() | {"db": str(db) if db is not None else None}
 
 
 def rejects(trace: Path, trace_options: dict | None = None, limit: int = 20) -> dict:
@@ -90,7 +92,7 @@ def rejects(trace: Path, trace_options: dict | None = None, limit: int = 20) -> 
     from .tables import read_rejects
     if limit < 0:
         raise ConfigError(f"--limit must be >= 0, got {limit}", field="--limit", hint="0 shows every rejected line")
-    options = dict(trace_options or {})
+    options = {**(trace_options or {}), "chunked": True}   # the rejects need no block ids
     if not is_duckdb_file(trace):
         options["skip_bad_lines"] = True
     opened = _open(trace, options)
