@@ -148,13 +148,14 @@ def test_common_values_are_read_not_declined():
 
 def test_parts_of_a_large_text_join_up():
     """Text above 2 MiB is walked in parts (in parallel); lists of any length, blank and
-    flagged lines anywhere (a flagged line's list values half written) come out in order."""
+    flagged lines anywhere (a flagged line's list values half written), compact JSON or not
+    (the room left for list values about full, or not) come out in order."""
     rng = np.random.default_rng(7)
     texts, good = [], []
     while sum(map(len, texts)) < 5 << 20:
         rec = {"i": int(rng.integers(-1000, 1000)), "l": rng.integers(0, 1 << 40, rng.integers(0, 300)).tolist(),
                "f": float(rng.integers(0, 10 ** 6)) / 8, "s": "x" * int(rng.integers(0, 4))}
-        text = json.dumps(rec, separators=(",", ":"))
+        text = json.dumps(rec, separators=(",", ":") if rng.random() < 0.5 else (", ", ": "))
         kind = rng.random()
         if kind < 0.02:
             text = ""

@@ -497,30 +497,39 @@ def _line(buf, i, end, keys, stack, key_start, key_end, max_digits, out, row, w)
 _LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
 _NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
 _COMMAS = np.uint64(0x2C2C2C2C2C2C2C2C)
+_QUOTES = np.uint64(0x2222222222222222)
 
 
 @no_refcount
 def _equal_bytes(v, c):
-    """How many of the 8 bytes of the word v equal the byte that ``c`` repeats 8 times."""
+    """The high bit of each of the 8 bytes of the word v that equals the byte ``c`` repeats."""
     x = v ^ c
-    x = ~(((x & _LOW7) + _LOW7) | x | _LOW7)  # the high bit of each zero byte (no carry crosses bytes)
-    x = x >> np.uint64(7)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)  # the sum of the 8 bytes (each 0 or 1)
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)  # no carry crosses bytes
+
+
+@no_refcount
+def _high_bits(x):
+    """How many bytes of x have their high bit (the only bit) set."""
+    return ((x >> np.uint64(7)) * np.uint64(0x0101010101010101)) >> np.uint64(56)
 
 
 @no_refcount
 def _count_range(buf, words, off, lo, hi):
-    """(newlines, commas) in buf[lo:hi], 8 bytes a step where ``words`` (buf[off:] as aligned
-    uint64) covers them."""
+    """(newlines, commas that may precede a list value) in buf[lo:hi], 8 bytes a step where
+    ``words`` (buf[off:] as aligned little-endian uint64) covers them. A comma right before a
+    quote is not counted there: it separates keys (or ends a string), never integers."""
     w_lo = (lo - off + 7) // 8
     w_hi = (hi - off) // 8
     if w_lo >= w_hi:
         w_lo = w_hi = (hi - off + 7) // 8  # no whole word: every byte one by one
     lines = np.uint64(0)
     commas = np.uint64(0)
+    carry = np.uint64(0)  # a comma in the last byte of the word before, moved to the first
     for w in range(w_lo, w_hi):
-        lines += _equal_bytes(words[w], _NEWLINES)
-        commas += _equal_bytes(words[w], _COMMAS)
+        comma = _equal_bytes(words[w], _COMMAS)
+        lines += _high_bits(_equal_bytes(words[w], _NEWLINES))
+        commas += _high_bits(comma) - _high_bits(((comma << np.uint64(8)) | carry) & _equal_bytes(words[w], _QUOTES))
+        carry = comma >> np.uint64(56)
     n_lines, n_commas = int(lines), int(commas)
     for i in range(lo, min(hi, off + 8 * w_lo)):
         n_lines += 1 if buf[i] == 10 else 0
@@ -560,7 +569,8 @@ def _scan(buf, words, off, bounds, keys, max_digits):
         first[p + 1] = first[p] + lines[p]
         # Each part's list values get a region of one buffer: a list holds at most its commas
         # + 1 values, and a line one list of each INT_LIST key (a repeated key is flagged
-        # before its value is read). The regions are closed up later (_compact_lists).
+        # before its value is read). The regions are closed up later (_compact_lists): in
+        # compact JSON, whose commas outside lists precede quotes, they are about full.
         room[p + 1] = room[p] + (commas[p] + n_lists * lines[p] if n_lists else 0)
     n = first[n_parts]
     blank = np.empty(n, np.bool_)
@@ -652,9 +662,9 @@ def _parts(data: bytes) -> np.ndarray:
 
 
 def read_jsonl(data: bytes, classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray, dict | None]:
-    """(1-based numbers of the non-blank lines, whether each passes the strict type check, the
-    typed fields of the lines that pass as Arrow arrays, or None when the reading declines one
-    of their values).
+    """(1-based numbers of the non-blank lines (blank: only spaces, tabs and CRs), whether each
+    passes the strict type check, the typed fields of the lines that pass as Arrow arrays, or
+    None when the reading declines one of their values).
 
     ``classes`` maps field names to INT / INT_LIST / NUMBER / LABEL (the fields read) or
     REFUSED; other fields may hold anything."""
