@@ -1,8 +1,9 @@
 """Containers: how a trace file's records reach a reader (``common.Reader``).
 
-JSON lines go through DuckDB's ``read_json`` (in a thread) after a strict Numba type scan
-(``kernels/jsonscan.py``); a JSON array and Parquet through per-record or polars columns; CSV
-through polars with strict casts (only for readers whose records are flat: ``Reader.CSV``).
+JSON lines go through a strict Numba type scan that reads the typed columns as it goes
+(``kernels/jsonscan.py``; DuckDB's ``read_json`` reads the values it declines); a JSON array
+and Parquet through per-record or polars columns; CSV through polars with strict casts (only
+for readers whose records are flat: ``Reader.CSV``).
 gzip/zstd compression, byte-order marks and truncated streams are handled by ``source.py``
 before. Each container falls back to the per-record path only when the fast path fails or
 finds a bad row (with ``--skip-bad-lines``, only for the lines the scan flags), so errors
@@ -28,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import TraceFormatError
-from ..kernels import jsonl_extract, jsonscan
+from ..kernels import jsonscan
 from ..memory import DUCKDB_CONFIG
 from ..sql import load_query
 from .common import TEXT_INT_PATTERN, TEXT_NUMBER_PATTERN, TEXT_SPACE, BadLine, Columns, check_block_size, text_matches
@@ -143,13 +144,8 @@ def _jsonl_lines(src: Source):
 
 
 _DUCK_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.List(pl.Int64): "BIGINT[]"}
-_EXTRACT_KINDS = {pl.Int64: jsonl_extract.INT, pl.Float64: jsonl_extract.FLOAT, pl.String: jsonl_extract.STRING,
-                  pl.List(pl.Int64): jsonl_extract.INT_LIST}
-
-
-def _scan_class(dtype) -> int:
-    """A schema's dtype as the strict scan's class (pl.Null: a field that must not appear)."""
-    return {pl.Float64: jsonscan.NUMBER, pl.String: jsonscan.LABEL, pl.Null: jsonscan.REFUSED}.get(dtype, jsonscan.INT)
+_SCAN_CLASSES = {pl.Int64: jsonscan.INT, pl.List(pl.Int64): jsonscan.INT_LIST, pl.Float64: jsonscan.NUMBER,
+                 pl.String: jsonscan.LABEL, pl.Null: jsonscan.REFUSED}
 
 
 def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.DataFrame:
@@ -171,12 +167,10 @@ def _duckdb_frame(src: Source, schema: dict, text: bytes | None = None) -> pl.Da
         con.close()
 
 
-def _typed_frame(src: Source, schema: dict, line_no: np.ndarray, text=None) -> pl.DataFrame:
-    """The scanned lines ``line_no`` of ``src`` as the typed columns of ``schema``: read by
-    ``kernels/jsonl_extract.py``, or, for a value it declines, by DuckDB from ``text`` (a
-    callable giving those lines' bytes; default: the whole source)."""
-    fields = {name: _EXTRACT_KINDS[dtype] for name, dtype in schema.items() if dtype != pl.Null}
-    columns = jsonl_extract.read_columns(src.data, line_no, fields)
+def _typed_frame(src: Source, schema: dict, columns: dict | None, text=None) -> pl.DataFrame:
+    """The lines that passed the scan as the typed columns of ``schema``: the ``columns`` the
+    scan read, or, when it declined a value (None), DuckDB's read of ``text`` (a callable giving
+    those lines' bytes; default: the whole source)."""
     if columns is not None:
         return pl.DataFrame(columns)
     return _duckdb_frame(src, schema, None if text is None else text())
@@ -187,26 +181,32 @@ def _typed_frame(src: Source, schema: dict, line_no: np.ndarray, text=None) -> p
 _FEW_BAD = 0.01
 
 
-def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok):
+def _fast_without_flagged(src: Source, reader, opts, schema, line_no, ok, columns):
     """(Columns of the unflagged lines, rejects of the flagged ones), or None when a flagged
     line turns out valid or the rest still has a problem (then the per-record path decides)."""
     buf = np.frombuffer(src.data, np.uint8)
     newlines = np.flatnonzero(buf == 10)
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [buf.shape[0]]))
-    rejects, pieces, prev = [], [], 0
-    for number in line_no[~ok].tolist():
+    flagged = line_no[~ok].tolist()
+    rejects = []
+    for number in flagged:
         text = src.data[starts[number - 1]:ends[number - 1]]
         try:
             reader.parse_record(json_object(text), opts)
             return None  # the strict scan flagged a line that is valid (e.g. an optional null)
         except BadLine as err:
             rejects.append((number, text, err.reason))
-        pieces.append(src.data[prev:starts[number - 1]])
-        prev = ends[number - 1] + 1
-    pieces.append(src.data[prev:])
+
+    def unflagged_text() -> bytes:  # for DuckDB, only when the scan declined a value
+        pieces, prev = [], 0
+        for number in flagged:
+            pieces.append(src.data[prev:starts[number - 1]])
+            prev = ends[number - 1] + 1
+        return b"".join(pieces + [src.data[prev:]])
+
     good = line_no[ok]
-    df = _typed_frame(src, schema, good, lambda: b"".join(pieces))
+    df = _typed_frame(src, schema, columns, unflagged_text)
     cols = reader.from_frame(df, good, opts) if df.height == good.shape[0] else None
     return None if cols is None else (cols, rejects)
 
@@ -234,16 +234,16 @@ def jsonl_columns(src: Source, reader, opts, skip_bad_lines) -> Columns:
     schema = reader.schema(opts)
     if not schema:  # no columnar path (nested or text records): every record is parsed
         return _slow(_jsonl_lines(src), reader, opts, src, skip_bad_lines, parse=json_object)
-    line_no, ok = jsonscan.scan_jsonl(src.data, {k: _scan_class(t) for k, t in schema.items()})
+    line_no, ok, columns = jsonscan.read_jsonl(src.data, {k: _SCAN_CLASSES[t] for k, t in schema.items()})
     n_flagged = int(line_no.shape[0] - np.count_nonzero(ok))
     fast = None
     try:
         if n_flagged == 0:
-            df = _typed_frame(src, schema, line_no)
+            df = _typed_frame(src, schema, columns)
             cols = reader.from_frame(df, line_no, opts) if df.height == line_no.shape[0] else None
             fast = None if cols is None else (cols, [])
         elif skip_bad_lines and n_flagged <= _FEW_BAD * line_no.shape[0]:
-            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok)
+            fast = _fast_without_flagged(src, reader, opts, schema, line_no, ok, columns)
     except Exception:  # any reader failure sends the file to the exact per-line path  # noqa: BLE001
         fast = None
     if fast is not None:

@@ -1,13 +1,13 @@
-"""Strict pre-check of JSON-lines bytes (Numba), one pass, no Python per line.
+"""The strict scan of JSON-lines bytes (Numba), which reads the typed columns as it goes: one
+walk over every byte, no Python per line.
 
-The fast ingest path reads JSON lines with DuckDB's columnar ``read_json``, which is quick
-but lenient: it turns ``"600"``, ``600.5`` or ``true`` into integers without a word, reads
-NaN, Infinity and trailing commas, and decodes escaped keys. This scanner runs first and
-says, for every non-blank line, whether it is one strict JSON object (as Python's json reads
-it, without NaN/Infinity; strings valid UTF-8) whose known fields hold exactly the JSON type
-the format asks for, so lenient conversions never reach the store:
+The scan says, for every non-blank line, whether it is one strict JSON object (as Python's
+json reads it, without NaN/Infinity; strings valid UTF-8) whose known fields hold exactly the
+JSON type the format asks for, so that no lenient conversion (DuckDB's ``read_json`` turns
+``"600"``, ``600.5`` or ``true`` into integers without a word) reaches the store:
 
-* ``INT``: an integer literal, or a list of integer literals (``hash_ids``, ``token_ids``);
+* ``INT`` and ``INT_LIST``: an integer literal, or a list of integer literals (``hash_ids``,
+  ``token_ids``);
 * ``NUMBER``: any JSON number (timestamps);
 * ``LABEL``: a string or an integer literal (``type``, ``session_id``);
 * ``REFUSED``: a key that must not appear (matched ignoring ASCII case);
@@ -16,8 +16,25 @@ the format asks for, so lenient conversions never reach the store:
 A line is also flagged when a top-level key appears twice, when a key is written with an
 escape (``"a\\u0062"`` is the key ``ab``: compared only after decoding), or when it nests
 deeper than ``MAX_DEPTH`` or holds more than ``MAX_KEYS`` keys. A flagged line is not
-diagnosed here: the per-record Python path does that and names the line and field. It
-returns the 1-based numbers of the non-blank lines (blank: only spaces, tabs and CRs)."""
+diagnosed here: the per-record Python path does that and names the line and field.
+
+While a line is validated, its typed fields are read into columns (``read_jsonl``): digits
+accumulated as they are checked, string spans recorded, list values written as they come.
+The reading is exactly Python's json module's, and it declines (the columns are None; the
+caller then asks DuckDB) whatever it does not read the same way for certain:
+
+* ``INT`` (int64) and ``INT_LIST`` (a list of int64): integer literals within int64; a list
+  where an integer is asked for, or an integer where a list is, declines;
+* ``NUMBER`` (float64): numbers whose value Python's ``float()`` gives by one exact operation
+  (at most 15 significant digits and a power of ten up to 10**22: Clinger's fast path, where
+  one correctly rounded multiplication or division is the correctly rounded value); other
+  numbers decline;
+* ``LABEL`` (string): strings without escapes (their bytes, UTF-8 checked by the scan); an
+  escape or an integer literal declines.
+
+A field missing from a line is null, as in DuckDB's read; the scan flags lines holding a
+``null``, so none is read. At most one ``INT_LIST`` field is read (every reader has one).
+Only the lines that pass decide: a value of a flagged line is never declined nor returned."""
 from __future__ import annotations
 
 import sys
@@ -27,9 +44,12 @@ import numpy as np
 
 from .nrt import no_refcount
 
-INT, NUMBER, LABEL, ANY, REFUSED = 0, 1, 2, 3, 4
+INT, NUMBER, LABEL, ANY, REFUSED, INT_LIST = 0, 1, 2, 3, 4, 5
 MAX_DEPTH = 256   # deeper lines go to the per-record path (Python's json nests ~900 deep)
 MAX_KEYS = 64     # top-level keys checked for repeats; more go to the per-record path
+MAX_EXACT_DIGITS = 15     # below 2**53: the mantissa is exact as a float64
+MAX_EXACT_POWER = 22      # 10**22 is the largest power of ten exact as a float64
+_INT64_MAX_DIV10 = (2 ** 63 - 1) // 10
 
 
 @no_refcount
@@ -45,48 +65,128 @@ def _skip_ws(buf, i, end):
 
 
 @no_refcount
-def _digits(buf, i, end):
-    while i < end and 48 <= buf[i] <= 57:
+def _int_value(buf, i, end, max_digits):
+    """(end, value, whether the value is within int64) of the integer literal at i; end -1 when
+    it is not one (also beyond ``max_digits`` digits: Python's int() refuses those)."""
+    neg = i < end and buf[i] == 45  # '-'
+    if neg:
         i += 1
-    return i
+    start = i
+    v = 0  # accumulated as a negative number: -2**63 fits, 2**63 does not
+    while i < end and 48 <= buf[i] <= 57:
+        v = v * 10 - (buf[i] - 48)  # cannot overflow up to 18 digits; longer ones are checked
+        i += 1
+    if i == start or (buf[start] == 48 and i - start > 1) or i - start > max_digits:
+        return -1, 0, False
+    if i - start > 18:
+        v, fits = _long_int64(buf, start, i)
+        if not fits:
+            return i, 0, False
+    if not neg:
+        if v == -(2 ** 63):
+            return i, 0, False
+        v = -v
+    return i, v, True
+
+
+@no_refcount
+def _long_int64(buf, i, end):
+    """(minus the value of the digits buf[i:end], whether it is at least -2**63)."""
+    v = 0
+    for j in range(i, end):
+        d = buf[j] - 48
+        if v < -_INT64_MAX_DIV10 or (v == -_INT64_MAX_DIV10 and d > 8):
+            return 0, False
+        v = v * 10 - d
+    return v, True
 
 
 @no_refcount
 def _int(buf, i, end, max_digits):
-    """End of an integer literal at i, or -1 (also beyond ``max_digits`` digits: Python's
-    int() refuses those)."""
-    if i < end and buf[i] == 45:  # '-'
-        i += 1
+    """End of the integer literal at i, or -1 (``_int_value``)."""
+    return _int_value(buf, i, end, max_digits)[0]
+
+
+@no_refcount
+def _pow10(power):
+    """10.0 ** power, exact for power <= MAX_EXACT_POWER (every partial product is exact)."""
+    value = 1.0
+    for _ in range(power):
+        value *= 10.0
+    return value
+
+
+@no_refcount
+def _number_value(buf, i, end, max_digits):
+    """(end, value, whether the value is Python's float() of the number) of the JSON number at i;
+    end -1 when it is not one (an integer beyond ``max_digits`` digits too: Python refuses those,
+    but has no digit limit for a float). The value is given only when one exact operation on the
+    mantissa gives it (the module docstring)."""
     start = i
-    i = _digits(buf, i, end)
-    if i == start or (buf[start] == 48 and i - start > 1) or i - start > max_digits:
-        return -1
-    return i
+    i, v, fits = _int_value(buf, i, end, end)
+    if i < 0:
+        return -1, 0.0, False
+    neg = buf[start] == 45
+    digits = i - start - (1 if neg else 0)  # of the integer part: no leading zeros but a lone "0"
+    if not (i < end and (buf[i] == 46 or buf[i] == 101 or buf[i] == 69)):  # an integer
+        if digits > max_digits:
+            return -1, 0.0, False
+    if fits and v == 0:
+        digits = 0  # significant digits only
+    mant = 0
+    if digits <= MAX_EXACT_DIGITS:
+        mant = -v if neg else v
+    scale = 0  # decimal places taken into the mantissa
+    if i < end and buf[i] == 46:  # '.'
+        i += 1
+        first = i
+        while i < end and 48 <= buf[i] <= 57:
+            d = buf[i] - 48
+            if mant or d:
+                digits += 1
+            if digits <= MAX_EXACT_DIGITS:
+                mant = mant * 10 + d
+            scale += 1
+            i += 1
+        if i == first:
+            return -1, 0.0, False
+    power = 0
+    huge = False
+    if i < end and (buf[i] == 101 or buf[i] == 69):  # e E
+        i += 1
+        eneg = i < end and buf[i] == 45
+        if i < end and (buf[i] == 43 or buf[i] == 45):
+            i += 1
+        first = i
+        while i < end and 48 <= buf[i] <= 57:
+            if power > 1000:
+                huge = True
+            else:
+                power = power * 10 + (buf[i] - 48)
+            i += 1
+        if i == first:
+            return -1, 0.0, False
+        if eneg:
+            power = -power
+    if huge or digits > MAX_EXACT_DIGITS:
+        return i, 0.0, False
+    power -= scale
+    value = float(mant)
+    if mant == 0:
+        value = 0.0
+    elif 0 <= power <= MAX_EXACT_POWER:
+        value = value * _pow10(power)
+    elif -MAX_EXACT_POWER <= power < 0:
+        value = value / _pow10(-power)
+    else:
+        return i, 0.0, False
+    return i, -value if neg else value, True
 
 
 @no_refcount
 def _number(buf, i, end, max_digits):
-    start = i
-    i = _int(buf, i, end, end)
-    if i < 0:
-        return -1
-    if not (i < end and (buf[i] == 46 or buf[i] == 101 or buf[i] == 69)):  # an integer
-        sign = 1 if buf[start] == 45 else 0
-        return i if i - start - sign <= max_digits else -1
-    if i < end and buf[i] == 46:  # '.'
-        start = i + 1
-        i = _digits(buf, start, end)
-        if i == start:
-            return -1
-    if i < end and (buf[i] == 101 or buf[i] == 69):  # e E
-        i += 1
-        if i < end and (buf[i] == 43 or buf[i] == 45):
-            i += 1
-        start = i
-        i = _digits(buf, i, end)
-        if i == start:
-            return -1
-    return i
+    """End of the JSON number at i, or -1 (``_number_value``)."""
+    return _number_value(buf, i, end, max_digits)[0]
 
 
 @no_refcount
@@ -122,37 +222,40 @@ def _is_hex(c):
 
 @no_refcount
 def _string(buf, i, end):
-    """End (after the closing quote) of a strict JSON string starting at the quote at i, or -1:
-    escapes are one of \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX, no raw control bytes, valid UTF-8."""
+    """(end after the closing quote, or -1; whether it holds an escape) of a strict JSON string
+    starting at the quote at i: escapes are one of \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX, no raw
+    control bytes (so no newline), valid UTF-8."""
     i += 1
+    escaped = False
     while i < end:
         c = buf[i]
         if c == 34:
-            return i + 1
+            return i + 1, escaped
         if c == 92:  # backslash
+            escaped = True
             if i + 1 >= end:
-                return -1
+                return -1, escaped
             e = buf[i + 1]
             if e == 117:  # \uXXXX
                 if i + 5 >= end:
-                    return -1
+                    return -1, escaped
                 for j in range(i + 2, i + 6):
                     if not _is_hex(buf[j]):
-                        return -1
+                        return -1, escaped
                 i += 6
             elif e == 34 or e == 92 or e == 47 or e == 98 or e == 102 or e == 110 or e == 114 or e == 116:
                 i += 2
             else:
-                return -1
+                return -1, escaped
         elif c < 32:
-            return -1
+            return -1, escaped
         elif c < 128:
             i += 1
         else:
             i = _utf8(buf, i, end)
             if i < 0:
-                return -1
-    return -1
+                return -1, escaped
+    return -1, escaped
 
 
 @no_refcount
@@ -168,7 +271,7 @@ def _key_colon(buf, i, end):
     """After '"key" :' (whitespace around) starting at i, or -1."""
     if i >= end or buf[i] != 34:
         return -1
-    i = _string(buf, i, end)
+    i = _string(buf, i, end)[0]
     if i < 0:
         return -1
     i = _skip_ws(buf, i, end)
@@ -181,7 +284,7 @@ def _key_colon(buf, i, end):
 def _scalar(buf, i, end, max_digits):
     c = buf[i]
     if c == 34:
-        return _string(buf, i, end)
+        return _string(buf, i, end)[0]
     if c == 116:  # true
         return _word(buf, i, end, 116, 114, 117, 101, 4)
     if c == 110:  # null
@@ -240,28 +343,36 @@ def _value(buf, i, end, stack, max_digits):
 
 
 @no_refcount
-def _int_list_or_int(buf, i, end, max_digits):
-    if i < end and buf[i] == 91:  # '[' list of integers
-        i = _skip_ws(buf, i + 1, end)
+def _int_list(buf, i, end, max_digits, values, w, w_end):
+    """(end, or -1; count; whether every value was kept) of the list of integer literals at the
+    '[' at i, its values written to values[w:w_end] (kept: within int64 and room left)."""
+    i = _skip_ws(buf, i + 1, end)
+    if i < end and buf[i] == 93:  # ']'
+        return i + 1, 0, True
+    n = 0
+    kept = True
+    while True:
+        i, v, fits = _int_value(buf, i, end, max_digits)
+        if i < 0:
+            return -1, n, kept
+        if w + n < w_end:  # always, when w_end bounds the commas (_scan)
+            values[w + n] = v
+            n += 1
+        else:
+            fits = False
+        kept = kept and fits
+        i = _skip_ws(buf, i, end)
+        if i < end and buf[i] == 44:  # ','
+            i = _skip_ws(buf, i + 1, end)
+            continue
         if i < end and buf[i] == 93:
-            return i + 1
-        while True:
-            i = _int(buf, i, end, max_digits)
-            if i < 0:
-                return -1
-            i = _skip_ws(buf, i, end)
-            if i < end and buf[i] == 44:
-                i = _skip_ws(buf, i + 1, end)
-                continue
-            if i < end and buf[i] == 93:
-                return i + 1
-            return -1
-    return _int(buf, i, end, max_digits)
+            return i + 1, n, kept
+        return -1, n, kept
 
 
 @no_refcount
-def _key_class(buf, s, e, key_bytes, key_off, key_class):
-    """The class of the key buf[s:e]; REFUSED names match ignoring ASCII case."""
+def _key_index(buf, s, e, key_bytes, key_off, key_class):
+    """The schema key the key buf[s:e] names, or -1; REFUSED names match ignoring ASCII case."""
     n = e - s
     for k in range(key_off.shape[0] - 1):
         a = key_off[k]
@@ -279,17 +390,14 @@ def _key_class(buf, s, e, key_bytes, key_off, key_class):
                 same = False
                 break
         if same:
-            return key_class[k]
-    return ANY
+            return k
+    return -1
 
 
 @no_refcount
-def _plain_new_key(buf, s, e, n_keys, key_start, key_end):
-    """Whether the key bytes buf[s:e] hold no escape and differ from the line's earlier keys
-    (recorded in key_start/key_end[:n_keys])."""
-    for j in range(s, e):
-        if buf[j] == 92:
-            return False
+def _new_key(buf, s, e, n_keys, key_start, key_end):
+    """Whether the key bytes buf[s:e] differ from the line's earlier keys (recorded in
+    key_start/key_end[:n_keys])."""
     n = e - s
     for k in range(n_keys):
         if key_end[k] - key_start[k] != n:
@@ -305,119 +413,308 @@ def _plain_new_key(buf, s, e, n_keys, key_start, key_end):
 
 
 @no_refcount
-def _typed_value(buf, i, end, cls, stack, max_digits):
-    """End of the value at i if it is of class ``cls``, else -1."""
-    if cls == INT:
-        return _int_list_or_int(buf, i, end, max_digits)
+def _typed_value(buf, i, end, cls, stack, max_digits, out, row, k, w):
+    """(end, or -1 unless the value at i is of class ``cls``; whether its reading is declined;
+    the list cursor after it) with the value read into row ``row`` of schema key ``k`` of
+    ``out`` (the arrays of ``_walk``, the bound of the list cursor ``w`` last)."""
+    cell, flt, aux, present, values, w_end = out
+    if cls == ANY:
+        return _value(buf, i, end, stack, max_digits), False, w
+    present[k, row] = True
     if cls == NUMBER:
-        return _number(buf, i, end, max_digits)
+        j, x, exact = _number_value(buf, i, end, max_digits)
+        flt[k, row] = x
+        return j, not exact, w
     if cls == LABEL:
-        return _string(buf, i, end) if buf[i] == 34 else _int(buf, i, end, max_digits)
-    return _value(buf, i, end, stack, max_digits)
+        if buf[i] != 34:  # an integer label: decoded by DuckDB instead
+            return _int(buf, i, end, max_digits), True, w
+        j, escaped = _string(buf, i, end)
+        cell[k, row] = i + 1
+        aux[k, row] = j - 1
+        return j, escaped, w  # an escape: decoded by DuckDB instead
+    if buf[i] == 91:  # INT or INT_LIST holding a list; only an INT_LIST's values are kept
+        j, n, kept = _int_list(buf, i, end, max_digits, values, w, w_end if cls == INT_LIST else w)
+        cell[k, row] = w
+        aux[k, row] = n
+        return j, cls != INT_LIST or not kept, w + n
+    j, v, fits = _int_value(buf, i, end, max_digits)
+    cell[k, row] = v
+    return j, cls != INT or not fits, w
 
 
 @no_refcount
-def _line_ok(buf, i, end, key_bytes, key_off, key_class, stack, key_start, key_end, max_digits):
-    i = _skip_ws(buf, i, end)
-    if i >= end or buf[i] != 123:  # '{'
-        return False
+def _line(buf, i, end, keys, stack, key_start, key_end, max_digits, out, row, w):
+    """Validate and read the line whose first non-blank byte is at i (its fields into row
+    ``row`` of ``out``, see ``_typed_value``): (the position of its newline, or ``end``, or -1
+    when it is flagged; whether a value's reading is declined; the list cursor after it).
+
+    The line's end is found by this walk: no check passes a newline byte (not whitespace, and
+    not allowed in a string, a number or a literal)."""
+    key_bytes, key_off, key_class = keys
+    declined = False
+    if buf[i] != 123:  # '{'
+        return -1, declined, w
     i = _skip_ws(buf, i + 1, end)
     if i < end and buf[i] == 125:
-        return _skip_ws(buf, i + 1, end) == end
+        i = _skip_ws(buf, i + 1, end)
+        return (i if i == end or buf[i] == 10 else -1), declined, w
     n_keys = 0
     while True:
         if i >= end or buf[i] != 34:
-            return False
-        k_end = _string(buf, i, end)
-        if k_end < 0 or n_keys == key_start.shape[0]:
-            return False
-        if not _plain_new_key(buf, i + 1, k_end - 1, n_keys, key_start, key_end):
-            return False
+            return -1, declined, w
+        k_end, escaped = _string(buf, i, end)
+        if k_end < 0 or escaped or n_keys == key_start.shape[0]:
+            return -1, declined, w
+        if not _new_key(buf, i + 1, k_end - 1, n_keys, key_start, key_end):
+            return -1, declined, w
         key_start[n_keys] = i + 1
         key_end[n_keys] = k_end - 1
         n_keys += 1
-        cls = _key_class(buf, i + 1, k_end - 1, key_bytes, key_off, key_class)
+        k = _key_index(buf, i + 1, k_end - 1, key_bytes, key_off, key_class)
+        cls = ANY if k < 0 else key_class[k]
         if cls == REFUSED:
-            return False
+            return -1, declined, w
         i = _skip_ws(buf, k_end, end)
         if i >= end or buf[i] != 58:  # ':'
-            return False
+            return -1, declined, w
         i = _skip_ws(buf, i + 1, end)
         if i >= end:
-            return False
-        i = _typed_value(buf, i, end, cls, stack, max_digits)
+            return -1, declined, w
+        i, no, w = _typed_value(buf, i, end, cls, stack, max_digits, out, row, k, w)
+        declined = declined or no
         if i < 0:
-            return False
+            return -1, declined, w
         i = _skip_ws(buf, i, end)
         if i < end and buf[i] == 44:
             i = _skip_ws(buf, i + 1, end)
             continue
         if i < end and buf[i] == 125:
-            return _skip_ws(buf, i + 1, end) == end
-        return False
+            i = _skip_ws(buf, i + 1, end)
+            return (i if i == end or buf[i] == 10 else -1), declined, w
+        return -1, declined, w
 
 
-@nb.njit(cache=True, parallel=True)
-def _scan(buf, bounds, key_bytes, key_off, key_class, max_digits):
-    """Chunks (split at line starts) are scanned in parallel: first their line counts, then
-    each line's blank/ok flags into its global slot."""
-    n_chunks = bounds.shape[0] - 1
-    counts = np.zeros(n_chunks + 1, np.int64)
-    for c in nb.prange(n_chunks):
-        lo = bounds[c]
-        hi = bounds[c + 1]
-        k = 0
-        for i in range(lo, hi):
-            if buf[i] == 10:
-                k += 1
-        if hi > lo and buf[hi - 1] != 10:
-            k += 1
-        counts[c + 1] = k
-    first = np.cumsum(counts)
-    blank = np.empty(first[n_chunks], np.bool_)
-    ok = np.empty(first[n_chunks], np.bool_)
-    for c in nb.prange(n_chunks):
-        i = bounds[c]
-        hi = bounds[c + 1]
-        li = first[c]
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
+_COMMAS = np.uint64(0x2C2C2C2C2C2C2C2C)
+_QUOTES = np.uint64(0x2222222222222222)
+
+
+@no_refcount
+def _equal_bytes(v, c):
+    """The high bit of each of the 8 bytes of the word v that equals the byte ``c`` repeats."""
+    x = v ^ c
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)  # no carry crosses bytes
+
+
+@no_refcount
+def _high_bits(x):
+    """How many bytes of x have their high bit (the only bit) set."""
+    return ((x >> np.uint64(7)) * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@no_refcount
+def _count_range(buf, words, off, lo, hi):
+    """(newlines, commas that may precede a list value) in buf[lo:hi], 8 bytes a step where
+    ``words`` (buf[off:] as aligned little-endian uint64) covers them. A comma right before a
+    quote is not counted there: it separates keys (or ends a string), never integers."""
+    w_lo = (lo - off + 7) // 8
+    w_hi = (hi - off) // 8
+    if w_lo >= w_hi:
+        w_lo = w_hi = (hi - off + 7) // 8  # no whole word: every byte one by one
+    lines = np.uint64(0)
+    commas = np.uint64(0)
+    carry = np.uint64(0)  # a comma in the last byte of the word before, moved to the first
+    for w in range(w_lo, w_hi):
+        comma = _equal_bytes(words[w], _COMMAS)
+        lines += _high_bits(_equal_bytes(words[w], _NEWLINES))
+        commas += _high_bits(comma) - _high_bits(((comma << np.uint64(8)) | carry) & _equal_bytes(words[w], _QUOTES))
+        carry = comma >> np.uint64(56)
+    n_lines, n_commas = int(lines), int(commas)
+    for i in range(lo, min(hi, off + 8 * w_lo)):
+        n_lines += 1 if buf[i] == 10 else 0
+        n_commas += 1 if buf[i] == 44 else 0
+    for i in range(max(lo, off + 8 * w_hi), hi):
+        n_lines += 1 if buf[i] == 10 else 0
+        n_commas += 1 if buf[i] == 44 else 0
+    return n_lines, n_commas
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _count(buf, words, off, bounds):
+    """Lines and commas of each part buf[bounds[p]:bounds[p + 1]] (split at line starts)."""
+    n_parts = bounds.shape[0] - 1
+    lines = np.zeros(n_parts, np.int64)
+    commas = np.zeros(n_parts, np.int64)
+    for p in nb.prange(n_parts):
+        lo = bounds[p]
+        hi = bounds[p + 1]
+        n_lines, commas[p] = _count_range(buf, words, off, lo, hi)
+        lines[p] = n_lines + (1 if hi > lo and buf[hi - 1] != 10 else 0)
+    return lines, commas
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _scan(buf, words, off, bounds, keys, max_digits):
+    """Count the parts' lines, then walk them: (blank, ok, declined, and the columns read:
+    cell, flt, aux, present and values, as ``_typed_value`` writes them)."""
+    lines, commas = _count(buf, words, off, bounds)
+    n_parts, m = lines.shape[0], keys[2].shape[0]
+    n_lists = 0
+    for k in range(m):
+        n_lists += 1 if keys[2][k] == INT_LIST else 0
+    first = np.zeros(n_parts + 1, np.int64)
+    room = np.zeros(n_parts + 1, np.int64)
+    for p in range(n_parts):
+        first[p + 1] = first[p] + lines[p]
+        # Each part's list values get a region of one buffer: a list holds at most its commas
+        # + 1 values, and a line one list of each INT_LIST key (a repeated key is flagged
+        # before its value is read). The regions are closed up later (_compact_lists): in
+        # compact JSON, whose commas outside lists precede quotes, they are about full.
+        room[p + 1] = room[p] + (commas[p] + n_lists * lines[p] if n_lists else 0)
+    n = first[n_parts]
+    blank = np.empty(n, np.bool_)
+    ok = np.empty(n, np.bool_)
+    declined = np.zeros(n_parts, np.bool_)
+    cell = np.zeros((m, n), np.int64)   # an integer, a string's start, a list's start in values
+    flt = np.zeros((m, n), np.float64)
+    aux = np.zeros((m, n), np.int64)    # a string's end, a list's length
+    present = np.zeros((m, n), np.bool_)
+    values = np.empty(room[n_parts], np.int64)
+    _walk(buf, bounds, first, room, keys, max_digits, blank, ok, cell, flt, aux, present, values, declined)
+    return blank, ok, declined, (cell, flt, aux, present, values)
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _walk(buf, bounds, first, room, keys, max_digits, blank, ok, cell, flt, aux, present, values, declined):
+    """Every line of the parts (in parallel) validated and read into its row: part p's lines
+    are rows first[p]..., its list values go to values[room[p]:room[p + 1]]; declined[p]: a
+    line that passed holds a value the reading declines."""
+    for p in nb.prange(bounds.shape[0] - 1):
         stack = np.empty(MAX_DEPTH, np.int8)
         key_start = np.empty(MAX_KEYS, np.int64)
         key_end = np.empty(MAX_KEYS, np.int64)
+        i, hi, row, w = bounds[p], bounds[p + 1], first[p], room[p]
+        out = (cell, flt, aux, present, values, room[p + 1])
         while i < hi:
-            end = i
-            while end < hi and buf[end] != 10:
-                end += 1
-            j = _skip_ws(buf, i, end)
-            blank[li] = j >= end
-            ok[li] = j >= end or _line_ok(buf, j, end, key_bytes, key_off, key_class, stack, key_start, key_end, max_digits)
-            li += 1
-            i = end + 1
-    return blank, ok
+            j = _skip_ws(buf, i, hi)
+            blank[row] = j == hi or buf[j] == 10
+            ok[row] = True
+            if not blank[row]:
+                j, no, w_next = _line(buf, j, hi, keys, stack, key_start, key_end, max_digits, out, row, w)
+                if j < 0:  # flagged: its values are dropped, its end found by a search
+                    ok[row] = False
+                    j = i
+                    while j < hi and buf[j] != 10:
+                        j += 1
+                else:
+                    w = w_next
+                    declined[p] = declined[p] or no
+            i = j + 1
+            row += 1
 
 
-def scan_jsonl(data: bytes, classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(line numbers of non-blank lines, whether each passes the strict type check).
+@nb.njit(cache=True, nogil=True)
+def _compact_lists(values, start, length, rows):
+    """Move the lists values[start[r]:start[r] + length[r]] of ``rows`` (ascending) to the front
+    of ``values``, one after another; their Arrow offsets. In place: a list never moves right
+    (the parts' regions and the lines in them are in order), so a forward copy is safe."""
+    offsets = np.zeros(rows.shape[0] + 1, np.int64)
+    to = 0
+    for x in range(rows.shape[0]):
+        r = rows[x]
+        s = start[r]
+        if s != to:
+            for j in range(length[r]):
+                values[to + j] = values[s + j]
+        to += length[r]
+        offsets[x + 1] = to
+    return offsets
 
-    ``classes`` maps field names to INT / NUMBER / LABEL; other fields may hold anything."""
-    names = [k.encode("utf-8") for k in classes]
-    key_off = np.zeros(len(names) + 1, np.int64)
-    np.cumsum([len(k) for k in names], out=key_off[1:])
-    key_bytes = np.frombuffer(b"".join(names) or b"\0", np.uint8)
-    key_class = np.array(list(classes.values()) or [ANY], np.int64)
-    buf = np.frombuffer(data, np.uint8)
-    # Chunk bounds at line starts: about 4 chunks per thread for balance on large inputs.
-    n_chunks = max(1, min(4 * nb.get_num_threads(), len(data) >> 20))
+
+@nb.njit(cache=True, nogil=True)
+def _gather_strings(buf, start, end, rows):
+    """Arrow string buffers (int64 offsets, bytes) of the spans buf[start[r]:end[r]] of
+    ``rows``; a missing value (start = end = 0) is empty."""
+    offsets = np.zeros(rows.shape[0] + 1, np.int64)
+    for x in range(rows.shape[0]):
+        offsets[x + 1] = offsets[x] + end[rows[x]] - start[rows[x]]
+    data = np.empty(offsets[-1], np.uint8)
+    for x in range(rows.shape[0]):
+        data[offsets[x]:offsets[x + 1]] = buf[start[rows[x]]:end[rows[x]]]
+    return offsets, data
+
+
+def _parts(data: bytes) -> np.ndarray:
+    """Bounds of the parts of ``data`` walked in parallel, at line starts: about 4 per thread
+    for balance on large inputs."""
+    n_parts = max(1, min(4 * nb.get_num_threads(), len(data) >> 20))
     bounds = [0]
-    for c in range(1, n_chunks):
-        cut = data.find(b"\n", max(bounds[-1], len(data) * c // n_chunks))
+    for c in range(1, n_parts):
+        cut = data.find(b"\n", max(bounds[-1], len(data) * c // n_parts))
         if cut < 0:
             break
         if cut + 1 > bounds[-1]:
             bounds.append(cut + 1)
     if bounds[-1] != len(data) or len(bounds) == 1:
         bounds.append(len(data))
+    return np.array(bounds, np.int64)
+
+
+def read_jsonl(data: bytes, classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """(1-based numbers of the non-blank lines (blank: only spaces, tabs and CRs), whether each
+    passes the strict type check, the typed fields of the lines that pass as Arrow arrays, or
+    None when the reading declines one of their values).
+
+    ``classes`` maps field names to INT / INT_LIST / NUMBER / LABEL (the fields read) or
+    REFUSED; other fields may hold anything."""
+    names = [k.encode("utf-8") for k in classes]
+    key_off = np.zeros(len(names) + 1, np.int64)
+    np.cumsum([len(k) for k in names], out=key_off[1:])
+    key_class = np.array(list(classes.values()) or [ANY], np.int64)
+    keys = (np.frombuffer(b"".join(names) or b"\0", np.uint8), key_off, key_class)
+    buf = np.frombuffer(data, np.uint8)
+    off = -buf.ctypes.data % 8  # the first byte of buf at a multiple of 8 in memory
+    words = buf[off:off + (buf.shape[0] - off) // 8 * 8].view(np.uint64)
     # Python refuses integer literals longer than this (0: no limit); so must the scan
     max_digits = sys.get_int_max_str_digits() or len(data)
-    blank, ok = _scan(buf, np.array(bounds, np.int64), key_bytes, key_off, key_class, max_digits)
+    blank, ok, declined, read = _scan(buf, words, off, _parts(data), keys, max_digits)
+    columns = None
+    if not declined.any() and np.count_nonzero(key_class == INT_LIST) <= 1:
+        columns = _columns(buf, classes, np.flatnonzero(ok & ~blank), *read)
     keep = ~blank
-    return np.flatnonzero(keep) + 1, ok[keep]
+    return np.flatnonzero(keep) + 1, ok[keep], columns
+
+
+def _columns(buf, classes: dict, rows: np.ndarray, cell, flt, aux, present, values) -> dict:
+    """The read fields of ``rows`` as Arrow arrays (a field missing from a line is null)."""
+    import pyarrow as pa
+    out = {}
+    for f, (name, cls) in enumerate(classes.items()):
+        if cls not in (INT, INT_LIST, NUMBER, LABEL):
+            continue
+        have = present[f, rows]
+        missing = None if have.all() else ~have
+        if cls == INT:
+            out[name] = pa.array(cell[f, rows], pa.int64(), mask=missing)
+        elif cls == NUMBER:
+            out[name] = pa.array(flt[f, rows], pa.float64(), mask=missing)
+        elif cls == LABEL:
+            offsets, text = _gather_strings(buf, cell[f], aux[f], rows)
+            out[name] = pa.LargeStringArray.from_buffers(rows.shape[0], pa.py_buffer(offsets), pa.py_buffer(text),
+                                                         None if missing is None else pa.array(have).buffers()[1])
+        else:
+            offsets = _compact_lists(values, cell[f], aux[f], rows)
+            kept = values[:offsets[-1]]
+            if 4 * kept.shape[0] < 3 * values.shape[0]:  # much room unused (commas outside the lists):
+                kept = kept.copy()                        # not kept alive by the column
+            out[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(kept),
+                                                      mask=None if missing is None else pa.array(missing))
+    return out
+
+
+def scan_jsonl(data: bytes, classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(1-based numbers of the non-blank lines, whether each passes the strict type check):
+    ``read_jsonl`` without its columns."""
+    line_no, ok, _ = read_jsonl(data, classes)
+    return line_no, ok
