@@ -20,6 +20,7 @@ Contract (shared by every part of kvctrace):
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -71,9 +72,10 @@ class Trace:
         if blocks is None:
             from .accesses import STORE_CHUNK_ACCESSES, iter_access_chunks
             from .memory import small_block_cache
-            con = self.connection(all_tables=False)
-            with small_block_cache(con):
-                yield from iter_access_chunks(con, self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
+            with self.sql_lock:
+                con = self.connection(all_tables=False)
+                with small_block_cache(con):
+                    yield from iter_access_chunks(con, self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
             return
         offsets, size, n = self.offsets, self.chunk_accesses, self.n_requests
         if not size:
@@ -133,15 +135,25 @@ class Trace:
         if release_blocks:
             self.blocks = np.empty(0, np.int32)
 
+    @property
+    def sql_lock(self) -> threading.RLock:
+        """Held while the DuckDB connection is in use: a connection serves one thread at a
+        time, and ``analysis.analyze`` runs the workload statistics (DuckDB queries) on a
+        thread beside the other analyses. Whoever streams from the connection holds it until
+        the stream ends."""
+        return self.__dict__.setdefault("_sql_lock", threading.RLock())
+
     def sql(self, query: str, **params) -> pl.DataFrame:
         """Run SQL against the trace's DuckDB tables and return a polars frame."""
-        return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
+        with self.sql_lock:
+            return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
     def request_sql(self, query: str, **params) -> pl.DataFrame:
         """``sql`` for a query that reads only the requests, meta or rejects tables: it does
         not make an in-memory store write its tables (the analyses' queries)."""
-        con = self.connection(all_tables=False)
-        return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+        with self.sql_lock:
+            con = self.connection(all_tables=False)
+            return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
 
     def requests(self) -> pl.DataFrame:
         return self.request_sql("SELECT * FROM requests ORDER BY req_id")

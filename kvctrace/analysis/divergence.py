@@ -165,16 +165,18 @@ def store_windows(trace: Trace, n_tokens: np.ndarray):
         out = np.empty(int(woff[-1]), np.int64)
         row_of = np.full(max(trace.n_requests, 1), -1, np.int64)
         rows = max(1, int(WINDOW_BATCH_TOKENS // max(1.0, float(n_tokens.mean()) if n_tokens.shape[0] else 1.0)))
-        reader = trace.connection(all_tables=False).sql("SELECT req_id, tokens FROM requests").to_arrow_reader(batch_size=rows)
-        for batch in reader:
-            ids = batch.column(0).to_numpy()
-            row_of[ids] = np.arange(ids.shape[0])
-            pick = np.flatnonzero(row_of[req] >= 0)
-            if pick.shape[0]:
-                values, offsets = list_column(pl.from_arrow(batch.column(1)))
-                wtok, wlen = gather_windows(values, offsets)(row_of[req[pick]], start[pick], length[pick])
-                scatter_windows(out, woff, pick, wtok, wlen)
-            row_of[ids] = -1
+        with trace.sql_lock:  # the connection streams to this thread until the read ends
+            reader = trace.connection(all_tables=False).sql("SELECT req_id, tokens FROM requests").to_arrow_reader(
+                batch_size=rows)
+            for batch in reader:
+                ids = batch.column(0).to_numpy()
+                row_of[ids] = np.arange(ids.shape[0])
+                pick = np.flatnonzero(row_of[req] >= 0)
+                if pick.shape[0]:
+                    values, offsets = list_column(pl.from_arrow(batch.column(1)))
+                    wtok, wlen = gather_windows(values, offsets)(row_of[req[pick]], start[pick], length[pick])
+                    scatter_windows(out, woff, pick, wtok, wlen)
+                row_of[ids] = -1
         return out, woff
     return fetch
 

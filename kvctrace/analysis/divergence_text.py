@@ -112,7 +112,8 @@ def classify(r_tokens: np.ndarray, q_tokens: np.ndarray | None, d: int, r_msgs, 
 def request_columns(trace) -> set:
     """Names of the columns of the trace's requests table (or of the view an in-memory ingest
     registers in its place)."""
-    return set(trace.connection(all_tables=False).sql("SELECT * FROM requests LIMIT 0").columns)
+    with trace.sql_lock:
+        return set(trace.connection(all_tables=False).sql("SELECT * FROM requests LIMIT 0").columns)
 
 
 def _fetch(trace, ids: list) -> dict:

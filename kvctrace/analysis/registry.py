@@ -37,7 +37,11 @@ class Analysis:
     keeps almost nothing, so it goes first of all; docs/architecture.md "Memory" has the sizes).
     ``sentence``: a summary key holding a sentence the console prints in full after the
     tables (empty: none).
-    ``labels``: how the console names each headline key (summary.json keeps the keys)."""
+    ``labels``: how the console names each headline key (summary.json keeps the keys).
+    ``beside``: run on a thread beside the others (``analyze``): only for an analysis whose
+    work releases the GIL (DuckDB queries, Numba kernels without Python in their loops), that
+    keeps little memory, and that uses the trace's DuckDB connection only under
+    ``Trace.sql_lock``."""
     name: str
     title: str
     run: Callable
@@ -47,6 +51,7 @@ class Analysis:
     run_rank: int
     sentence: str = ""
     labels: dict = field(default_factory=dict, compare=False)
+    beside: bool = False
 
 
 # In summary.json and console order.
@@ -113,7 +118,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "workload", "workload statistics", analyze_workload, needs_block_ids=False,
         headline=("mean_rate_rps", "peak_window_requests", "interarrival_cv", "index_of_dispersion",
                   "input_len_mean", "input_len_p50", "input_len_p99", "output_len_mean", "output_len_p50"),
-        report_sections=("workload",), run_rank=0,
+        report_sections=("workload",), run_rank=0, beside=True,
         labels={"mean_rate_rps": "mean arrival rate (requests/s)", "peak_window_requests": "peak requests per window",
                 "interarrival_cv": "inter-arrival CV (1 = Poisson)", "index_of_dispersion": "index of dispersion",
                 "input_len_mean": "mean input length (tokens)", "input_len_p50": "median input length (tokens)",

@@ -8,6 +8,7 @@ block-level section says why it could not be measured instead of failing.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,21 +77,54 @@ def analyze(trace: Trace, **options) -> AnalysisResult:
     unavailable: dict = {}
     timings: dict = {}
     _, applies = registry.no_block_ids_scope()
-    for analysis in registry.run_order():
-        check_interrupt()  # Ctrl-C stops a CLI command between analyses (progress.interruptible)
+
+    def run(analysis) -> None:
         name = analysis.name
         if analysis.needs_block_ids and not trace.has_block_ids:
             unavailable[name] = (f"the trace has no block ids (format {trace.format}): {name} "
                                  f"cannot be measured; only {applies} apply")
-            continue
+            return
         start = time.perf_counter()
         try:
             results[name] = analysis.run(trace, **(options.get(f"{name}_opts") or {}))
         except NoBlockIdsError as err:
             unavailable[name] = err.message
         timings[name] = time.perf_counter() - start
+
+    # The workload statistics (DuckDB queries on one thread) run beside the Numba analyses, on
+    # the other core; results are the same as one after another (each is deterministic).
+    beside = _Beside([a for a in registry.run_order() if a.beside], run)
+    try:
+        for analysis in registry.run_order():
+            if not analysis.beside:
+                check_interrupt()  # Ctrl-C stops a CLI command between analyses (progress.interruptible)
+                run(analysis)
+    finally:
+        beside.wait()  # never leave a thread inside DuckDB (an exception or Ctrl-C included)
+    if beside.error is not None:
+        raise beside.error
     release_freed_memory()  # the SQL statistics' DuckDB buffers: not held under the report
     return AnalysisResult(trace=trace, results=results, unavailable=unavailable, timings_s=timings)
+
+
+class _Beside:
+    """Analyses ``run`` in order on a thread of their own; after ``wait``, ``error`` is what
+    the one that failed raised (the caller raises it), or None."""
+
+    def __init__(self, analyses: list, run):
+        self.error: BaseException | None = None
+
+        def body() -> None:
+            try:
+                for analysis in analyses:
+                    run(analysis)
+            except BaseException as err:  # noqa: BLE001 - raised in the caller's thread
+                self.error = err
+        self._thread = threading.Thread(target=body, name="kvctrace-analyses-beside", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 def trace_name(path) -> str:

@@ -39,13 +39,14 @@ def _one_thread(trace):
     """DuckDB adds up floating-point values in parallel in no fixed order, so means and
     variances would differ in their last digits from run to run; one thread makes them
     deterministic, and these queries read only the small requests table."""
-    con = trace.connection(all_tables=False)
-    threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {threads}")
+    with trace.sql_lock:  # the setting is the connection's: nobody else queries meanwhile
+        con = trace.connection(all_tables=False)
+        threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        con.execute("SET threads = 1")
+        try:
+            yield
+        finally:
+            con.execute(f"SET threads = {threads}")
 
 
 def _row(frame: pl.DataFrame) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvctrace.kernels import jsonscan
+from kvctrace.kernels import json_lex, jsonscan
 
 FIELDS = {"i": jsonscan.INT, "l": jsonscan.INT_LIST, "f": jsonscan.NUMBER, "s": jsonscan.LABEL}
 
@@ -44,7 +44,7 @@ def exactly_readable(number: str) -> bool:
     mant, _, exp = number.lower().partition("e")
     digits = mant.lstrip("-").replace(".", "").lstrip("0")
     power = (int(exp) if exp else 0) - len(mant.partition(".")[2])
-    return len(digits) <= jsonscan.MAX_EXACT_DIGITS and (not digits or abs(power) <= jsonscan.MAX_EXACT_POWER)
+    return len(digits) <= json_lex.MAX_EXACT_DIGITS and (not digits or abs(power) <= json_lex.MAX_EXACT_POWER)
 
 
 def in_int64(v: int) -> bool:
