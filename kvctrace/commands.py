@@ -25,6 +25,16 @@ def _open(trace, trace_options: dict | None, progress=None):
     return open_trace(trace, **(trace_options or {}), **({"progress": progress} if progress else {}))
 
 
+def _open_for_analyses(trace, trace_options: dict | None, progress=None):
+    """``_open`` for the analyses: a store above ANALYZE_IN_CHUNKS_ABOVE accesses keeps its
+    block ids in the file (the analyses stream them; a replay reads them whole when it
+    starts), a smaller one is read whole now."""
+    opened = _open(trace, {**(trace_options or {}), "chunked": True}, progress)
+    if opened.n_accesses <= ANALYZE_IN_CHUNKS_ABOVE:
+        opened.blocks  # noqa: B018 - read a store's ids whole now (Trace.blocks reads them on first use)
+    return opened
+
+
 def default_out_dir(info: dict) -> Path:
     """The default output folder of every command that writes a trace's reports:
     ``reports/<name of the original trace file>/`` (a .duckdb remembers the name), so every
@@ -126,9 +136,7 @@ def analyze(trace: Path, trace_options: dict | None = None, out: Path | None = N
     ``progress``: optional callable told the current stage."""
     from .analysis import analyze as run_analyses
     from .outputs import removed_if_interrupted, replaced_atomically
-    opened = _open(trace, {**(trace_options or {}), "chunked": True}, progress)
-    if opened.n_accesses <= ANALYZE_IN_CHUNKS_ABOVE:
-        opened.blocks  # noqa: B018 - read a store's ids whole now (Trace.blocks reads them on first use)
+    opened = _open_for_analyses(trace, trace_options, progress)
     with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
         out_dir = _claim(out, opened.info(), force)
         # On a small trace the report's chart stack (altair, jinja2: ~0.4 s of imports, ~30 MB)
@@ -183,7 +191,7 @@ def report(trace: Path, trace_options: dict | None = None, out: Path | None = No
     from .replay.cost import load_calibration
     check_engine(engine, ray_address)
     cal = load_calibration(calibration) if calibration is not None else None
-    opened = _open(trace, trace_options, progress)
+    opened = _open_for_analyses(trace, trace_options, progress)
     with removed_if_interrupted(out if out is not None else default_out_dir(opened.info())):
         return _report(opened, _claim(out, opened.info(), force), replay, config, preset, recommend, engine,
                        ray_address, _stage(progress), calibration, cal)

@@ -229,9 +229,10 @@ def _blocks(trace: Trace) -> np.ndarray:
     if blocks is None:  # a store opened in chunks: read whole for a caller that needs every id
         from .accesses import read_block_ids
         from .memory import drop_cached_blocks
-        con = trace.connection(all_tables=False)
-        blocks = trace.__dict__["_blocks"] = read_block_ids(con, trace.offsets)
-        drop_cached_blocks(con)  # the ids are read: DuckDB need not keep the file's blocks
+        with trace.sql_lock:
+            con = trace.connection(all_tables=False)
+            blocks = trace.__dict__["_blocks"] = read_block_ids(con, trace.offsets)
+            drop_cached_blocks(con)  # the ids are read: DuckDB need not keep the file's blocks
     return blocks
 
 
