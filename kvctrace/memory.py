@@ -13,13 +13,12 @@ where memory lives, never a result:
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import ctypes
 import functools
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 # DuckDB's allocator keeps freed memory for reuse and, without its background threads, returns
