@@ -61,6 +61,12 @@ class Trace:
     def n_accesses(self) -> int:
         return int(self.offsets[-1]) if self.has_block_ids else 0
 
+    @property
+    def in_one_chunk(self) -> bool:
+        """Whether ``access_chunks`` gives the whole trace as one chunk (its ids in memory, not
+        cut by ``chunk_accesses``)."""
+        return self.__dict__.get("_blocks") is not None and not self.chunk_accesses
+
     def access_chunks(self) -> Iterator[AccessChunk]:
         """The block ids as chunks of whole requests, in arrival order (``AccessChunk``: the
         first request's number, CSR offsets from 0, the ids): how the analyses read them. A
@@ -78,7 +84,7 @@ class Trace:
                     yield from iter_access_chunks(con, self.chunk_accesses or STORE_CHUNK_ACCESSES, self.offsets)
             return
         offsets, size, n = self.offsets, self.chunk_accesses, self.n_requests
-        if not size:
+        if self.in_one_chunk:
             yield AccessChunk(0, offsets, blocks)
             return
         first = 0

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from kvctrace import KvctraceError, open_trace
 from kvctrace.formats import READERS, detect_format, read_columns
-from kvctrace.kernels.jsonscan import scan_jsonl
+from kvctrace.kernels.jsonscan import read_jsonl
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -163,7 +163,7 @@ def test_scan_numbers_nonblank_lines(text):
     if lines and lines[-1] == b"":
         lines.pop()
     want = [i + 1 for i, line in enumerate(lines) if line.strip()]
-    assert scan_jsonl(data, {})[0].tolist() == want
+    assert read_jsonl(data, {})[0].tolist() == want
 
 
 record = st.fixed_dictionaries({
@@ -253,7 +253,7 @@ def test_strict_scan_matches_naive(records, cuts, sep):
         if k < len(lines) and "other" not in records[k]:
             lines[k] = lines[k][:cut]
     data = "\n".join(lines).encode()
-    numbers, ok = scan_jsonl(data, SCAN_CLASSES)
+    numbers, ok, _ = read_jsonl(data, SCAN_CLASSES)
     want = [(i + 1, naive.naive_strict_json_line(line, SCAN_CLASSES)) for i, line in enumerate(lines) if line.strip()]
     assert list(zip(numbers.tolist(), ok.tolist())) == want
 

@@ -75,7 +75,7 @@ def deliberately_flagged(raw: bytes) -> bool:
 @given(st.lists(line(), min_size=1, max_size=6))
 def test_scan_matches_the_strict_reference(lines):
     data = b"\n".join(lines)
-    numbers, ok = jsonscan.scan_jsonl(data, CLASSES)
+    numbers, ok, _ = jsonscan.read_jsonl(data, CLASSES)
     blank = [i for i, raw in enumerate(lines, 1) if not raw.strip(b" \t\r")]
     assert set(numbers.tolist()) == set(range(1, len(lines) + 1)) - set(blank)
     for number, passed in zip(numbers.tolist(), ok.tolist()):
@@ -92,5 +92,5 @@ def test_digit_limit_follows_python():
     ok_line = b'{"x": ' + b"1" * limit + b"}"
     long_line = b'{"x": ' + b"1" * (limit + 1) + b"}"
     float_line = b'{"x": 1' + b"0" * limit + b".5}"  # a float: Python has no digit limit there
-    _, ok = jsonscan.scan_jsonl(b"\n".join([ok_line, long_line, float_line]), {})
+    _, ok, _ = jsonscan.read_jsonl(b"\n".join([ok_line, long_line, float_line]), {})
     assert ok.tolist() == [True, False, True]

@@ -349,14 +349,8 @@ def _feed(trace, makers: list) -> list:
     feeds them one after another, so each one's per-block scratch is freed before the next is
     made (the peak of calling the kernels in turn); a trace in chunks (a store) feeds each
     chunk to all of them, so that one read of the store serves every accumulator."""
-    chunks = trace.access_chunks()
-    first = next(chunks, None)
-    chunks.close()   # a store's read holds its connection, which a maker may query
-    if first is None or first.offsets.shape[0] - 1 == trace.n_requests:
-        whole = [] if first is None else [first]
-        return [run_passes([make()], lambda: whole)[0] for make in makers]
-    # in chunks: every accumulator made, then each pass reads from the start (the first chunk,
-    # read to find out, again)
+    if trace.in_one_chunk:
+        return [run_passes([make()], trace.access_chunks)[0] for make in makers]
     return run_passes([make() for make in makers], trace.access_chunks)
 
 

@@ -419,10 +419,3 @@ def _columns(buf, classes: dict, rows: np.ndarray, cell, flt, aux, present, valu
             out[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(kept),
                                                       mask=None if missing is None else pa.array(missing))
     return out
-
-
-def scan_jsonl(data: bytes, classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(1-based numbers of the non-blank lines, whether each passes the strict type check):
-    ``read_jsonl`` without its columns."""
-    line_no, ok, _ = read_jsonl(data, classes)
-    return line_no, ok
